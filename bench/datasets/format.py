@@ -1,0 +1,253 @@
+"""bench format v1 on a local directory: write a version, read it back, hash its content and files.
+
+Layout (docs/format.md is the full specification):
+  manifest.json      written last; describes everything else, with the sha256 of every file
+  steps.zarr/        Zarr v3 group, all episodes concatenated
+  episodes.parquet   one row per episode
+  media/             optional previews and videos
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from bench.datasets.spaces import space_from_json, space_to_json
+from bench.datasets.trajectories import Trajectories, flatten_tree, unflatten_tree
+from bench.errors import IntegrityError, InvalidInput
+
+FORMAT_NAME = "bench"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STEPS = "steps.zarr"
+EPISODES = "episodes.parquet"
+MEDIA = "media"
+
+# Vector chunks aim at ~4 MB (at most 65,536 rows): big enough for fast whole-array loads,
+# small enough that an episode-range download fetches little beyond what it asks for.
+_VECTOR_CHUNK_BYTES = 4 << 20
+_MAX_VECTOR_CHUNK_ROWS = 65_536
+_IMAGE_CHUNK_FRAMES = 64
+_VECTOR_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+_IMAGE_CODEC = ZstdCodec(level=3)
+_HASH_BLOCK = 1 << 22
+
+
+def is_image_array(array: np.ndarray) -> bool:
+    """uint8 rows of two or more dimensions (HW or HWC) are frames."""
+    return array.dtype == np.uint8 and array.ndim >= 3
+
+
+def _chunks_and_codec(array: np.ndarray) -> tuple[tuple[int, ...], Any]:
+    row_shape = array.shape[1:]
+    if is_image_array(array):
+        return (_IMAGE_CHUNK_FRAMES, *row_shape), _IMAGE_CODEC
+    row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * array.dtype.itemsize)
+    rows = int(np.clip(_VECTOR_CHUNK_BYTES // row_bytes, 1, _MAX_VECTOR_CHUNK_ROWS))
+    return (max(1, min(rows, len(array))), *row_shape), _VECTOR_CODEC
+
+
+def step_arrays(data: Trajectories) -> dict[str, np.ndarray]:
+    """Every array of the steps group by its path, in canonical (sorted) order."""
+    arrays = flatten_tree(data.observations, "observations")
+    arrays.update(actions=data.actions, rewards=data.rewards, terminations=data.terminations, truncations=data.truncations)
+    arrays.update({f"infos/{key}": value for key, value in data.infos.items()})
+    return dict(sorted(arrays.items()))
+
+
+def _row_alignment(path: str, rows: int, data: Trajectories) -> str:
+    if path.startswith("observations"):
+        return "observations"
+    if path.startswith("infos/") and rows != data.num_steps:
+        return "observations"
+    return "steps"
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(array)
+
+
+def content_sha256(data: Trajectories) -> str:
+    """Hash of decoded content, independent of compression and chunking.
+
+    For each array in sorted path order: the UTF-8 path, NUL, the little-endian numpy dtype
+    string (e.g. "<f4", "|b1"), NUL, the shape as JSON, NUL, then the raw little-endian C-order
+    bytes. Then "episodes/lengths", NUL, and the episode lengths as little-endian int64.
+    """
+    digest = hashlib.sha256()
+    for path, array in step_arrays(data).items():
+        array = _little_endian(np.asarray(array))
+        digest.update(f"{path}\0{array.dtype.str}\0{json.dumps(list(array.shape))}\0".encode())
+        digest.update(memoryview(array.reshape(-1)).cast("B"))
+    digest.update(b"episodes/lengths\0")
+    digest.update(np.asarray(data.lengths, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_files(root: Path) -> list[str]:
+    """Every file under root as a POSIX relative path, sorted; the manifest excluded."""
+    files = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            relative = Path(directory, name).relative_to(root).as_posix()
+            if relative != MANIFEST:
+                files.append(relative)
+    return sorted(files)
+
+
+def episodes_table(data: Trajectories) -> pa.Table:
+    terminated = np.zeros(data.num_episodes, dtype=bool)
+    truncated = np.zeros(data.num_episodes, dtype=bool)
+    ends = data.step_starts + data.lengths - 1
+    terminated[:] = data.terminations[ends]
+    truncated[:] = data.truncations[ends]
+    columns: dict[str, Any] = {
+        "episode_id": np.arange(data.num_episodes, dtype=np.int64),
+        "obs_start": data.obs_starts,
+        "step_start": data.step_starts,
+        "length": data.lengths.astype(np.int64),
+        "return": data.episode_returns(),
+        "terminated": terminated,
+        "truncated": truncated,
+    }
+    reserved = set(columns)
+    for key, values in data.episode_attrs.items():
+        if key in reserved:
+            raise InvalidInput(f"episode attribute {key!r} clashes with a reserved column of episodes.parquet")
+        columns[key] = values
+    return pa.table({key: pa.array(value) if not isinstance(value, pa.Array) else value for key, value in columns.items()})
+
+
+def write_steps(directory: Path, data: Trajectories) -> dict[str, dict[str, Any]]:
+    """Write steps.zarr and return the manifest's description of its arrays."""
+    group = zarr.open_group(directory / STEPS, mode="w", zarr_format=3)
+    described: dict[str, dict[str, Any]] = {}
+    for path, array in step_arrays(data).items():
+        array = np.asarray(array)
+        chunks, codec = _chunks_and_codec(array)
+        zarray = group.create_array(path, shape=array.shape, dtype=array.dtype, chunks=chunks, compressors=[codec])
+        zarray[...] = array
+        described[path] = {
+            "dtype": array.dtype.name,
+            "shape": list(array.shape),
+            "rows": _row_alignment(path, len(array), data),
+        }
+    return described
+
+
+def write_version(
+    directory: Path, data: Trajectories, manifest_fields: dict[str, Any], media: dict[str, bytes] | None = None
+) -> dict[str, Any]:
+    """Write a whole version into an empty local directory; return the manifest (written last)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, payload in (media or {}).items():
+        target = directory / MEDIA / name
+        if target.resolve().parent != (directory / MEDIA).resolve() or not name:
+            raise InvalidInput(f"media file name {name!r} must be a plain file name")
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(payload)
+    arrays = write_steps(directory, data)
+    pq.write_table(episodes_table(data), directory / EPISODES, compression="zstd")
+    content = content_sha256(data)
+    written = read_steps(directory, arrays, data.lengths)
+    if content_sha256(written) != content:
+        raise IntegrityError("the staged steps.zarr does not decode to the imported arrays")
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        **manifest_fields,
+        "counts": {
+            "episodes": data.num_episodes,
+            "steps": data.num_steps,
+            "observations": data.num_steps + data.num_episodes,
+        },
+        "observation_space": space_to_json(data.observation_space),
+        "action_space": space_to_json(data.action_space),
+        "arrays": arrays,
+        "content_sha256": content,
+        "files": describe_files(directory),
+    }
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def describe_files(directory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"sha256": file_sha256(directory / name), "size": (directory / name).stat().st_size}
+        for name in list_files(directory)
+    }
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    (directory / MANIFEST).write_bytes(manifest_bytes(manifest))
+
+
+def read_steps(directory: Path, arrays: dict[str, dict[str, Any]], lengths: np.ndarray) -> Trajectories:
+    group = zarr.open_group(directory / STEPS, mode="r", zarr_format=3)
+    loaded = {path: group[path][...] for path in arrays}
+    observations_flat = {path: value for path, value in loaded.items() if path.split("/")[0] == "observations"}
+    if list(observations_flat) == ["observations"]:
+        observations: Any = observations_flat["observations"]
+    else:
+        observations = unflatten_tree({path.split("/", 1)[1]: value for path, value in observations_flat.items()})
+    return Trajectories(
+        observations=observations,
+        actions=loaded["actions"],
+        rewards=loaded["rewards"],
+        terminations=loaded["terminations"],
+        truncations=loaded["truncations"],
+        lengths=np.asarray(lengths, dtype=np.int64),
+        infos={path[len("infos/"):]: value for path, value in loaded.items() if path.startswith("infos/")},
+    )
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise InvalidInput(f"{directory}: no {MANIFEST}; not a bench-format version")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:
+        raise InvalidInput(
+            f"{directory}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not bench format v1"
+        )
+    return manifest
+
+
+def read_version(directory: Path) -> tuple[Trajectories, dict[str, Any], pa.Table]:
+    """Load a version's arrays into memory, with its manifest and episode table."""
+    manifest = read_manifest(directory)
+    table = pq.read_table(directory / EPISODES)
+    lengths = table.column("length").to_numpy()
+    data = read_steps(directory, manifest["arrays"], lengths)
+    attrs = {
+        name: table.column(name).to_numpy(zero_copy_only=False)
+        for name in table.column_names
+        if name not in {"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"}
+    }
+    data.episode_attrs = attrs
+    data.observation_space = space_from_json(manifest["observation_space"])
+    data.action_space = space_from_json(manifest["action_space"])
+    return data, manifest, table

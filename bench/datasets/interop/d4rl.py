@@ -1,0 +1,181 @@
+"""D4RL's HDF5 layout: flat per-transition arrays, episodes delimited by terminals and timeouts.
+
+Reading: an episode ends at a row with ``terminals`` (terminated) or ``timeouts`` (truncated);
+a final run with neither ends at the file's end and counts as truncated. With
+``next_observations`` the final observation of each episode is the last row's next observation.
+Without it, the last row of an episode has no recorded successor: an episode that ends in a
+timeout drops that row's transition (as D4RL's own ``qlearning_dataset`` does), and one that ends
+in a terminal keeps it with the final observation repeated (a terminal successor never enters a
+TD target). ``infos/*`` are per-transition, ``metadata/*`` scalars are kept in the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bench.datasets.interop import SourceData
+from bench.datasets.trajectories import Trajectories
+from bench.errors import InvalidInput
+
+_REQUIRED = ("observations", "actions", "rewards", "terminals")
+_HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
+
+
+def detect(path: Path) -> bool:
+    if not path.is_file() or path.suffix.lower() not in _HDF5_SUFFIXES:
+        return False
+    try:
+        with h5py.File(path, "r") as handle:
+            return "observations" in handle and "actions" in handle and "data" not in handle
+    except OSError:
+        return path.suffix.lower() in _HDF5_SUFFIXES  # let read() report the corrupt file
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: not a readable HDF5 file ({exc})") from exc
+
+
+def _walk(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
+    found: dict[str, h5py.Dataset] = {}
+    for key, item in group.items():
+        name = f"{prefix}/{key}" if prefix else key
+        if isinstance(item, h5py.Group):
+            found.update(_walk(item, name))
+        else:
+            found[name] = item
+    return found
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 64 else f"<array {value.dtype} {list(value.shape)}>"
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read(path: Path) -> SourceData:
+    with _open(path) as handle:
+        missing = [key for key in _REQUIRED if key not in handle]
+        if missing:
+            raise InvalidInput(f"{path}: not a D4RL file, missing {', '.join(missing)}")
+        try:
+            arrays = {key: handle[key][...] for key in (*_REQUIRED, "timeouts", "next_observations") if key in handle}
+            infos = {key: ds[...] for key, ds in _walk(handle["infos"]).items()} if "infos" in handle else {}
+            metadata = {}
+            if "metadata" in handle:
+                metadata.update({k: _json_safe(v) for k, v in handle["metadata"].attrs.items()})
+                metadata.update({k: _json_safe(ds[()]) for k, ds in _walk(handle["metadata"]).items()})
+            metadata.update({k: _json_safe(v) for k, v in handle.attrs.items()})
+        except (OSError, KeyError, ValueError) as exc:
+            raise InvalidInput(f"{path}: the HDF5 file is truncated or corrupt ({exc})") from exc
+    rows = len(arrays["actions"])
+    for key, value in {**arrays, **{f"infos/{k}": v for k, v in infos.items()}}.items():
+        if len(value) != rows:
+            raise InvalidInput(f"{path}: {key} has {len(value)} rows but actions has {rows}")
+    source = from_flat_arrays(arrays, infos)
+    source.source_metadata = metadata
+    return source
+
+
+def from_flat_arrays(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray]) -> SourceData:
+    """Split D4RL's flat arrays into episodes of T steps and T+1 observations."""
+    observations, actions = arrays["observations"], arrays["actions"]
+    rewards = np.asarray(arrays["rewards"]).reshape(len(actions), *np.shape(arrays["rewards"])[1:])
+    terminals = np.asarray(arrays["terminals"]).astype(bool).reshape(-1)
+    timeouts = np.asarray(arrays.get("timeouts", np.zeros_like(terminals))).astype(bool).reshape(-1)
+    rows = len(actions)
+    if rows == 0:
+        raise InvalidInput("the dataset is empty: it has no transitions")
+    notes: list[str] = []
+    ends = terminals | timeouts
+    if not ends[-1]:
+        ends = ends.copy()
+        ends[-1] = True
+        notes.append("the last episode ends at the end of the file with no terminal or timeout; stored as truncated")
+    end_rows = np.flatnonzero(ends)
+    start_rows = np.concatenate([[0], end_rows[:-1] + 1])
+    truncations = ends & ~terminals
+
+    next_observations = arrays.get("next_observations")
+    if next_observations is not None:
+        episodes = len(end_rows)
+        final_positions = end_rows + np.arange(1, episodes + 1)
+        is_final = np.zeros(rows + episodes, dtype=bool)
+        is_final[final_positions] = True
+        out = np.empty((rows + episodes, *observations.shape[1:]), dtype=observations.dtype)
+        out[~is_final] = observations
+        out[is_final] = next_observations[end_rows]
+        data = Trajectories(
+            observations=out, actions=actions, rewards=rewards, terminations=terminals, truncations=truncations,
+            lengths=end_rows - start_rows + 1, infos=infos,
+        )
+        return SourceData(data, "d4rl", notes)
+
+    notes.append("no next_observations: episodes ending in a timeout drop their last transition; "
+                 "episodes ending in a terminal repeat their last observation as the final one")
+    obs_parts, step_rows, lengths, dropped = [], [], [], 0
+    for start, end in zip(start_rows, end_rows):
+        if terminals[end]:
+            obs_parts += [observations[start:end + 1], observations[end:end + 1]]
+            step_rows.append(np.arange(start, end + 1))
+        elif end > start:
+            obs_parts.append(observations[start:end + 1])
+            step_rows.append(np.arange(start, end))
+        else:
+            dropped += 1
+            continue
+        lengths.append(len(step_rows[-1]))
+    if dropped:
+        notes.append(f"{dropped} one-row episodes without a successor observation were dropped")
+    if not lengths:
+        raise InvalidInput("the dataset is empty: no episode has a complete transition")
+    keep = np.concatenate(step_rows)
+    truncated = truncations[keep].copy()
+    episode_ends = np.cumsum(lengths) - 1
+    truncated[episode_ends] |= ~terminals[keep][episode_ends]
+    data = Trajectories(
+        observations=np.concatenate(obs_parts), actions=actions[keep], rewards=rewards[keep],
+        terminations=terminals[keep], truncations=truncated, lengths=np.asarray(lengths),
+        infos={key: value[keep] for key, value in infos.items()},
+    )
+    return SourceData(data, "d4rl", notes)
+
+
+def write(dataset, out: Path) -> list[str]:
+    """Write D4RL's layout, always with next_observations so nothing is lost."""
+    data = dataset.data
+    if isinstance(data.observations, dict):
+        raise InvalidInput("D4RL's layout has flat observations; this dataset's are a Dict (export to minari instead)")
+    if out.exists():
+        raise InvalidInput(f"{out} already exists; choose a new file")
+    obs_rows = dataset._obs_row_of_step
+    notes = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    with h5py.File(tmp, "w") as handle:
+        handle["observations"] = data.observations[obs_rows]
+        handle["next_observations"] = data.observations[obs_rows + 1]
+        handle["actions"] = data.actions
+        handle["rewards"] = data.rewards
+        handle["terminals"] = data.terminations
+        handle["timeouts"] = data.truncations
+        for key, value in data.infos.items():
+            handle[f"infos/{key}"] = value if len(value) == data.num_steps else value[obs_rows]
+            if len(value) != data.num_steps:
+                notes.append(f"infos/{key}: per-observation rows written per transition (final rows dropped)")
+        metadata = handle.create_group("metadata")
+        metadata.attrs["bench_id"] = dataset.id
+        metadata.attrs["content_sha256"] = dataset.content_sha256
+    tmp.rename(out)
+    return notes
+

@@ -1,0 +1,132 @@
+"""Minari dataset directories (``<dataset>/data/metadata.json`` + HDF5 or Arrow episodes), via Minari itself.
+
+Reading uses Minari's storage classes, so both backends and Dict observation spaces work as
+Minari defines them. Writing produces a directory that ``minari.load_dataset`` opens when
+``MINARI_DATASETS_PATH`` points at its parent; its name (``name-vN``) is the Minari dataset id.
+Images are written losslessly (no JPEG).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.datasets.interop import SourceData
+from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
+from bench.errors import InvalidInput
+
+
+def _data_dir(path: Path) -> Path:
+    return path if path.name == "data" else path / "data"
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and (_data_dir(path) / "metadata.json").is_file()
+
+
+def _concat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], dict):
+        return {key: _concat([part[key] for part in parts]) for key in parts[0]}
+    if isinstance(parts[0], tuple):
+        raise InvalidInput("Tuple spaces in Minari datasets are not supported yet")
+    return np.concatenate([np.asarray(part) for part in parts])
+
+
+def read(path: Path) -> SourceData:
+    from minari.dataset.minari_storage import MinariStorage
+
+    data_dir = _data_dir(path)
+    try:
+        metadata = json.loads((data_dir / "metadata.json").read_text())
+        storage = MinariStorage.read(data_dir)
+        total = int(metadata.get("total_episodes", storage.total_episodes))
+        episodes = list(storage.get_episodes(range(total)))
+        episode_metadata = list(storage.get_episode_metadata(range(total)))
+    except InvalidInput:
+        raise
+    except Exception as exc:  # Minari raises assorted errors for broken files; name the dataset
+        raise InvalidInput(f"{path}: not a readable Minari dataset ({type(exc).__name__}: {exc})") from exc
+    if not episodes:
+        raise InvalidInput(f"{path}: the dataset is empty")
+    lengths = np.array([len(ep["rewards"]) for ep in episodes], dtype=np.int64)
+    info_parts = [flatten_tree(ep["infos"]) if ep.get("infos") else {} for ep in episodes]
+    info_keys = set(info_parts[0])
+    infos = {key: np.concatenate([part[key] for part in info_parts]) for key in sorted(info_keys)
+             if all(key in part for part in info_parts)}
+    attrs: dict[str, Any] = {}
+    seeds = [meta.get("seed") for meta in episode_metadata]
+    if any(seed is not None for seed in seeds):
+        attrs["seed"] = np.array([-1 if seed is None else int(seed) for seed in seeds], dtype=np.int64)
+    data = Trajectories(
+        observations=_concat([ep["observations"] for ep in episodes]),
+        actions=_concat([ep["actions"] for ep in episodes]),
+        rewards=np.concatenate([ep["rewards"] for ep in episodes]),
+        terminations=np.concatenate([ep["terminations"] for ep in episodes]),
+        truncations=np.concatenate([ep["truncations"] for ep in episodes]),
+        lengths=lengths,
+        infos=infos,
+        episode_attrs=attrs,
+        observation_space=storage.observation_space,
+        action_space=storage.action_space,
+    )
+    if isinstance(data.actions, dict):
+        raise InvalidInput(f"{path}: Dict action spaces are not supported yet")
+    env = None
+    if metadata.get("env_spec"):
+        spec = json.loads(metadata["env_spec"])
+        env = {"id": spec.get("id"), "kwargs": spec.get("kwargs", {}), "source": "minari env_spec"}
+    source_metadata = {key: metadata[key] for key in ("dataset_id", "minari_version", "algorithm_name", "author",
+                                                      "code_permalink", "data_format") if key in metadata}
+    return SourceData(data, "minari", [], env=env, description=metadata.get("description"),
+                      source_metadata=source_metadata)
+
+
+_MINARI_NAME = re.compile(r"^[A-Za-z0-9_.\-]+-v\d+$")
+
+
+def write(dataset, out: Path) -> list[str]:
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    if not _MINARI_NAME.match(out.name):
+        raise InvalidInput(f"{out}: a Minari dataset directory is named name-vN (its Minari id), e.g. hopper-random-v1")
+    if out.exists():
+        raise InvalidInput(f"{out} already exists; choose a new directory")
+    data = dataset.data
+    notes = []
+    step_infos = [key for key, value in data.infos.items() if len(value) == data.num_steps]
+    if step_infos:
+        notes.append(f"per-step infos not written (Minari's infos are per observation): {', '.join(step_infos)}")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    storage = MinariStorage.new(partial / "data", observation_space=data.observation_space,
+                                action_space=data.action_space, data_format="hdf5", jpeg_encoding=False)
+    seeds = data.episode_attrs.get("seed")
+
+    def buffers():
+        for episode in dataset.episodes():
+            infos = {key: value for key, value in episode.infos.items() if key not in step_infos}
+            seed = None if seeds is None or int(seeds[episode.index]) < 0 else int(seeds[episode.index])
+            yield EpisodeBuffer(
+                id=episode.index, seed=seed,
+                observations=map_tree(np.asarray, episode.observations), actions=episode.actions,
+                rewards=episode.rewards, terminations=episode.terminations, truncations=episode.truncations,
+                infos=unflatten_tree(infos) or None,
+            )
+
+    storage.update_episodes(buffers())
+    storage.update_metadata({
+        "dataset_id": out.name,
+        "minari_version": minari.__version__,
+        "description": dataset.manifest.get("description") or f"Exported from bench {dataset.id}",
+    })
+    partial.rename(out)
+    return notes
+

@@ -1,0 +1,469 @@
+"""The registry: publishes immutable dataset versions atomically, lists, resolves, loads, verifies, yanks.
+
+Publishing a version, step by step (docs/format.md, "Publishing"):
+  1. read and validate the input completely; bad input stops here with nothing written;
+  2. reserve the next version number: a ``staging`` row, committed (a unique constraint makes two
+     concurrent imports take two numbers);
+  3. build the version in a local staging directory and verify it decodes to the input;
+  4. move or upload it to storage, manifest last;
+  5. flip the row to ``published`` in one transaction.
+Readers only ever see ``published`` (or ``yanked``) rows, so a crash at any point leaves nothing
+visible; ``gc`` removes staging rows whose writer is gone, with their files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import socket
+import uuid
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+
+import bench
+from bench.datasets.dataset import Dataset
+from bench.datasets.format import MANIFEST, file_sha256, read_version, write_version
+from bench.datasets.ids import DatasetId
+from bench.datasets.interop import SourceData, read_source, write_export
+from bench.datasets.storage import Storage
+from bench.datasets.trajectories import Trajectories
+from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bench.platform import db
+from bench.platform.db import DatasetRow, VersionRow, VersionState
+from bench.platform.settings import Settings
+
+# A staging row from another host is only presumed dead after this long (we cannot see its pid).
+STALE_AFTER = dt.timedelta(hours=24)
+
+
+class YankedVersionWarning(UserWarning):
+    """A yanked version was loaded by its exact id."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """The public description of a version: the JSON contract of ``show --json`` and the API."""
+
+    id: str
+    namespace: str
+    name: str
+    version: int
+    state: str
+    episodes: int | None
+    steps: int | None
+    observation_space: dict[str, Any] | None
+    action_space: dict[str, Any] | None
+    env: dict[str, Any] | None
+    size_bytes: int | None
+    manifest_sha256: str | None
+    content_sha256: str | None
+    created_at: str
+    published_at: str | None
+    description: str | None
+    license: str | None
+    source_format: str | None
+    yanked: bool
+    yank_reason: str | None
+    storage_path: str
+
+    @classmethod
+    def from_row(cls, row: VersionRow) -> "VersionInfo":
+        dataset = row.dataset
+        return cls(
+            id=f"{dataset.namespace}/{dataset.name}-v{row.version}",
+            namespace=dataset.namespace,
+            name=dataset.name,
+            version=row.version,
+            state=row.state,
+            episodes=row.episodes,
+            steps=row.steps,
+            observation_space=row.observation_space,
+            action_space=row.action_space,
+            env=row.env,
+            size_bytes=row.size_bytes,
+            manifest_sha256=row.manifest_sha256,
+            content_sha256=row.content_sha256,
+            created_at=_iso(row.created_at),
+            published_at=_iso(row.published_at),
+            description=row.description,
+            license=row.license,
+            source_format=row.source_format,
+            yanked=row.state == VersionState.YANKED,
+            yank_reason=row.yank_reason,
+            storage_path=row.storage_path,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat()
+
+
+@dataclass(frozen=True)
+class GcReport:
+    staging_versions: list[str]
+    staging_dirs: list[str]
+    orphan_dirs: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Registry:
+    def __init__(self, settings: Settings, engine: sa.Engine, storage: Storage):
+        self.settings = settings
+        self.engine = engine
+        self.session = db.make_sessionmaker(engine)
+        self.storage = storage
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, migrate: bool = True) -> "Registry":
+        """Open the registry that the settings (env / bench.toml) describe, migrating its database."""
+        settings = settings or Settings.load()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = db.make_engine(settings.database_url)
+        if migrate and db.current_revision(engine) != db.head_revision(engine):
+            db.migrate(engine)
+        return cls(settings, engine, Storage(settings.storage_url, settings.storage_options))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- publishing ------------------------------------------------------------------------------
+    def import_path(
+        self,
+        path: str | Path,
+        dataset_id: str,
+        format: str | None = None,
+        allow_nonfinite: bool = False,
+        description: str | None = None,
+        license: str | None = None,
+    ) -> VersionInfo:
+        target = DatasetId.parse(dataset_id)
+        self._check_publishable(target)
+        source = read_source(Path(path), format)
+        return self.publish(
+            source.trajectories,
+            str(target),
+            description=description or source.description,
+            license=license,
+            env=source.env,
+            provenance=_provenance(source, Path(path)),
+            allow_nonfinite=allow_nonfinite,
+        )
+
+    def publish(
+        self,
+        data: Trajectories,
+        dataset_id: str,
+        *,
+        description: str | None = None,
+        license: str | None = None,
+        env: dict[str, Any] | None = None,
+        provenance: dict[str, Any] | None = None,
+        media: dict[str, bytes] | None = None,
+        allow_nonfinite: bool = False,
+    ) -> VersionInfo:
+        """Publish in-memory trajectories as the next version of ``namespace/name``."""
+        target = DatasetId.parse(dataset_id)
+        self._check_publishable(target)
+        data.validate(allow_nonfinite=allow_nonfinite)
+        row_id, version = self._reserve(target)
+        full_id = target.with_version(version)
+        storage_path = _storage_path(full_id)
+        staging = self.settings.staging_dir / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        try:
+            manifest = write_version(staging, data, {
+                "id": str(full_id),
+                "namespace": full_id.namespace,
+                "name": full_id.name,
+                "version": version,
+                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "description": description,
+                "license": license,
+                "env": env,
+                "provenance": provenance or {"source_format": "python", "importer": f"bench {bench.__version__}"},
+            }, media=media)
+            manifest_path = staging / MANIFEST
+            manifest_sha = file_sha256(manifest_path)
+            size = sum(entry["size"] for entry in manifest["files"].values()) + manifest_path.stat().st_size
+            self.storage.publish_dir(staging, storage_path)
+            self._check_stored(storage_path, manifest)
+            with self.session.begin() as session:
+                row = session.get(VersionRow, row_id)
+                row.state = VersionState.PUBLISHED
+                row.published_at = db.utcnow()
+                row.episodes = manifest["counts"]["episodes"]
+                row.steps = manifest["counts"]["steps"]
+                row.size_bytes = size
+                row.manifest_sha256 = manifest_sha
+                row.content_sha256 = manifest["content_sha256"]
+                row.observation_space = manifest["observation_space"]
+                row.action_space = manifest["action_space"]
+                row.env = env
+                row.description = description
+                row.license = license
+                row.source_format = (provenance or {}).get("source_format")
+                row.writer_pid = None
+                row.writer_host = None
+        except BaseException:
+            # Undo everything this attempt wrote; the staging row goes too, so nothing is left.
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                self.storage.remove(storage_path)
+                with self.session.begin() as session:
+                    session.execute(sa.delete(VersionRow).where(
+                        VersionRow.id == row_id, VersionRow.state == VersionState.STAGING))
+            except Exception:  # the original error matters more; gc will finish the cleanup
+                pass
+            raise
+        return self.show(str(full_id))
+
+    def _check_publishable(self, target: DatasetId) -> None:
+        if target.version is None:
+            return
+        with self.session() as session:
+            existing = self._find_row(session, target)
+            if existing is not None and existing.state != VersionState.STAGING:
+                raise Conflict(f"{target} is already a published version; versions are immutable "
+                               f"(import into {target.unversioned} to create the next one)")
+            next_version = self._next_version(session, target)
+        if target.version != next_version:
+            raise InvalidInput(f"{target}: the next version of {target.unversioned} is v{next_version}")
+
+    def _next_version(self, session, target: DatasetId) -> int:
+        latest = session.scalar(
+            sa.select(sa.func.max(VersionRow.version)).join(DatasetRow)
+            .where(DatasetRow.namespace == target.namespace, DatasetRow.name == target.name)
+        )
+        return (latest or 0) + 1
+
+    def _reserve(self, target: DatasetId) -> tuple[int, int]:
+        """Insert a staging row for the next version; retry when a concurrent import took it."""
+        for _ in range(50):
+            try:
+                with self.session.begin() as session:
+                    dataset = session.scalar(sa.select(DatasetRow).where(
+                        DatasetRow.namespace == target.namespace, DatasetRow.name == target.name))
+                    if dataset is None:
+                        dataset = DatasetRow(namespace=target.namespace, name=target.name)
+                        session.add(dataset)
+                        session.flush()
+                    version = self._next_version(session, target)
+                    if target.version is not None and version != target.version:
+                        raise Conflict(f"{target} was taken by a concurrent import; the next version is v{version}")
+                    row = VersionRow(
+                        dataset_id=dataset.id, version=version, state=VersionState.STAGING,
+                        storage_path=_storage_path(target.with_version(version)),
+                        writer_host=socket.gethostname(), writer_pid=os.getpid(),
+                    )
+                    session.add(row)
+                    session.flush()
+                    return row.id, version
+            except SqlIntegrityError:
+                continue
+        raise Conflict(f"could not reserve a version of {target.unversioned}: too many concurrent imports")
+
+    def _check_stored(self, storage_path: str, manifest: dict[str, Any]) -> None:
+        stored = self.storage.sizes(storage_path)
+        for name, entry in manifest["files"].items():
+            if stored.get(name) != entry["size"]:
+                raise IntegrityError(f"{storage_path}/{name}: stored size {stored.get(name)} != {entry['size']}")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _find_row(self, session, target: DatasetId) -> VersionRow | None:
+        return session.scalar(
+            sa.select(VersionRow).join(DatasetRow)
+            .where(DatasetRow.namespace == target.namespace, DatasetRow.name == target.name,
+                   VersionRow.version == target.version)
+        )
+
+    def _resolve_row(self, session, dataset_id: str) -> VersionRow:
+        target = DatasetId.parse(dataset_id)
+        if target.version is not None:
+            row = self._find_row(session, target)
+            if row is None or row.state == VersionState.STAGING:
+                raise NotFound(f"dataset version {target} not found")
+            return row
+        rows = session.scalars(
+            sa.select(VersionRow).join(DatasetRow)
+            .where(DatasetRow.namespace == target.namespace, DatasetRow.name == target.name,
+                   VersionRow.state.in_([VersionState.PUBLISHED, VersionState.YANKED]))
+            .order_by(VersionRow.version.desc())
+        ).all()
+        if not rows:
+            raise NotFound(f"dataset {target} not found")
+        published = [row for row in rows if row.state == VersionState.PUBLISHED]
+        if not published:
+            raise NotFound(f"every version of {target} is yanked; name one exactly, e.g. {target}-v{rows[0].version}")
+        return published[0]
+
+    def show(self, dataset_id: str) -> VersionInfo:
+        with self.session() as session:
+            row = self._resolve_row(session, dataset_id)
+            row.dataset  # load the relationship inside the session
+            return VersionInfo.from_row(row)
+
+    def list(self, namespace: str | None = None, include_yanked: bool = False) -> list[VersionInfo]:
+        states = [VersionState.PUBLISHED] + ([VersionState.YANKED] if include_yanked else [])
+        query = (sa.select(VersionRow).join(DatasetRow).where(VersionRow.state.in_(states))
+                 .order_by(DatasetRow.namespace, DatasetRow.name, VersionRow.version))
+        if namespace:
+            namespace = namespace.strip("/")
+            query = query.where(sa.or_(DatasetRow.namespace == namespace,
+                                       DatasetRow.namespace.startswith(namespace + "/", autoescape=True)))
+        with self.session() as session:
+            rows = session.scalars(query).all()
+            return [VersionInfo.from_row(row) for row in rows]
+
+    def manifest(self, dataset_id: str) -> dict[str, Any]:
+        info = self.show(dataset_id)
+        return json.loads(self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"))
+
+    def local_dir(self, dataset_id: str) -> Path:
+        """A local directory holding the version: in place on local storage, else a verified cached copy."""
+        info = self.show(dataset_id)
+        if self.storage.is_local:
+            return self.storage.local_path(info.storage_path)
+        cached = self.settings.cache_dir / info.manifest_sha256
+        if not (cached / MANIFEST).is_file():
+            manifest = json.loads(self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"))
+            self.storage.download_dir(info.storage_path, cached, manifest["files"])
+        return cached
+
+    def load(self, dataset_id: str) -> Dataset:
+        """Load a version's arrays into memory. ``namespace/name`` means its latest published version."""
+        info = self.show(dataset_id)
+        if info.yanked:
+            warnings.warn(f"{info.id} is yanked: {info.yank_reason}", YankedVersionWarning, stacklevel=2)
+        data, manifest, table = read_version(self.local_dir(info.id))
+        return Dataset(info.id, data, manifest, table)
+
+    def verify(self, dataset_id: str) -> list[str]:
+        """Re-hash every stored file against the manifest; return one line per problem (empty: intact)."""
+        info = self.show(dataset_id)
+        problems = []
+        manifest_bytes = self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}")
+        if _sha256_bytes(manifest_bytes) != info.manifest_sha256:
+            problems.append(f"{MANIFEST}: sha256 differs from the registry's record")
+        manifest = json.loads(manifest_bytes)
+        stored = self.storage.sizes(info.storage_path)
+        for name, entry in manifest["files"].items():
+            if name not in stored:
+                problems.append(f"{name}: missing")
+            elif stored[name] != entry["size"] or self.storage.sha256(f"{info.storage_path}/{name}") != entry["sha256"]:
+                problems.append(f"{name}: sha256 differs from the manifest")
+        for name in sorted(set(stored) - set(manifest["files"]) - {MANIFEST}):
+            problems.append(f"{name}: not in the manifest")
+        return problems
+
+    def export(self, dataset_id: str, format: str, out: str | Path) -> list[str]:
+        return write_export(self.load(dataset_id), format, Path(out))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def yank(self, dataset_id: str, reason: str) -> VersionInfo:
+        target = DatasetId.parse(dataset_id)
+        if target.version is None:
+            raise InvalidInput(f"yank needs an exact version, e.g. {target}-v1")
+        if not reason or not reason.strip():
+            raise InvalidInput("yank needs a reason")
+        with self.session.begin() as session:
+            row = self._resolve_row(session, dataset_id)
+            if row.state == VersionState.YANKED:
+                raise Conflict(f"{target} is already yanked")
+            row.state = VersionState.YANKED
+            row.yanked_at = db.utcnow()
+            row.yank_reason = reason.strip()
+        return self.show(dataset_id)
+
+    def gc(self, older_than: dt.timedelta = STALE_AFTER) -> GcReport:
+        """Remove what crashed imports left: staging rows whose writer is gone, their files, staging dirs."""
+        host = socket.gethostname()
+        now = db.utcnow()
+        removed_versions, removed_dirs, orphans = [], [], []
+        with self.session() as session:
+            staging_rows = session.scalars(sa.select(VersionRow).where(VersionRow.state == VersionState.STAGING)).all()
+            candidates = []
+            for row in staging_rows:
+                created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.timezone.utc)
+                alive = _pid_alive(row.writer_pid) if row.writer_host == host else now - created < older_than
+                if not alive:
+                    candidates.append((row.id, row.storage_path, f"{row.dataset.namespace}/{row.dataset.name}-v{row.version}"))
+        for row_id, storage_path, label in candidates:
+            self.storage.remove(storage_path)
+            with self.session.begin() as session:
+                session.execute(sa.delete(VersionRow).where(VersionRow.id == row_id, VersionRow.state == VersionState.STAGING))
+            removed_versions.append(label)
+        if self.settings.staging_dir.is_dir():
+            for entry in sorted(self.settings.staging_dir.iterdir()):
+                entry_host, _, rest = entry.name.rpartition("-")[0].rpartition("-")
+                pid = rest if rest.isdigit() else None
+                if entry_host != host or pid is None or not _pid_alive(int(pid)):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed_dirs.append(str(entry))
+        orphans = self._remove_orphan_dirs()
+        return GcReport(removed_versions, removed_dirs, orphans)
+
+    def _remove_orphan_dirs(self) -> list[str]:
+        """Version directories in storage with no row at all (e.g. a row deleted after a crash)."""
+        removed = []
+        with self.session() as session:
+            known = set(session.scalars(sa.select(VersionRow.storage_path)).all())
+            datasets = session.scalars(sa.select(DatasetRow)).all()
+            prefixes = [f"{d.namespace}/{d.name}" for d in datasets]
+        for prefix in prefixes:
+            for child in self.storage.list_dirs(prefix):
+                path = f"{prefix}/{child}"
+                if (child.startswith("v") and child[1:].isdigit() or child.endswith(".partial")) and path not in known:
+                    self.storage.remove(path)
+                    removed.append(path)
+        return removed
+
+
+def _storage_path(target: DatasetId) -> str:
+    return f"{target.namespace}/{target.name}/v{target.version}"
+
+
+def _provenance(source: SourceData, path: Path) -> dict[str, Any]:
+    files = []
+    candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in candidates:
+        files.append({"name": file.relative_to(path.parent if path.is_file() else path).as_posix(),
+                      "sha256": file_sha256(file), "size": file.stat().st_size})
+    return {
+        "source_format": source.source_format,
+        "source_files": files,
+        "importer": f"bench {bench.__version__} ({source.source_format} importer)",
+        "notes": source.notes,
+        "source_metadata": source.source_metadata,
+    }
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

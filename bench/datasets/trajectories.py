@@ -1,0 +1,156 @@
+"""Trajectories in memory: the one shape every importer produces and the writer and loader share.
+
+Episodes are concatenated. An episode of T steps has T+1 observations (the reset observation
+included, as in Minari), T actions, rewards, terminations and truncations. Per-episode
+attributes (seed, task, success, ...) are columns of equal length, one row per episode.
+Infos are arrays whose rows align either with observations (T+1 per episode, as Minari's)
+or with steps (T per episode, as D4RL's); the row count says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import gymnasium as gym
+import numpy as np
+
+from bench.datasets.spaces import infer_box
+from bench.errors import InvalidInput
+
+ObservationArrays = np.ndarray | dict[str, Any]
+
+
+def flatten_tree(tree: ObservationArrays, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dicts of arrays -> {"a/b": array}; a bare array -> {prefix: array}."""
+    if isinstance(tree, Mapping):
+        out: dict[str, np.ndarray] = {}
+        for key, value in tree.items():
+            if not key or "/" in key:
+                raise InvalidInput(f"observation key {key!r} is invalid: keys must be non-empty and contain no '/'")
+            out.update(flatten_tree(value, f"{prefix}/{key}" if prefix else key))
+        return out
+    return {prefix: np.asarray(tree)}
+
+
+def unflatten_tree(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split("/")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return tree
+
+
+def map_tree(fn, tree: ObservationArrays) -> ObservationArrays:
+    if isinstance(tree, Mapping):
+        return {key: map_tree(fn, value) for key, value in tree.items()}
+    return fn(tree)
+
+
+def first_leaf(tree: ObservationArrays) -> np.ndarray:
+    while isinstance(tree, Mapping):
+        tree = next(iter(tree.values()))
+    return tree
+
+
+@dataclass
+class Trajectories:
+    observations: ObservationArrays
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    lengths: np.ndarray
+    infos: dict[str, np.ndarray] = field(default_factory=dict)
+    episode_attrs: dict[str, np.ndarray] = field(default_factory=dict)
+    observation_space: gym.Space | None = None
+    action_space: gym.Space | None = None
+
+    @property
+    def num_episodes(self) -> int:
+        return int(len(self.lengths))
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.lengths.sum())
+
+    @property
+    def step_starts(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+    @property
+    def obs_starts(self) -> np.ndarray:
+        return self.step_starts + np.arange(self.num_episodes, dtype=np.int64)
+
+    def episode_returns(self) -> np.ndarray:
+        if self.num_steps == 0:
+            return np.zeros(self.num_episodes)
+        return np.add.reduceat(self.rewards.astype(np.float64), self.step_starts)
+
+    def iter_episode_slices(self) -> Iterator[tuple[slice, slice]]:
+        """(observation rows, step rows) of each episode."""
+        for obs_start, step_start, length in zip(self.obs_starts, self.step_starts, self.lengths):
+            yield slice(int(obs_start), int(obs_start + length + 1)), slice(int(step_start), int(step_start + length))
+
+    def validate(self, allow_nonfinite: bool = False) -> "Trajectories":
+        """Check shapes, counts and values; fill in spaces; raise InvalidInput naming the problem."""
+        self.lengths = np.asarray(self.lengths, dtype=np.int64)
+        if self.num_episodes == 0 or self.num_steps == 0:
+            raise InvalidInput("the dataset is empty: it has no episodes with at least one step")
+        if (self.lengths < 1).any():
+            bad = int(np.flatnonzero(self.lengths < 1)[0])
+            raise InvalidInput(f"episode {bad} has no steps; every episode needs at least one action")
+        steps, obs_rows = self.num_steps, self.num_steps + self.num_episodes
+        self.actions = np.asarray(self.actions)
+        self.rewards = np.asarray(self.rewards)
+        self.terminations = np.asarray(self.terminations).astype(bool, copy=False).reshape(-1)
+        self.truncations = np.asarray(self.truncations).astype(bool, copy=False).reshape(-1)
+        if self.rewards.ndim == 2 and self.rewards.shape[1] == 1:
+            self.rewards = self.rewards[:, 0]
+        for name in ("actions", "rewards", "terminations", "truncations"):
+            rows = len(getattr(self, name))
+            if rows != steps:
+                raise InvalidInput(f"{name} has {rows} rows but the episodes have {steps} steps in all")
+        if not np.issubdtype(self.rewards.dtype, np.floating) and not np.issubdtype(self.rewards.dtype, np.integer):
+            raise InvalidInput(f"rewards must be numeric, got dtype {self.rewards.dtype}")
+        for path, array in flatten_tree(self.observations, "observations").items():
+            if len(array) != obs_rows:
+                raise InvalidInput(
+                    f"{path} has {len(array)} rows but {self.num_episodes} episodes of {steps} steps need "
+                    f"{obs_rows} (T+1 per episode)"
+                )
+        for key, array in self.infos.items():
+            if len(array) not in (steps, obs_rows):
+                raise InvalidInput(f"infos/{key} has {len(array)} rows; expected {steps} (per step) or {obs_rows} (per observation)")
+        for key, column in self.episode_attrs.items():
+            if len(column) != self.num_episodes:
+                raise InvalidInput(f"episode attribute {key!r} has {len(column)} values for {self.num_episodes} episodes")
+        if not allow_nonfinite:
+            self._check_finite()
+        if self.observation_space is None:
+            self.observation_space = _infer_space(self.observations)
+        if self.action_space is None:
+            self.action_space = infer_box(self.actions)
+        return self
+
+    def _check_finite(self) -> None:
+        arrays = {**flatten_tree(self.observations, "observations"), "actions": self.actions, "rewards": self.rewards}
+        arrays.update({f"infos/{key}": value for key, value in self.infos.items()})
+        for path, array in arrays.items():
+            if np.issubdtype(array.dtype, np.floating):
+                finite = np.isfinite(array)
+                if not finite.all():
+                    row = int(np.argwhere(~finite)[0][0])
+                    raise InvalidInput(
+                        f"{path} has non-finite values (NaN or inf), first at row {row}; "
+                        "pass --allow-nonfinite to import them anyway"
+                    )
+
+
+def _infer_space(observations: ObservationArrays) -> gym.Space:
+    if isinstance(observations, Mapping):
+        return gym.spaces.Dict({key: _infer_space(value) for key, value in observations.items()})
+    return infer_box(np.asarray(observations))

@@ -1,0 +1,21 @@
+"""Errors that users cause and `bench` reports as one clear line (CLI) or a 4xx detail (API)."""
+
+
+class BenchError(Exception):
+    """Base class: the message is shown to the user as is, so it must name the problem."""
+
+
+class InvalidInput(BenchError):
+    """The user's input (a file, an id, an option) is malformed or inconsistent."""
+
+
+class NotFound(BenchError):
+    """A named dataset, version or file does not exist."""
+
+
+class Conflict(BenchError):
+    """The request clashes with what exists (e.g. a version that is already published)."""
+
+
+class IntegrityError(BenchError):
+    """Stored data does not match its manifest."""

@@ -1,0 +1,1 @@
+"""Scores, normalization and leaderboard aggregation; arriving with the benchmark data and the harness."""

@@ -1,0 +1,1 @@
+"""Settings, database, environments, harness, executors and artifacts: what the parts run on."""

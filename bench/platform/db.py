@@ -1,0 +1,145 @@
+"""Metadata in SQL: SQLAlchemy 2 typed models, engines, sessions, and migrations to head.
+
+The schema itself is owned by Alembic (migrations/); these models must match it, and a test
+checks that a migrated database and the models agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from bench.errors import BenchError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: sa.JSON, dt.datetime: sa.DateTime(timezone=True)}
+
+
+class DatasetRow(Base):
+    """A dataset name, ``namespace/name``; its versions hold the data."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (sa.UniqueConstraint("namespace", "name", name="uq_datasets_namespace_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    namespace: Mapped[str] = mapped_column(sa.String(300))
+    name: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list["VersionRow"]] = relationship(back_populates="dataset", order_by="VersionRow.version")
+
+
+class VersionState:
+    """A version's life: staging -> published, later yanked. Failed imports delete their row."""
+
+    STAGING = "staging"
+    PUBLISHED = "published"
+    YANKED = "yanked"
+
+
+class VersionRow(Base):
+    """One immutable version ``namespace/name-vN``; visible to readers only once published."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_dataset_version"),
+        sa.Index("ix_dataset_versions_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    state: Mapped[str] = mapped_column(sa.String(16))
+    storage_path: Mapped[str] = mapped_column(sa.String(400))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None]
+    # Who is writing a staging version, so gc can tell a crashed import from a running one.
+    writer_host: Mapped[str | None] = mapped_column(sa.String(255))
+    writer_pid: Mapped[int | None]
+    episodes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    steps: Mapped[int | None] = mapped_column(sa.BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    manifest_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    content_sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    observation_space: Mapped[dict[str, Any] | None]
+    action_space: Mapped[dict[str, Any] | None]
+    env: Mapped[dict[str, Any] | None]
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    license: Mapped[str | None] = mapped_column(sa.String(200))
+    source_format: Mapped[str | None] = mapped_column(sa.String(32))
+    yanked_at: Mapped[dt.datetime | None]
+    yank_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    dataset: Mapped[DatasetRow] = relationship(back_populates="versions")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers proceed while an import commits; the busy timeout makes concurrent
+    # writers wait for the lock instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    if not (MIGRATIONS_DIR / "env.py").is_file():
+        raise BenchError(f"migrations not found at {MIGRATIONS_DIR}; install bench from its source tree (pip install -e .)")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Run pending Alembic migrations up to head."""
+    from alembic import command
+
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()

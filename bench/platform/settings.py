@@ -1,0 +1,82 @@
+"""The one place configuration is read: environment variables over an optional bench.toml.
+
+Precedence, highest first: ``BENCH_*`` environment variables, then ``bench.toml`` (looked up as
+``$BENCH_CONFIG``, else ``./bench.toml``, else ``$BENCH_HOME/bench.toml``), then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bench.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where bench keeps its database, its datasets and its scratch space."""
+
+    home: Path
+    database_url: str
+    storage_url: str
+    # Extra fsspec options for the storage URL (e.g. an S3 endpoint for a local object store).
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def staging_dir(self) -> Path:
+        """Local scratch space where versions are built before they are published."""
+        return self.home / "staging"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local copies of versions whose storage is remote (e.g. S3), verified on download."""
+        return self.home / "cache"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> "Settings":
+        env = os.environ
+        home = Path(overrides.pop("home", None) or env.get("BENCH_HOME") or "~/.bench").expanduser()
+        file_values = _read_toml(home)
+
+        def pick(name: str, default: Any) -> Any:
+            if name in overrides:
+                return overrides[name]
+            env_name = f"BENCH_{name.upper()}"
+            if env_name in env:
+                return env[env_name]
+            return file_values.get(name, default)
+
+        storage_options = dict(file_values.get("storage_options", {}))
+        endpoint = env.get("BENCH_S3_ENDPOINT_URL") or file_values.get("s3_endpoint_url")
+        if endpoint:
+            storage_options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
+        storage_options.update(overrides.get("storage_options", {}))
+        return cls(
+            home=home,
+            database_url=pick("database_url", f"sqlite:///{home / 'bench.db'}"),
+            storage_url=str(pick("storage_url", str(home / "datasets"))),
+            storage_options=storage_options,
+        )
+
+
+_KNOWN_KEYS = {f.name for f in fields(Settings)} - {"home"} | {"s3_endpoint_url"}
+
+
+def _read_toml(home: Path) -> dict[str, Any]:
+    candidates = [os.environ.get("BENCH_CONFIG"), "bench.toml", str(home / "bench.toml")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            try:
+                values = tomllib.loads(Path(candidate).read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise InvalidInput(f"{candidate}: not valid TOML ({exc})") from exc
+            unknown = set(values) - _KNOWN_KEYS
+            if unknown:
+                raise InvalidInput(f"{candidate}: unknown settings {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
+            return values
+        if candidate == os.environ.get("BENCH_CONFIG") and candidate:
+            raise InvalidInput(f"BENCH_CONFIG points to {candidate}, which does not exist")
+    return {}

@@ -1,0 +1,1 @@
+"""The FastAPI service and the Streamlit UI; arriving with the web-service issue."""
