@@ -86,6 +86,12 @@ class Dataset:
     def __len__(self) -> int:
         return self.num_steps
 
+    def make_env(self, **overrides: Any) -> gym.Env:
+        """The gymnasium environment that evaluates this dataset, from its environment reference."""
+        from bench.platform.environments import make_env
+
+        return make_env(self.manifest.get("env"), **overrides)
+
     def __repr__(self) -> str:
         return f"Dataset({self.id!r}, episodes={self.num_episodes}, steps={self.num_steps})"
 

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
@@ -38,6 +40,7 @@ from bench.datasets.trajectories import Trajectories
 from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import DatasetRow, VersionRow, VersionState
+from bench.platform.environments import env_reference, spaces_of
 from bench.platform.settings import Settings
 
 # A staging row from another host is only presumed dead after this long (we cannot see its pid).
@@ -152,16 +155,26 @@ class Registry:
         allow_nonfinite: bool = False,
         description: str | None = None,
         license: str | None = None,
+        env_id: str | None = None,
     ) -> VersionInfo:
+        """Import a file or directory (format detected unless given) as the next version.
+
+        ``env_id`` names the gymnasium environment that evaluates the data; its spaces then
+        describe the data and must match the arrays.
+        """
         target = DatasetId.parse(dataset_id)
         self._check_publishable(target)
         source = read_source(Path(path), format)
+        env = source.env
+        if env_id:
+            env = env_reference(env_id)
+            _adopt_env_spaces(source.trajectories, env)
         return self.publish(
             source.trajectories,
             str(target),
             description=description or source.description,
             license=license,
-            env=source.env,
+            env=env,
             provenance=_provenance(source, Path(path)),
             allow_nonfinite=allow_nonfinite,
         )
@@ -432,6 +445,17 @@ class Registry:
                     self.storage.remove(path)
                     removed.append(path)
         return removed
+
+
+def _adopt_env_spaces(data: Trajectories, env: dict[str, Any]) -> None:
+    observation_space, action_space = spaces_of(env)
+    observations = data.observations
+    for name, space, sample in (("observation", observation_space, observations), ("action", action_space, data.actions)):
+        if isinstance(space, gym.spaces.Box) and not isinstance(sample, dict):
+            if tuple(np.shape(sample)[1:]) != space.shape:
+                raise InvalidInput(f"{env['id']}'s {name} space has shape {space.shape} but the data's {name}s have "
+                                   f"shape {tuple(np.shape(sample)[1:])}")
+    data.observation_space, data.action_space = observation_space, action_space
 
 
 def _storage_path(target: DatasetId) -> str:

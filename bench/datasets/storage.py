@@ -28,6 +28,7 @@ class Storage:
         self.root = self.root.rstrip("/")
         self.is_local = "file" in _protocols(self.fs)
         if self.is_local:
+            self.fs = fsspec.filesystem("file", auto_mkdir=True)  # writes create their directories, as on S3
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
     def path(self, relative: str) -> str:

@@ -1,0 +1,205 @@
+"""The `bench` command: the CLI mirrors the Python API (``bench datasets ...`` is ``Registry``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Versioned robot-learning datasets and evaluation.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Import, list, inspect, verify, export and yank dataset versions.")
+app.add_typer(datasets_app, name="datasets")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Report a user's mistake as one line on stderr with exit code 1; nothing else changes."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for warning in caught:
+            err.print(f"warning: {warning.message}", markup=False, highlight=False)
+    except BenchError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was published", markup=False)
+        raise typer.Exit(130) from None
+
+
+def _registry():
+    from bench.datasets import Registry
+
+    return Registry.open()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def _size(num_bytes: int | None) -> str:
+    if num_bytes is None:
+        return "-"
+    value = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(num_bytes)
+
+
+@app.command()
+def init() -> None:
+    """Create BENCH_HOME, migrate its database to the newest schema, and create the storage root."""
+    from bench.platform import db
+
+    with _user_errors():
+        registry = _registry()
+        revision = db.current_revision(registry.engine)
+        out.print(f"bench home   {registry.settings.home}", highlight=False)
+        out.print(f"database     {registry.engine.url.render_as_string(hide_password=True)} (schema {revision})", highlight=False)
+        out.print(f"storage      {registry.settings.storage_url}", highlight=False)
+
+
+@datasets_app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="D4RL .hdf5, OGBench .npz, Minari dataset directory or bench version directory"),
+    id: str = typer.Option(..., "--id", help="namespace/name (next version) or namespace/name-vN"),
+    format: Optional[str] = typer.Option(None, "--format", help="bench, minari, d4rl or ogbench (default: detect)"),
+    allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="accept NaN/inf values"),
+    description: Optional[str] = typer.Option(None, "--description"),
+    license: Optional[str] = typer.Option(None, "--license"),
+    env: Optional[str] = typer.Option(None, "--env", help="gymnasium id of the environment that evaluates this data"),
+    as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
+) -> None:
+    """Import a dataset file or directory as a new immutable version."""
+    with _user_errors():
+        registry = _registry()
+        with err.status(f"importing {path} as {id} ..."):
+            info = registry.import_path(path, id, format=format, allow_nonfinite=allow_nonfinite,
+                                        description=description, license=license, env_id=env)
+        if as_json:
+            _print_json(info.to_json())
+        else:
+            out.print(f"published {info.id}: {info.episodes} episodes, {info.steps} steps, {_size(info.size_bytes)}",
+                      highlight=False)
+
+
+@datasets_app.command("list")
+def list_(
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="only this namespace and those below it"),
+    include_yanked: bool = typer.Option(False, "--include-yanked", help="also list yanked versions"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List published versions."""
+    with _user_errors():
+        infos = _registry().list(namespace=namespace, include_yanked=include_yanked)
+        if as_json:
+            _print_json([info.to_json() for info in infos])
+            return
+        table = Table("id", "episodes", "steps", "size", "source", "published", box=None)
+        for info in infos:
+            label = info.id + (" (yanked)" if info.yanked else "")
+            table.add_row(label, str(info.episodes), str(info.steps), _size(info.size_bytes),
+                          info.source_format or "-", (info.published_at or "")[:19])
+        out.print(table if infos else "no datasets")
+
+
+@datasets_app.command()
+def show(
+    id: str = typer.Argument(..., help="namespace/name-vN, or namespace/name for the latest"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show one version: counts, spaces, environment, hashes."""
+    with _user_errors():
+        info = _registry().show(id)
+        if as_json:
+            _print_json(info.to_json())
+            return
+        rows = [
+            ("id", info.id), ("state", info.state + (f" ({info.yank_reason})" if info.yanked else "")),
+            ("episodes", info.episodes), ("steps", info.steps), ("size", _size(info.size_bytes)),
+            ("observation space", json.dumps(info.observation_space)), ("action space", json.dumps(info.action_space)),
+            ("environment", json.dumps(info.env) if info.env else "none"), ("source format", info.source_format),
+            ("content sha256", info.content_sha256), ("manifest sha256", info.manifest_sha256),
+            ("created", info.created_at), ("published", info.published_at),
+            ("license", info.license or "-"), ("description", info.description or "-"),
+        ]
+        table = Table(show_header=False, box=None)
+        for key, value in rows:
+            table.add_row(key, str(value))
+        out.print(table)
+
+
+@datasets_app.command()
+def verify(id: str = typer.Argument(...)) -> None:
+    """Re-hash every file of a version against its manifest; exit 1 naming each file that differs."""
+    with _user_errors():
+        registry = _registry()
+        info = registry.show(id)
+        with err.status(f"verifying {info.id} ..."):
+            problems = registry.verify(info.id)
+        if problems:
+            for problem in problems:
+                err.print(f"{info.id}: {problem}", markup=False, highlight=False)
+            raise typer.Exit(1)
+        out.print(f"{info.id}: all files match the manifest", highlight=False)
+
+
+@datasets_app.command()
+def export(
+    id: str = typer.Argument(...),
+    format: str = typer.Option(..., "--format", help="minari or d4rl"),
+    out_path: Path = typer.Option(..., "--out", help="a new directory (minari, named name-vN) or .hdf5 file (d4rl)"),
+) -> None:
+    """Export a version to another format."""
+    with _user_errors():
+        registry = _registry()
+        with err.status(f"exporting {id} to {out_path} ..."):
+            notes = registry.export(id, format, out_path)
+        for note in notes:
+            err.print(f"note: {note}", markup=False, highlight=False)
+        out.print(f"wrote {out_path}", highlight=False)
+
+
+@datasets_app.command()
+def yank(id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason")) -> None:
+    """Hide a version from listings; it stays loadable by its exact id, with a warning."""
+    with _user_errors():
+        info = _registry().yank(id, reason)
+        out.print(f"yanked {info.id}: {info.yank_reason}", highlight=False)
+
+
+@datasets_app.command()
+def gc(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Remove what crashed imports left behind (staging rows, staging directories, orphan files)."""
+    with _user_errors():
+        report = _registry().gc()
+        if as_json:
+            _print_json(report.to_json())
+            return
+        removed = report.staging_versions + report.staging_dirs + report.orphan_dirs
+        for item in removed:
+            out.print(f"removed {item}", highlight=False)
+        out.print(f"gc: removed {len(removed)} leftover(s)", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point wrapper
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: real local servers and small generated datasets."""

@@ -1,0 +1,167 @@
+"""Small datasets made on the spot, in the layouts users bring: D4RL HDF5, OGBench npz, Minari directories.
+
+These writers are deliberately independent of bench's exporters, so that import tests read
+files made the way the original projects make them rather than files bench wrote itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import h5py
+import numpy as np
+
+from bench.datasets.trajectories import Trajectories
+
+
+def random_trajectories(
+    rng: np.random.Generator,
+    episodes: int = 5,
+    obs_dim: int = 4,
+    act_dim: int = 2,
+    min_len: int = 3,
+    max_len: int = 12,
+    dict_obs: bool = False,
+    image_shape: tuple[int, ...] | None = None,
+) -> Trajectories:
+    """Random episodes; the first ends terminated, the rest truncated."""
+    lengths = rng.integers(min_len, max_len + 1, size=episodes)
+    steps, obs_rows = int(lengths.sum()), int(lengths.sum()) + episodes
+    observations: Any = rng.normal(size=(obs_rows, obs_dim)).astype(np.float32)
+    if dict_obs:
+        observations = {
+            "observation": observations,
+            "achieved_goal": rng.normal(size=(obs_rows, 2)),
+            "desired_goal": rng.normal(size=(obs_rows, 2)),
+        }
+    if image_shape is not None:
+        observations = {"state": observations if not dict_obs else observations["observation"],
+                        "pixels": rng.integers(0, 256, size=(obs_rows, *image_shape), dtype=np.uint8)}
+    ends = np.cumsum(lengths) - 1
+    terminations = np.zeros(steps, dtype=bool)
+    truncations = np.zeros(steps, dtype=bool)
+    terminations[ends[0]] = True
+    truncations[ends[1:]] = True
+    return Trajectories(
+        observations=observations,
+        actions=rng.uniform(-1, 1, size=(steps, act_dim)).astype(np.float32),
+        rewards=rng.normal(size=steps).astype(np.float32),
+        terminations=terminations,
+        truncations=truncations,
+        lengths=lengths,
+    )
+
+
+def write_d4rl_file(path: Path, data: Trajectories, next_observations: bool = True,
+                    infos: dict[str, np.ndarray] | None = None) -> Path:
+    """Write trajectories as D4RL does: one row per transition, terminals and timeouts."""
+    obs = np.asarray(data.observations)
+    obs_rows = np.concatenate([np.arange(s, s + n) for s, n in zip(data.obs_starts, data.lengths)])
+    with h5py.File(path, "w") as handle:
+        handle["observations"] = obs[obs_rows]
+        if next_observations:
+            handle["next_observations"] = obs[obs_rows + 1]
+        handle["actions"] = data.actions
+        handle["rewards"] = data.rewards
+        handle["terminals"] = data.terminations
+        handle["timeouts"] = data.truncations
+        for key, value in (infos or {}).items():
+            handle[f"infos/{key}"] = value
+        handle.create_group("metadata").attrs["algorithm"] = "random"
+    return path
+
+
+def write_ogbench_npz(path: Path, data: Trajectories, with_qpos: bool = True) -> Path:
+    """OGBench's layout: per-row observations and actions, terminals on each episode's last row.
+
+    OGBench records an action on every row, the last one included; it has no successor, so we
+    write a final random action that an importer must drop.
+    """
+    obs = np.asarray(data.observations)
+    actions = np.empty((len(obs), data.actions.shape[1]), dtype=data.actions.dtype)
+    terminals = np.zeros(len(obs), dtype=np.float32)
+    for (obs_slice, step_slice) in data.iter_episode_slices():
+        actions[obs_slice.start:obs_slice.stop - 1] = data.actions[step_slice]
+        actions[obs_slice.stop - 1] = 9.0
+        terminals[obs_slice.stop - 1] = 1.0
+    arrays = {"observations": obs, "actions": actions, "terminals": terminals}
+    if with_qpos:
+        arrays["qpos"] = obs[:, :2].astype(np.float64) * 2
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def write_minari_dir(path: Path, data: Trajectories, data_format: str = "hdf5", dataset_id: str = "test/random-v0",
+                     observation_space: gym.Space | None = None, action_space: gym.Space | None = None,
+                     infos: dict[str, np.ndarray] | None = None) -> Path:
+    """A Minari dataset directory written by Minari's own storage classes (HDF5 or Arrow)."""
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    data.validate()
+    (path / "data").mkdir(parents=True)
+    storage = MinariStorage.new(path / "data", observation_space=observation_space or data.observation_space,
+                                action_space=action_space or data.action_space, data_format=data_format)
+
+    def select(tree: Any, rows: slice) -> Any:
+        return {k: select(v, rows) for k, v in tree.items()} if isinstance(tree, dict) else tree[rows]
+
+    buffers = []
+    for index, (obs_slice, step_slice) in enumerate(data.iter_episode_slices()):
+        buffers.append(EpisodeBuffer(
+            id=index, seed=100 + index, observations=select(data.observations, obs_slice),
+            actions=data.actions[step_slice], rewards=data.rewards[step_slice],
+            terminations=data.terminations[step_slice], truncations=data.truncations[step_slice],
+            infos={k: v[obs_slice] for k, v in (infos or {}).items()} or None,
+        ))
+    storage.update_episodes(buffers)
+    storage.update_metadata({"dataset_id": dataset_id, "minari_version": minari.__version__})
+    return path
+
+
+def gym_random_rollouts(env_id: str, episodes: int, seed: int, max_steps: int | None = None) -> Trajectories:
+    """Uniform-random-action episodes from a gymnasium environment (real dynamics, real rewards)."""
+    env = gym.make(env_id, max_episode_steps=max_steps) if max_steps else gym.make(env_id)
+    env.action_space.seed(seed)
+    obs_parts, actions, rewards, terms, truncs, lengths = [], [], [], [], [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        obs_parts.append(obs)
+        length = 0
+        while True:
+            action = env.action_space.sample()
+            obs, reward, terminated, truncated, _ = env.step(action)
+            obs_parts.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            terms.append(terminated)
+            truncs.append(truncated)
+            length += 1
+            if terminated or truncated:
+                break
+        lengths.append(length)
+    env.close()
+    return Trajectories(
+        observations=np.asarray(obs_parts, dtype=np.float32), actions=np.asarray(actions, dtype=np.float32),
+        rewards=np.asarray(rewards, dtype=np.float32), terminations=np.asarray(terms), truncations=np.asarray(truncs),
+        lengths=np.asarray(lengths), observation_space=env.observation_space, action_space=env.action_space,
+    )
+
+
+def main() -> None:
+    """``python -m bench.testing.data OUT.hdf5 [ENV_ID EPISODES SEED]``: random rollouts as a D4RL file."""
+    import sys
+
+    out = Path(sys.argv[1])
+    env_id = sys.argv[2] if len(sys.argv) > 2 else "Pendulum-v1"
+    episodes = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    write_d4rl_file(out, gym_random_rollouts(env_id, episodes, seed))
+    print(f"wrote {out}: {episodes} episodes of {env_id} with uniform random actions")
+
+
+if __name__ == "__main__":
+    main()

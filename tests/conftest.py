@@ -1,0 +1,104 @@
+"""Fixtures: registries on every backend (SQLite or PostgreSQL x local disk or S3), and small data.
+
+PostgreSQL 15 and the S3 server are real servers started by bench.testing.services, once per
+test session (per xdist worker), and only when a test asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.datasets import Registry
+from bench.platform.settings import Settings
+from bench.testing import services
+
+S3_BUCKET = "bench-test"
+BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"]
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    with services.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    with services.moto_s3_server() as endpoint:
+        saved = {key: os.environ.get(key) for key in services.s3_env(endpoint)}
+        os.environ.update(services.s3_env(endpoint))
+        services.create_bucket(endpoint, S3_BUCKET)
+        yield endpoint
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def make_settings(request, tmp_path: Path, backend: str) -> Settings:
+    database, storage = backend.split("-")
+    home = tmp_path / "home"
+    overrides = {"home": home}
+    if database == "postgres":
+        server = request.getfixturevalue("pg_server")
+        overrides["database_url"] = services.create_database(server, f"t_{uuid.uuid4().hex[:16]}")
+    else:
+        overrides["database_url"] = f"sqlite:///{home / 'bench.db'}"
+    if storage == "s3":
+        endpoint = request.getfixturevalue("s3_server")
+        overrides["storage_url"] = f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:12]}"
+        overrides["storage_options"] = {"client_kwargs": {"endpoint_url": endpoint}}
+    else:
+        overrides["storage_url"] = str(home / "datasets")
+    return Settings.load(**overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a `bench` subprocess use these settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
+    env.update(BENCH_HOME=str(settings.home), BENCH_DATABASE_URL=settings.database_url,
+               BENCH_STORAGE_URL=settings.storage_url)
+    endpoint = settings.storage_options.get("client_kwargs", {}).get("endpoint_url")
+    if endpoint:
+        env.update(services.s3_env(endpoint))
+    return env
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings(request, tmp_path, backend) -> Settings:
+    return make_settings(request, tmp_path, backend)
+
+
+@pytest.fixture
+def local_settings(request, tmp_path) -> Settings:
+    return make_settings(request, tmp_path, "sqlite-local")
+
+
+@pytest.fixture
+def registry(settings):
+    registry = Registry.open(settings)
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def local_registry(local_settings):
+    registry = Registry.open(local_settings)
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
