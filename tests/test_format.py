@@ -71,7 +71,7 @@ def test_content_hash_ignores_compression_and_chunking(tmp_path, rng, monkeypatc
     data = random_trajectories(rng, episodes=5)
     first = _write(tmp_path, data, "a")
     monkeypatch.setattr(fmt, "_VECTOR_CHUNK_BYTES", 64)
-    monkeypatch.setattr(fmt, "_VECTOR_CODEC", fmt.ZstdCodec(level=9))
+    monkeypatch.setattr(fmt, "_VECTOR_CODEC", ("zstd", {"level": 9}))
     second = _write(tmp_path, data, "b")
     assert first["files"] != second["files"]  # different bytes on disk ...
     assert first["content_sha256"] == second["content_sha256"]  # ... same content

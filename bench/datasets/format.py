@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
 
 from bench.datasets.spaces import space_from_json, space_to_json
 from bench.datasets.trajectories import Trajectories, flatten_tree, unflatten_tree
@@ -37,8 +35,9 @@ MEDIA = "media"
 _VECTOR_CHUNK_BYTES = 4 << 20
 _MAX_VECTOR_CHUNK_ROWS = 65_536
 _IMAGE_CHUNK_FRAMES = 64
-_VECTOR_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
-_IMAGE_CODEC = ZstdCodec(level=3)
+# Codecs as (name, configuration) so that zarr is imported only by code that reads or writes steps.
+_VECTOR_CODEC = ("blosc", {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"})
+_IMAGE_CODEC = ("zstd", {"level": 3})
 _HASH_BLOCK = 1 << 22
 
 
@@ -47,13 +46,20 @@ def is_image_array(array: np.ndarray) -> bool:
     return array.dtype == np.uint8 and array.ndim >= 3
 
 
+def _codec(spec: tuple[str, dict[str, Any]]):
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    name, config = spec
+    return {"blosc": BloscCodec, "zstd": ZstdCodec}[name](**config)
+
+
 def _chunks_and_codec(array: np.ndarray) -> tuple[tuple[int, ...], Any]:
     row_shape = array.shape[1:]
     if is_image_array(array):
-        return (_IMAGE_CHUNK_FRAMES, *row_shape), _IMAGE_CODEC
+        return (_IMAGE_CHUNK_FRAMES, *row_shape), _codec(_IMAGE_CODEC)
     row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * array.dtype.itemsize)
     rows = int(np.clip(_VECTOR_CHUNK_BYTES // row_bytes, 1, _MAX_VECTOR_CHUNK_ROWS))
-    return (max(1, min(rows, len(array))), *row_shape), _VECTOR_CODEC
+    return (max(1, min(rows, len(array))), *row_shape), _codec(_VECTOR_CODEC)
 
 
 def step_arrays(data: Trajectories) -> dict[str, np.ndarray]:
@@ -139,6 +145,8 @@ def episodes_table(data: Trajectories) -> pa.Table:
 
 def write_steps(directory: Path, data: Trajectories) -> dict[str, dict[str, Any]]:
     """Write steps.zarr and return the manifest's description of its arrays."""
+    import zarr
+
     group = zarr.open_group(directory / STEPS, mode="w", zarr_format=3)
     described: dict[str, dict[str, Any]] = {}
     for path, array in step_arrays(data).items():
@@ -206,6 +214,8 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def read_steps(directory: Path, arrays: dict[str, dict[str, Any]], lengths: np.ndarray) -> Trajectories:
+    import zarr
+
     group = zarr.open_group(directory / STEPS, mode="r", zarr_format=3)
     loaded = {path: group[path][...] for path in arrays}
     observations_flat = {path: value for path, value in loaded.items() if path.split("/")[0] == "observations"}

@@ -139,8 +139,8 @@ class Registry:
         settings = settings or Settings.load()
         settings.home.mkdir(parents=True, exist_ok=True)
         engine = db.make_engine(settings.database_url)
-        if migrate and db.current_revision(engine) != db.head_revision(engine):
-            db.migrate(engine)
+        if migrate:
+            db.ensure_schema(engine)
         return cls(settings, engine, Storage(settings.storage_url, settings.storage_options))
 
     def close(self) -> None:

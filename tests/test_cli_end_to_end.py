@@ -1,0 +1,61 @@
+"""The README's workflow through the real `bench` command, on SQLite + local disk and PostgreSQL + S3."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.testing.data import random_trajectories, write_d4rl_file, write_minari_dir
+from conftest import make_settings, settings_env
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(env, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bench {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result
+
+
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-s3"])
+def test_readme_workflow(request, tmp_path, backend):
+    settings = make_settings(request, tmp_path, backend)
+    env = settings_env(settings)
+    rng = np.random.default_rng(0)
+    hopper = write_d4rl_file(tmp_path / "hopper_random.hdf5", random_trajectories(rng, episodes=8, obs_dim=11, act_dim=3).validate())
+    minari_dir = write_minari_dir(tmp_path / "minari" / "expert-v0", random_trajectories(rng, episodes=3, dict_obs=True).validate())
+
+    assert "schema 0001" in _bench(env, "init").stdout
+    imported = json.loads(_bench(env, "datasets", "import", hopper, "--id", "d4rl/hopper-random", "--json").stdout)
+    assert imported["id"] == "d4rl/hopper-random-v1" and imported["episodes"] == 8
+    _bench(env, "datasets", "import", minari_dir, "--id", "minari/hopper-expert")
+
+    listed = json.loads(_bench(env, "datasets", "list", "--json").stdout)
+    assert [item["id"] for item in listed] == ["d4rl/hopper-random-v1", "minari/hopper-expert-v1"]
+    assert [item["id"] for item in json.loads(_bench(env, "datasets", "list", "--namespace", "d4rl", "--json").stdout)] == [
+        "d4rl/hopper-random-v1"]
+    shown = json.loads(_bench(env, "datasets", "show", "d4rl/hopper-random", "--json").stdout)
+    for field in ("id", "namespace", "name", "version", "state", "episodes", "steps", "observation_space",
+                  "action_space", "env", "size_bytes", "manifest_sha256", "created_at"):
+        assert field in shown
+    assert shown == imported
+    assert "all files match" in _bench(env, "datasets", "verify", "d4rl/hopper-random-v1").stdout
+
+    _bench(env, "datasets", "export", "d4rl/hopper-random-v1", "--format", "minari", "--out", tmp_path / "out" / "hopper-random-v1")
+    _bench(env, "datasets", "export", "d4rl/hopper-random-v1", "--format", "d4rl", "--out", tmp_path / "out" / "hopper.hdf5")
+    again = json.loads(_bench(env, "datasets", "import", tmp_path / "out" / "hopper.hdf5", "--id", "d4rl/hopper-random", "--json").stdout)
+    assert again["id"] == "d4rl/hopper-random-v2" and again["content_sha256"] == imported["content_sha256"]
+    via_minari = json.loads(_bench(env, "datasets", "import", tmp_path / "out" / "hopper-random-v1", "--id", "m/h", "--json").stdout)
+    assert via_minari["content_sha256"] == imported["content_sha256"]
+
+    _bench(env, "datasets", "yank", "d4rl/hopper-random-v2", "--reason", "duplicate")
+    assert "hopper-random-v2" not in _bench(env, "datasets", "list").stdout
+    yanked = _bench(env, "datasets", "show", "d4rl/hopper-random-v2")
+    assert "yanked (duplicate)" in yanked.stdout
+    assert "removed 0" in _bench(env, "datasets", "gc").stdout
+
+    human = _bench(env, "datasets", "list").stdout
+    assert "d4rl/hopper-random-v1" in human and "minari/hopper-expert-v1" in human
