@@ -139,6 +139,8 @@ def show(
             ("license", info.license or "-"), ("description", info.description or "-"),
         ]
         table = Table(show_header=False, box=None)
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")  # hashes and spaces are shown whole, never cut with an ellipsis
         for key, value in rows:
             table.add_row(key, str(value))
         out.print(table)
