@@ -40,6 +40,17 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+@contextlib.contextmanager
+def _stages(title: str) -> Iterator[Any]:
+    """A live line on stderr (spinner, stage, elapsed time); yields a callback that names the stage."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task(title)
+        yield lambda stage: progress.update(task, description=f"{title}: {stage}")
+
+
 def _registry():
     from bench.datasets import Registry
 
@@ -88,9 +99,9 @@ def import_(
     """Import a dataset file or directory as a new immutable version."""
     with _user_errors():
         registry = _registry()
-        with err.status(f"importing {path} as {id} ..."):
+        with _stages(f"importing {path.name} as {id}") as stage:
             info = registry.import_path(path, id, format=format, allow_nonfinite=allow_nonfinite,
-                                        description=description, license=license, env_id=env)
+                                        description=description, license=license, env_id=env, progress=stage)
         if as_json:
             _print_json(info.to_json())
         else:

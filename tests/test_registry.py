@@ -1,5 +1,6 @@
 """The registry on every backend: versions, immutability, latest resolution, yank, verify, atomicity, gc."""
 
+import shutil
 import threading
 import warnings
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 
 from bench.datasets import Registry
 from bench.datasets.registry import YankedVersionWarning
-from bench.errors import Conflict, InvalidInput, NotFound
+from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform.db import VersionRow
 from bench.testing.data import random_trajectories, write_d4rl_file
 
@@ -188,11 +189,17 @@ def test_gc_removes_stale_staging(registry, tmp_path, rng):
     assert registry.gc().staging_versions == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite-s3", "postgres-s3"])
 def test_remote_storage_loads_through_a_verified_cache(registry, tmp_path, rng):
-    if registry.storage.is_local:
-        pytest.skip("local storage is read in place")
     path, _ = _d4rl(tmp_path, rng)
     info = registry.import_path(path, "d4rl/x")
     directory = registry.local_dir(info.id)
     assert directory.parent == registry.settings.cache_dir
     assert registry.load(info.id).num_episodes == 5
+    # A corrupted object in the store is caught on download and never cached.
+    with registry.storage.open(f"{info.storage_path}/episodes.parquet", "wb") as handle:
+        handle.write(b"corrupt")
+    shutil.rmtree(directory)
+    with pytest.raises(IntegrityError, match="episodes.parquet"):
+        registry.load(info.id)
+    assert not directory.exists()

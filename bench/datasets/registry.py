@@ -23,7 +23,7 @@ import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -156,14 +156,17 @@ class Registry:
         description: str | None = None,
         license: str | None = None,
         env_id: str | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> VersionInfo:
         """Import a file or directory (format detected unless given) as the next version.
 
         ``env_id`` names the gymnasium environment that evaluates the data; its spaces then
         describe the data and must match the arrays.
         """
+        report = progress or (lambda stage: None)
         target = DatasetId.parse(dataset_id)
         self._check_publishable(target)
+        report(f"reading {Path(path).name}")
         source = read_source(Path(path), format)
         env = source.env
         if env_id:
@@ -177,6 +180,7 @@ class Registry:
             env=env,
             provenance=_provenance(source, Path(path)),
             allow_nonfinite=allow_nonfinite,
+            progress=progress,
         )
 
     def publish(
@@ -190,16 +194,20 @@ class Registry:
         provenance: dict[str, Any] | None = None,
         media: dict[str, bytes] | None = None,
         allow_nonfinite: bool = False,
+        progress: Callable[[str], None] | None = None,
     ) -> VersionInfo:
         """Publish in-memory trajectories as the next version of ``namespace/name``."""
+        report = progress or (lambda stage: None)
         target = DatasetId.parse(dataset_id)
         self._check_publishable(target)
+        report("validating")
         data.validate(allow_nonfinite=allow_nonfinite)
         row_id, version = self._reserve(target)
         full_id = target.with_version(version)
         storage_path = _storage_path(full_id)
         staging = self.settings.staging_dir / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         try:
+            report(f"writing and verifying {full_id}")
             manifest = write_version(staging, data, {
                 "id": str(full_id),
                 "namespace": full_id.namespace,
@@ -214,8 +222,10 @@ class Registry:
             manifest_path = staging / MANIFEST
             manifest_sha = file_sha256(manifest_path)
             size = sum(entry["size"] for entry in manifest["files"].values()) + manifest_path.stat().st_size
+            report(f"storing {len(manifest['files'])} files")
             self.storage.publish_dir(staging, storage_path)
             self._check_stored(storage_path, manifest)
+            report("publishing")
             with self.session.begin() as session:
                 row = session.get(VersionRow, row_id)
                 row.state = VersionState.PUBLISHED

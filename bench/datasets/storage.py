@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import fsspec
 
-from bench.datasets.format import MANIFEST, list_files
+from bench.datasets.format import MANIFEST, file_sha256, list_files
 from bench.errors import IntegrityError
 
 _BLOCK = 1 << 22
@@ -84,29 +84,30 @@ class Storage:
                 os.rename(target.with_name(target.name + ".partial"), target)
                 shutil.rmtree(local_dir)
                 return
-        files = list_files(local_dir) + [MANIFEST]
-        for name in files:
-            self.fs.put_file(str(local_dir / name), self.path(f"{relative}/{name}"))
+        files = list_files(local_dir)
+        # One batched call: s3fs uploads the files concurrently. The manifest goes after all of them.
+        self.fs.put([str(local_dir / name) for name in files], [self.path(f"{relative}/{name}") for name in files])
+        self.fs.put_file(str(local_dir / MANIFEST), self.path(f"{relative}/{MANIFEST}"))
         shutil.rmtree(local_dir)
 
     def download_dir(self, relative: str, local_dir: Path, files: dict[str, dict[str, Any]]) -> None:
         """Copy a version to a local directory, verifying each file's sha256; manifest last."""
-        partial = local_dir.with_name(local_dir.name + ".partial")
+        partial = local_dir.with_name(f"{local_dir.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
+        names = list(files)
+        for name in names:
+            (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get([self.path(f"{relative}/{name}") for name in names], [str(partial / name) for name in names])
         for name, entry in files.items():
-            target = partial / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
-            with open(target, "wb") as out:
-                for chunk in self.iter_bytes(f"{relative}/{name}"):
-                    digest.update(chunk)
-                    out.write(chunk)
-            if digest.hexdigest() != entry["sha256"]:
+            if file_sha256(partial / name) != entry["sha256"]:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise IntegrityError(f"{relative}/{name}: sha256 differs from the manifest")
         (partial / MANIFEST).write_bytes(self.read_bytes(f"{relative}/{MANIFEST}"))
         local_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(partial, local_dir)
+        try:
+            os.rename(partial, local_dir)
+        except OSError:  # another process cached the same version first; theirs is as good
+            shutil.rmtree(partial, ignore_errors=True)
 
     def remove(self, relative: str) -> None:
         target = self.path(relative)
