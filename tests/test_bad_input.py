@@ -38,8 +38,8 @@ def _assert_nothing_left(settings):
     try:
         with registry.session() as session:
             assert session.scalars(sa.select(VersionRow)).all() == []
-        assert registry.storage.list_dirs("") == [] or all(
-            registry.storage.sizes(d) == {} for d in registry.storage.list_dirs(""))
+            assert session.scalars(sa.select(DatasetRow)).all() == []
+        assert registry.storage.sizes("") == {}
         staging = settings.staging_dir
         assert not staging.exists() or not any(staging.iterdir())
     finally:

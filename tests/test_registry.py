@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from bench.datasets import Registry
 from bench.datasets.registry import YankedVersionWarning
 from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from bench.platform.db import VersionRow
+from bench.platform.db import DatasetRow, VersionRow
 from bench.testing.data import random_trajectories, write_d4rl_file
 
 CONTRACT_FIELDS = {"id", "namespace", "name", "version", "state", "episodes", "steps", "observation_space",
@@ -132,6 +132,7 @@ def test_failed_publish_leaves_nothing(registry, tmp_path, rng, monkeypatch):
         registry.import_path(path, "d4rl/x")
     with registry.session() as session:
         assert session.scalars(sa.select(VersionRow)).all() == []
+        assert session.scalars(sa.select(DatasetRow)).all() == []
     assert registry.storage.sizes("d4rl/x") == {}
     assert not any(registry.settings.staging_dir.iterdir())
     monkeypatch.undo()

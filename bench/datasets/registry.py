@@ -80,32 +80,25 @@ class VersionInfo:
     @classmethod
     def from_row(cls, row: VersionRow) -> "VersionInfo":
         dataset = row.dataset
+        copied = {name: getattr(row, name) for name in _COPIED_COLUMNS}
         return cls(
             id=f"{dataset.namespace}/{dataset.name}-v{row.version}",
             namespace=dataset.namespace,
             name=dataset.name,
-            version=row.version,
-            state=row.state,
-            episodes=row.episodes,
-            steps=row.steps,
-            observation_space=row.observation_space,
-            action_space=row.action_space,
-            env=row.env,
-            size_bytes=row.size_bytes,
-            manifest_sha256=row.manifest_sha256,
-            content_sha256=row.content_sha256,
             created_at=_iso(row.created_at),
             published_at=_iso(row.published_at),
-            description=row.description,
-            license=row.license,
-            source_format=row.source_format,
             yanked=row.state == VersionState.YANKED,
-            yank_reason=row.yank_reason,
-            storage_path=row.storage_path,
+            **copied,
         )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# VersionInfo fields that are the version row's columns as they are.
+_COPIED_COLUMNS = ("version", "state", "episodes", "steps", "observation_space", "action_space", "env", "size_bytes",
+                   "manifest_sha256", "content_sha256", "description", "license", "source_format", "yank_reason",
+                   "storage_path")
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -251,6 +244,7 @@ class Registry:
                 with self.session.begin() as session:
                     session.execute(sa.delete(VersionRow).where(
                         VersionRow.id == row_id, VersionRow.state == VersionState.STAGING))
+                    _delete_if_empty(session, target)
             except Exception:  # the original error matters more; gc will finish the cleanup
                 pass
             raise
@@ -466,6 +460,13 @@ def _adopt_env_spaces(data: Trajectories, env: dict[str, Any]) -> None:
                 raise InvalidInput(f"{env['id']}'s {name} space has shape {space.shape} but the data's {name}s have "
                                    f"shape {tuple(np.shape(sample)[1:])}")
     data.observation_space, data.action_space = observation_space, action_space
+
+
+def _delete_if_empty(session, target: DatasetId) -> None:
+    """Drop a dataset name that has no versions left (its first import failed)."""
+    has_versions = sa.select(VersionRow.id).where(VersionRow.dataset_id == DatasetRow.id).exists()
+    session.execute(sa.delete(DatasetRow).where(
+        DatasetRow.namespace == target.namespace, DatasetRow.name == target.name, ~has_versions))
 
 
 def _storage_path(target: DatasetId) -> str:

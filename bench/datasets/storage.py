@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import fsspec
 
@@ -65,11 +65,6 @@ class Storage:
             while block := handle.read(_BLOCK):
                 digest.update(block)
         return digest.hexdigest()
-
-    def iter_bytes(self, relative: str, block: int = _BLOCK) -> Iterator[bytes]:
-        with self.open(relative) as handle:
-            while chunk := handle.read(block):
-                yield chunk
 
     def publish_dir(self, local_dir: Path, relative: str) -> None:
         """Move or upload a staged version directory; the manifest arrives last."""

@@ -50,12 +50,6 @@ def map_tree(fn, tree: ObservationArrays) -> ObservationArrays:
     return fn(tree)
 
 
-def first_leaf(tree: ObservationArrays) -> np.ndarray:
-    while isinstance(tree, Mapping):
-        tree = next(iter(tree.values()))
-    return tree
-
-
 @dataclass
 class Trajectories:
     observations: ObservationArrays
