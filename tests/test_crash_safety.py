@@ -50,8 +50,8 @@ def test_sigkill_at_random_points_never_exposes_partial_versions(request, tmp_pa
     subprocess.run(command, env=env, check=True, capture_output=True)
     duration = time.monotonic() - started
     published = 1
-    rng = np.random.default_rng(int(time.time()))
-    kill_points = sorted(rng.uniform(0.05, 1.0, size=6) * duration)
+    seed = int(os.environ.get("BENCH_CRASH_SEED", time.time_ns() % 2**32))  # printed on failure to replay it
+    kill_points = sorted(np.random.default_rng(seed).uniform(0.05, 1.0, size=6) * duration)
     for delay in kill_points:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
@@ -59,7 +59,7 @@ def test_sigkill_at_random_points_never_exposes_partial_versions(request, tmp_pa
         process.wait()
         ids = _check_invariants(settings)
         # Killed after its commit, an import is published (whole); killed before, it is invisible.
-        assert len(ids) in (published, published + 1), (delay, ids)
+        assert len(ids) in (published, published + 1), f"BENCH_CRASH_SEED={seed} kill at {delay:.2f}s: {ids}"
         published = len(ids)
     registry = Registry.open(settings)
     try:
