@@ -18,6 +18,10 @@ from bench.errors import BenchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Versioned robot-learning datasets and evaluation.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Import, list, inspect, verify, export and yank dataset versions.")
 app.add_typer(datasets_app, name="datasets")
+recipes_app = typer.Typer(no_args_is_help=True, help="Recipes that regenerate benchmark datasets deterministically.")
+app.add_typer(recipes_app, name="recipes")
+envs_app = typer.Typer(no_args_is_help=True, help="Environments (tasks) and their reference scores.")
+app.add_typer(envs_app, name="envs")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -208,6 +212,99 @@ def gc(as_json: bool = typer.Option(False, "--json")) -> None:
         for item in removed:
             out.print(f"removed {item}", highlight=False)
         out.print(f"gc: removed {len(removed)} leftover(s)", highlight=False)
+
+
+@datasets_app.command()
+def build(
+    recipe: str = typer.Argument(..., help="a recipe name from `bench recipes list`, e.g. metaworld/drawer-open/expert"),
+    episodes: Optional[int] = typer.Option(None, "--episodes", min=1, help="default: the recipe's"),
+    seed: int = typer.Option(0, "--seed"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="collector processes (default: all cores)"),
+    reference_episodes: int = typer.Option(20, "--reference-episodes", min=1,
+                                           help="episodes per policy when measuring reference scores the first time"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Generate a recipe's dataset (same recipe + seed + size = same content hash) and publish it."""
+    from bench.datasets.recipes.build import build as build_recipe
+
+    with _user_errors():
+        registry = _registry()
+        with _stages(f"building {recipe}") as stage:
+            info = build_recipe(registry, recipe, episodes=episodes, seed=seed, workers=workers,
+                                reference_episodes=reference_episodes, progress=stage)
+        if as_json:
+            _print_json(info.to_json())
+        else:
+            out.print(f"published {info.id}: {info.episodes} episodes, {info.steps} steps, {_size(info.size_bytes)}, "
+                      f"content {info.content_sha256[:12]}", highlight=False)
+
+
+@recipes_app.command("list")
+def recipes_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every recipe: its environment, collecting policy and default size."""
+    from bench.datasets.recipes import all_recipes
+
+    with _user_errors():
+        recipes = all_recipes()
+        if as_json:
+            _print_json([recipe.to_json() for recipe in recipes])
+            return
+        table = Table("recipe", "environment", "episodes", "policy", box=None)
+        table.columns[0].no_wrap = True
+        table.columns[3].overflow = "fold"
+        for recipe in recipes:
+            table.add_row(recipe.name, recipe.env.name, str(recipe.default_episodes), recipe.policy)
+        out.print(table)
+
+
+def _environments(registry):
+    """The catalogue, with every recipe's environment registered (published references included)."""
+    from bench.datasets.recipes import all_recipes
+    from bench.datasets.recipes.build import register_environment
+
+    seen = set()
+    for recipe in all_recipes():
+        if recipe.env.name not in seen:
+            register_environment(registry, recipe)
+            seen.add(recipe.env.name)
+    return registry.environments
+
+
+def _reference_text(info) -> str:
+    pair = info.reference_pair()
+    return "-" if pair is None else f"{pair[0]:.1f} / {pair[1]:.1f} ({pair[2]})"
+
+
+@envs_app.command("list")
+def envs_list(family: Optional[str] = typer.Option(None, "--family"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Environments with their reference scores (random / expert return used for normalization)."""
+    with _user_errors():
+        infos = _environments(_registry()).list(family=family)
+        if as_json:
+            _print_json([info.to_json() for info in infos])
+            return
+        table = Table("environment", "gymnasium id", "random / expert", box=None)
+        for info in infos:
+            table.add_row(info.name, info.gym_id, _reference_text(info))
+        out.print(table)
+
+
+@envs_app.command("show")
+def envs_show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """One environment: how it is built and every reference score with its source and method."""
+    with _user_errors():
+        info = _environments(_registry()).get(name)
+        if as_json:
+            _print_json(info.to_json())
+            return
+        out.print(f"{info.name}: {info.gym_id} {json.dumps(info.kwargs)}", highlight=False)
+        out.print(info.description or "", highlight=False)
+        table = Table("source", "kind", "return", "episodes", "how", box=None)
+        table.columns[-1].overflow = "fold"
+        for score in info.references:
+            table.add_row(score.source, score.kind, f"{score.value:.3f}", str(score.episodes or "-"), score.method or "-")
+        out.print(table)
+        out.print(f"normalization: {_reference_text(info)}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

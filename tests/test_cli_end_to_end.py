@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from bench.platform.db import SCHEMA_REVISION
 from bench.testing.data import random_trajectories, write_d4rl_file, write_minari_dir
 from conftest import make_settings, settings_env
 
@@ -28,7 +29,7 @@ def test_readme_workflow(request, tmp_path, backend):
     hopper = write_d4rl_file(tmp_path / "hopper_random.hdf5", random_trajectories(rng, episodes=8, obs_dim=11, act_dim=3).validate())
     minari_dir = write_minari_dir(tmp_path / "minari" / "expert-v0", random_trajectories(rng, episodes=3, dict_obs=True).validate())
 
-    assert "schema 0001" in _bench(env, "init").stdout
+    assert f"schema {SCHEMA_REVISION}" in _bench(env, "init").stdout
     imported = json.loads(_bench(env, "datasets", "import", hopper, "--id", "d4rl/hopper-random", "--json").stdout)
     assert imported["id"] == "d4rl/hopper-random-v1" and imported["episodes"] == 8
     _bench(env, "datasets", "import", minari_dir, "--id", "minari/hopper-expert")

@@ -40,7 +40,7 @@ from bench.datasets.trajectories import Trajectories
 from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import DatasetRow, VersionRow, VersionState
-from bench.platform.environments import env_reference, spaces_of
+from bench.platform.environments import EnvironmentCatalogue, env_reference, spaces_of
 from bench.platform.settings import Settings
 
 # A staging row from another host is only presumed dead after this long (we cannot see its pid).
@@ -125,6 +125,7 @@ class Registry:
         self.engine = engine
         self.session = db.make_sessionmaker(engine)
         self.storage = storage
+        self.environments = EnvironmentCatalogue(self.session)
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> "Registry":

@@ -1,1 +1,5 @@
-"""Scores, normalization and leaderboard aggregation; arriving with the benchmark data and the harness."""
+"""Scores, normalization and leaderboard aggregation."""
+
+from bench.leaderboards.scores import normalized_score
+
+__all__ = ["normalized_score"]

@@ -20,7 +20,7 @@ from bench.errors import BenchError
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration's revision. Checking it with one query keeps Alembic out of every CLI start;
 # a test asserts it equals Alembic's head, so a new migration must update it.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 def utcnow() -> dt.datetime:
@@ -87,6 +87,41 @@ class VersionRow(Base):
     yank_reason: Mapped[str | None] = mapped_column(sa.Text)
 
     dataset: Mapped[DatasetRow] = relationship(back_populates="versions")
+
+
+class EnvironmentRow(Base):
+    """A task that evaluates datasets (``metaworld/drawer-open``): how to build it, and its reference scores."""
+
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(300), unique=True)
+    gym_id: Mapped[str] = mapped_column(sa.String(200))
+    kwargs: Mapped[dict[str, Any]]
+    family: Mapped[str | None] = mapped_column(sa.String(64))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    references: Mapped[list["ReferenceScoreRow"]] = relationship(
+        back_populates="environment", order_by="ReferenceScoreRow.source", cascade="all, delete-orphan")
+
+
+class ReferenceScoreRow(Base):
+    """A random or expert return of an environment, with where it came from (bench's own or published)."""
+
+    __tablename__ = "reference_scores"
+    __table_args__ = (sa.UniqueConstraint("environment_id", "source", "kind", name="uq_reference_scores_env_source_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment_id: Mapped[int] = mapped_column(sa.ForeignKey("environments.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(sa.String(32))  # "bench" (measured here) or e.g. "d4rl" (published)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # "random" or "expert"
+    value: Mapped[float] = mapped_column(sa.Float)
+    episodes: Mapped[int | None]  # episodes averaged; None for published values
+    method: Mapped[str | None] = mapped_column(sa.Text)  # how it was obtained
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    environment: Mapped[EnvironmentRow] = relationship(back_populates="references")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,17 +1,21 @@
-"""Environment references: which gymnasium environment evaluates a dataset, and rebuilding it.
+"""Environments: references that rebuild them, and the catalogue of tasks with their reference scores.
 
-A reference is plain JSON kept in the manifest: ``{"id", "kwargs", "packages"}`` where packages
-maps the distributions that define the environment to the versions the data was made with.
+A reference is plain JSON kept in a dataset's manifest: ``{"id", "kwargs", "packages"}`` (plus
+``"name"`` when the task is in the catalogue), where packages maps the distributions that define
+the environment to the versions the data was made with. Reference scores (random and expert
+returns) belong to the task, not to a dataset, so they live in the database's catalogue.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
+import sqlalchemy as sa
 
-from bench.errors import InvalidInput
+from bench.errors import InvalidInput, NotFound
 
 
 def _distribution_of(entry_point: Any) -> str | None:
@@ -22,21 +26,26 @@ def _distribution_of(entry_point: Any) -> str | None:
     return None
 
 
-def env_reference(env_id: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributions: tuple[str, ...] = ()) -> dict[str, Any]:
     """Describe a registered gymnasium environment; fails clearly if it is unknown."""
+    import bench.platform.envs  # noqa: F401  (registers bench's own environment ids)
+
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
         raise InvalidInput(f"unknown environment {env_id!r}: {exc}") from exc
     packages = {"gymnasium": importlib.metadata.version("gymnasium")}
     distribution = _distribution_of(spec.entry_point)
-    if distribution:
-        packages[distribution] = importlib.metadata.version(distribution)
+    for name in (distribution, *distributions):
+        if name:
+            packages[name] = importlib.metadata.version(name)
     return {"id": env_id, "kwargs": dict(kwargs or {}), "packages": packages}
 
 
 def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
     """Rebuild the environment a reference names."""
+    import bench.platform.envs  # noqa: F401  (registers bench's own environment ids)
+
     if not reference or not reference.get("id"):
         raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs)")
     return gym.make(reference["id"], **{**reference.get("kwargs", {}), **overrides})
@@ -48,3 +57,110 @@ def spaces_of(reference: dict[str, Any]) -> tuple[gym.Space, gym.Space]:
         return env.observation_space, env.action_space
     finally:
         env.close()
+
+
+@dataclass(frozen=True)
+class ReferenceScore:
+    source: str
+    kind: str
+    value: float
+    episodes: int | None
+    method: str | None
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    name: str
+    gym_id: str
+    kwargs: dict[str, Any]
+    family: str | None
+    description: str | None
+    references: tuple[ReferenceScore, ...]
+
+    def reference_pair(self) -> tuple[float, float, str] | None:
+        """(random, expert, source) for normalization: bench's own if it has both, else a published pair."""
+        by_source: dict[str, dict[str, float]] = {}
+        for score in self.references:
+            by_source.setdefault(score.source, {})[score.kind] = score.value
+        for source in ["bench", *sorted(s for s in by_source if s != "bench")]:
+            pair = by_source.get(source, {})
+            if "random" in pair and "expert" in pair:
+                return pair["random"], pair["expert"], source
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        pair = self.reference_pair()
+        return {
+            "name": self.name, "gym_id": self.gym_id, "kwargs": self.kwargs, "family": self.family,
+            "description": self.description,
+            "references": [asdict(score) for score in self.references],
+            "normalization": None if pair is None else {"random": pair[0], "expert": pair[1], "source": pair[2]},
+        }
+
+
+class EnvironmentCatalogue:
+    """Environments (tasks) and their reference scores, kept in the database beside the datasets."""
+
+    def __init__(self, session_factory):
+        self.session = session_factory
+
+    def register(self, name: str, gym_id: str, kwargs: dict[str, Any], family: str | None = None,
+                 description: str | None = None) -> None:
+        from bench.platform.db import EnvironmentRow
+
+        for _ in range(3):
+            try:
+                with self.session.begin() as session:
+                    row = session.scalar(sa.select(EnvironmentRow).where(EnvironmentRow.name == name))
+                    if row is None:
+                        session.add(EnvironmentRow(name=name, gym_id=gym_id, kwargs=kwargs, family=family,
+                                                   description=description))
+                    else:
+                        row.gym_id, row.kwargs, row.family, row.description = gym_id, kwargs, family, description
+                return
+            except sa.exc.IntegrityError:  # registered concurrently; update on the next pass
+                continue
+
+    def set_reference(self, name: str, source: str, kind: str, value: float, episodes: int | None = None,
+                      method: str | None = None) -> None:
+        from bench.platform.db import EnvironmentRow, ReferenceScoreRow
+
+        if kind not in ("random", "expert"):
+            raise InvalidInput(f"reference kind must be 'random' or 'expert', not {kind!r}")
+        with self.session.begin() as session:
+            env = session.scalar(sa.select(EnvironmentRow).where(EnvironmentRow.name == name))
+            if env is None:
+                raise NotFound(f"environment {name!r} is not registered")
+            row = session.scalar(sa.select(ReferenceScoreRow).where(
+                ReferenceScoreRow.environment_id == env.id, ReferenceScoreRow.source == source,
+                ReferenceScoreRow.kind == kind))
+            if row is None:
+                session.add(ReferenceScoreRow(environment_id=env.id, source=source, kind=kind, value=float(value),
+                                              episodes=episodes, method=method))
+            else:
+                row.value, row.episodes, row.method = float(value), episodes, method
+
+    def get(self, name: str) -> EnvironmentInfo:
+        from bench.platform.db import EnvironmentRow
+
+        with self.session() as session:
+            row = session.scalar(sa.select(EnvironmentRow).where(EnvironmentRow.name == name))
+            if row is None:
+                raise NotFound(f"environment {name!r} not found")
+            return _info(row)
+
+    def list(self, family: str | None = None) -> list[EnvironmentInfo]:
+        from bench.platform.db import EnvironmentRow
+
+        query = sa.select(EnvironmentRow).order_by(EnvironmentRow.name)
+        if family:
+            query = query.where(EnvironmentRow.family == family)
+        with self.session() as session:
+            return [_info(row) for row in session.scalars(query).all()]
+
+
+def _info(row) -> EnvironmentInfo:
+    return EnvironmentInfo(
+        name=row.name, gym_id=row.gym_id, kwargs=row.kwargs, family=row.family, description=row.description,
+        references=tuple(ReferenceScore(r.source, r.kind, r.value, r.episodes, r.method) for r in row.references),
+    )

@@ -1,0 +1,45 @@
+"""Dataset recipes that regenerate benchmark datasets deterministically (``bench recipes list``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from bench.datasets.recipes.base import EnvironmentSpec, Recipe
+from bench.errors import NotFound
+
+
+@lru_cache(maxsize=1)
+def _catalogue() -> dict[str, Recipe]:
+    from bench.datasets.recipes import locomotion, metaworld
+
+    recipes = [*metaworld.recipes(), *locomotion.recipes()]
+    return {recipe.name: recipe for recipe in recipes}
+
+
+def all_recipes() -> list[Recipe]:
+    return list(_catalogue().values())
+
+
+def get_recipe(name: str) -> Recipe:
+    name = name.split("-v")[0] if name.rsplit("-v", 1)[-1].isdigit() else name
+    try:
+        return _catalogue()[name]
+    except KeyError:
+        raise NotFound(f"no recipe named {name!r}; `bench recipes list` shows them") from None
+
+
+def all_environments() -> list[EnvironmentSpec]:
+    seen: dict[str, EnvironmentSpec] = {}
+    for recipe in all_recipes():
+        seen.setdefault(recipe.env.name, recipe.env)
+    return list(seen.values())
+
+
+def get_environment(name: str) -> EnvironmentSpec:
+    for env in all_environments():
+        if env.name == name:
+            return env
+    raise NotFound(f"no environment named {name!r}; `bench envs list` shows them")
+
+
+__all__ = ["EnvironmentSpec", "Recipe", "all_environments", "all_recipes", "get_environment", "get_recipe"]

@@ -1,0 +1,173 @@
+"""Recipes: environment + collecting policy + seed + size -> a dataset, deterministically.
+
+Episode i of a build with seed s resets its environment with a seed drawn from
+``SeedSequence([s, i])`` and drives its policy with a generator from ``SeedSequence([s, i, 1])``,
+so an episode's content depends only on (recipe, s, i): episodes can be collected by any number
+of worker processes in any order and the dataset (and its ``content_sha256``) stays the same.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from bench.datasets.trajectories import Trajectories
+
+
+class Policy(Protocol):
+    def __call__(self, observation: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """A task in the environment catalogue: its name, how to build it, and how to score it."""
+
+    name: str  # e.g. "metaworld/drawer-open"
+    gym_id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    family: str = ""
+    # Distributions whose versions the environment reference records (besides gymnasium's).
+    packages: tuple[str, ...] = ()
+    # Reference scores published elsewhere: {source: {"random": x, "expert": y, "note": ...}}.
+    published_references: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def make(self, **overrides: Any) -> gym.Env:
+        import bench.platform.envs  # noqa: F401  (registers bench/ ids)
+
+        return gym.make(self.gym_id, **{**self.kwargs, **overrides})
+
+    def reference(self) -> dict[str, Any]:
+        from bench.platform.environments import env_reference
+
+        return {**env_reference(self.gym_id, self.kwargs, self.packages), "name": self.name}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to regenerate one dataset. ``policies(kind)`` builds the policy for an episode kind."""
+
+    name: str  # the dataset's namespace/name, e.g. "metaworld/drawer-open/expert"
+    env: EnvironmentSpec
+    policy: str  # one line: who acts and with what noise
+    default_episodes: int
+    make_policy: Callable[[str, gym.Env], Policy]
+    # Which kind of policy collects episode i of n (e.g. "expert" for all, or a mixture).
+    episode_kind: Callable[[int, int], str]
+    description: str = ""
+    max_episode_steps: int | None = None
+    # Calibration policies for the environment's reference scores; None where bench has none.
+    reference_policies: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "env": self.env.name, "gym_id": self.env.gym_id, "env_kwargs": self.env.kwargs,
+                "policy": self.policy, "default_episodes": self.default_episodes, "description": self.description}
+
+
+@dataclass
+class EpisodeRecord:
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    success: np.ndarray  # per step: the environment's success flag after the step
+    attrs: dict[str, Any]
+
+
+def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
+    reset_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    return reset_seed, np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
+
+
+def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Generator,
+            max_steps: int | None = None) -> EpisodeRecord:
+    observation, info = env.reset(seed=reset_seed)
+    observations, actions, rewards, terms, truncs, success = [observation], [], [], [], [], []
+    while True:
+        action = np.asarray(policy(observation, rng), dtype=np.float32)
+        observation, reward, terminated, truncated, info = env.step(action)
+        if max_steps is not None and len(actions) + 1 >= max_steps:
+            truncated = True
+        observations.append(observation)
+        actions.append(action)
+        rewards.append(reward)
+        terms.append(terminated)
+        truncs.append(truncated and not terminated)
+        success.append(bool(info.get("success", info.get("is_success", False))))
+        if terminated or truncated:
+            break
+    attrs = {"seed": reset_seed, "success": bool(np.any(success))}
+    if "variation" in info or hasattr(env.unwrapped, "variation"):
+        attrs["variation"] = int(getattr(env.unwrapped, "variation", info.get("variation", -1)))
+    return EpisodeRecord(np.asarray(observations, dtype=np.float32), np.asarray(actions), np.asarray(rewards, np.float32),
+                         np.asarray(terms), np.asarray(truncs), np.asarray(success), attrs)
+
+
+def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: str | None) -> list[EpisodeRecord]:
+    from bench.datasets.recipes import get_recipe
+
+    recipe = get_recipe(recipe_name)
+    env = recipe.env.make()
+    policies: dict[str, Policy] = {}
+    records = []
+    try:
+        for index in indices:
+            episode_kind = kind or recipe.episode_kind(index, total)
+            if episode_kind not in policies:
+                policies[episode_kind] = recipe.make_policy(episode_kind, env)
+            reset_seed, rng = episode_seeds(seed, index)
+            record = rollout(env, policies[episode_kind], reset_seed, rng, recipe.max_episode_steps)
+            record.attrs["policy"] = episode_kind
+            records.append(record)
+    finally:
+        env.close()
+    return records
+
+
+def worker_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """Processes for collection; reuse one across calls, since each worker imports the simulators once."""
+    workers = max(1, workers or os.cpu_count() or 1)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def collect_episodes(recipe: Recipe, episodes: int, seed: int, pool: ProcessPoolExecutor | None = None,
+                     kind: str | None = None) -> list[EpisodeRecord]:
+    """Collect episodes 0..n-1 (all with policy ``kind`` if given), in episode order.
+
+    With a pool, episodes are collected in small chunks across its workers; the result is the
+    same as collecting them one by one in this process.
+    """
+    if pool is None:
+        return _collect(recipe.name, seed, list(range(episodes)), episodes, kind)
+    workers = pool._max_workers
+    # Small chunks keep every worker busy when episode lengths differ.
+    chunk = max(1, min(16, episodes // (workers * 4) or 1))
+    futures = [pool.submit(_collect, recipe.name, seed, list(range(start, min(start + chunk, episodes))), episodes, kind)
+               for start in range(0, episodes, chunk)]
+    return [record for future in futures for record in future.result()]
+
+
+def to_trajectories(records: list[EpisodeRecord], env: gym.Env | None = None) -> Trajectories:
+    attrs: dict[str, Any] = {}
+    for key in records[0].attrs:
+        values = [record.attrs.get(key) for record in records]
+        attrs[key] = np.asarray(values, dtype=object if isinstance(values[0], str) else None)
+    return Trajectories(
+        observations=np.concatenate([r.observations for r in records]),
+        actions=np.concatenate([r.actions for r in records]).astype(np.float32),
+        rewards=np.concatenate([r.rewards for r in records]),
+        terminations=np.concatenate([r.terminations for r in records]),
+        truncations=np.concatenate([r.truncations for r in records]),
+        lengths=np.array([len(r.actions) for r in records]),
+        infos={"success": np.concatenate([r.success for r in records])},
+        episode_attrs=attrs,
+        observation_space=env.observation_space if env is not None else None,
+        action_space=env.action_space if env is not None else None,
+    )

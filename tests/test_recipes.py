@@ -1,0 +1,98 @@
+"""Recipes: every one builds, builds are deterministic, policies behave as documented, scores normalize."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bench.datasets.recipes import all_recipes, get_recipe
+from bench.datasets.recipes.base import collect_episodes, to_trajectories, worker_pool
+from bench.datasets.recipes.build import build, calibrate
+from bench.datasets.format import content_sha256
+from bench.leaderboards import normalized_score
+from bench.platform.envs.metaworld import TASKS
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
+
+
+def _data(name, episodes, seed, pool=None):
+    recipe = get_recipe(name)
+    return to_trajectories(collect_episodes(recipe, episodes, seed, pool)).validate()
+
+
+@pytest.fixture(scope="module")
+def shared_registry(tmp_path_factory):
+    """One registry for all tiny builds, so each environment's reference scores are measured once."""
+    from bench.datasets import Registry
+    from bench.platform.settings import Settings
+
+    home = tmp_path_factory.mktemp("recipes")
+    registry = Registry.open(Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
+                                           storage_url=str(home / "datasets")))
+    yield registry
+    registry.close()
+
+
+@pytest.mark.parametrize("name", [recipe.name for recipe in all_recipes()])
+def test_every_recipe_builds_a_tiny_version(shared_registry, name):
+    local_registry = shared_registry
+    info = build(local_registry, name, episodes=1, seed=0, workers=1, reference_episodes=1)
+    assert info.id == f"{name}-v1" and info.episodes == 1
+    dataset = local_registry.load(info.id)
+    assert dataset.manifest["provenance"]["recipe"]["name"] == name
+    assert dataset.manifest["env"]["name"] == get_recipe(name).env.name
+    env = dataset.make_env()  # the environment reference rebuilds the environment
+    observation, _ = env.reset(seed=0)
+    assert env.observation_space.contains(observation)
+    assert dataset.observation_space.shape == env.observation_space.shape
+    env.close()
+    assert local_registry.environments.get(get_recipe(name).env.name).references
+
+
+def test_same_seed_same_content_whatever_the_workers():
+    serial = _data("metaworld/push/mixed", 3, seed=5)
+    with worker_pool(2) as pool:
+        parallel = _data("metaworld/push/mixed", 3, seed=5, pool=pool)
+    assert content_sha256(serial) == content_sha256(parallel)
+    assert content_sha256(_data("metaworld/push/mixed", 3, seed=6)) != content_sha256(serial)
+    hopper = _data("mujoco/hopper/random", 4, seed=1)
+    assert content_sha256(hopper) == content_sha256(_data("mujoco/hopper/random", 4, seed=1))
+    assert content_sha256(hopper) != content_sha256(_data("mujoco/hopper/random", 4, seed=2))
+
+
+def test_mixed_is_mostly_suboptimal_with_a_few_experts():
+    data = _data("metaworld/drawer-open/mixed", 51, seed=0)
+    kinds = list(data.episode_attrs["policy"])
+    assert kinds.count("expert") == 1 and kinds.count("medium") == 25 and kinds.count("random") == 25
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_expert_succeeds_and_random_does_not(task):
+    expert = _data(f"metaworld/{task}/expert", 6, seed=0)
+    random = _data(f"metaworld/{task}/random", 3, seed=0)
+    assert expert.episode_attrs["success"].mean() >= 0.9
+    assert random.episode_attrs["success"].mean() <= 1 / 3
+
+
+def test_normalized_scores_of_reference_policies(local_registry):
+    recipe = get_recipe("metaworld/drawer-open/expert")
+    with worker_pool(2) as pool:
+        calibrate(local_registry, recipe, episodes=6, pool=pool)
+        env = local_registry.environments.get("metaworld/drawer-open")
+        # Fresh episodes (other seeds) of the reference policies land near 0 and 100.
+        scripted = collect_episodes(recipe, 6, seed=77, pool=pool, kind="scripted")
+        random = collect_episodes(recipe, 6, seed=77, pool=pool, kind="random")
+    expert_score = normalized_score(env, np.mean([r.rewards.sum() for r in scripted]))
+    random_score = normalized_score(env, np.mean([r.rewards.sum() for r in random]))
+    assert 85 <= expert_score <= 115, expert_score
+    assert -15 <= random_score <= 15, random_score
+
+
+def test_locomotion_uses_d4rl_published_references(local_registry):
+    recipe = get_recipe("mujoco/hopper/random")
+    calibrate(local_registry, recipe, episodes=5)
+    env = local_registry.environments.get("mujoco/hopper")
+    assert env.reference_pair() == (-20.272305, 3234.3, "d4rl")
+    assert normalized_score(env, 3234.3) == pytest.approx(100.0)
+    bench_random = next(s.value for s in env.references if s.source == "bench" and s.kind == "random")
+    assert -5 <= normalized_score(env, bench_random) <= 5  # uniform random is D4RL-random-like
