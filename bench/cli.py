@@ -239,6 +239,30 @@ def build(
                       f"content {info.content_sha256[:12]}", highlight=False)
 
 
+@datasets_app.command()
+def card(
+    id: str = typer.Argument(...),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="write a directory with card.md and its preview images"),
+) -> None:
+    """A markdown card: statistics, success rate, return histogram, reference scores, preview frames."""
+    from bench.datasets.cards import dataset_card
+
+    with _user_errors():
+        registry = _registry()
+        text = dataset_card(registry, id)
+        if out_path is None:
+            sys.stdout.write(text)
+            return
+        info = registry.show(id)
+        out_path.mkdir(parents=True, exist_ok=True)
+        (out_path / "card.md").write_text(text)
+        for name in registry.manifest(info.id)["files"]:
+            if name.startswith("media/"):
+                (out_path / "media").mkdir(exist_ok=True)
+                (out_path / name).write_bytes(registry.storage.read_bytes(f"{info.storage_path}/{name}"))
+        out.print(f"wrote {out_path / 'card.md'}", highlight=False)
+
+
 @recipes_app.command("list")
 def recipes_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every recipe: its environment, collecting policy and default size."""

@@ -36,7 +36,7 @@ def shared_registry(tmp_path_factory):
 @pytest.mark.parametrize("name", [recipe.name for recipe in all_recipes()])
 def test_every_recipe_builds_a_tiny_version(shared_registry, name):
     local_registry = shared_registry
-    info = build(local_registry, name, episodes=1, seed=0, workers=1, reference_episodes=1)
+    info = build(local_registry, name, episodes=1, seed=0, workers=1, reference_episodes=1, previews=False)
     assert info.id == f"{name}-v1" and info.episodes == 1
     dataset = local_registry.load(info.id)
     assert dataset.manifest["provenance"]["recipe"]["name"] == name
@@ -96,3 +96,32 @@ def test_locomotion_uses_d4rl_published_references(local_registry):
     assert normalized_score(env, 3234.3) == pytest.approx(100.0)
     bench_random = next(s.value for s in env.references if s.source == "bench" and s.kind == "random")
     assert -5 <= normalized_score(env, bench_random) <= 5  # uniform random is D4RL-random-like
+
+
+def test_build_and_card_through_the_cli(tmp_path, request):
+    import subprocess
+    import sys
+
+    from conftest import make_settings, settings_env
+
+    env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
+
+    def bench(*args):
+        result = subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "metaworld/drawer-open/mixed" in bench("recipes", "list")
+    built = bench("datasets", "build", "metaworld/drawer-open/expert", "--episodes", "2", "--workers", "1",
+                  "--reference-episodes", "2")
+    assert "metaworld/drawer-open/expert-v1" in built
+    card = bench("datasets", "card", "metaworld/drawer-open/expert-v1", "--out", str(tmp_path / "card"))
+    text = (tmp_path / "card" / "card.md").read_text()
+    assert "success rate: 1.000" in text and "Normalized score" in text and "bench datasets build" in text
+    previews = sorted((tmp_path / "card" / "media").glob("preview_*.png"))
+    assert len(previews) == 5 and all(p.stat().st_size > 1000 for p in previews)
+    import json
+
+    shown = json.loads(bench("envs", "show", "metaworld/drawer-open", "--json"))
+    assert shown["normalization"]["source"] == "bench"
+    assert {e["name"] for e in json.loads(bench("envs", "list", "--json"))} >= {"mujoco/hopper", "metaworld/push"}

@@ -12,6 +12,7 @@ import numpy as np
 import bench
 from bench.datasets.recipes import get_recipe
 from bench.datasets.recipes.base import Recipe, collect_episodes, to_trajectories, worker_pool
+from bench.datasets.recipes.preview import preview_frames
 
 # Reference scores are measured on episodes whose seeds no dataset build uses by default.
 REFERENCE_SEED = 1_000_003
@@ -49,7 +50,8 @@ def calibrate(registry, recipe: Recipe, episodes: int = REFERENCE_EPISODES, pool
 
 
 def build(registry, name: str, episodes: int | None = None, seed: int = 0, workers: int | None = None,
-          reference_episodes: int = REFERENCE_EPISODES, progress: Callable[[str], None] | None = None):
+          reference_episodes: int = REFERENCE_EPISODES, previews: bool = True,
+          progress: Callable[[str], None] | None = None):
     """Generate a recipe's dataset and publish it as the next version of its name."""
     report = progress or (lambda stage: None)
     recipe = get_recipe(name)
@@ -65,6 +67,10 @@ def build(registry, name: str, episodes: int | None = None, seed: int = 0, worke
         data = to_trajectories(records, env)
     finally:
         env.close()
+    media = {}
+    if previews:
+        report("rendering preview frames")
+        media = preview_frames(recipe, seed)
     success = float(np.mean(data.episode_attrs["success"]))
     reference = recipe.env.reference()
     provenance: dict[str, Any] = {
@@ -77,7 +83,8 @@ def build(registry, name: str, episodes: int | None = None, seed: int = 0, worke
         "notes": [f"success rate in the data: {success:.3f}"],
     }
     return registry.publish(data, recipe.name, description=f"{recipe.description}; policy: {recipe.policy}",
-                            license="CC-BY-4.0", env=reference, provenance=provenance, progress=progress)
+                            license="CC-BY-4.0", env=reference, provenance=provenance, media=media,
+                            progress=progress)
 
 
 def _version(distribution: str) -> str | None:

@@ -4,7 +4,12 @@ Importing this package registers them; ``bench.platform.environments.make_env`` 
 before building any environment, so a dataset's environment reference always resolves.
 """
 
+import os
+
 import gymnasium as gym
+
+# MuJoCo picks its OpenGL backend when it is first imported: headless EGL unless the user chose.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 _REGISTERED = False
 

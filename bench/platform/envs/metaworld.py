@@ -58,6 +58,11 @@ class MetaWorldTask(gym.Env):
         self.variation = 0
 
     @property
+    def model(self):
+        """The MuJoCo model (for render settings such as shadows)."""
+        return self._env.model
+
+    @property
     def num_variations(self) -> int:
         return len(self._tasks)
 
