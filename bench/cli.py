@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.errors import BenchError
+from bench.errors import BenchError, InvalidInput
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Versioned robot-learning datasets and evaluation.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Import, list, inspect, verify, export and yank dataset versions.")
@@ -61,6 +61,16 @@ def _registry():
     return Registry.open()
 
 
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{option} is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{option} must be a JSON object")
+    return value
+
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
@@ -98,14 +108,17 @@ def import_(
     description: Optional[str] = typer.Option(None, "--description"),
     license: Optional[str] = typer.Option(None, "--license"),
     env: Optional[str] = typer.Option(None, "--env", help="gymnasium id of the environment that evaluates this data"),
+    env_kwargs: Optional[str] = typer.Option(None, "--env-kwargs", help='JSON keyword arguments for it, e.g. \'{"task": "push"}\''),
     as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
 ) -> None:
     """Import a dataset file or directory as a new immutable version."""
     with _user_errors():
+        kwargs = _json_object(env_kwargs, "--env-kwargs") if env_kwargs else None
         registry = _registry()
         with _stages(f"importing {path.name} as {id}") as stage:
             info = registry.import_path(path, id, format=format, allow_nonfinite=allow_nonfinite,
-                                        description=description, license=license, env_id=env, progress=stage)
+                                        description=description, license=license, env_id=env, env_kwargs=kwargs,
+                                        progress=stage)
         if as_json:
             _print_json(info.to_json())
         else:

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the embedded defaults (SQLite + local disk under $BENCH_HOME,
-# default ~/.bench): set up, init, make a small real dataset, import, show, verify, export.
+# default ~/.bench): set up, build a benchmark dataset from its recipe, look at its card,
+# verify it, export it to Minari and D4RL, and import the D4RL file back as a user would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BENCH=.venv/bin/bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export PYTHONWARNINGS=ignore  # Meta-World's scripted policies warn about action constants on every import
 
 $BENCH init
-# 20 episodes of Pendulum-v1 under uniform random actions, written in D4RL's HDF5 layout.
-.venv/bin/python -m bench.testing.data "$work/pendulum_random.hdf5" Pendulum-v1 20 0
-$BENCH datasets import "$work/pendulum_random.hdf5" --id gym/pendulum-random --env Pendulum-v1
-$BENCH datasets list
-$BENCH datasets show gym/pendulum-random
-$BENCH datasets verify gym/pendulum-random
-$BENCH datasets export gym/pendulum-random --format minari --out "$work/minari/pendulum-random-v1"
-$BENCH datasets export gym/pendulum-random --format d4rl --out "$work/pendulum-random.hdf5"
+$BENCH recipes list
+# Meta-World drawer opening, AWAC-style prior data: 1 expert demonstration + 50 medium/random episodes.
+$BENCH datasets build metaworld/drawer-open/mixed --episodes 51 --seed 0
+$BENCH datasets card metaworld/drawer-open/mixed --out "$work/card"
+cat "$work/card/card.md"
+$BENCH datasets verify metaworld/drawer-open/mixed
+$BENCH envs show metaworld/drawer-open
+$BENCH datasets export metaworld/drawer-open/mixed --format minari --out "$work/minari/drawer-open-mixed-v1"
+$BENCH datasets export metaworld/drawer-open/mixed --format d4rl --out "$work/drawer_open_mixed.hdf5"
 MINARI_DATASETS_PATH="$work/minari" .venv/bin/python -c \
-  "import minari; d = minari.load_dataset('pendulum-random-v1'); print(f'minari reads the export: {d.total_episodes} episodes, {d.total_steps} steps')"
+  "import minari; d = minari.load_dataset('drawer-open-mixed-v1'); print(f'minari reads the export: {d.total_episodes} episodes, {d.total_steps} steps')"
+$BENCH datasets import "$work/drawer_open_mixed.hdf5" --id demo/drawer-open-mixed \
+  --env bench/MetaWorld-v0 --env-kwargs '{"task": "drawer-open"}'
+$BENCH datasets list
 echo "demo finished: the registry is in ${BENCH_HOME:-$HOME/.bench}"

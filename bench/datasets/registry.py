@@ -150,6 +150,7 @@ class Registry:
         description: str | None = None,
         license: str | None = None,
         env_id: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> VersionInfo:
         """Import a file or directory (format detected unless given) as the next version.
@@ -164,7 +165,7 @@ class Registry:
         source = read_source(Path(path), format)
         env = source.env
         if env_id:
-            env = env_reference(env_id)
+            env = env_reference(env_id, env_kwargs)
             _adopt_env_spaces(source.trajectories, env)
         return self.publish(
             source.trajectories,

@@ -48,7 +48,11 @@ def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
 
     if not reference or not reference.get("id"):
         raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs)")
-    return gym.make(reference["id"], **{**reference.get("kwargs", {}), **overrides})
+    kwargs = {**reference.get("kwargs", {}), **overrides}
+    try:
+        return gym.make(reference["id"], **kwargs)
+    except (gym.error.Error, TypeError, ValueError) as exc:
+        raise InvalidInput(f"cannot build environment {reference['id']} with {kwargs}: {exc}") from exc
 
 
 def spaces_of(reference: dict[str, Any]) -> tuple[gym.Space, gym.Space]:

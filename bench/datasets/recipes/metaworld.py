@@ -21,8 +21,8 @@ from bench.platform.envs.metaworld import TASKS, scripted_policy
 EXPERT_NOISE = 0.1
 MEDIUM_NOISE = 0.3
 # Probability of a uniform random action in `medium`, per task (tuned on 16 episodes each).
-MEDIUM_EPSILON = {"drawer-open": 0.7, "drawer-close": 0.9, "button-press": 0.8, "push": 0.4,
-                  "pick-place": 0.5, "door-open": 0.7}
+MEDIUM_EPSILON = {"drawer-open": 0.7, "drawer-close": 0.88, "button-press": 0.75, "push": 0.45,
+                  "pick-place": 0.5, "door-open": 0.8}
 DEFAULT_EPISODES = {"expert": 100, "medium": 100, "random": 100, "mixed": 255}
 
 
