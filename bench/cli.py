@@ -23,7 +23,8 @@ app.add_typer(recipes_app, name="recipes")
 envs_app = typer.Typer(no_args_is_help=True, help="Environments (tasks) and their reference scores.")
 app.add_typer(envs_app, name="envs")
 
-out = Console(soft_wrap=True)
+# Piped output gets wide lines rather than rich's default 80 columns, so tables stay one row per item.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -139,6 +140,7 @@ def list_(
             _print_json([info.to_json() for info in infos])
             return
         table = Table("id", "episodes", "steps", "size", "source", "published", box=None)
+        table.columns[0].no_wrap = True
         for info in infos:
             label = info.id + (" (yanked)" if info.yanked else "")
             table.add_row(label, str(info.episodes), str(info.steps), _size(info.size_bytes),
@@ -288,6 +290,7 @@ def recipes_list(as_json: bool = typer.Option(False, "--json")) -> None:
             return
         table = Table("recipe", "environment", "episodes", "policy", box=None)
         table.columns[0].no_wrap = True
+        table.columns[1].no_wrap = True
         table.columns[3].overflow = "fold"
         for recipe in recipes:
             table.add_row(recipe.name, recipe.env.name, str(recipe.default_episodes), recipe.policy)

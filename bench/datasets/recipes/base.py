@@ -77,7 +77,7 @@ class EpisodeRecord:
     rewards: np.ndarray
     terminations: np.ndarray
     truncations: np.ndarray
-    success: np.ndarray  # per step: the environment's success flag after the step
+    success: np.ndarray  # per observation: the environment's success flag at reset, then after each step
     attrs: dict[str, Any]
 
 
@@ -89,7 +89,9 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
 def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Generator,
             max_steps: int | None = None) -> EpisodeRecord:
     observation, info = env.reset(seed=reset_seed)
-    observations, actions, rewards, terms, truncs, success = [observation], [], [], [], [], []
+    # Success per observation (T+1, Minari's convention for infos): the reset's, then each step's.
+    observations, actions, rewards, terms, truncs = [observation], [], [], [], []
+    success = [_success(info)]
     while True:
         action = np.asarray(policy(observation, rng), dtype=np.float32)
         observation, reward, terminated, truncated, info = env.step(action)
@@ -100,14 +102,18 @@ def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Genera
         rewards.append(reward)
         terms.append(terminated)
         truncs.append(truncated and not terminated)
-        success.append(bool(info.get("success", info.get("is_success", False))))
+        success.append(_success(info))
         if terminated or truncated:
             break
-    attrs = {"seed": reset_seed, "success": bool(np.any(success))}
+    attrs = {"seed": reset_seed, "success": bool(np.any(success[1:]))}
     if "variation" in info or hasattr(env.unwrapped, "variation"):
         attrs["variation"] = int(getattr(env.unwrapped, "variation", info.get("variation", -1)))
     return EpisodeRecord(np.asarray(observations, dtype=np.float32), np.asarray(actions), np.asarray(rewards, np.float32),
                          np.asarray(terms), np.asarray(truncs), np.asarray(success), attrs)
+
+
+def _success(info: dict[str, Any]) -> bool:
+    return bool(info.get("success", info.get("is_success", False)))
 
 
 def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: str | None) -> list[EpisodeRecord]:
