@@ -125,3 +125,23 @@ def test_build_and_card_through_the_cli(tmp_path, request):
     shown = json.loads(bench("envs", "show", "metaworld/drawer-open", "--json"))
     assert shown["normalization"]["source"] == "bench"
     assert {e["name"] for e in json.loads(bench("envs", "list", "--json"))} >= {"mujoco/hopper", "metaworld/push"}
+
+
+def test_ogbench_evaluation_has_five_tasks_with_success():
+    env = get_recipe("ogbench/cube-single/play").env.make()
+    try:
+        for task_id in range(1, 6):
+            observation, info = env.reset(options={"task_id": task_id})
+            assert "goal" in info and env.observation_space.contains(observation)
+            _, _, _, _, info = env.step(env.action_space.sample())
+            assert "success" in info
+    finally:
+        env.close()
+
+
+def test_ogbench_play_and_noisy_differ_and_keep_final_observations():
+    play = _data("ogbench/puzzle-3x3/play", 1, seed=0)
+    noisy = _data("ogbench/puzzle-3x3/noisy", 1, seed=0)
+    assert play.lengths.tolist() == noisy.lengths.tolist() == [1001]
+    assert len(play.observations) == 1002  # T+1: the final observation is kept
+    assert content_sha256(play) != content_sha256(noisy)

@@ -26,10 +26,23 @@ def _distribution_of(entry_point: Any) -> str | None:
     return None
 
 
-def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributions: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Describe a registered gymnasium environment; fails clearly if it is unknown."""
+def _import_registering_module(module: str | None) -> None:
     import bench.platform.envs  # noqa: F401  (registers bench's own environment ids)
 
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise InvalidInput(f"environment module {module!r} is not installed ({exc})") from exc
+
+
+def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributions: tuple[str, ...] = (),
+                  module: str | None = None) -> dict[str, Any]:
+    """Describe a registered gymnasium environment; fails clearly if it is unknown.
+
+    ``module`` is imported first when the environment is registered by importing it (OGBench).
+    """
+    _import_registering_module(module)
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
@@ -39,15 +52,17 @@ def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributio
     for name in (distribution, *distributions):
         if name:
             packages[name] = importlib.metadata.version(name)
-    return {"id": env_id, "kwargs": dict(kwargs or {}), "packages": packages}
+    reference = {"id": env_id, "kwargs": dict(kwargs or {}), "packages": packages}
+    if module:
+        reference["module"] = module
+    return reference
 
 
 def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
     """Rebuild the environment a reference names."""
-    import bench.platform.envs  # noqa: F401  (registers bench's own environment ids)
-
     if not reference or not reference.get("id"):
         raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs)")
+    _import_registering_module(reference.get("module"))
     kwargs = {**reference.get("kwargs", {}), **overrides}
     try:
         return gym.make(reference["id"], **kwargs)

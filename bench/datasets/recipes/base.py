@@ -37,16 +37,18 @@ class EnvironmentSpec:
     packages: tuple[str, ...] = ()
     # Reference scores published elsewhere: {source: {"random": x, "expert": y, "note": ...}}.
     published_references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A module whose import registers the environment id (e.g. "ogbench.manipspace").
+    module: str | None = None
 
     def make(self, **overrides: Any) -> gym.Env:
-        import bench.platform.envs  # noqa: F401  (registers bench/ ids)
+        from bench.platform.environments import make_env
 
-        return gym.make(self.gym_id, **{**self.kwargs, **overrides})
+        return make_env(self.reference(), **overrides)
 
     def reference(self) -> dict[str, Any]:
         from bench.platform.environments import env_reference
 
-        return {**env_reference(self.gym_id, self.kwargs, self.packages), "name": self.name}
+        return {**env_reference(self.gym_id, self.kwargs, self.packages, self.module), "name": self.name}
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,12 @@ class Recipe:
     episode_kind: Callable[[int, int], str]
     description: str = ""
     max_episode_steps: int | None = None
-    # Calibration policies for the environment's reference scores; None where bench has none.
+    # Calibration policies for the environment's reference scores; none where bench has none.
     reference_policies: dict[str, str] = field(default_factory=dict)
+    # For recipes whose collection is not "one policy acts every step" (e.g. OGBench's oracles,
+    # which switch targets mid-episode): a data-collection environment and an episode loop.
+    make_collection_env: Callable[[], gym.Env] | None = None
+    collect_episode: Callable[[gym.Env, str, int, np.random.Generator], "EpisodeRecord"] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "env": self.env.name, "gym_id": self.env.gym_id, "env_kwargs": self.env.kwargs,
@@ -120,15 +126,19 @@ def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: 
     from bench.datasets.recipes import get_recipe
 
     recipe = get_recipe(recipe_name)
-    env = recipe.env.make()
+    env = recipe.make_collection_env() if recipe.make_collection_env else recipe.env.make()
     policies: dict[str, Policy] = {}
     records = []
     try:
         for index in indices:
             episode_kind = kind or recipe.episode_kind(index, total)
+            reset_seed, rng = episode_seeds(seed, index)
+            if recipe.collect_episode is not None:
+                records.append(recipe.collect_episode(env, episode_kind, reset_seed, rng))
+                records[-1].attrs["policy"] = episode_kind
+                continue
             if episode_kind not in policies:
                 policies[episode_kind] = recipe.make_policy(episode_kind, env)
-            reset_seed, rng = episode_seeds(seed, index)
             record = rollout(env, policies[episode_kind], reset_seed, rng, recipe.max_episode_steps)
             record.attrs["policy"] = episode_kind
             records.append(record)

@@ -30,23 +30,41 @@ def preview_frames(recipe: Recipe, seed: int, count: int = 5) -> dict[str, bytes
     return media
 
 
+def _mujoco_model(env):
+    unwrapped = env.unwrapped
+    return getattr(unwrapped, "model", None) or unwrapped._model
+
+
 def _replay(recipe: Recipe, seed: int, render_at: set[int]) -> dict[int, np.ndarray | None]:
     """Run episode 0 again; return {step: frame} for the steps asked (every step's key, frame or None)."""
-    env = recipe.env.make(render_mode="rgb_array", width=FRAME_SIZE, height=FRAME_SIZE) if render_at else recipe.env.make()
+    render = {"render_mode": "rgb_array", "width": FRAME_SIZE, "height": FRAME_SIZE} if render_at else {}
+    if recipe.make_collection_env is not None:
+        env = recipe.make_collection_env(**render)
+    else:
+        env = recipe.env.make(**render)
+    frames: dict[int, np.ndarray | None] = {}
+
+    def capture(step: int) -> None:
+        frames[step] = env.render() if step in render_at else None
+
     try:
         if render_at:
-            env.unwrapped.model.light_castshadow[:] = 0  # shadows cost ~30x on a CPU renderer
-        policy = recipe.make_policy(recipe.episode_kind(0, 1), env)
+            _mujoco_model(env).light_castshadow[:] = 0  # shadows cost ~30x on a CPU renderer
+        kind = recipe.episode_kind(0, 1)
         reset_seed, rng = episode_seeds(seed, 0)
-        observation, _ = env.reset(seed=reset_seed)
-        frames = {0: env.render() if 0 in render_at else None}
-        step = 0
-        while True:
-            observation, _, terminated, truncated, _ = env.step(np.asarray(policy(observation, rng), dtype=np.float32))
-            step += 1
-            frames[step] = env.render() if step in render_at else None
-            if terminated or truncated or (recipe.max_episode_steps and step >= recipe.max_episode_steps):
-                break
+        if recipe.collect_episode is not None:
+            recipe.collect_episode(env, kind, reset_seed, rng, on_step=capture)
+        else:
+            policy = recipe.make_policy(kind, env)
+            observation, _ = env.reset(seed=reset_seed)
+            capture(0)
+            step = 0
+            while True:
+                observation, _, terminated, truncated, _ = env.step(np.asarray(policy(observation, rng), dtype=np.float32))
+                step += 1
+                capture(step)
+                if terminated or truncated or (recipe.max_episode_steps and step >= recipe.max_episode_steps):
+                    break
     finally:
         env.close()
     if render_at:
