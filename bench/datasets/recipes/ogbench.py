@@ -158,7 +158,7 @@ def recipes() -> list[Recipe]:
                 env=environment(name),
                 policy=policy,
                 default_episodes=DEFAULT_EPISODES,
-                make_policy=lambda kind, env: None,
+                make_policy=lambda kind, env: None,  # unused: collect_episode runs the oracles
                 episode_kind=lambda index, total, kind=kind: kind,
                 description=f"OGBench {name} {kind} data ({EPISODE_STEPS}-step episodes)",
                 make_collection_env=_collection_env(name),
