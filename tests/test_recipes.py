@@ -148,3 +148,29 @@ def test_ogbench_play_and_noisy_differ_and_keep_final_observations():
     assert play.lengths.tolist() == noisy.lengths.tolist() == [1001]
     assert len(play.observations) == 1002  # T+1: the final observation is kept
     assert content_sha256(play) != content_sha256(noisy)
+
+
+def test_pointmaze_stitch_segments_never_join_start_and_goal():
+    from bench.datasets.recipes.pointmaze import EVALUATION_CELLS
+
+    recipe = get_recipe("pointmaze/umaze/stitch")
+    data = _data("pointmaze/umaze/stitch", 30, seed=0)
+    env = recipe.env.make()
+    maze = env.unwrapped.maze
+    start, goal = EVALUATION_CELLS["umaze"]
+    for obs_slice, _ in data.iter_episode_slices():
+        cells = {tuple(int(v) for v in maze.cell_xy_to_rowcol(p)) for p in data.observations["achieved_goal"][obs_slice]}
+        assert not (start in cells and goal in cells)
+    assert data.lengths.max() <= 100
+    env.close()
+
+
+def test_pointmaze_controller_reaches_the_evaluation_goal_and_random_does_not(local_registry):
+    recipe = get_recipe("pointmaze/medium/navigate")
+    calibrate(local_registry, recipe, episodes=2)
+    env = local_registry.environments.get("pointmaze/medium")
+    random, expert, source = env.reference_pair()
+    assert source == "bench" and expert > 300 and random < 10
+    navigate = _data("pointmaze/medium/navigate", 2, seed=0)
+    assert set(navigate.observations) == {"observation", "achieved_goal", "desired_goal"}
+    assert navigate.lengths.tolist() == [1000, 1000]

@@ -114,26 +114,34 @@ def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Genera
     attrs = {"seed": reset_seed, "success": bool(np.any(success[1:]))}
     if "variation" in info or hasattr(env.unwrapped, "variation"):
         attrs["variation"] = int(getattr(env.unwrapped, "variation", info.get("variation", -1)))
-    return EpisodeRecord(np.asarray(observations, dtype=np.float32), np.asarray(actions), np.asarray(rewards, np.float32),
+    return EpisodeRecord(_stack(observations), np.asarray(actions), np.asarray(rewards, np.float32),
                          np.asarray(terms), np.asarray(truncs), np.asarray(success), attrs)
+
+
+def _stack(observations: list[Any]) -> Any:
+    if isinstance(observations[0], dict):
+        return {key: np.asarray([o[key] for o in observations], dtype=np.float32) for key in observations[0]}
+    return np.asarray(observations, dtype=np.float32)
 
 
 def _success(info: dict[str, Any]) -> bool:
     return bool(info.get("success", info.get("is_success", False)))
 
 
-def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: str | None) -> list[EpisodeRecord]:
+def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: str | None,
+             evaluate: bool = False) -> list[EpisodeRecord]:
     from bench.datasets.recipes import get_recipe
 
     recipe = get_recipe(recipe_name)
-    env = recipe.make_collection_env() if recipe.make_collection_env else recipe.env.make()
+    custom = recipe.collect_episode is not None and not evaluate
+    env = recipe.make_collection_env() if custom and recipe.make_collection_env else recipe.env.make()
     policies: dict[str, Policy] = {}
     records = []
     try:
         for index in indices:
             episode_kind = kind or recipe.episode_kind(index, total)
             reset_seed, rng = episode_seeds(seed, index)
-            if recipe.collect_episode is not None:
+            if custom:
                 records.append(recipe.collect_episode(env, episode_kind, reset_seed, rng))
                 records[-1].attrs["policy"] = episode_kind
                 continue
@@ -154,20 +162,29 @@ def worker_pool(workers: int | None = None) -> ProcessPoolExecutor:
 
 
 def collect_episodes(recipe: Recipe, episodes: int, seed: int, pool: ProcessPoolExecutor | None = None,
-                     kind: str | None = None) -> list[EpisodeRecord]:
+                     kind: str | None = None, evaluate: bool = False) -> list[EpisodeRecord]:
     """Collect episodes 0..n-1 (all with policy ``kind`` if given), in episode order.
 
+    ``evaluate`` runs the policy step by step on the evaluation environment (the reference's)
+    instead of the recipe's own collection loop: that is how reference scores are measured.
     With a pool, episodes are collected in small chunks across its workers; the result is the
     same as collecting them one by one in this process.
     """
     if pool is None:
-        return _collect(recipe.name, seed, list(range(episodes)), episodes, kind)
+        return _collect(recipe.name, seed, list(range(episodes)), episodes, kind, evaluate)
     workers = pool._max_workers
     # Small chunks keep every worker busy when episode lengths differ.
     chunk = max(1, min(16, episodes // (workers * 4) or 1))
-    futures = [pool.submit(_collect, recipe.name, seed, list(range(start, min(start + chunk, episodes))), episodes, kind)
+    futures = [pool.submit(_collect, recipe.name, seed, list(range(start, min(start + chunk, episodes))), episodes, kind,
+                           evaluate)
                for start in range(0, episodes, chunk)]
     return [record for future in futures for record in future.result()]
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    if isinstance(parts[0], dict):
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return np.concatenate(parts)
 
 
 def to_trajectories(records: list[EpisodeRecord], env: gym.Env | None = None) -> Trajectories:
@@ -176,7 +193,7 @@ def to_trajectories(records: list[EpisodeRecord], env: gym.Env | None = None) ->
         values = [record.attrs.get(key) for record in records]
         attrs[key] = np.asarray(values, dtype=object if isinstance(values[0], str) else None)
     return Trajectories(
-        observations=np.concatenate([r.observations for r in records]),
+        observations=_concatenate([r.observations for r in records]),
         actions=np.concatenate([r.actions for r in records]).astype(np.float32),
         rewards=np.concatenate([r.rewards for r in records]),
         terminations=np.concatenate([r.terminations for r in records]),

@@ -37,7 +37,7 @@ def calibrate(registry, recipe: Recipe, episodes: int = REFERENCE_EPISODES, pool
     for kind, policy in recipe.reference_policies.items():
         if not force and ("bench", kind) in existing:
             continue
-        records = collect_episodes(recipe, episodes, REFERENCE_SEED, pool, kind=policy)
+        records = collect_episodes(recipe, episodes, REFERENCE_SEED, pool, kind=policy, evaluate=True)
         value = float(np.mean([record.rewards.sum(dtype=np.float64) for record in records]))
         success = float(np.mean([record.attrs["success"] for record in records]))
         registry.environments.set_reference(
