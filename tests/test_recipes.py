@@ -174,3 +174,16 @@ def test_pointmaze_controller_reaches_the_evaluation_goal_and_random_does_not(lo
     navigate = _data("pointmaze/medium/navigate", 2, seed=0)
     assert set(navigate.observations) == {"observation", "achieved_goal", "desired_goal"}
     assert navigate.lengths.tolist() == [1000, 1000]
+
+
+def test_fetch_demos_mostly_succeed_except_slide(local_registry):
+    push = _data("fetch/push/demos", 10, seed=0)
+    pick = _data("fetch/pick-and-place/demos", 10, seed=0)
+    slide = _data("fetch/slide/demos", 10, seed=0)
+    assert push.episode_attrs["success"].mean() >= 0.6 and pick.episode_attrs["success"].mean() >= 0.8
+    assert slide.episode_attrs["success"].mean() <= 0.5  # the goal is out of reach: most strikes miss
+    # sparse reward of ch. 4, eq. 16: 0 at the goal, -1 elsewhere
+    assert set(np.unique(push.rewards)) <= {-1.0, 0.0}
+    calibrate(local_registry, get_recipe("fetch/push/demos"), episodes=4)
+    random, expert, source = local_registry.environments.get("fetch/push").reference_pair()
+    assert source == "bench" and expert > random

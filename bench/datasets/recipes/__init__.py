@@ -10,9 +10,10 @@ from bench.errors import NotFound
 
 @lru_cache(maxsize=1)
 def _catalogue() -> dict[str, Recipe]:
-    from bench.datasets.recipes import locomotion, metaworld, ogbench, pointmaze
+    from bench.datasets.recipes import fetch, locomotion, metaworld, ogbench, pointmaze
 
-    recipes = [*metaworld.recipes(), *ogbench.recipes(), *pointmaze.recipes(), *locomotion.recipes()]
+    recipes = [*metaworld.recipes(), *ogbench.recipes(), *pointmaze.recipes(), *fetch.recipes(),
+               *locomotion.recipes()]
     return {recipe.name: recipe for recipe in recipes}
 
 

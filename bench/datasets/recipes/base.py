@@ -68,6 +68,8 @@ class Recipe:
     reference_policies: dict[str, str] = field(default_factory=dict)
     # For recipes whose collection is not "one policy acts every step" (e.g. OGBench's oracles,
     # which switch targets mid-episode): a data-collection environment and an episode loop.
+    # When an episode counts as a success: "any" step (Meta-World, OGBench) or the "final" one (Fetch).
+    success_rule: str = "any"
     make_collection_env: Callable[[], gym.Env] | None = None
     collect_episode: Callable[[gym.Env, str, int, np.random.Generator], "EpisodeRecord"] | None = None
 
@@ -93,7 +95,7 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
 
 
 def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Generator,
-            max_steps: int | None = None) -> EpisodeRecord:
+            max_steps: int | None = None, success_rule: str = "any") -> EpisodeRecord:
     observation, info = env.reset(seed=reset_seed)
     # Success per observation (T+1, Minari's convention for infos): the reset's, then each step's.
     observations, actions, rewards, terms, truncs = [observation], [], [], [], []
@@ -111,7 +113,7 @@ def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Genera
         success.append(_success(info))
         if terminated or truncated:
             break
-    attrs = {"seed": reset_seed, "success": bool(np.any(success[1:]))}
+    attrs = {"seed": reset_seed, "success": bool(success[-1] if success_rule == "final" else np.any(success[1:]))}
     if "variation" in info or hasattr(env.unwrapped, "variation"):
         attrs["variation"] = int(getattr(env.unwrapped, "variation", info.get("variation", -1)))
     return EpisodeRecord(_stack(observations), np.asarray(actions), np.asarray(rewards, np.float32),
@@ -147,7 +149,7 @@ def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: 
                 continue
             if episode_kind not in policies:
                 policies[episode_kind] = recipe.make_policy(episode_kind, env)
-            record = rollout(env, policies[episode_kind], reset_seed, rng, recipe.max_episode_steps)
+            record = rollout(env, policies[episode_kind], reset_seed, rng, recipe.max_episode_steps, recipe.success_rule)
             record.attrs["policy"] = episode_kind
             records.append(record)
     finally:
