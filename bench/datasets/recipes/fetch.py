@@ -122,7 +122,8 @@ def recipes() -> list[Recipe]:
             make_policy=make_policy_for(task),
             episode_kind=lambda index, total: "demos",
             description=f"Fetch {task} demonstrations (ch. 4), some unsuccessful",
-            reference_policies={"random": "random", "expert": "scripted"},
+            # The scripted striker scores barely above random on slide, so it is no expert reference there.
+            reference_policies={"random": "random"} if task == "slide" else {"random": "random", "expert": "scripted"},
             success_rule="final",
         )
         for task in TASKS
