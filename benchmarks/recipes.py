@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/recipes.py [--episodes 30] [--recipes metaworld/drawer-open/expert ...]
 
-Speed, per recipe family: for each ``random`` recipe, collection steps/s with all workers (episode
+Speed, per recipe family: each recipe's collection steps/s with all workers (episode
 bookkeeping, process pool and result transfer included) next to a bare single-process loop of
-the same environment with the same uniform random actions, times the number of workers; the
-overhead is what the collector loses against that ideal. Scripted-policy recipes are slower
-because the policy itself costs time; their rates are listed per recipe. Statistics, per recipe:
+the same (collection) environment stepped with uniform random actions, times the number of
+workers. For ``random`` recipes the gap is the collector's overhead; for scripted ones it also
+holds the policy's own cost. Statistics, per recipe:
 success rate and return of the data at the given size.
 """
 
@@ -26,7 +26,7 @@ from bench.datasets.recipes.base import collect_episodes, to_trajectories, worke
 
 def raw_step_rate(recipe, steps: int = 5000) -> float:
     """A bare loop: the environment stepped with uniform random actions, nothing recorded."""
-    env = recipe.env.make()
+    env = recipe.make_collection_env() if recipe.make_collection_env else recipe.env.make()
     rng = np.random.default_rng(0)
     low, high = env.action_space.low, env.action_space.high
     env.reset(seed=0)
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
     recipes = [get_recipe(name) for name in args.recipes] if args.recipes else all_recipes()
-    per_recipe, families = [], {}
+    per_recipe, families, bare_rates = [], {}, {}
     with worker_pool(args.workers) as pool:
         collect_episodes(recipes[0], args.workers, 0, pool)  # start the workers before timing
         for recipe in recipes:
@@ -62,15 +62,21 @@ def main() -> None:
                 "return_mean": round(float(returns.mean()), 2), "return_std": round(float(returns.std()), 2),
                 "steps_per_s": round(data.num_steps / seconds),
             })
-            if recipe.name.endswith("/random"):
-                ideal = raw_step_rate(recipe) * args.workers
-                families.setdefault(recipe.env.family, []).append(
-                    {"env": recipe.env.name, "collect_steps_per_s": round(data.num_steps / seconds),
-                     "bare_loop_steps_per_s_x_workers": round(ideal),
-                     "overhead": round(1 - data.num_steps / seconds / ideal, 3)})
+            if recipe.env.name not in bare_rates:
+                bare_rates[recipe.env.name] = raw_step_rate(recipe) * args.workers
+            ideal = bare_rates[recipe.env.name]
+            # For random recipes the gap is the collector's overhead; otherwise it includes the policy's cost.
+            families.setdefault(recipe.env.family, []).append(
+                {"recipe": recipe.name, "collect_steps_per_s": round(data.num_steps / seconds),
+                 "bare_loop_steps_per_s_x_workers": round(ideal),
+                 "gap": round(1 - data.num_steps / seconds / ideal, 3),
+                 "gap_is_collector_overhead": recipe.name.endswith("/random")})
             print(json.dumps(per_recipe[-1]), flush=True)
-    speed = {name: {"mean_overhead": round(float(np.mean([e["overhead"] for e in envs])), 3), "envs": envs}
-             for name, envs in families.items()}
+    speed = {}
+    for name, entries in families.items():
+        overheads = [e["gap"] for e in entries if e["gap_is_collector_overhead"]]
+        speed[name] = {"mean_collector_overhead": round(float(np.mean(overheads)), 3) if overheads else None,
+                       "recipes": entries}
     print(json.dumps({"workers": args.workers, "speed": speed, "recipes": per_recipe}, indent=2))
 
 
