@@ -187,3 +187,21 @@ def test_fetch_demos_mostly_succeed_except_slide(local_registry):
     calibrate(local_registry, get_recipe("fetch/push/demos"), episodes=4)
     random, expert, source = local_registry.environments.get("fetch/push").reference_pair()
     assert source == "bench" and expert > random
+
+
+@pytest.mark.parametrize("name", ["pointmaze/medium/stitch", "fetch/slide/demos", "ogbench/cube-single/noisy"])
+def test_every_family_is_deterministic(name):
+    episodes = 1 if name.startswith("ogbench") else 3
+    first = content_sha256(_data(name, episodes, seed=3))
+    assert first == content_sha256(_data(name, episodes, seed=3))
+    assert first != content_sha256(_data(name, episodes, seed=4))
+
+
+def test_pointmaze_normalized_scores_of_reference_policies(local_registry):
+    recipe = get_recipe("pointmaze/umaze/navigate")
+    calibrate(local_registry, recipe, episodes=4)
+    env = local_registry.environments.get("pointmaze/umaze")
+    controller = collect_episodes(recipe, 4, seed=99, kind="controller", evaluate=True)
+    random = collect_episodes(recipe, 4, seed=99, kind="random", evaluate=True)
+    assert 90 <= normalized_score(env, np.mean([r.rewards.sum() for r in controller])) <= 110
+    assert -5 <= normalized_score(env, np.mean([r.rewards.sum() for r in random])) <= 5
