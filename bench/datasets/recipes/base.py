@@ -95,8 +95,12 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
 
 
 def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Generator,
-            max_steps: int | None = None, success_rule: str = "any") -> EpisodeRecord:
-    observation, info = env.reset(seed=reset_seed)
+            max_steps: int | None = None, success_rule: str = "any", options: dict[str, Any] | None = None,
+            on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
+    """One episode of ``policy``; ``on_step(t)`` is called after the reset (t=0) and after each step."""
+    on_step = on_step or (lambda step: None)
+    observation, info = env.reset(seed=reset_seed, options=options)
+    on_step(0)
     # Success per observation (T+1, Minari's convention for infos): the reset's, then each step's.
     observations, actions, rewards, terms, truncs = [observation], [], [], [], []
     success = [_success(info)]
@@ -111,6 +115,7 @@ def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Genera
         terms.append(terminated)
         truncs.append(truncated and not terminated)
         success.append(_success(info))
+        on_step(len(actions))
         if terminated or truncated:
             break
     attrs = {"seed": reset_seed, "success": bool(success[-1] if success_rule == "final" else np.any(success[1:]))}

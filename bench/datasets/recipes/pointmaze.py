@@ -25,7 +25,7 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from bench.datasets.recipes.base import EnvironmentSpec, EpisodeRecord, Recipe, _stack
+from bench.datasets.recipes.base import EnvironmentSpec, EpisodeRecord, Recipe, rollout
 
 MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large"}
 # Evaluation start and goal cells (row, column): far corners of each maze.
@@ -147,31 +147,11 @@ def _stitch_cells(maze: str, rng: np.random.Generator) -> tuple[tuple[int, int],
 def _collector(maze: str):
     def collect(env: gym.Env, kind: str, reset_seed: int, rng: np.random.Generator,
                 on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
-        on_step = on_step or (lambda step: None)
         options = None
         if kind == "stitch":
             start, goal = _stitch_cells(maze, rng)
             options = {"reset_cell": np.array(start), "goal_cell": np.array(goal)}
-        policy = make_policy("navigate" if kind == "navigate" else "stitch", env)
-        observation, info = env.reset(seed=reset_seed, options=options)
-        on_step(0)
-        observations, actions, rewards, terms, truncs = [observation], [], [], [], []
-        success = [bool(info.get("success", False))]
-        while True:
-            action = np.asarray(policy(observation, rng), dtype=np.float32)
-            observation, reward, terminated, truncated, info = env.step(action)
-            observations.append(observation)
-            actions.append(action)
-            rewards.append(reward)
-            terms.append(terminated)
-            truncs.append(truncated and not terminated)
-            success.append(bool(info.get("success", False)))
-            on_step(len(actions))
-            if terminated or truncated:
-                break
-        return EpisodeRecord(_stack(observations), np.asarray(actions), np.asarray(rewards, np.float32), np.asarray(terms),
-                             np.asarray(truncs), np.asarray(success),
-                             {"seed": reset_seed, "success": bool(np.any(success[1:]))})
+        return rollout(env, make_policy(kind, env), reset_seed, rng, options=options, on_step=on_step)
 
     return collect
 

@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from bench.datasets.recipes.base import Recipe, episode_seeds
+from bench.datasets.recipes.base import Recipe, episode_seeds, rollout
 
 FRAME_SIZE = 128
 
@@ -55,16 +55,7 @@ def _replay(recipe: Recipe, seed: int, render_at: set[int]) -> dict[int, np.ndar
         if recipe.collect_episode is not None:
             recipe.collect_episode(env, kind, reset_seed, rng, on_step=capture)
         else:
-            policy = recipe.make_policy(kind, env)
-            observation, _ = env.reset(seed=reset_seed)
-            capture(0)
-            step = 0
-            while True:
-                observation, _, terminated, truncated, _ = env.step(np.asarray(policy(observation, rng), dtype=np.float32))
-                step += 1
-                capture(step)
-                if terminated or truncated or (recipe.max_episode_steps and step >= recipe.max_episode_steps):
-                    break
+            rollout(env, recipe.make_policy(kind, env), reset_seed, rng, recipe.max_episode_steps, on_step=capture)
     finally:
         env.close()
     if render_at:
