@@ -29,7 +29,7 @@ def dataset_card(registry, dataset_id: str) -> str:
     returns = table.column("return").to_numpy()
     lengths = table.column("length").to_numpy()
     provenance: dict[str, Any] = manifest.get("provenance") or {}
-    lines = [f"# {info.id}", "", info.description or "", ""]
+    lines = [f"# {info.id}", ""] + ([info.description, ""] if info.description else [])
     lines += [
         "| | |", "| --- | --- |",
         f"| episodes | {info.episodes} |",

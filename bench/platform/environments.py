@@ -8,7 +8,11 @@ returns) belong to the task, not to a dataset, so they live in the database's ca
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.metadata
+import io
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,12 +30,23 @@ def _distribution_of(entry_point: Any) -> str | None:
     return None
 
 
+def import_environment_module(module: str):
+    """Import a package that registers environments, without the notices some print on import.
+
+    (gymnasium_robotics prints a notice about Adroit reward changes to stderr on every import.)
+    """
+    if module in sys.modules:
+        return sys.modules[module]
+    with contextlib.redirect_stderr(io.StringIO()):
+        return importlib.import_module(module)
+
+
 def _import_registering_module(module: str | None) -> None:
     import bench.platform.envs  # noqa: F401  (registers bench's own environment ids)
 
     if module:
         try:
-            importlib.import_module(module)
+            import_environment_module(module)
         except ImportError as exc:
             raise InvalidInput(f"environment module {module!r} is not installed ({exc})") from exc
 

@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.datasets.recipes.base import EnvironmentSpec, EpisodeRecord, Recipe, rollout
+from bench.platform.environments import import_environment_module
 
 MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large"}
 # Evaluation start and goal cells (row, column): far corners of each maze.
@@ -37,6 +38,7 @@ DEFAULT_EPISODES = {"navigate": {"umaze": 100, "medium": 200, "large": 300},
 
 
 def _base_map(maze: str) -> list[list[Any]]:
+    import_environment_module("gymnasium_robotics")
     from gymnasium_robotics.envs.maze import maps
 
     return copy.deepcopy({"umaze": maps.U_MAZE, "medium": maps.MEDIUM_MAZE, "large": maps.LARGE_MAZE}[maze])
@@ -120,9 +122,7 @@ def make_policy(kind: str, env: gym.Env):
 
 def _collection_env(maze: str, dense: bool, kind: str):
     def make(**render: Any) -> gym.Env:
-        import gymnasium_robotics
-
-        gym.register_envs(gymnasium_robotics)
+        import_environment_module("gymnasium_robotics")  # registers PointMaze
         if kind == "navigate":
             return gym.make(_gym_id(maze, dense), maze_map=_base_map(maze), continuing_task=True, reset_target=True,
                             max_episode_steps=NAVIGATE_STEPS, **render)
