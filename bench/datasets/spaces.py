@@ -46,8 +46,6 @@ def _decode_bound(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.nda
         array = np.array(np.vectorize(number, otypes=[np.float64])(np.array(value, dtype=object)))
     else:
         array = np.full(shape, number(value), dtype=np.float64)
-    if np.issubdtype(dtype, np.integer):
-        return array.astype(dtype)
     return array.astype(dtype)
 
 
