@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -101,12 +101,17 @@ def content_sha256(data: Trajectories) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
+def stream_sha256(handle: BinaryIO) -> str:
+    """sha256 of everything left in a binary file object, read in 4 MB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
+    while block := handle.read(_HASH_BLOCK):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return stream_sha256(handle)
 
 
 def list_files(root: Path) -> list[str]:

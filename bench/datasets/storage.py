@@ -7,7 +7,6 @@ a manifest finds everything it lists.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -15,11 +14,8 @@ from typing import Any
 
 import fsspec
 
-from bench.datasets.format import MANIFEST, file_sha256, list_files
+from bench.datasets.format import MANIFEST, file_sha256, list_files, stream_sha256
 from bench.errors import IntegrityError
-
-_BLOCK = 1 << 22
-
 
 class Storage:
     def __init__(self, url: str, options: dict[str, Any] | None = None):
@@ -60,11 +56,8 @@ class Storage:
         }
 
     def sha256(self, relative: str) -> str:
-        digest = hashlib.sha256()
         with self.open(relative) as handle:
-            while block := handle.read(_BLOCK):
-                digest.update(block)
-        return digest.hexdigest()
+            return stream_sha256(handle)
 
     def publish_dir(self, local_dir: Path, relative: str) -> None:
         """Move or upload a staged version directory; the manifest arrives last."""

@@ -150,18 +150,3 @@ def gym_random_rollouts(env_id: str, episodes: int, seed: int, max_steps: int | 
         lengths=np.asarray(lengths), observation_space=env.observation_space, action_space=env.action_space,
     )
 
-
-def main() -> None:
-    """``python -m bench.testing.data OUT.hdf5 [ENV_ID EPISODES SEED]``: random rollouts as a D4RL file."""
-    import sys
-
-    out = Path(sys.argv[1])
-    env_id = sys.argv[2] if len(sys.argv) > 2 else "Pendulum-v1"
-    episodes = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-    seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-    write_d4rl_file(out, gym_random_rollouts(env_id, episodes, seed))
-    print(f"wrote {out}: {episodes} episodes of {env_id} with uniform random actions")
-
-
-if __name__ == "__main__":
-    main()
