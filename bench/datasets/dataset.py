@@ -43,8 +43,9 @@ class Dataset:
         self.episode_table = episodes
         self._obs_starts = data.obs_starts
         self._step_starts = data.step_starts
-        # Step i of episode e has observation row i + e (each earlier episode adds one extra row).
-        self._obs_row_of_step = np.arange(data.num_steps, dtype=np.int64) + np.repeat(
+        # Step i of episode e has observation row i + e (each earlier episode adds one extra row);
+        # its next observation is the row after.
+        self.obs_row_of_step = np.arange(data.num_steps, dtype=np.int64) + np.repeat(
             np.arange(data.num_episodes, dtype=np.int64), data.lengths
         )
         self._flat_observations = flatten_tree(data.observations, "")
@@ -98,7 +99,7 @@ class Dataset:
     # -- sampling --------------------------------------------------------------------------------
     def transitions(self, step_indices: np.ndarray) -> dict[str, Any]:
         """Transitions at the given step rows: obs, action, reward, next_obs, terminated, truncated."""
-        obs_rows = self._obs_row_of_step[step_indices]
+        obs_rows = self.obs_row_of_step[step_indices]
         next_rows = obs_rows + 1
         if len(self._flat_observations) == 1 and "" in self._flat_observations:
             observations = self._flat_observations[""]

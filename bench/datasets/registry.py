@@ -356,21 +356,15 @@ class Registry:
     def local_dir(self, dataset_id: str) -> Path:
         """A local directory holding the version: in place on local storage, else a verified cached copy."""
         info = self.show(dataset_id)
-        if self.storage.is_local:
-            return self.storage.local_path(info.storage_path)
-        cached = self.settings.cache_dir / info.manifest_sha256
-        if not (cached / MANIFEST).is_file():
-            manifest = json.loads(self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"))
-            self.storage.download_dir(info.storage_path, cached, manifest["files"])
-        return cached
+        return stored_version_dir(self.storage, self.settings.cache_dir, info.storage_path, info.manifest_sha256)
 
     def load(self, dataset_id: str) -> Dataset:
         """Load a version's arrays into memory. ``namespace/name`` means its latest published version."""
         info = self.show(dataset_id)
         if info.yanked:
             warnings.warn(f"{info.id} is yanked: {info.yank_reason}", YankedVersionWarning, stacklevel=2)
-        data, manifest, table = read_version(self.local_dir(info.id))
-        return Dataset(info.id, data, manifest, table)
+        return load_stored_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
+                                   info.manifest_sha256)
 
     def verify(self, dataset_id: str) -> list[str]:
         """Re-hash every stored file against the manifest; return one line per problem (empty: intact)."""
@@ -451,6 +445,24 @@ class Registry:
                     self.storage.remove(path)
                     removed.append(path)
         return removed
+
+
+def stored_version_dir(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str) -> Path:
+    """A published version's files as a local directory: in place on local storage, else a verified cache."""
+    if storage.is_local:
+        return storage.local_path(storage_path)
+    cached = cache_dir / manifest_sha256
+    if not (cached / MANIFEST).is_file():
+        manifest = json.loads(storage.read_bytes(f"{storage_path}/{MANIFEST}"))
+        storage.download_dir(storage_path, cached, manifest["files"])
+    return cached
+
+
+def load_stored_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,
+                        manifest_sha256: str) -> Dataset:
+    """Load a version by its storage location alone (no database): how remote workers read datasets."""
+    data, manifest, table = read_version(stored_version_dir(storage, cache_dir, storage_path, manifest_sha256))
+    return Dataset(dataset_id, data, manifest, table)
 
 
 def _adopt_env_spaces(data: Trajectories, env: dict[str, Any]) -> None:

@@ -97,6 +97,17 @@ class Storage:
         except OSError:  # another process cached the same version first; theirs is as good
             shutil.rmtree(partial, ignore_errors=True)
 
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write one file whole: readers see the old or the new content, never a part."""
+        if self.is_local:
+            target = self.local_path(relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        else:
+            self.fs.pipe_file(self.path(relative), data)  # an object PUT is atomic
+
     def remove(self, relative: str) -> None:
         target = self.path(relative)
         if self.is_local:

@@ -20,7 +20,7 @@ from bench.errors import BenchError
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration's revision. Checking it with one query keeps Alembic out of every CLI start;
 # a test asserts it equals Alembic's head, so a new migration must update it.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 def utcnow() -> dt.datetime:
@@ -122,6 +122,65 @@ class ReferenceScoreRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     environment: Mapped[EnvironmentRow] = relationship(back_populates="references")
+
+
+class RunState:
+    """A run's life: pending -> running -> completed | failed | interrupted (resumable from its checkpoint)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class RunRow(Base):
+    """One algorithm x dataset version x seed x config: its plan, provenance, progress and results."""
+
+    __tablename__ = "runs"
+    __table_args__ = (sa.Index("ix_runs_algorithm_dataset", "algorithm", "dataset_id"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    sweep_id: Mapped[str] = mapped_column(sa.String(32), index=True)  # the runs one `bench evaluate` started
+    algorithm: Mapped[str] = mapped_column(sa.String(64))
+    config: Mapped[dict[str, Any]]
+    config_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    seed: Mapped[int]
+    dataset_id: Mapped[str] = mapped_column(sa.String(400))
+    dataset_content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    env_name: Mapped[str | None] = mapped_column(sa.String(300))
+    plan: Mapped[dict[str, Any]]  # offline/online steps, evaluation schedule, executor
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    code_version: Mapped[str | None] = mapped_column(sa.String(100))
+    host: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    progress: Mapped[dict[str, Any] | None]  # {"phase", "step", "total"}
+    timings: Mapped[dict[str, Any] | None]  # seconds per phase, updates/s, evaluation time
+    results: Mapped[dict[str, Any] | None]  # {"offline": {"final": {...}, "best": {...}}, "online": ...}
+    checkpoint: Mapped[str | None] = mapped_column(sa.String(400))  # storage path of the latest checkpoint
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+    metrics: Mapped[list["RunMetricRow"]] = relationship(
+        back_populates="run", order_by="RunMetricRow.id", cascade="all, delete-orphan")
+
+
+class RunMetricRow(Base):
+    """One point of a curve: an evaluation (return, score, success) or a training-loss summary."""
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (sa.Index("ix_run_metrics_run_kind", "run_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # "eval" or "train"
+    phase: Mapped[str] = mapped_column(sa.String(16))  # "offline" or "online"
+    step: Mapped[int] = mapped_column(sa.BigInteger)  # updates (offline) or environment steps (online)
+    values: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[RunRow] = relationship(back_populates="metrics")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -158,7 +158,7 @@ def write(dataset, out: Path) -> list[str]:
         raise InvalidInput("D4RL's layout has flat observations; this dataset's are a Dict (export to minari instead)")
     if out.exists():
         raise InvalidInput(f"{out} already exists; choose a new file")
-    obs_rows = dataset._obs_row_of_step
+    obs_rows = dataset.obs_row_of_step
     notes = []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")

@@ -1,0 +1,208 @@
+"""Replay: offline data and online experience as tensors, mixed at a fixed ratio, with goal relabeling.
+
+Everything an update needs is gathered with one ``index_select`` per array from tensors held in
+memory, so sampling costs microseconds and never touches storage or numpy. States are stored
+already normalized; goals are stored raw (the goal reward is defined on raw goals) and
+normalized when a batch is assembled, where they are appended to the state.
+
+Goal relabeling (HER; dissertation ch. 2.4.3 and 9.5.2): each sampled transition keeps its goal,
+or takes the achieved goal of a future step of its own episode, of the episode's final step, or
+of a random step of the buffer, in configured shares. Rewards are then recomputed by the task's
+goal reward on raw goals, or (``"index"``) by whether the goal is exactly the state reached, which
+is OGBench's criterion when goals are observations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from bench.algorithms.base import Batch
+
+# (achieved, goal) -> (reward, done), numpy arrays in and out, vectorized over rows.
+GoalReward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class TransitionBuffer:
+    """Step-aligned tensors with a fixed capacity; episodes are contiguous rows.
+
+    ``episode_end[i]`` is the row of the last step of row i's episode (for a running episode,
+    the newest row so far), which is what future/final relabeling needs.
+    """
+
+    def __init__(self, capacity: int, state_dim: int, action_dim: int, goal_dim: int = 0):
+        self.capacity = capacity
+        self.state = torch.zeros(capacity, state_dim)
+        self.next_state = torch.zeros(capacity, state_dim)
+        self.action = torch.zeros(capacity, action_dim)
+        self.reward = torch.zeros(capacity)
+        self.done = torch.zeros(capacity)
+        self.episode_end = torch.zeros(capacity, dtype=torch.long)
+        self.goal = torch.zeros(capacity, goal_dim) if goal_dim else None
+        self.next_achieved = torch.zeros(capacity, goal_dim) if goal_dim else None
+        self.size = 0
+        self._episode_start = 0
+
+    @classmethod
+    def from_arrays(cls, state: np.ndarray, next_state: np.ndarray, action: np.ndarray, reward: np.ndarray,
+                    done: np.ndarray, episode_lengths: np.ndarray, goal: np.ndarray | None = None,
+                    next_achieved: np.ndarray | None = None) -> "TransitionBuffer":
+        n = len(action)
+        goal_dim = 0 if next_achieved is None else next_achieved.shape[1]
+        buffer = cls.__new__(cls)
+        buffer.capacity = buffer.size = n
+        buffer.state = torch.as_tensor(np.ascontiguousarray(state, dtype=np.float32))
+        buffer.next_state = torch.as_tensor(np.ascontiguousarray(next_state, dtype=np.float32))
+        buffer.action = torch.as_tensor(np.ascontiguousarray(action, dtype=np.float32))
+        buffer.reward = torch.as_tensor(np.ascontiguousarray(reward, dtype=np.float32))
+        buffer.done = torch.as_tensor(np.ascontiguousarray(done, dtype=np.float32))
+        ends = np.cumsum(episode_lengths) - 1
+        buffer.episode_end = torch.as_tensor(np.repeat(ends, episode_lengths).astype(np.int64))
+        if goal_dim:
+            buffer.next_achieved = torch.as_tensor(np.ascontiguousarray(next_achieved, dtype=np.float32))
+            buffer.goal = (torch.as_tensor(np.ascontiguousarray(goal, dtype=np.float32)) if goal is not None
+                           else buffer.next_achieved.clone())
+        else:
+            buffer.goal = buffer.next_achieved = None
+        buffer._episode_start = n
+        return buffer
+
+    def add(self, state: np.ndarray, action: np.ndarray, reward: float, next_state: np.ndarray, done: bool,
+            goal: np.ndarray | None = None, next_achieved: np.ndarray | None = None) -> None:
+        if self.size >= self.capacity:
+            raise RuntimeError("replay buffer is full")  # capacity is sized to the online budget
+        i = self.size
+        self.state[i] = torch.from_numpy(np.asarray(state, np.float32))
+        self.next_state[i] = torch.from_numpy(np.asarray(next_state, np.float32))
+        self.action[i] = torch.from_numpy(np.asarray(action, np.float32))
+        self.reward[i] = float(reward)
+        self.done[i] = float(done)
+        if self.goal is not None:
+            self.goal[i] = torch.from_numpy(np.asarray(goal, np.float32))
+            self.next_achieved[i] = torch.from_numpy(np.asarray(next_achieved, np.float32))
+        self.size += 1
+        self.episode_end[self._episode_start:self.size] = i
+
+    def end_episode(self) -> None:
+        self._episode_start = self.size
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        out = {"capacity": self.capacity, "size": n, "episode_start": self._episode_start}
+        for name in ("state", "next_state", "action", "reward", "done", "episode_end", "goal", "next_achieved"):
+            value = getattr(self, name)
+            out[name] = None if value is None else value[:n].clone()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        n = state["size"]
+        for name in ("state", "next_state", "action", "reward", "done", "episode_end", "goal", "next_achieved"):
+            if state[name] is not None:
+                getattr(self, name)[:n] = state[name]
+        self.size = n
+        # An interrupted episode is not continued after a resume: its rows end where it stopped.
+        self._episode_start = n
+
+
+@dataclass(frozen=True)
+class RelabelShares:
+    keep: float = 1.0
+    future: float = 0.0
+    final: float = 0.0
+    random: float = 0.0
+
+
+@dataclass(frozen=True)
+class GoalNormalizer:
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __call__(self, goal: torch.Tensor) -> torch.Tensor:
+        return (goal - self.mean) / self.std
+
+
+class Replay:
+    """Samples batches from the offline buffer and (once it has data) the online one.
+
+    ``online_fraction=None`` samples uniformly over the union (AWAC's single buffer); a number
+    fixes the online share of every batch (e.g. 0.5, or 0.6 in PTP's released code).
+    """
+
+    def __init__(self, offline: TransitionBuffer, online: TransitionBuffer | None = None,
+                 online_fraction: float | None = None, relabel: RelabelShares = RelabelShares(),
+                 goal_reward: GoalReward | str | None = None, goal_normalizer: GoalNormalizer | None = None,
+                 reward_scale: float = 1.0, reward_shift: float = 0.0, seed: int = 0):
+        self.offline = offline
+        self.online = online
+        self.online_fraction = online_fraction
+        self.relabel = relabel
+        self.goal_reward = goal_reward
+        self.goal_normalizer = goal_normalizer
+        self.reward_scale = reward_scale
+        self.reward_shift = reward_shift
+        self.generator = torch.Generator().manual_seed(seed)
+        self.goal_conditioned = offline.goal is not None
+
+    def sample(self, batch_size: int) -> Batch:
+        online_size = self.online.size if self.online is not None else 0
+        if online_size == 0:
+            return self._sample_from(self.offline, batch_size)
+        if self.online_fraction is None:
+            total = self.offline.size + online_size
+            n_online = int((torch.randint(total, (batch_size,), generator=self.generator) >= self.offline.size).sum())
+        else:
+            n_online = int(round(batch_size * self.online_fraction))
+        parts = [self._sample_from(buffer, n) for buffer, n in
+                 ((self.offline, batch_size - n_online), (self.online, n_online)) if n > 0]
+        if len(parts) == 1:
+            return parts[0]
+        return Batch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("obs", "action", "reward", "next_obs", "done")))
+
+    def _sample_from(self, buffer: TransitionBuffer, n: int) -> Batch:
+        idx = torch.randint(buffer.size, (n,), generator=self.generator)
+        state = buffer.state.index_select(0, idx)
+        next_state = buffer.next_state.index_select(0, idx)
+        reward = buffer.reward.index_select(0, idx)
+        done = buffer.done.index_select(0, idx)
+        if self.goal_conditioned:
+            goal, reward, done = self._relabel(buffer, idx, reward, done)
+            goal = self.goal_normalizer(goal) if self.goal_normalizer is not None else goal
+            state = torch.cat([state, goal], dim=1)
+            next_state = torch.cat([next_state, goal], dim=1)
+        if self.reward_scale != 1.0 or self.reward_shift != 0.0:
+            reward = reward * self.reward_scale + self.reward_shift
+        return Batch(state, buffer.action.index_select(0, idx), reward, next_state, done)
+
+    def _relabel(self, buffer: TransitionBuffer, idx: torch.Tensor, reward: torch.Tensor,
+                 done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = len(idx)
+        shares = self.relabel
+        u = torch.rand(n, generator=self.generator)
+        keep = u < shares.keep
+        future = (u >= shares.keep) & (u < shares.keep + shares.future)
+        final = (u >= shares.keep + shares.future) & (u < shares.keep + shares.future + shares.final)
+        # Goal source rows: the transition's own next state for "keep" (only used for the reward
+        # when goals are recomputed), a later row of the same episode, its last row, or any row.
+        end = buffer.episode_end.index_select(0, idx)
+        offset = (torch.rand(n, generator=self.generator) * (end - idx + 1).float()).long()
+        source = torch.where(future, idx + offset, idx)
+        source = torch.where(final, end, source)
+        relabeled = ~keep
+        source = torch.where(relabeled & ~future & ~final, torch.randint(buffer.size, (n,), generator=self.generator),
+                             source)
+        goal = torch.where(relabeled.unsqueeze(1), buffer.next_achieved.index_select(0, source),
+                           buffer.goal.index_select(0, idx))
+        if self.goal_reward is None or not bool(relabeled.any()):
+            return goal, reward, done
+        if self.goal_reward == "index":
+            reached = (source == idx).float()
+            new_reward, new_done = reached - 1.0, reached
+        else:
+            achieved = buffer.next_achieved.index_select(0, idx)
+            r, d = self.goal_reward(achieved.numpy(), goal.numpy())
+            new_reward = torch.as_tensor(np.asarray(r, np.float32))
+            new_done = torch.as_tensor(np.asarray(d, np.float32))
+        return goal, torch.where(relabeled, new_reward, reward), torch.where(relabeled, new_done, done)

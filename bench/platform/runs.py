@@ -1,0 +1,186 @@
+"""Run records in SQL: create planned runs, record progress, curves, checkpoints and results, read them back.
+
+Workers report through a recorder. ``RunStore`` writes each event to the database as it happens
+(in-process and process-pool executors); ``EventLog`` keeps the events in memory so a remote
+worker (Ray) can return them to the driver, which replays them into its ``RunStore``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from bench.errors import NotFound
+from bench.platform import db
+from bench.platform.db import RunMetricRow, RunRow, RunState
+
+
+class Recorder(Protocol):
+    def started(self, run_id: str, host: str) -> None: ...
+    def progress(self, run_id: str, phase: str, step: int, total: int) -> None: ...
+    def metrics(self, run_id: str, kind: str, phase: str, step: int, values: dict[str, Any]) -> None: ...
+    def checkpoint(self, run_id: str, path: str) -> None: ...
+    def resumed(self, run_id: str, phase: str, step: int) -> None: ...
+    def finished(self, run_id: str, status: str, results: dict[str, Any], timings: dict[str, Any],
+                 error: str | None = None) -> None: ...
+
+
+@dataclass
+class EventLog:
+    """A recorder that only remembers: ``events`` replay onto another recorder with ``replay``."""
+
+    events: list[tuple[str, tuple]] = field(default_factory=list)
+
+    def started(self, *args) -> None:
+        self.events.append(("started", args))
+
+    def progress(self, *args) -> None:
+        pass  # progress is live information; a replay after the fact has no use for it
+
+    def metrics(self, *args) -> None:
+        self.events.append(("metrics", args))
+
+    def checkpoint(self, *args) -> None:
+        self.events.append(("checkpoint", args))
+
+    def resumed(self, *args) -> None:
+        self.events.append(("resumed", args))
+
+    def finished(self, *args, **kwargs) -> None:
+        self.events.append(("finished", (*args, kwargs.get("error"))))
+
+    @staticmethod
+    def replay(events: list[tuple[str, tuple]], recorder: Recorder) -> None:
+        for name, args in events:
+            getattr(recorder, name)(*args)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    sweep_id: str
+    algorithm: str
+    dataset_id: str
+    dataset_content_sha256: str
+    env_name: str | None
+    seed: int
+    status: str
+    config: dict[str, Any]
+    config_hash: str
+    plan: dict[str, Any]
+    code_version: str | None
+    host: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    progress: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    results: dict[str, Any] | None
+    checkpoint: str | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> "RunInfo":
+        iso = lambda value: value.isoformat() if value else None  # noqa: E731
+        return cls(row.id, row.sweep_id, row.algorithm, row.dataset_id, row.dataset_content_sha256, row.env_name,
+                   row.seed, row.status, row.config, row.config_hash, row.plan, row.code_version, row.host,
+                   iso(row.created_at), iso(row.started_at), iso(row.finished_at), row.progress, row.timings,
+                   row.results, row.checkpoint, row.error)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class RunStore:
+    """The runs table: one writer per run at a time (its worker or the driver)."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.session = db.make_sessionmaker(engine)
+
+    # -- planning ---------------------------------------------------------------------------------
+    def create(self, rows: list[dict[str, Any]]) -> None:
+        with self.session.begin() as session:
+            for values in rows:
+                session.add(RunRow(status=RunState.PENDING, **values))
+
+    # -- recorder interface -------------------------------------------------------------------------
+    def started(self, run_id: str, host: str) -> None:
+        with self.session.begin() as session:
+            row = self._row(session, run_id)
+            row.status, row.host, row.error = RunState.RUNNING, host, None
+            row.started_at = row.started_at or db.utcnow()
+
+    def progress(self, run_id: str, phase: str, step: int, total: int) -> None:
+        with self.session.begin() as session:
+            self._row(session, run_id).progress = {"phase": phase, "step": step, "total": total}
+
+    def metrics(self, run_id: str, kind: str, phase: str, step: int, values: dict[str, Any]) -> None:
+        with self.session.begin() as session:
+            session.add(RunMetricRow(run_id=run_id, kind=kind, phase=phase, step=step, values=values))
+
+    def checkpoint(self, run_id: str, path: str) -> None:
+        with self.session.begin() as session:
+            self._row(session, run_id).checkpoint = path
+
+    def finished(self, run_id: str, status: str, results: dict[str, Any], timings: dict[str, Any],
+                 error: str | None = None) -> None:
+        with self.session.begin() as session:
+            row = self._row(session, run_id)
+            row.status, row.results, row.timings, row.error = status, results, timings, error
+            row.finished_at = db.utcnow()
+
+    def mark(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self.session.begin() as session:
+            row = self._row(session, run_id)
+            row.status, row.error = status, error
+
+    # -- reading --------------------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunInfo:
+        with self.session() as session:
+            return RunInfo.from_row(self._row(session, run_id))
+
+    def list(self, algorithm: str | None = None, dataset: str | None = None, status: str | None = None,
+             sweep_id: str | None = None, limit: int | None = None) -> list[RunInfo]:
+        query = sa.select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id)
+        if algorithm:
+            query = query.where(RunRow.algorithm == algorithm)
+        if dataset:
+            # A dataset name without a version matches all its versions.
+            query = query.where(sa.or_(RunRow.dataset_id == dataset, RunRow.dataset_id.like(f"{dataset}-v%")))
+        if status:
+            query = query.where(RunRow.status == status)
+        if sweep_id:
+            query = query.where(RunRow.sweep_id == sweep_id)
+        if limit:
+            query = query.limit(limit)
+        with self.session() as session:
+            return [RunInfo.from_row(row) for row in session.scalars(query)]
+
+    def curves(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(RunMetricRow).where(RunMetricRow.run_id == run_id).order_by(RunMetricRow.id)
+        if kind:
+            query = query.where(RunMetricRow.kind == kind)
+        with self.session() as session:
+            self._row(session, run_id)
+            return [{"kind": m.kind, "phase": m.phase, "step": m.step, **m.values} for m in session.scalars(query)]
+
+    def resumed(self, run_id: str, phase: str, step: int) -> None:
+        """A run continues from its checkpoint at (phase, step): points recorded after it will come again."""
+        phases = ["offline", "online"]
+        later = phases[phases.index(phase) + 1:]
+        with self.session.begin() as session:
+            session.execute(sa.delete(RunMetricRow).where(
+                RunMetricRow.run_id == run_id,
+                sa.or_(sa.and_(RunMetricRow.phase == phase, RunMetricRow.step > step),
+                       RunMetricRow.phase.in_(later))))
+
+    @staticmethod
+    def _row(session, run_id: str) -> RunRow:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"no run {run_id!r}")
+        return row
+
