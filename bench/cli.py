@@ -39,8 +39,9 @@ def _user_errors() -> Iterator[None]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield
-        for warning in caught:
-            err.print(f"warning: {warning.message}", markup=False, highlight=False)
+        # Simulators repeat the same warning on every reset; each distinct one is worth one line.
+        for message in dict.fromkeys(str(warning.message) for warning in caught):
+            err.print(f"warning: {message}", markup=False, highlight=False)
     except BenchError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None

@@ -43,39 +43,38 @@ class AWAC(Algorithm):
         self.policy = GaussianPolicy(obs_dim, action_dim, config.hidden_dims)
         self.critic = Critic(obs_dim, action_dim, config.hidden_dims)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.actor_learning_rate, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate, fused=True)
+        # One optimizer, two parameter groups: the critic and actor losses touch disjoint
+        # parameters (the weights are constants), so one backward pass and one step do both.
+        self.optimizer = torch.optim.Adam([
+            {"params": self.critic.parameters(), "lr": config.critic_learning_rate},
+            {"params": self.policy.parameters(), "lr": config.actor_learning_rate}], fused=True)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.config
-        # Lines 6-7: TD backup with the current policy's next action, clipped double Q.
         with torch.no_grad():
+            # Line 6: the TD target with the current policy's next action, clipped double Q.
             next_action = self.policy.act(batch.next_obs, deterministic=False)
             next_q = self.target_critic(batch.next_obs, next_action).min(0).values
             target = batch.reward + c.discount * (1.0 - batch.done) * next_q
-        q = self.critic(batch.obs, batch.action)
-        critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
-
-        # Line 8: advantage-weighted maximum likelihood of the buffer's actions.
-        with torch.no_grad():
+            # A(s, a) = Q(s, a) - E_{a'~pi(s)} Q(s, a'), one sample; both Q values in one critic pass.
             policy_action = self.policy.act(batch.obs, deterministic=False)
-            # Q of the policy's action and of the buffer's action in one critic pass.
             both = self.critic(torch.cat([batch.obs, batch.obs]), torch.cat([policy_action, batch.action]))
             value, q_data = both.min(0).values.chunk(2)
             advantage = q_data - value
             weight = torch.exp(advantage / c.awac_lambda).clamp(max=c.max_weight)
-        policy_loss = -(weight * self.policy.log_prob(batch.obs, batch.action)).mean()
-        self.policy_optimizer.zero_grad(set_to_none=True)
-        policy_loss.backward()
-        self.policy_optimizer.step()
 
-        polyak_update(self.target_critic, self.critic, c.polyak)
-        self.updates += 1
-        return {"critic_loss": critic_loss.detach(), "policy_loss": policy_loss.detach(),
-                "q": q.detach().mean(), "advantage": advantage.mean()}
+        # Line 7: regress both critics on the target.
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        # Line 8 (eq. 42): advantage-weighted maximum likelihood of the buffer's actions.
+        policy_loss = -(weight * self.policy.log_prob(batch.obs, batch.action)).mean()
+
+        metrics = {"critic_loss": critic_loss.detach(), "policy_loss": policy_loss.detach(),
+                   "q": q.detach().mean(), "advantage": advantage.mean()}
+        return critic_loss + policy_loss, metrics
+
+    def after_step(self) -> None:
+        polyak_update(self.target_critic, self.critic, self.config.polyak)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

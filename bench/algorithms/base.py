@@ -1,4 +1,4 @@
-"""What every algorithm is: a config, networks, ``update(batch) -> metrics``, ``act(obs)``, state dicts.
+"""What every algorithm is: a config, networks, ``losses(batch)``, ``act(obs)``, checkpoints; the shared update step.
 
 Algorithms see flat float tensors only. The harness turns observations (flat, dict, goal-
 conditioned) into ``obs`` = normalized state, concatenated with the goal when there is one,
@@ -42,14 +42,42 @@ class Algorithm(nn.Module):
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.updates = 0
+        self._compiled_losses = None
+        self.optimizer: torch.optim.Optimizer  # one optimizer; parameter groups where learning rates differ
 
-    # -- the two things the harness calls ---------------------------------------------------------
+    # -- what a subclass writes: its losses (the algorithm box) and what follows a step ------------
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The sum of this step's losses and the detached metrics to log.
+
+        Subclasses arrange their losses to touch disjoint parameters (targets and weights are
+        constants), so one backward pass and one optimizer step equal a separate step per network.
+        """
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called after each optimizer step (target-network updates)."""
+
+    # -- what the harness calls ---------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step; returns detached scalar tensors (converted to floats only when logged)."""
-        raise NotImplementedError
+        loss, metrics = (self._compiled_losses or self.losses)(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.after_step()
+        self.updates += 1
+        return metrics
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         raise NotImplementedError
+
+    def compile_losses(self) -> None:
+        """Run ``losses`` through torch.compile: fused elementwise kernels and no per-op Python overhead.
+
+        It pays on long runs (about +20% updates/s for IQL at 2x256 on a 2-core CPU, +65% at 2x64)
+        and costs ~15 s of compilation once per process.
+        """
+        self._compiled_losses = torch.compile(self.losses)
 
     # -- optional hooks ---------------------------------------------------------------------------
     @classmethod
@@ -61,18 +89,13 @@ class Algorithm(nn.Module):
         """Called once between the offline and the online phase."""
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {name: value for name, value in vars(self).items() if isinstance(value, torch.optim.Optimizer)}
-
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"modules": self.state_dict(), "updates": self.updates,
-                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()}}
+        return {"modules": self.state_dict(), "updates": self.updates, "optimizer": self.optimizer.state_dict()}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["modules"])
         self.updates = state["updates"]
-        for name, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 @dataclass(frozen=True)

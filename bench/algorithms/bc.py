@@ -46,7 +46,7 @@ class BC(Algorithm):
             raise InvalidInput(f"top_fraction must be in (0, 1], got {config.top_fraction}")
         policy_class = DeterministicPolicy if config.policy == "deterministic" else GaussianPolicy
         self.policy = policy_class(obs_dim, action_dim, config.hidden_dims)
-        self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, fused=True)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, fused=True)
 
     @classmethod
     def select_episodes(cls, config: BCConfig, returns: np.ndarray) -> np.ndarray | None:
@@ -58,16 +58,12 @@ class BC(Algorithm):
         mask[order[:keep]] = True
         return mask
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.config.policy == "deterministic":
             loss = (self.policy(batch.obs) - batch.action).pow(2).sum(-1).mean()
         else:
             loss = -self.policy.log_prob(batch.obs, batch.action).mean()
-        self.policy_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.policy_optimizer.step()
-        self.updates += 1
-        return {"policy_loss": loss.detach()}
+        return loss, {"policy_loss": loss.detach()}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

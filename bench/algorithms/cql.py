@@ -58,19 +58,23 @@ class CQL(Algorithm):
         self.log_alpha = torch.nn.Parameter(torch.zeros(()))
         self.log_alpha_prime = torch.nn.Parameter(torch.zeros(()))
         self.target_entropy = -float(action_dim)
-        self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.actor_learning_rate, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate, fused=True)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_learning_rate, fused=True)
-        self.alpha_prime_optimizer = torch.optim.Adam([self.log_alpha_prime], lr=config.critic_learning_rate, fused=True)
+        self.optimizer = torch.optim.Adam([
+            {"params": self.policy.parameters(), "lr": config.actor_learning_rate},
+            {"params": self.critic.parameters(), "lr": config.critic_learning_rate},
+            {"params": [self.log_alpha], "lr": config.alpha_learning_rate},
+            {"params": [self.log_alpha_prime], "lr": config.critic_learning_rate}], fused=True)
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.config
         b, n = batch.obs.shape[0], c.num_sampled_actions
 
-        # Policy and temperature (SAC).
+        # Policy and temperature (SAC). The critic is read with detached weights, so the policy
+        # loss moves only the policy.
         action, log_prob = self.policy.sample(batch.obs)
         alpha = self.log_alpha.exp()
-        policy_loss = (alpha.detach() * log_prob - self.critic(batch.obs, action).min(0).values).mean()
+        frozen = {name: p.detach() for name, p in self.critic.named_parameters()}
+        q_policy = torch.func.functional_call(self.critic, frozen, (batch.obs, action)).min(0).values
+        policy_loss = (alpha.detach() * log_prob - q_policy).mean()
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
 
         # Sampled actions for the penalty: N per state from the policy at s and at s' (one policy
@@ -81,48 +85,35 @@ class CQL(Algorithm):
             current_actions, next_actions = sampled.view(2, b * n, -1)
             current_log_prob, next_log_prob = sampled_log_prob.view(2, b * n)
             random_actions = torch.empty_like(current_actions).uniform_(-1.0, 1.0)
-            # TD target from the next-state samples' first action (one a' ~ pi(s') per transition).
+            # TD target with one a' ~ pi(s') per transition (the first of its N samples).
             next_q = self.target_critic(batch.next_obs, next_actions.view(b, n, -1)[:, 0]).min(0).values
             target = batch.reward + c.discount * (1.0 - batch.done) * next_q
 
+        # Every Q-value the critic loss needs, in one ensemble pass: 3N sampled actions and the data's.
         repeated_obs = batch.obs.repeat_interleave(n, 0)
-        q_sampled = self.critic(torch.cat([repeated_obs, repeated_obs, repeated_obs, batch.obs]),
-                                torch.cat([random_actions, current_actions, next_actions, batch.action]))
-        q_random, q_current, q_next = q_sampled[:, :3 * b * n].view(-1, 3, b, n).unbind(1)
-        q_data = q_sampled[:, 3 * b * n:]
+        q_all = self.critic(torch.cat([repeated_obs, repeated_obs, repeated_obs, batch.obs]),
+                            torch.cat([random_actions, current_actions, next_actions, batch.action]))
+        q_random, q_current, q_next = q_all[:, :3 * b * n].reshape(-1, 3, b, n).unbind(1)
+        q_data = q_all[:, 3 * b * n:]
         log_uniform = self.action_dim * math.log(0.5)
         importance = torch.cat([q_random - log_uniform, q_current - current_log_prob.view(b, n),
                                 q_next - next_log_prob.view(b, n)], dim=-1)
         penalty = (torch.logsumexp(importance / c.temperature, dim=-1) * c.temperature - q_data).mean(-1)
         td_loss = (q_data - target).pow(2).mean(-1).sum()
         if c.lagrange:
+            # alpha' rises while the penalty exceeds the target gap, and falls once it is below.
             alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
             conservative_loss = (alpha_prime.detach() * c.cql_alpha * (penalty - c.target_action_gap)).sum()
-            alpha_prime_loss = -(self.log_alpha_prime.exp().clamp(0.0, 1e6) * c.cql_alpha
-                                 * (penalty.detach() - c.target_action_gap)).sum()
+            alpha_prime_loss = -(alpha_prime * c.cql_alpha * (penalty.detach() - c.target_action_gap)).sum()
         else:
             conservative_loss = c.cql_alpha * penalty.sum()
-            alpha_prime_loss = None
-        critic_loss = td_loss + conservative_loss
+            alpha_prime_loss = torch.zeros(())
+        metrics = {"critic_loss": td_loss.detach(), "cql_penalty": penalty.detach().mean(),
+                   "policy_loss": policy_loss.detach(), "alpha": alpha.detach(), "q": q_data.detach().mean()}
+        return policy_loss + alpha_loss + td_loss + conservative_loss + alpha_prime_loss, metrics
 
-        self.policy_optimizer.zero_grad(set_to_none=True)
-        policy_loss.backward(inputs=list(self.policy.parameters()))
-        self.alpha_optimizer.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward(inputs=list(self.critic.parameters()))
-        self.policy_optimizer.step()
-        self.alpha_optimizer.step()
-        self.critic_optimizer.step()
-        if alpha_prime_loss is not None:
-            self.alpha_prime_optimizer.zero_grad(set_to_none=True)
-            alpha_prime_loss.backward()
-            self.alpha_prime_optimizer.step()
-        polyak_update(self.target_critic, self.critic, c.polyak)
-
-        self.updates += 1
-        return {"critic_loss": td_loss.detach(), "cql_penalty": penalty.detach().mean(),
-                "policy_loss": policy_loss.detach(), "alpha": alpha.detach(), "q": q_data.detach().mean()}
+    def after_step(self) -> None:
+        polyak_update(self.target_critic, self.critic, self.config.polyak)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

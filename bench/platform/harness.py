@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bench.algorithms import build_algorithm, get_algorithm
-from bench.algorithms.config import config_from_json
+from bench.algorithms.config import COMPILE_AUTO_UPDATES, config_from_json
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.datasets.registry import load_stored_version
 from bench.datasets.storage import Storage
@@ -158,6 +158,10 @@ class Run:
         self.algorithm = build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
                                          self.offline.action.shape[1])
         self.learns_online = self.algorithm.learns_online and spec.online_steps > 0
+        total_updates = spec.offline_steps + (spec.online_steps * self.config.updates_per_env_step
+                                              if self.learns_online else 0)
+        if self.config.compile == "on" or (self.config.compile == "auto" and total_updates >= COMPILE_AUTO_UPDATES):
+            self.algorithm.compile_losses()
         self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], self.offline.action.shape[1],
                                         goal_dim) if self.learns_online else None)
         self.replay = Replay(self.offline, self.online, self.config.online_fraction, self.relabel,
@@ -269,10 +273,10 @@ class Run:
     def run_offline(self, start: int) -> None:
         spec, total = self.spec, self.spec.offline_steps
         started, losses = time.perf_counter(), _LossAverager()
+        self.phase, self.step = "offline", start
         for step in range(start, total):
-            self.step = step
             losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
-            done = step + 1
+            done = self.step = step + 1  # completed updates: what a checkpoint resumes from
             if done % 50 == 0 or done == total:
                 self.report_progress(spec.run_id, "offline", done, total)
             if done % spec.log_every == 0 or done == total:
@@ -282,7 +286,6 @@ class Run:
                 self.timings["offline_seconds"] += time.perf_counter() - started
                 self._evaluate_and_checkpoint("offline", done)
                 started = time.perf_counter()
-        self.step = total
         self.timings["offline_seconds"] += time.perf_counter() - started
         if total == 0 and not self.results["offline"].evaluations:
             self._evaluate_and_checkpoint("offline", 0)  # the untrained policy, so "offline" has a value
@@ -291,8 +294,8 @@ class Run:
         spec, total = self.spec, self.spec.online_steps
         started, losses = time.perf_counter(), _LossAverager()
         observation, goal = self._reset_online()
+        self.phase, self.step = "online", start
         for step in range(start, total):
-            self.phase, self.step = "online", step
             action, unit = self.act(observation, goal, deterministic=False)
             next_observation, reward, terminated, truncated, info = self.env.step(action)
             achieved = self.task.achieved(next_observation)
@@ -305,7 +308,7 @@ class Run:
                 observation, goal = self._reset_online()
             for _ in range(self.config.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
-            done = step + 1
+            done = self.step = step + 1
             if done % 50 == 0 or done == total:
                 self.report_progress(spec.run_id, "online", done, total)
             if done % spec.log_every == 0 or done == total:
@@ -315,7 +318,6 @@ class Run:
                 self.timings["online_seconds"] += time.perf_counter() - started
                 self._evaluate_and_checkpoint("online", done)
                 started = time.perf_counter()
-        self.step = total
         self.timings["online_seconds"] += time.perf_counter() - started
 
     def _reset_online(self) -> tuple[Any, np.ndarray | None]:
