@@ -277,8 +277,6 @@ class Run:
         for step in range(start, total):
             losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
             done = self.step = step + 1  # completed updates: what a checkpoint resumes from
-            if done % 50 == 0 or done == total:
-                self.report_progress(spec.run_id, "offline", done, total)
             if done % spec.log_every == 0 or done == total:
                 self.recorder.metrics(spec.run_id, "train", "offline", done, losses.pop())
                 self.recorder.progress(spec.run_id, "offline", done, total)
@@ -286,6 +284,8 @@ class Run:
                 self.timings["offline_seconds"] += time.perf_counter() - started
                 self._evaluate_and_checkpoint("offline", done)
                 started = time.perf_counter()
+            if done % 50 == 0 or done == total:
+                self.report_progress(spec.run_id, "offline", done, total)
         self.timings["offline_seconds"] += time.perf_counter() - started
         if total == 0 and not self.results["offline"].evaluations:
             self._evaluate_and_checkpoint("offline", 0)  # the untrained policy, so "offline" has a value
@@ -309,8 +309,6 @@ class Run:
             for _ in range(self.config.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
             done = self.step = step + 1
-            if done % 50 == 0 or done == total:
-                self.report_progress(spec.run_id, "online", done, total)
             if done % spec.log_every == 0 or done == total:
                 self.recorder.metrics(spec.run_id, "train", "online", done, losses.pop())
                 self.recorder.progress(spec.run_id, "online", done, total)
@@ -318,6 +316,8 @@ class Run:
                 self.timings["online_seconds"] += time.perf_counter() - started
                 self._evaluate_and_checkpoint("online", done)
                 started = time.perf_counter()
+            if done % 50 == 0 or done == total:
+                self.report_progress(spec.run_id, "online", done, total)
         self.timings["online_seconds"] += time.perf_counter() - started
 
     def _reset_online(self) -> tuple[Any, np.ndarray | None]:
