@@ -422,7 +422,7 @@ def _run_progress(enabled: bool) -> Iterator[Any]:
 
 
 def _report_sweep(store, run_ids: list[str], as_json: bool) -> None:
-    from bench.platform.sweeps import run_json, summarize
+    from bench.platform.runs import run_json, summarize
 
     runs = [store.get(run_id) for run_id in run_ids]
     summary = summarize(runs)
@@ -511,8 +511,7 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Runs, newest first, with their final offline and online results."""
-    from bench.platform.runs import RunStore
-    from bench.platform.sweeps import run_json
+    from bench.platform.runs import RunStore, run_json
 
     with _user_errors():
         runs = RunStore(_registry().engine).list(algorithm, dataset, status, limit=limit)

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 import zarr
 
 from bench.datasets import format as fmt

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bench.datasets import Registry
 from bench.platform.environments import env_reference
-from bench.platform.runs import RunStore
-from bench.platform.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume, summarize
+from bench.platform.runs import RunStore, summarize
+from bench.platform.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
 from bench.testing.data import gym_random_rollouts
 from conftest import make_settings
 

@@ -1,6 +1,5 @@
 """Recipes: every one builds, builds are deterministic, policies behave as documented, scores normalize."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -118,7 +117,7 @@ def test_build_and_card_through_the_cli(tmp_path, request):
     built = bench("datasets", "build", "metaworld/drawer-open/expert", "--episodes", "2", "--workers", "1",
                   "--reference-episodes", "2")
     assert "metaworld/drawer-open/expert-v1" in built
-    card = bench("datasets", "card", "metaworld/drawer-open/expert-v1", "--out", str(tmp_path / "card"))
+    bench("datasets", "card", "metaworld/drawer-open/expert-v1", "--out", str(tmp_path / "card"))
     text = (tmp_path / "card" / "card.md").read_text()
     assert "success rate: 1.000" in text and "Normalized score" in text and "bench datasets build" in text
     previews = sorted((tmp_path / "card" / "media").glob("preview_*.png"))

@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import math
+
+import numpy as np
 import sqlalchemy as sa
 
 from bench.errors import NotFound
 from bench.platform import db
 from bench.platform.db import RunMetricRow, RunRow, RunState
+
+METRICS = ("return", "normalized_score", "success_rate")
 
 
 class Recorder(Protocol):
@@ -184,3 +189,48 @@ class RunStore:
             raise NotFound(f"no run {run_id!r}")
         return row
 
+
+# -- summaries ---------------------------------------------------------------------------------------------
+def mean_ci(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, Any] | None:
+    """Mean and 95% Student-t interval over seeds (no interval from a single seed), clipped to ``bounds``."""
+    values = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return None
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return {"mean": mean, "ci95": None, "n": 1}
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "ci95": [low, high], "n": len(values)}
+
+
+def phase_values(results: dict[str, Any] | None, phase: str, which: str = "final") -> dict[str, Any] | None:
+    summary = (results or {}).get(phase)
+    if not summary:
+        return None
+    point = summary[which]
+    return {metric: point.get(metric) for metric in METRICS}
+
+
+def summarize(runs: list[RunInfo]) -> dict[str, Any]:
+    """Across the seeds of a sweep: mean and 95% CI of each phase's final return, score and success rate."""
+    out: dict[str, Any] = {}
+    completed = [run for run in runs if run.status == RunState.COMPLETED]
+    for phase in ("offline", "online"):
+        points = [phase_values(run.results, phase) for run in completed]
+        points = [p for p in points if p]
+        out[phase] = {metric: mean_ci([p[metric] for p in points if p[metric] is not None],
+                                      (0.0, 1.0) if metric == "success_rate" else None)
+                      for metric in METRICS} if points else None
+    out["seeds"] = len(runs)
+    out["completed"] = len(completed)
+    return out
+
+
+def run_json(run: RunInfo) -> dict[str, Any]:
+    return {"run_id": run.id, "seed": run.seed, "status": run.status, "error": run.error,
+            "offline": phase_values(run.results, "offline"), "online": phase_values(run.results, "online")}

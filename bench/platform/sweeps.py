@@ -9,7 +9,6 @@ Executors:
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import queue
@@ -19,8 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from bench.algorithms import config_hash, config_to_json, get_algorithm, make_config
 from bench.algorithms.config import domain_of
 from bench.datasets.registry import Registry
@@ -29,11 +26,10 @@ from bench.platform import db
 from bench.platform.db import RunState
 from bench.platform.harness import (ProgressCallback, RunOutcome, RunSpec, code_version, default_torch_threads,
                                     execute_run)
-from bench.platform.runs import EventLog, RunInfo, RunStore
+from bench.platform.runs import EventLog, RunStore
 from bench.platform.settings import Settings
 
 EXECUTORS = ("local", "process", "ray")
-METRICS = ("return", "normalized_score", "success_rate")
 
 
 @dataclass
@@ -224,48 +220,6 @@ def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, a
     finally:
         if started_here:
             ray.shutdown()
-
-
-# -- summaries ---------------------------------------------------------------------------------------------
-def mean_ci(values: list[float]) -> dict[str, Any] | None:
-    """Mean and 95% Student-t interval over seeds (no interval from a single seed)."""
-    values = [float(v) for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return None
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return {"mean": mean, "ci95": None, "n": 1}
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": len(values)}
-
-
-def phase_values(results: dict[str, Any] | None, phase: str, which: str = "final") -> dict[str, Any] | None:
-    summary = (results or {}).get(phase)
-    if not summary:
-        return None
-    point = summary[which]
-    return {metric: point.get(metric) for metric in METRICS}
-
-
-def summarize(runs: list[RunInfo]) -> dict[str, Any]:
-    """Across the seeds of a sweep: mean and 95% CI of each phase's final return, score and success rate."""
-    out: dict[str, Any] = {}
-    completed = [run for run in runs if run.status == RunState.COMPLETED]
-    for phase in ("offline", "online"):
-        points = [phase_values(run.results, phase) for run in completed]
-        points = [p for p in points if p]
-        out[phase] = {metric: mean_ci([p[metric] for p in points if p[metric] is not None]) for metric in METRICS} \
-            if points else None
-    out["seeds"] = len(runs)
-    out["completed"] = len(completed)
-    return out
-
-
-def run_json(run: RunInfo) -> dict[str, Any]:
-    return {"run_id": run.id, "seed": run.seed, "status": run.status, "error": run.error,
-            "offline": phase_values(run.results, "offline"), "online": phase_values(run.results, "online")}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

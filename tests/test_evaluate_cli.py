@@ -1,0 +1,178 @@
+"""`bench evaluate`, `bench runs` and `bench algorithms` through the real command, per algorithm and per recipe family,
+and through a real local Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.datasets import Registry
+from conftest import make_settings, settings_env
+from test_harness import publish_pendulum
+
+pytestmark = pytest.mark.slow
+TINY = ["--offline-steps", "30", "--online-steps", "30", "--eval-every", "30", "--eval-episodes", "1",
+        "--log-every", "10", "--set", "hidden_dims=32x32", "--set", "batch_size=64"]
+
+
+def _bench(env, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True,
+                            text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bench {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def pendulum_env(request, tmp_path):
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    registry = Registry.open(settings)
+    publish_pendulum(registry)
+    registry.close()
+    return settings, settings_env(settings)
+
+
+def test_algorithms_list_and_show(pendulum_env):
+    _, env = pendulum_env
+    listed = json.loads(_bench(env, "algorithms", "list", "--json").stdout)
+    assert {"bc", "bc-10%", "awac", "iql", "cql"} <= {a["name"] for a in listed}
+    shown = json.loads(_bench(env, "algorithms", "show", "iql", "--json").stdout)
+    fields = {f["name"]: f for f in shown["fields"]}
+    assert fields["expectile"]["default"] == 0.7 and "IQL paper" in fields["expectile"]["source"]
+    assert fields["expectile"]["presets"]["maze"] == 0.9 and shown["presets"]["locomotion"]["values"]["temperature"] == 3.0
+    text = _bench(env, "algorithms", "show", "bc-10%").stdout
+    assert "top_fraction" in text and "bc-10% variant" in text
+
+
+@pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange"])
+def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
+    settings, env = pendulum_env
+    result = json.loads(_bench(env, "evaluate", algorithm, "test/pendulum", "--seeds", "2", *TINY, "--json").stdout)
+    assert [run["status"] for run in result["runs"]] == ["completed", "completed"]
+    assert [run["seed"] for run in result["runs"]] == [0, 1]
+    for run in result["runs"]:
+        assert set(run["offline"]) == {"return", "normalized_score", "success_rate"}
+        assert (run["online"] is None) == algorithm.startswith("bc")
+    assert result["summary"]["offline"]["normalized_score"]["n"] == 2
+    assert len(result["summary"]["offline"]["normalized_score"]["ci95"]) == 2
+
+    shown = json.loads(_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
+    assert shown["algorithm"] == algorithm and shown["dataset_id"] == "test/pendulum-v1"
+    assert shown["config"]["hidden_dims"] == [32, 32] and shown["plan"]["offline_steps"] == 30
+    assert shown["dataset_content_sha256"] and shown["code_version"] and shown["config_hash"]
+    assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == ([30] if algorithm.startswith("bc") else [30, 30])
+    assert (settings.home / "datasets" / shown["checkpoint"]).is_file()
+    listed = json.loads(_bench(env, "runs", "list", "--algo", algorithm, "--json").stdout)
+    assert {run["run_id"] for run in listed} == {run["run_id"] for run in result["runs"]}
+
+
+def test_evaluate_bad_input_is_one_line_and_records_nothing(pendulum_env):
+    _, env = pendulum_env
+    cases = [
+        (["evaluate", "dqn", "test/pendulum"], "unknown algorithm 'dqn'"),
+        (["evaluate", "iql", "test/missing"], "test/missing"),
+        (["evaluate", "iql", "test/pendulum", "--set", "expectile=high"], "expected float"),
+        (["evaluate", "iql", "test/pendulum", "--set", "nonsense"], "key=value"),
+        (["evaluate", "iql", "test/pendulum", "--eval-every", "0"], "must be positive"),
+        (["evaluate", "iql", "test/pendulum", "--executor", "slurm"], "unknown executor"),
+        (["runs", "show", "nope"], "no run 'nope'"),
+        (["runs", "resume", "nope"], "no run 'nope'"),
+    ]
+    for args, message in cases:
+        result = _bench(env, *args, check=False)
+        assert result.returncode == 1, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, result.stderr)
+    assert json.loads(_bench(env, "runs", "list", "--json").stdout) == []
+
+
+def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
+    """A real SIGINT to the CLI: the run is left interrupted with a checkpoint, and `runs resume` finishes it."""
+    import signal
+    import time
+
+    _, env = pendulum_env
+    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "iql", "test/pendulum",
+                                "--offline-steps", "100000", "--online-steps", "0", "--eval-every", "200",
+                                "--eval-episodes", "1", "--set", "hidden_dims=32x32", "--set", "compile=off", "--json"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = json.loads(_bench(env, "runs", "list", "--json").stdout)
+        if runs and runs[0]["status"] == "running" and _bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout.count('"eval"'):
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "bench runs resume" in stderr
+    run = json.loads(stdout)["runs"][0]
+    assert run["status"] == "interrupted"
+    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    assert shown["checkpoint"] and shown["results"]["offline"]["final"]["step"] >= 200
+
+
+@pytest.mark.parametrize("recipe", ["pointmaze/umaze/stitch", "fetch/push/demos", "ogbench/cube-single/play"])
+def test_evaluate_goal_conditioned_recipe_families(request, tmp_path, recipe):
+    """Dict goals (PointMaze, Fetch: relabeled with the env's compute_reward) and observation goals (OGBench)."""
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    env = settings_env(settings)
+    episodes = {"pointmaze/umaze/stitch": "20", "fetch/push/demos": "4", "ogbench/cube-single/play": "2"}[recipe]
+    _bench(env, "datasets", "build", recipe, "--episodes", episodes, "--reference-episodes", "2", "--workers", "1")
+    result = json.loads(_bench(env, "evaluate", "iql", recipe, "--offline-steps", "20", "--online-steps", "20",
+                               "--eval-every", "20", "--eval-episodes", "1", "--set", "hidden_dims=32x32",
+                               "--set", "relabel_final=0.1", "--set", "relabel_random=0.2", "--json").stdout)
+    run = result["runs"][0]
+    assert run["status"] == "completed", run["error"]
+    assert 0.0 <= run["offline"]["success_rate"] <= 1.0 and run["online"] is not None
+    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    assert shown["env_name"] == recipe.rsplit("/", 1)[0]
+    if not recipe.startswith("ogbench"):  # OGBench's tasks have success rates, bench has no reference returns
+        assert run["offline"]["normalized_score"] is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster():
+    """A real local Ray cluster on loopback, started with `ray start --head` and stopped afterwards."""
+    import tempfile
+
+    # Ray puts Unix sockets under its temp dir: a pytest tmp_path is too long for a socket path.
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray = str(Path(sys.executable).parent / "ray")
+    if not Path(ray).exists():
+        ray = shutil.which("ray")
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                    "--include-dashboard", "false", "--disable-usage-stats",
+                    "--temp-dir", temp_dir], check=True, capture_output=True, env=env, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_evaluate_through_a_ray_cluster(pendulum_env, ray_cluster):
+    _, env = pendulum_env
+    result = json.loads(_bench(env, "evaluate", "iql", "test/pendulum", "--seeds", "2", *TINY, "--executor", "ray",
+                               "--ray-address", ray_cluster, "--json").stdout)
+    assert [run["status"] for run in result["runs"]] == ["completed", "completed"]
+    for run in result["runs"]:
+        shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+        # The workers' records were returned to the driver and written by it.
+        assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == [30, 30]
+        assert shown["plan"]["executor"] == "ray" and shown["host"] and shown["checkpoint"]
