@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the embedded defaults (SQLite + local disk under $BENCH_HOME,
 # default ~/.bench): set up, build a benchmark dataset from its recipe, look at its card,
-# verify it, export it to Minari and D4RL, and import the D4RL file back as a user would.
+# verify it, export it to Minari and D4RL, import the D4RL file back as a user would, then
+# evaluate IQL on it offline and online over two seeds (a short CPU budget) and show a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,4 +26,9 @@ MINARI_DATASETS_PATH="$work/minari" .venv/bin/python -c \
 $BENCH datasets import "$work/drawer_open_mixed.hdf5" --id demo/drawer-open-mixed \
   --env bench/MetaWorld-v0 --env-kwargs '{"task": "drawer-open"}'
 $BENCH datasets list
+$BENCH algorithms list
+$BENCH evaluate iql metaworld/drawer-open/mixed --seeds 2 --offline-steps 2000 --online-steps 2000 \
+  --eval-every 1000 --eval-episodes 5 --executor process --json > "$work/evaluate.json"
+.venv/bin/python -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))['summary'], indent=2))" "$work/evaluate.json"
+$BENCH runs show "$(.venv/bin/python -c "import json, sys; print(json.load(open(sys.argv[1]))['runs'][0]['run_id'])" "$work/evaluate.json")"
 echo "demo finished: the registry is in ${BENCH_HOME:-$HOME/.bench}"

@@ -1,0 +1,147 @@
+"""Offline -> online scores of BC, AWAC, IQL and CQL on four recipe datasets x 3 seeds at a CPU budget; prints JSON.
+
+    .venv/bin/python benchmarks/scores.py [--home benchmarks/.scores-home] [--seeds 3]
+        [--offline-steps 4000] [--online-steps 4000] [--eval-every 2000] [--eval-episodes 5]
+
+Builds the datasets from their recipes (Meta-World drawer-open mixed, PointMaze U-maze stitch,
+OGBench cube-single play, Fetch push demos) into its own bench home, runs every algorithm x
+dataset x seed through the harness on a process pool (all cores), and writes the table, with
+this command and the budget, between the markers in docs/results.md.
+
+The CPU budget (the papers' values in brackets): 2x128 MLPs for every algorithm [2x256; 3x256
+for CQL], CQL with 4 sampled actions per state [10], 4,000 offline updates [1M for IQL/CQL,
+25k-100k for AWAC] and 4,000 online environment steps with one update each [up to 1M], batch 256.
+Every other setting is the algorithm's default with its per-domain preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.datasets import Registry
+from bench.datasets.recipes.build import build
+from bench.errors import NotFound
+from bench.platform.runs import RunStore, summarize
+from bench.platform.settings import Settings
+from bench.platform.sweeps import Budget, execute_sweep, plan_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = {  # recipe -> episodes (None: the recipe's default)
+    "metaworld/drawer-open/mixed": None,
+    "pointmaze/umaze/stitch": None,
+    "ogbench/cube-single/play": 40,
+    "fetch/push/demos": None,
+}
+ALGORITHMS = ["bc", "awac", "iql", "cql"]
+BUDGET_OVERRIDES = {"bc": {"hidden_dims": "128x128"}, "awac": {"hidden_dims": "128x128"},
+                    "iql": {"hidden_dims": "128x128"}, "cql": {"hidden_dims": "128x128", "num_sampled_actions": "4"}}
+BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
+
+
+def ensure_datasets(registry: Registry) -> dict[str, str]:
+    ids = {}
+    for recipe, episodes in DATASETS.items():
+        try:
+            ids[recipe] = registry.show(recipe).id
+        except NotFound:
+            print(f"building {recipe}", file=sys.stderr)
+            ids[recipe] = build(registry, recipe, episodes=episodes, previews=False).id
+    return ids
+
+
+def cell(stat: dict | None, scale: float = 1.0) -> str:
+    if not stat:
+        return "-"
+    mean = stat["mean"] * scale
+    if stat["ci95"] is None:
+        return f"{mean:.1f}"
+    half = (stat["ci95"][1] - stat["ci95"][0]) / 2 * scale
+    return f"{mean:.1f} ± {half:.1f}"
+
+
+def table(results: dict, command: str, budget: Budget, seconds: float) -> str:
+    lines = [
+        f"Regenerate with `{command}` ({seconds / 60:.0f} min on this 2-core machine).",
+        "",
+        f"Budget: {budget.offline_steps} offline updates, then {budget.online_steps} online environment steps "
+        f"(one update each); evaluation every {budget.eval_every} steps on {budget.eval_episodes} fixed episodes; "
+        f"2x128 networks, CQL with 4 sampled actions; {len(next(iter(results.values()))['runs'])} seeds. "
+        "Cells: mean ± half-width of the 95% t-interval over seeds, offline → online; BC has no online phase.",
+        "",
+        "| dataset | metric | " + " | ".join(ALGORITHMS) + " |",
+        "|---|---|" + "---|" * len(ALGORITHMS),
+    ]
+    datasets = sorted({key.split(" ")[1] for key in results}, key=list(DATASETS).index)
+    for dataset in datasets:
+        for metric, label, scale in (("normalized_score", "normalized score", 1.0), ("success_rate", "success %", 100.0)):
+            cells = []
+            for algorithm in ALGORITHMS:
+                summary = results[f"{algorithm} {dataset}"]["summary"]
+                offline = cell((summary.get("offline") or {}).get(metric), scale)
+                online = cell((summary.get("online") or {}).get(metric), scale)
+                cells.append(offline if online == "-" else f"{offline} → {online}")
+            if all(c == "-" for c in cells):
+                continue
+            lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(markdown: str) -> None:
+    path = ROOT / "docs" / "results.md"
+    text = path.read_text() if path.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
+    before, _, rest = text.partition(BEGIN)
+    _, _, after = rest.partition(END)
+    path.write_text(f"{before}{BEGIN}\n{markdown}\n{END}{after}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", default=str(ROOT / "benchmarks" / ".scores-home"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--offline-steps", type=int, default=4000)
+    parser.add_argument("--online-steps", type=int, default=4000)
+    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--executor", default="process")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/results.md alone")
+    args = parser.parse_args()
+    home = Path(args.home)
+    settings = Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
+                             storage_url=str(home / "datasets"))
+    registry = Registry.open(settings)
+    store = RunStore(registry.engine)
+    ids = ensure_datasets(registry)
+    budget = Budget(args.offline_steps, args.online_steps, args.eval_every, args.eval_episodes, log_every=1000)
+    started = time.perf_counter()
+    plans = {}
+    for recipe, dataset_id in ids.items():
+        for algorithm in ALGORITHMS:
+            plans[f"{algorithm} {recipe}"] = plan_sweep(registry, store, algorithm, dataset_id,
+                                                        list(range(args.seeds)), budget, BUDGET_OVERRIDES[algorithm],
+                                                        args.executor)
+    # One pool for every run keeps all cores busy; the slow OGBench runs go first.
+    specs = sorted((s for sweep in plans.values() for s in sweep), key=lambda s: "ogbench" not in s.dataset_id)
+    for spec in specs:
+        spec.torch_threads = 1
+    execute_sweep(specs, settings, store, args.executor)
+    seconds = time.perf_counter() - started
+    results = {}
+    for key, sweep in plans.items():
+        runs = [store.get(spec.run_id) for spec in sweep]
+        results[key] = {"runs": [{"run_id": r.id, "status": r.status, "results": r.results, "error": r.error}
+                                 for r in runs], "summary": summarize(runs)}
+    command = "python benchmarks/scores.py" + "".join(
+        f" --{name.replace('_', '-')} {getattr(args, name)}" for name in ("seeds", "offline_steps", "online_steps",
+                                                                          "eval_every", "eval_episodes"))
+    markdown = table(results, command, budget, seconds)
+    if not args.no_write:
+        write_results(markdown)
+    print(json.dumps({"seconds": seconds, "budget": vars(budget), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
