@@ -397,16 +397,12 @@ class Run:
             results["online"] = None
             results["note"] = f"{self.spec.algorithm} does not learn online; its online phase is skipped"
         timings = dict(self.timings)
-        if timings["offline_seconds"] > 0 and self.spec.offline_steps:
-            timings["offline_updates_per_second"] = self.algorithm_updates_offline() / timings["offline_seconds"]
-        if timings["online_seconds"] > 0 and self.online is not None:
-            timings["online_env_steps_per_second"] = self.online.size / timings["online_seconds"]
+        if status == RunState.COMPLETED and timings["offline_seconds"] > 0:
+            timings["offline_updates_per_second"] = self.spec.offline_steps / timings["offline_seconds"]
+        if status == RunState.COMPLETED and timings["online_seconds"] > 0 and self.learns_online:
+            timings["online_env_steps_per_second"] = self.spec.online_steps / timings["online_seconds"]
         self.recorder.finished(self.spec.run_id, status, results, timings, error=error)
         return RunOutcome(self.spec.run_id, status, results, timings, error)
-
-    def algorithm_updates_offline(self) -> int:
-        online_updates = (self.online.size if self.online is not None else 0) * self.config.updates_per_env_step
-        return max(0, self.algorithm.updates - online_updates)
 
 
 class _LossAverager:

@@ -1,4 +1,4 @@
-"""Sweeps: plan the runs of one ``bench evaluate`` (seeds x one config), execute them, summarize across seeds.
+"""Sweeps: plan the runs of one ``bench evaluate`` (seeds x one config) and execute them with an executor.
 
 Executors:
   local    one run after another in this process
@@ -34,6 +34,8 @@ EXECUTORS = ("local", "process", "ray")
 
 @dataclass
 class Budget:
+    """How long each run trains (updates offline, environment steps online) and how often it is evaluated."""
+
     offline_steps: int
     online_steps: int
     eval_every: int
