@@ -7,6 +7,10 @@ test session (per xdist worker), and only when a test asks for them.
 from __future__ import annotations
 
 import os
+
+# Tests run two at a time (pytest -n 2) on two cores: one torch thread each, or OpenMP's spinning
+# threads oversubscribe the cores and every update slows down many times. Subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import uuid
 from pathlib import Path
 

@@ -100,7 +100,7 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
 
     _, env = pendulum_env
     process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "iql", "test/pendulum",
-                                "--offline-steps", "100000", "--online-steps", "0", "--eval-every", "200",
+                                "--offline-steps", "3000", "--online-steps", "0", "--eval-every", "200",
                                 "--eval-episodes", "1", "--set", "hidden_dims=32x32", "--set", "compile=off", "--json"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -117,14 +117,26 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     assert run["status"] == "interrupted"
     shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     assert shown["checkpoint"] and shown["results"]["offline"]["final"]["step"] >= 200
+    assert shown["results"]["offline"]["final"]["step"] < 3000
+
+    resumed = json.loads(_bench(env, "runs", "resume", run["run_id"], "--json").stdout)
+    assert resumed["runs"][0]["status"] == "completed"
+    steps = [c["step"] for c in json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)["curves"]
+             if c["kind"] == "eval"]
+    assert steps == list(range(200, 3001, 200))  # every evaluation once: none lost, none repeated
 
 
-@pytest.mark.parametrize("recipe", ["pointmaze/umaze/stitch", "fetch/push/demos", "ogbench/cube-single/play"])
-def test_evaluate_goal_conditioned_recipe_families(request, tmp_path, recipe):
-    """Dict goals (PointMaze, Fetch: relabeled with the env's compute_reward) and observation goals (OGBench)."""
+RECIPE_EPISODES = {"metaworld/drawer-open/expert": "2", "mujoco/hopper/random": "10", "pointmaze/umaze/stitch": "20",
+                   "fetch/push/demos": "4", "ogbench/cube-single/play": "2"}
+
+
+@pytest.mark.parametrize("recipe", list(RECIPE_EPISODES))
+def test_evaluate_every_recipe_family(request, tmp_path, recipe):
+    """Flat observations (Meta-World, locomotion), dict goals (PointMaze, Fetch: relabeled with the env's
+    compute_reward) and observation goals (OGBench: relabeled, reached when the state is the goal)."""
     settings = make_settings(request, tmp_path, "sqlite-local")
     env = settings_env(settings)
-    episodes = {"pointmaze/umaze/stitch": "20", "fetch/push/demos": "4", "ogbench/cube-single/play": "2"}[recipe]
+    episodes = RECIPE_EPISODES[recipe]
     _bench(env, "datasets", "build", recipe, "--episodes", episodes, "--reference-episodes", "2", "--workers", "1")
     result = json.loads(_bench(env, "evaluate", "iql", recipe, "--offline-steps", "20", "--online-steps", "20",
                                "--eval-every", "20", "--eval-episodes", "1", "--set", "hidden_dims=32x32",
