@@ -445,9 +445,9 @@ def _report_sweep(store, run_ids: list[str], as_json: bool) -> None:
                 parts = [f"{metric} {_interval(summary[phase][metric])}" for metric in summary[phase]
                          if summary[phase][metric]]
                 out.print(f"{phase}: " + "; ".join(parts), highlight=False)
-        for run in runs:
-            if run.error:
-                err.print(f"{run.id}: {run.error}", markup=False, highlight=False)
+    for run in runs:
+        if run.error:
+            err.print(f"{run.id}: {run.error}", markup=False, highlight=False)
     statuses = {run.status for run in runs}
     if "interrupted" in statuses:
         err.print(f"interrupted; continue with: bench runs resume {' '.join(r.id for r in runs if r.status != 'completed')}",

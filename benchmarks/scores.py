@@ -76,10 +76,11 @@ def cell(stat: dict | None, scale: float = 1.0) -> str:
     if not stat:
         return "-"
     mean = stat["mean"] * scale
+    few = f" (n={stat['n']})" if stat["n"] < 3 else ""  # fewer seeds than the table's: marked, not hidden
     if stat["ci95"] is None:
-        return f"{mean:.1f}"
+        return f"{mean:.1f}{few}"
     half = (stat["ci95"][1] - stat["ci95"][0]) / 2 * scale
-    return f"{mean:.1f} ± {half:.1f}"
+    return f"{mean:.1f} ± {half:.1f}{few}"
 
 
 def table(results: dict, command: str, budget: Budget, seconds: float) -> str:
@@ -88,7 +89,7 @@ def table(results: dict, command: str, budget: Budget, seconds: float) -> str:
         "",
         f"Budget: {budget.offline_steps} offline updates, then {budget.online_steps} online environment steps "
         f"(one update each); evaluation every {budget.eval_every} steps on {budget.eval_episodes} fixed episodes; "
-        f"2x128 networks, CQL with 4 sampled actions; {len(next(iter(results.values()))['runs'])} seeds. "
+        f"2x128 networks (CQL: 2x64 with 4 sampled actions); {max(len(r['runs']) for r in results.values())} seeds. "
         "Cells: mean ± half-width of the 95% t-interval over seeds, offline → online; BC has no online phase.",
         "",
         "| dataset | metric | " + " | ".join(ALGORITHMS) + " |",
@@ -99,6 +100,9 @@ def table(results: dict, command: str, budget: Budget, seconds: float) -> str:
         for metric, label, scale in (("normalized_score", "normalized score", 1.0), ("success_rate", "success %", 100.0)):
             cells = []
             for algorithm in ALGORITHMS:
+                if f"{algorithm} {dataset}" not in results:
+                    cells.append("not run")
+                    continue
                 summary = results[f"{algorithm} {dataset}"]["summary"]
                 offline = cell((summary.get("offline") or {}).get(metric), scale)
                 online = cell((summary.get("online") or {}).get(metric), scale)
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--executor", default="process")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/results.md alone")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: report the completed runs")
     args = parser.parse_args()
     home = Path(args.home)
     settings = Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
@@ -140,10 +145,12 @@ def main() -> None:
     for recipe, dataset_id in ids.items():
         for algorithm in ALGORITHMS:
             done = completed_runs(store, algorithm, dataset_id, BUDGET_OVERRIDES[algorithm], budget, args.seeds)
-            missing = [seed for seed in range(args.seeds) if seed not in done]
+            missing = [] if args.report_only else [seed for seed in range(args.seeds) if seed not in done]
             planned = plan_sweep(registry, store, algorithm, dataset_id, missing, budget, BUDGET_OVERRIDES[algorithm],
                                  args.executor) if missing else []
             run_ids[f"{algorithm} {recipe}"] = [*done.values(), *(spec.run_id for spec in planned)]
+            if not run_ids[f"{algorithm} {recipe}"]:
+                del run_ids[f"{algorithm} {recipe}"]
             specs += planned
     # One pool for every run keeps all cores busy; the slowest runs (CQL, OGBench) go first.
     specs.sort(key=lambda s: (s.algorithm != "cql", "ogbench" not in s.dataset_id))

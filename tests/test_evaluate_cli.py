@@ -26,7 +26,8 @@ def _bench(env, *args, check=True):
     result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True,
                             text=True, timeout=600)
     if check and result.returncode != 0:
-        raise AssertionError(f"bench {' '.join(map(str, args))} failed:\n{result.stderr}")
+        raise AssertionError(f"bench {' '.join(map(str, args))} exited with {result.returncode}:\n"
+                             f"stderr: {result.stderr[-3000:]}\nstdout: {result.stdout[-3000:]}")
     return result
 
 
