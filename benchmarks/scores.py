@@ -152,8 +152,10 @@ def main() -> None:
             if not run_ids[f"{algorithm} {recipe}"]:
                 del run_ids[f"{algorithm} {recipe}"]
             specs += planned
-    # One pool for every run keeps all cores busy; the slowest runs (CQL, OGBench) go first.
-    specs.sort(key=lambda s: (s.algorithm != "cql", "ogbench" not in s.dataset_id))
+    # One pool for every run keeps all cores busy; cheap environments first, so an interrupted
+    # benchmark has whole rows to report.
+    order = ["pointmaze", "fetch", "metaworld", "ogbench"]
+    specs.sort(key=lambda s: order.index(s.dataset_id.split("/")[0]) if s.dataset_id.split("/")[0] in order else 9)
     for spec in specs:
         spec.torch_threads = 1
     if specs:
