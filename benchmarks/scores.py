@@ -83,9 +83,11 @@ def cell(stat: dict | None, scale: float = 1.0) -> str:
     return f"{mean:.1f} ± {half:.1f}{few}"
 
 
-def table(results: dict, command: str, budget: Budget, seconds: float) -> str:
+def table(results: dict, command: str, budget: Budget, seconds: float | None) -> str:
+    timing = (f"{seconds / 60:.0f} min on this 2-core machine" if seconds is not None else
+              "partial: a report of the runs completed so far; the same command completes the table, reusing them")
     lines = [
-        f"Regenerate with `{command}` ({seconds / 60:.0f} min on this 2-core machine).",
+        f"Regenerate with `{command}` ({timing}).",
         "",
         f"Budget: {budget.offline_steps} offline updates, then {budget.online_steps} online environment steps "
         f"(one update each); evaluation every {budget.eval_every} steps on {budget.eval_episodes} fixed episodes; "
@@ -169,7 +171,7 @@ def main() -> None:
     command = "python benchmarks/scores.py" + "".join(
         f" --{name.replace('_', '-')} {getattr(args, name)}" for name in ("seeds", "offline_steps", "online_steps",
                                                                           "eval_every", "eval_episodes"))
-    markdown = table(results, command, budget, seconds)
+    markdown = table(results, command, budget, None if args.report_only else seconds)
     if not args.no_write:
         write_results(markdown)
     print(json.dumps({"seconds": seconds, "budget": vars(budget), "results": results}, indent=2))
