@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from typing import Any
 
@@ -87,7 +88,7 @@ def _coerce(value: str, annotation: Any, name: str) -> Any:
         if origin is tuple:
             parts = [p for p in text.strip("()[] ").replace("x", ",").split(",") if p.strip()]
             return tuple(int(p) if args and args[0] is int else float(p) for p in parts)
-        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if origin in (typing.Union, types.UnionType):
             if text.lower() == "none" and type(None) in args:
                 return None
             for arg in args:

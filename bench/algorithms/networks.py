@@ -65,12 +65,10 @@ class EnsembleMLP(nn.Module):
             e, d_in, d_out = first.weight.shape
             h = (x @ first.weight.permute(1, 0, 2).reshape(d_in, e * d_out)).view(x.shape[0], e, d_out)
             h = h.transpose(0, 1) + first.bias
-            layers = list(self.hidden)[1:]
         else:
             h = self.hidden[0](x)
-            layers = list(self.hidden)[1:]
         h = self._activate(h, 0)
-        for index, layer in enumerate(layers, start=1):
+        for index, layer in enumerate(list(self.hidden)[1:], start=1):
             h = self._activate(layer(h), index)
         return self.out(h)
 

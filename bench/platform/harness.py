@@ -271,30 +271,19 @@ class Run:
 
     # -- phases ------------------------------------------------------------------------------------------
     def run_offline(self, start: int) -> None:
-        spec, total = self.spec, self.spec.offline_steps
-        started, losses = time.perf_counter(), _LossAverager()
-        self.phase, self.step = "offline", start
+        total, losses = self.spec.offline_steps, _LossAverager()
+        self.phase, self.step, self._clock = "offline", start, time.perf_counter()
         for step in range(start, total):
             losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
-            done = self.step = step + 1  # completed updates: what a checkpoint resumes from
-            if done % spec.log_every == 0 or done == total:
-                self.recorder.metrics(spec.run_id, "train", "offline", done, losses.pop())
-                self.recorder.progress(spec.run_id, "offline", done, total)
-            if done % spec.eval_every == 0 or done == total:
-                self.timings["offline_seconds"] += time.perf_counter() - started
-                self._evaluate_and_checkpoint("offline", done)
-                started = time.perf_counter()
-            if done % 50 == 0 or done == total:
-                self.report_progress(spec.run_id, "offline", done, total)
-        self.timings["offline_seconds"] += time.perf_counter() - started
+            self._after_step("offline", step + 1, total, losses)
+        self._charge_time("offline")
         if total == 0 and not self.results["offline"].evaluations:
             self._evaluate_and_checkpoint("offline", 0)  # the untrained policy, so "offline" has a value
 
     def run_online(self, start: int) -> None:
-        spec, total = self.spec, self.spec.online_steps
-        started, losses = time.perf_counter(), _LossAverager()
+        total, losses = self.spec.online_steps, _LossAverager()
         observation, goal = self._reset_online()
-        self.phase, self.step = "online", start
+        self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
             action, unit = self.act(observation, goal, deterministic=False)
             next_observation, reward, terminated, truncated, info = self.env.step(action)
@@ -308,17 +297,28 @@ class Run:
                 observation, goal = self._reset_online()
             for _ in range(self.config.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
-            done = self.step = step + 1
-            if done % spec.log_every == 0 or done == total:
-                self.recorder.metrics(spec.run_id, "train", "online", done, losses.pop())
-                self.recorder.progress(spec.run_id, "online", done, total)
-            if done % spec.eval_every == 0 or done == total:
-                self.timings["online_seconds"] += time.perf_counter() - started
-                self._evaluate_and_checkpoint("online", done)
-                started = time.perf_counter()
-            if done % 50 == 0 or done == total:
-                self.report_progress(spec.run_id, "online", done, total)
-        self.timings["online_seconds"] += time.perf_counter() - started
+            self._after_step("online", step + 1, total, losses)
+        self._charge_time("online")
+
+    def _after_step(self, phase: str, done: int, total: int, losses: "_LossAverager") -> None:
+        """Bookkeeping after ``done`` steps of a phase: losses, evaluation + checkpoint, progress."""
+        spec = self.spec
+        self.step = done  # completed steps: what a checkpoint resumes from
+        if done % spec.log_every == 0 or done == total:
+            self.recorder.metrics(spec.run_id, "train", phase, done, losses.pop())
+            self.recorder.progress(spec.run_id, phase, done, total)
+        if done % spec.eval_every == 0 or done == total:
+            self._charge_time(phase)  # training time excludes evaluation
+            self._evaluate_and_checkpoint(phase, done)
+            self._clock = time.perf_counter()
+        # Reported last, so an interrupt raised from the callback finds this step fully recorded.
+        if done % 50 == 0 or done == total:
+            self.report_progress(spec.run_id, phase, done, total)
+
+    def _charge_time(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.timings[f"{phase}_seconds"] += now - self._clock
+        self._clock = now
 
     def _reset_online(self) -> tuple[Any, np.ndarray | None]:
         episode = int(self.rng.integers(2**31))
