@@ -20,7 +20,7 @@ from bench.errors import BenchError
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration's revision. Checking it with one query keeps Alembic out of every CLI start;
 # a test asserts it equals Alembic's head, so a new migration must update it.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 def utcnow() -> dt.datetime:
@@ -41,6 +41,8 @@ class DatasetRow(Base):
     namespace: Mapped[str] = mapped_column(sa.String(300))
     name: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Private datasets are readable only by those who may write their namespace (and admins).
+    private: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     versions: Mapped[list["VersionRow"]] = relationship(back_populates="dataset", order_by="VersionRow.version")
 
@@ -161,6 +163,8 @@ class RunRow(Base):
     results: Mapped[dict[str, Any] | None]  # {"offline": {"final": {...}, "best": {...}}, "online": ...}
     checkpoint: Mapped[str | None] = mapped_column(sa.String(400))  # storage path of the latest checkpoint
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # Who published the run to this server (``bench results push``); None for runs made here.
+    owner: Mapped[str | None] = mapped_column(sa.String(64), index=True)
 
     metrics: Mapped[list["RunMetricRow"]] = relationship(
         back_populates="run", order_by="RunMetricRow.id", cascade="all, delete-orphan")
@@ -181,6 +185,113 @@ class RunMetricRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     run: Mapped[RunRow] = relationship(back_populates="metrics")
+
+
+class DatasetTagRow(Base):
+    """A free-form label on a dataset name (``demos``, ``real-robot``), for search."""
+
+    __tablename__ = "dataset_tags"
+
+    dataset_id: Mapped[int] = mapped_column(sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
+
+
+class UserRow(Base):
+    """An account on a server; every user owns the namespace named after them."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GroupRow(Base):
+    """A lab or team: its members share the namespaces the group owns."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GroupMemberRow(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class NamespaceRow(Base):
+    """Who may publish under a top-level namespace: one user or one group (admins always may)."""
+
+    __tablename__ = "namespaces"
+    __table_args__ = (sa.CheckConstraint("(owner_user_id IS NULL) <> (owner_group_id IS NULL)",
+                                         name="ck_namespaces_one_owner"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    owner_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    owner_group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("groups.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TokenRow(Base):
+    """An API token. Only its sha256 is stored: the token itself is shown once, at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))  # the token's first characters, to tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class UploadState:
+    """An upload session: open (parts arrive) -> completed (a version was published) | failed | aborted."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class UploadRow(Base):
+    """A resumable upload: the server appends parts at their offsets, then imports the whole file."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(400))
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    size: Mapped[int] = mapped_column(sa.BigInteger)  # declared by the client
+    sha256: Mapped[str] = mapped_column(sa.String(64))  # declared by the client, checked on completion
+    received: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    state: Mapped[str] = mapped_column(sa.String(16), index=True)
+    options: Mapped[dict[str, Any]]  # format, description, license, env_id, tags, private
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    version_id: Mapped[str | None] = mapped_column(sa.String(400))  # what completion published
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class LeaderboardRow(Base):
+    """A user-defined leaderboard suite (the shipped ones are files in bench/leaderboards/suites)."""
+
+    __tablename__ = "leaderboards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    spec: Mapped[dict[str, Any]]
+    owner: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
