@@ -304,14 +304,9 @@ def recipes_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 def _environments(registry):
     """The catalogue, with every recipe's environment registered (published references included)."""
-    from bench.datasets.recipes import all_recipes
-    from bench.datasets.recipes.build import register_environment
+    from bench.datasets.recipes.build import register_recipe_environments
 
-    seen = set()
-    for recipe in all_recipes():
-        if recipe.env.name not in seen:
-            register_environment(registry, recipe)
-            seen.add(recipe.env.name)
+    register_recipe_environments(registry)
     return registry.environments
 
 

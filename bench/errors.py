@@ -19,3 +19,19 @@ class Conflict(BenchError):
 
 class IntegrityError(BenchError):
     """Stored data does not match its manifest."""
+
+
+class Unauthorized(BenchError):
+    """No credentials, or credentials that are unknown or revoked."""
+
+
+class Forbidden(BenchError):
+    """The caller is known but may not do this (e.g. publish in someone else's namespace)."""
+
+
+class PayloadTooLarge(BenchError):
+    """An upload over the server's size limit."""
+
+
+class RateLimited(BenchError):
+    """Too many requests from one token (or one anonymous client) in the current window."""

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -39,7 +40,7 @@ from bench.datasets.storage import Storage
 from bench.datasets.trajectories import Trajectories
 from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform import db
-from bench.platform.db import DatasetRow, VersionRow, VersionState
+from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
 from bench.platform.environments import EnvironmentCatalogue, env_reference, spaces_of
 from bench.platform.settings import Settings
 
@@ -76,6 +77,8 @@ class VersionInfo:
     yanked: bool
     yank_reason: str | None
     storage_path: str
+    private: bool = False
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: VersionRow) -> "VersionInfo":
@@ -88,11 +91,13 @@ class VersionInfo:
             created_at=_iso(row.created_at),
             published_at=_iso(row.published_at),
             yanked=row.state == VersionState.YANKED,
+            private=bool(dataset.private),
+            tags=tuple(sorted(tag.tag for tag in dataset.tags)),
             **copied,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "tags": list(self.tags)}
 
 
 # VersionInfo fields that are the version row's columns as they are.
@@ -152,6 +157,8 @@ class Registry:
         env_id: str | None = None,
         env_kwargs: dict[str, Any] | None = None,
         progress: Callable[[str], None] | None = None,
+        tags: list[str] | None = None,
+        private: bool | None = None,
     ) -> VersionInfo:
         """Import a file or directory (format detected unless given) as the next version.
 
@@ -160,7 +167,7 @@ class Registry:
         """
         report = progress or (lambda stage: None)
         target = DatasetId.parse(dataset_id)
-        self._check_publishable(target)
+        self.check_publishable(target)
         report(f"reading {Path(path).name}")
         source = read_source(Path(path), format)
         env = source.env
@@ -176,6 +183,8 @@ class Registry:
             provenance=_provenance(source, Path(path)),
             allow_nonfinite=allow_nonfinite,
             progress=progress,
+            tags=tags,
+            private=private,
         )
 
     def publish(
@@ -190,11 +199,17 @@ class Registry:
         media: dict[str, bytes] | None = None,
         allow_nonfinite: bool = False,
         progress: Callable[[str], None] | None = None,
+        tags: list[str] | None = None,
+        private: bool | None = None,
     ) -> VersionInfo:
-        """Publish in-memory trajectories as the next version of ``namespace/name``."""
+        """Publish in-memory trajectories as the next version of ``namespace/name``.
+
+        ``tags`` are added to the dataset's tags; ``private`` (if given) sets who may read it.
+        """
         report = progress or (lambda stage: None)
         target = DatasetId.parse(dataset_id)
-        self._check_publishable(target)
+        tags = check_tags(tags or [])
+        self.check_publishable(target)
         report("validating")
         data.validate(allow_nonfinite=allow_nonfinite)
         row_id, version = self._reserve(target)
@@ -238,6 +253,7 @@ class Registry:
                 row.source_format = (provenance or {}).get("source_format")
                 row.writer_pid = None
                 row.writer_host = None
+                _apply_dataset_settings(session, row.dataset, tags, private)
         except BaseException:
             # Undo everything this attempt wrote; the staging row goes too, so nothing is left.
             shutil.rmtree(staging, ignore_errors=True)
@@ -252,7 +268,7 @@ class Registry:
             raise
         return self.show(str(full_id))
 
-    def _check_publishable(self, target: DatasetId) -> None:
+    def check_publishable(self, target: DatasetId) -> None:
         if target.version is None:
             return
         with self.session() as session:
@@ -348,6 +364,116 @@ class Registry:
         with self.session() as session:
             rows = session.scalars(query).all()
             return [VersionInfo.from_row(row) for row in rows]
+
+    def search(self, text: str | None = None, env: str | None = None, tag: str | None = None,
+               namespace: str | None = None, readable: set[str] | None = None, limit: int = 50,
+               offset: int = 0) -> tuple[int, list[VersionInfo]]:
+        """The latest published version of each matching dataset, one page of them, and the total.
+
+        ``text`` matches the id or the description; ``env`` the environment's catalogue name or
+        gymnasium id; ``readable`` lists the top-level namespaces whose private datasets the
+        caller may see (None: all of them).
+        """
+        latest = (sa.select(VersionRow.dataset_id, sa.func.max(VersionRow.version).label("version"))
+                  .where(VersionRow.state == VersionState.PUBLISHED).group_by(VersionRow.dataset_id).subquery())
+        query = (sa.select(VersionRow).join(DatasetRow)
+                 .join(latest, sa.and_(latest.c.dataset_id == VersionRow.dataset_id, latest.c.version == VersionRow.version)))
+        if text:
+            pattern = f"%{text.lower()}%"
+            full_name = DatasetRow.namespace + "/" + DatasetRow.name
+            query = query.where(sa.or_(sa.func.lower(full_name).like(pattern),
+                                       sa.func.lower(sa.func.coalesce(VersionRow.description, "")).like(pattern)))
+        if env:
+            # The env reference is JSON; its text holds the catalogue name and the gymnasium id.
+            query = query.where(sa.cast(VersionRow.env, sa.Text).like(f'%"{env}"%'))
+        if tag:
+            query = query.where(DatasetRow.tags.any(DatasetTagRow.tag == tag))
+        if namespace:
+            namespace = namespace.strip("/")
+            query = query.where(sa.or_(DatasetRow.namespace == namespace,
+                                       DatasetRow.namespace.startswith(namespace + "/", autoescape=True)))
+        if readable is not None:
+            visible = [DatasetRow.private.is_(False)]
+            for top in sorted(readable):
+                visible += [DatasetRow.namespace == top, DatasetRow.namespace.startswith(top + "/", autoescape=True)]
+            query = query.where(sa.or_(*visible))
+        with self.session() as session:
+            total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+            rows = session.scalars(query.order_by(DatasetRow.namespace, DatasetRow.name).limit(limit).offset(offset)).all()
+            return int(total or 0), [VersionInfo.from_row(row) for row in rows]
+
+    def versions(self, dataset_id: str) -> list[VersionInfo]:
+        """Every published or yanked version of ``namespace/name``, oldest first."""
+        target = DatasetId.parse(dataset_id)
+        with self.session() as session:
+            rows = session.scalars(
+                sa.select(VersionRow).join(DatasetRow)
+                .where(DatasetRow.namespace == target.namespace, DatasetRow.name == target.name,
+                       VersionRow.state.in_([VersionState.PUBLISHED, VersionState.YANKED]))
+                .order_by(VersionRow.version)).all()
+            if not rows:
+                raise NotFound(f"dataset {target.unversioned} not found")
+            return [VersionInfo.from_row(row) for row in rows]
+
+    def update_settings(self, dataset_id: str, tags: list[str] | None = None, private: bool | None = None) -> VersionInfo:
+        """Add tags to a dataset or change who may read it (applies to every version)."""
+        info = self.show(dataset_id)
+        tags = check_tags(tags or [])
+        with self.session.begin() as session:
+            dataset = session.scalar(sa.select(DatasetRow).where(
+                DatasetRow.namespace == info.namespace, DatasetRow.name == info.name))
+            _apply_dataset_settings(session, dataset, tags, private)
+        return self.show(dataset_id)
+
+    def delete(self, dataset_id: str) -> VersionInfo:
+        """Remove one version for good: its row first (readers stop seeing it), then its files.
+
+        Deleting is for mistakes (a private upload that should not exist); a published version
+        others may depend on should be yanked instead.
+        """
+        target = DatasetId.parse(dataset_id)
+        if target.version is None:
+            raise InvalidInput(f"delete needs an exact version, e.g. {target}-v1")
+        info = self.show(str(target))
+        with self.session.begin() as session:
+            row = self._resolve_row(session, str(target))
+            session.delete(row)
+            session.flush()
+            _delete_if_empty(session, target)
+        self.storage.remove(info.storage_path)
+        return info
+
+    def subset_dir(self, dataset_id: str, start: int, stop: int) -> Path:
+        """Episodes ``start:stop`` of a version as a bench-format directory of their own (cached, verified).
+
+        The subset is deterministic (its manifest takes the version's creation time), so a server
+        restarted mid-download serves the same bytes and a client can resume.
+        """
+        info = self.show(dataset_id)
+        if start < 0 or stop <= start or stop > (info.episodes or 0):
+            raise InvalidInput(f"episode range {start}:{stop} is outside 0:{info.episodes} of {info.id}")
+        if (start, stop) == (0, info.episodes):
+            return self.local_dir(info.id)
+        target = self.settings.cache_dir / "subsets" / f"{info.manifest_sha256}-{start}-{stop}"
+        if (target / MANIFEST).is_file():
+            return target
+        dataset = self.load(info.id)
+        manifest = dataset.manifest
+        partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            write_version(partial, dataset.data.select_episodes(start, stop), {
+                key: manifest.get(key) for key in ("id", "namespace", "name", "version", "created_at", "description",
+                                                   "license", "env", "provenance")
+            } | {"subset": {"of": info.id, "episodes": [start, stop], "content_sha256": info.content_sha256}},
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(partial, target)
+        except OSError:
+            if not (target / MANIFEST).is_file():
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return target
 
     def manifest(self, dataset_id: str) -> dict[str, Any]:
         info = self.show(dataset_id)
@@ -474,6 +600,26 @@ def _adopt_env_spaces(data: Trajectories, env: dict[str, Any]) -> None:
                 raise InvalidInput(f"{env['id']}'s {name} space has shape {space.shape} but the data's {name}s have "
                                    f"shape {tuple(np.shape(sample)[1:])}")
     data.observation_space, data.action_space = observation_space, action_space
+
+
+_TAG = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
+
+
+def check_tags(tags: list[str]) -> list[str]:
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+            raise InvalidInput(f"tag {tag!r} is invalid; tags use lower-case letters, digits, '_', '-' and '.', "
+                               "start with a letter or digit, and are at most 64 characters")
+    return sorted(set(tags))
+
+
+def _apply_dataset_settings(session, dataset: DatasetRow, tags: list[str], private: bool | None) -> None:
+    existing = {tag.tag for tag in dataset.tags}
+    for tag in tags:
+        if tag not in existing:
+            dataset.tags.append(DatasetTagRow(tag=tag))
+    if private is not None:
+        dataset.private = private
 
 
 def _delete_if_empty(session, target: DatasetId) -> None:

@@ -89,6 +89,26 @@ class Trajectories:
         for obs_start, step_start, length in zip(self.obs_starts, self.step_starts, self.lengths):
             yield slice(int(obs_start), int(obs_start + length + 1)), slice(int(step_start), int(step_start + length))
 
+    def select_episodes(self, start: int, stop: int) -> "Trajectories":
+        """Episodes ``start`` (inclusive) to ``stop`` (exclusive) as a new Trajectories (copies)."""
+        if not 0 <= start < stop <= self.num_episodes:
+            raise InvalidInput(f"episode range {start}:{stop} is outside 0:{self.num_episodes}")
+        steps = slice(int(self.step_starts[start]), int(self.step_starts[stop - 1] + self.lengths[stop - 1]))
+        rows = slice(steps.start + start, steps.stop + stop)  # each episode has one observation more than steps
+        step_rows = self.num_steps
+        return Trajectories(
+            observations=map_tree(lambda a: a[rows].copy(), self.observations),
+            actions=self.actions[steps].copy(),
+            rewards=self.rewards[steps].copy(),
+            terminations=self.terminations[steps].copy(),
+            truncations=self.truncations[steps].copy(),
+            lengths=self.lengths[start:stop].copy(),
+            infos={k: (v[steps] if len(v) == step_rows else v[rows]).copy() for k, v in self.infos.items()},
+            episode_attrs={k: v[start:stop].copy() for k, v in self.episode_attrs.items()},
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+        )
+
     def validate(self, allow_nonfinite: bool = False) -> "Trajectories":
         """Check shapes, counts and values; fill in spaces; raise InvalidInput naming the problem."""
         self.lengths = np.asarray(self.lengths, dtype=np.int64)

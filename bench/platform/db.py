@@ -45,6 +45,8 @@ class DatasetRow(Base):
     private: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     versions: Mapped[list["VersionRow"]] = relationship(back_populates="dataset", order_by="VersionRow.version")
+    tags: Mapped[list["DatasetTagRow"]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                       order_by="DatasetTagRow.tag")
 
 
 class VersionState:
@@ -88,7 +90,7 @@ class VersionRow(Base):
     yanked_at: Mapped[dt.datetime | None]
     yank_reason: Mapped[str | None] = mapped_column(sa.Text)
 
-    dataset: Mapped[DatasetRow] = relationship(back_populates="versions")
+    dataset: Mapped[DatasetRow] = relationship(back_populates="versions", lazy="joined")
 
 
 class EnvironmentRow(Base):

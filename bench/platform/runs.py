@@ -7,6 +7,7 @@ worker (Ray) can return them to the driver, which replays them into its ``RunSto
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,6 +86,7 @@ class RunInfo:
     results: dict[str, Any] | None
     checkpoint: str | None
     error: str | None
+    owner: str | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> "RunInfo":
@@ -92,7 +94,7 @@ class RunInfo:
         return cls(row.id, row.sweep_id, row.algorithm, row.dataset_id, row.dataset_content_sha256, row.env_name,
                    row.seed, row.status, row.config, row.config_hash, row.plan, row.code_version, row.host,
                    iso(row.created_at), iso(row.started_at), iso(row.finished_at), row.progress, row.timings,
-                   row.results, row.checkpoint, row.error)
+                   row.results, row.checkpoint, row.error, row.owner)
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -163,6 +165,55 @@ class RunStore:
             query = query.limit(limit)
         with self.session() as session:
             return [RunInfo.from_row(row) for row in session.scalars(query)]
+
+    def for_datasets(self, datasets: list[str], status: str = RunState.COMPLETED) -> list[RunInfo]:
+        """Runs on any of the datasets (a name without a version matches all its versions)."""
+        matches = []
+        for dataset in datasets:
+            matches += [RunRow.dataset_id == dataset, RunRow.dataset_id.like(f"{dataset}-v%")]
+        query = sa.select(RunRow).where(RunRow.status == status, sa.or_(*matches)).order_by(RunRow.id)
+        with self.session() as session:
+            return [RunInfo.from_row(row) for row in session.scalars(query)]
+
+    def page(self, algorithm: str | None = None, dataset: str | None = None, status: str | None = None,
+             owner: str | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[RunInfo]]:
+        """One page of runs, newest first, and how many match in all (for the API)."""
+        query = sa.select(RunRow)
+        for column, value in ((RunRow.algorithm, algorithm), (RunRow.status, status), (RunRow.owner, owner)):
+            if value:
+                query = query.where(column == value)
+        if dataset:
+            query = query.where(sa.or_(RunRow.dataset_id == dataset, RunRow.dataset_id.like(f"{dataset}-v%")))
+        with self.session() as session:
+            total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+            rows = session.scalars(query.order_by(RunRow.created_at.desc(), RunRow.id).limit(limit).offset(offset))
+            return int(total or 0), [RunInfo.from_row(row) for row in rows]
+
+    def import_run(self, run: dict[str, Any], curves: list[dict[str, Any]], owner: str) -> RunInfo:
+        """Store a finished run made elsewhere (``bench results push``) with its curve, as one transaction."""
+        def when(value: str | None) -> dt.datetime | None:
+            return dt.datetime.fromisoformat(value) if value else None
+
+        with self.session.begin() as session:
+            row = RunRow(
+                id=run["id"], sweep_id=run["sweep_id"], algorithm=run["algorithm"], config=run["config"],
+                config_hash=run["config_hash"], seed=run["seed"], dataset_id=run["dataset_id"],
+                dataset_content_sha256=run["dataset_content_sha256"], env_name=run.get("env_name"),
+                plan=run["plan"], status=run["status"], code_version=run.get("code_version"), host=run.get("host"),
+                created_at=when(run.get("created_at")) or db.utcnow(), started_at=when(run.get("started_at")),
+                finished_at=when(run.get("finished_at")), progress=run.get("progress"), timings=run.get("timings"),
+                results=run.get("results"), checkpoint=None, error=run.get("error"), owner=owner)
+            session.add(row)
+            for point in curves:
+                values = {k: v for k, v in point.items() if k not in {"kind", "phase", "step"}}
+                session.add(RunMetricRow(run_id=row.id, kind=point["kind"], phase=point["phase"], step=point["step"],
+                                         values=values))
+            session.flush()
+            return RunInfo.from_row(row)
+
+    def delete(self, run_id: str) -> None:
+        with self.session.begin() as session:
+            session.delete(self._row(session, run_id))
 
     def curves(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(RunMetricRow).where(RunMetricRow.run_id == run_id).order_by(RunMetricRow.id)

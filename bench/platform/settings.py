@@ -24,6 +24,13 @@ class Settings:
     storage_url: str
     # Extra fsspec options for the storage URL (e.g. an S3 endpoint for a local object store).
     storage_options: dict[str, Any] = field(default_factory=dict)
+    # Server side (`bench serve api`): the largest upload accepted, and requests per minute per token
+    # (anonymous clients are counted per address); 0 turns the rate limit off.
+    upload_max_bytes: int = 20 * 2**30
+    rate_limit_per_minute: int = 1200
+    # Client side: a bench server to talk to instead of the local registry, and the token to send.
+    server: str | None = None
+    token: str | None = None
 
     @property
     def staging_dir(self) -> Path:
@@ -59,7 +66,22 @@ class Settings:
             database_url=pick("database_url", f"sqlite:///{home / 'bench.db'}"),
             storage_url=str(pick("storage_url", str(home / "datasets"))),
             storage_options=storage_options,
+            upload_max_bytes=_integer("upload_max_bytes", pick("upload_max_bytes", cls.upload_max_bytes)),
+            rate_limit_per_minute=_integer("rate_limit_per_minute",
+                                           pick("rate_limit_per_minute", cls.rate_limit_per_minute)),
+            server=(pick("server", None) or None),
+            token=(pick("token", None) or None),
         )
+
+
+def _integer(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"setting {name} (BENCH_{name.upper()}) must be an integer, got {value!r}") from None
+    if number < 0:
+        raise InvalidInput(f"setting {name} (BENCH_{name.upper()}) must not be negative, got {number}")
+    return number
 
 
 _KNOWN_KEYS = {f.name for f in fields(Settings)} - {"home"} | {"s3_endpoint_url"}

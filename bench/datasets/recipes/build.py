@@ -28,6 +28,17 @@ def register_environment(registry, recipe: Recipe) -> None:
                 registry.environments.set_reference(env.name, source, kind, values[kind], None, values.get("note"))
 
 
+def register_recipe_environments(registry) -> None:
+    """Every recipe's environment in the catalogue, with its published reference scores."""
+    from bench.datasets.recipes import all_recipes
+
+    seen = set()
+    for recipe in all_recipes():
+        if recipe.env.name not in seen:
+            register_environment(registry, recipe)
+            seen.add(recipe.env.name)
+
+
 def calibrate(registry, recipe: Recipe, episodes: int = REFERENCE_EPISODES, pool=None,
               force: bool = False) -> dict[str, float]:
     """Measure the environment's random and expert returns with the recipe's reference policies."""

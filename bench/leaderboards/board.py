@@ -1,0 +1,132 @@
+"""Compute a leaderboard from completed runs: per dataset and algorithm, then across the suite.
+
+An *entry* is one algorithm with one config on one dataset version: the completed seeds of it,
+their mean and 95% bootstrap interval per phase, the pooled success rate with its Wilson
+interval, and links to everything that made the numbers (run ids, config, code versions, the
+dataset's content hash). Entries with fewer seeds than the suite asks for are marked, not hidden.
+
+Across the suite, each algorithm is represented on each dataset by its entry with the most seeds
+(never the best-scoring one: choosing the best of several configs after the fact is optimistic);
+mean and IQM over (seeds x datasets) come with stratified-bootstrap intervals (rliable), and
+the performance profile gives the fraction of runs above each score threshold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from bench.leaderboards.statistics import bootstrap_mean, suite_aggregates, wilson_interval
+from bench.leaderboards.suites import LeaderboardSpec
+from bench.platform.runs import RunInfo
+
+PHASES = ("offline", "online")
+
+
+def phases_shown(spec: LeaderboardSpec) -> tuple[str, ...]:
+    return PHASES if spec.phase == "both" else (spec.phase,)
+
+
+def _dataset_of(run_dataset: str, spec: LeaderboardSpec) -> str | None:
+    """The suite dataset a run's dataset version belongs to (exact version or any version of a name)."""
+    for dataset in spec.datasets:
+        if run_dataset == dataset or run_dataset.rsplit("-v", 1)[0] == dataset:
+            return dataset
+    return None
+
+
+def _point(run: RunInfo, phase: str, point: str) -> dict[str, Any] | None:
+    summary = (run.results or {}).get(phase)
+    return summary.get(point) if summary else None
+
+
+def _entry(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
+    runs = sorted(runs, key=lambda r: (r.seed, r.id))
+    first = runs[0]
+    entry: dict[str, Any] = {
+        "dataset": first.dataset_id,
+        "dataset_content_sha256": first.dataset_content_sha256,
+        "algorithm": first.algorithm,
+        "config_hash": first.config_hash,
+        "config": first.config,
+        "code_versions": sorted({r.code_version for r in runs if r.code_version}),
+        "owners": sorted({r.owner for r in runs if getattr(r, "owner", None)}),
+        "runs": [r.id for r in runs],
+        "seeds": [r.seed for r in runs],
+        "n": len(runs),
+        "marked": len(runs) < spec.min_seeds,
+    }
+    for phase in phases_shown(spec):
+        points = [_point(run, phase, spec.point) for run in runs]
+        values = [p.get(spec.metric) if p else None for p in points]
+        entry[phase] = bootstrap_mean([v for v in values if v is not None])
+        trials = [int(run.plan.get("eval_episodes", 0)) for run, p in zip(runs, points)
+                  if p and p.get("success_rate") is not None]
+        successes = sum(p["success_rate"] * int(run.plan.get("eval_episodes", 0)) for run, p in zip(runs, points)
+                        if p and p.get("success_rate") is not None)
+        entry[f"{phase}_success"] = wilson_interval(successes, sum(trials)) if trials else None
+    return entry
+
+
+def _headline_value(entry: dict[str, Any], spec: LeaderboardSpec) -> float:
+    phase = phases_shown(spec)[-1]
+    stat = entry.get(phase)
+    return stat["mean"] if stat else float("-inf")
+
+
+def compute_leaderboard(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
+    groups: dict[tuple[str, str, str, str], list[RunInfo]] = defaultdict(list)
+    for run in runs:
+        dataset = _dataset_of(run.dataset_id, spec)
+        if dataset is None or run.status != "completed" or not run.results:
+            continue
+        groups[(dataset, run.dataset_id, run.algorithm, run.config_hash)].append(run)
+    per_dataset: dict[str, list[dict[str, Any]]] = {dataset: [] for dataset in spec.datasets}
+    for (dataset, *_), members in groups.items():
+        per_dataset[dataset].append(_entry(spec, members))
+    for entries in per_dataset.values():
+        entries.sort(key=lambda e: (-_headline_value(e, spec), e["algorithm"], e["config_hash"]))
+        for rank, entry in enumerate(entries, 1):
+            entry["rank"] = rank
+    return {
+        "leaderboard": spec.to_json(),
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "runs_considered": sum(len(v) for v in groups.values()),
+        "datasets": [{"dataset": dataset, "entries": per_dataset[dataset]} for dataset in spec.datasets],
+        "aggregate": _aggregate(spec, per_dataset) if spec.aggregation else None,
+    }
+
+
+def _aggregate(spec: LeaderboardSpec, per_dataset: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    algorithms = sorted({e["algorithm"] for entries in per_dataset.values() for e in entries})
+    rows, incomplete = [], {}
+    for algorithm in algorithms:
+        chosen = {}
+        for dataset, entries in per_dataset.items():
+            candidates = [e for e in entries if e["algorithm"] == algorithm]
+            if candidates:
+                # Most seeds first, then the newest runs: never the best score (that would be selection).
+                chosen[dataset] = max(candidates, key=lambda e: (e["n"], max(e["runs"])))
+        missing = [d for d in spec.datasets if d not in chosen]
+        if missing:
+            incomplete[algorithm] = missing
+            continue
+        row: dict[str, Any] = {"algorithm": algorithm, "entries": {d: (e["dataset"], e["config_hash"]) for d, e in chosen.items()}}
+        for phase in phases_shown(spec):
+            values = [(e.get(phase) or {}).get("values", []) for e in chosen.values()]  # ordered by seed
+            seeds = min(len(v) for v in values) if values else 0
+            if seeds == 0:
+                row[phase] = None
+                continue
+            scores = np.array([v[:seeds] for v in values], dtype=np.float64).T  # (seeds x datasets)
+            top = 1.0 if spec.metric == "success_rate" else max(100.0, float(scores.max()))
+            taus = np.linspace(0.0, top, 21)
+            row[phase] = {"seeds": seeds, **suite_aggregates(scores, taus)}
+        row["marked"] = any(e["marked"] for e in chosen.values())
+        rows.append(row)
+    headline = phases_shown(spec)[-1]
+    rows.sort(key=lambda r: -(r.get(headline) or {}).get("iqm", {}).get("value", float("-inf")))
+    return {"algorithms": rows, "incomplete": incomplete}

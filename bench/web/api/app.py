@@ -1,0 +1,119 @@
+"""The FastAPI application: routers, error mapping, rate limiting, and start-up housekeeping.
+
+``create_app()`` reads the settings (env vars / bench.toml) like every other entry point; tests
+pass their own. Start-up migrates the database, registers the recipes' environments, removes
+what crashed publishes left behind (``gc``), and fails uploads whose completion died with the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import bench
+from bench.datasets import Registry
+from bench.errors import (BenchError, Conflict, Forbidden, IntegrityError, InvalidInput, NotFound, PayloadTooLarge,
+                          RateLimited, Unauthorized)
+from bench.platform import db
+from bench.platform.settings import Settings
+from bench.web.api import accounts, datasets, leaderboards, runs, uploads
+from bench.web.api.services import Services
+from bench.web.api.streaming import RangeNotSatisfiable
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS = [
+    (RangeNotSatisfiable, 416),
+    (uploads.UnprocessableUpload, 422),
+    (InvalidInput, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PayloadTooLarge, 413),
+    (RateLimited, 429),
+    (IntegrityError, 500),  # stored data disagrees with its manifest: the server's problem, said plainly
+    (BenchError, 400),
+]
+
+
+def status_of(exc: BenchError) -> int:
+    return next(status for kind, status in STATUS if isinstance(exc, kind))
+
+
+def error_response(status: int, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class RateLimit:
+    """ASGI middleware: at most N requests per minute per token (anonymous callers: per address)."""
+
+    def __init__(self, app, per_minute: int):
+        self.app, self.per_minute = app, per_minute
+        self.windows: dict[str, tuple[int, int]] = {}
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.per_minute:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        credential = headers.get(b"authorization")
+        key = (hashlib.sha256(credential).hexdigest() if credential
+               else f"address:{(scope.get('client') or ('?',))[0]}")
+        window = int(time.time() // 60)
+        with self.lock:
+            start, count = self.windows.get(key, (window, 0))
+            if start != window:
+                start, count = window, 0
+            count += 1
+            self.windows[key] = (start, count)
+            if len(self.windows) > 100_000:  # forget old windows rather than grow without bound
+                self.windows = {k: v for k, v in self.windows.items() if v[0] == window}
+        if count > self.per_minute:
+            retry = str(60 - int(time.time()) % 60)
+            response = JSONResponse({"detail": f"rate limit: at most {self.per_minute} requests per minute; "
+                                               f"retry in {retry} s"}, status_code=429, headers={"Retry-After": retry})
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        registry = Registry.open(settings)  # migrates pending schema changes first
+        from bench.datasets.recipes.build import register_recipe_environments
+
+        register_recipe_environments(registry)
+        registry.gc()
+        app.state.services = Services.open(registry)
+        uploads.recover_interrupted(app.state.services)
+        yield
+        registry.close()
+
+    app = FastAPI(title="bench", version=bench.__version__, lifespan=lifespan,
+                  description="Versioned robot-learning datasets, evaluation runs and leaderboards. "
+                              "Send an API token as `Authorization: Bearer <token>` to publish.",
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+
+    @app.exception_handler(BenchError)
+    async def bench_error(request: Request, exc: BenchError) -> JSONResponse:
+        return error_response(status_of(exc), str(exc))
+
+    @app.get("/api/v1/health", tags=["service"], summary="Liveness and the database's schema revision")
+    def health() -> dict[str, Any]:
+        registry = app.state.services.registry
+        return {"status": "ok", "version": bench.__version__, "schema": db.current_revision(registry.engine),
+                "storage": "local" if registry.storage.is_local else "remote"}
+
+    for module in (accounts, datasets, uploads, runs, leaderboards):
+        app.include_router(module.router)
+    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    return app

@@ -1,0 +1,82 @@
+"""Leaderboard routes: list suites, compute one (JSON or Markdown), define and delete user suites."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from bench.leaderboards.board import compute_leaderboard
+from bench.leaderboards.render import to_markdown
+from bench.platform.accounts import Principal, require_user
+from bench.platform.db import RunRow
+from bench.web.api.services import Services, principal, services
+
+router = APIRouter(prefix="/api/v1/leaderboards", tags=["leaderboards"])
+ServicesDep = Annotated[Services, Depends(services)]
+CallerDep = Annotated[Principal, Depends(principal)]
+
+
+def board(svc: Services, name: str) -> dict[str, Any]:
+    """The computed leaderboard, recomputed only when the runs it reads have changed."""
+    spec = svc.suites.get(name)
+    matches = []
+    for dataset in spec.datasets:
+        matches += [RunRow.dataset_id == dataset, RunRow.dataset_id.like(f"{dataset}-v%")]
+    with svc.runs.session() as session:
+        fingerprint = tuple(session.execute(
+            sa.select(sa.func.count(), sa.func.max(RunRow.finished_at), sa.func.max(RunRow.id))
+            .where(RunRow.status == "completed", sa.or_(*matches))).one())
+    key = (name, repr(spec), fingerprint)
+    with svc.lock:
+        cached = svc.board_cache.get(key)
+    if cached is None:
+        cached = compute_leaderboard(spec, svc.runs.for_datasets(list(spec.datasets)))
+        with svc.lock:
+            if len(svc.board_cache) > 256:
+                svc.board_cache.clear()
+            svc.board_cache[key] = cached
+    return cached
+
+
+@router.get("", summary="Leaderboard suites: shipped and user-defined")
+def list_leaderboards(svc: ServicesDep) -> list[dict[str, Any]]:
+    return [spec.to_json() for spec in svc.suites.list()]
+
+
+@router.get("/{name}", summary="A leaderboard: entries per dataset, aggregates across the suite")
+def show(name: str, svc: ServicesDep) -> dict[str, Any]:
+    return board(svc, name)
+
+
+@router.get("/{name}/markdown", summary="A leaderboard as a Markdown table", response_class=PlainTextResponse)
+def markdown(name: str, svc: ServicesDep) -> PlainTextResponse:
+    return PlainTextResponse(to_markdown(board(svc, name)), media_type="text/markdown")
+
+
+class LeaderboardCreate(BaseModel):
+    name: str = Field(max_length=64)
+    datasets: list[str] = Field(min_length=1, max_length=200)
+    metric: str = "normalized_score"
+    phase: str = "both"
+    point: str = "final"
+    min_seeds: int = Field(default=3, ge=1, le=100)
+    aggregation: list[str] = Field(default_factory=lambda: ["mean", "iqm"], max_length=2)
+    title: str | None = Field(default=None, max_length=2000)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("", status_code=201, summary="Define a leaderboard suite")
+def create(body: LeaderboardCreate, svc: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    require_user(caller)
+    return svc.suites.create(body.model_dump(exclude_none=True), caller).to_json()
+
+
+@router.delete("/{name}", summary="Delete a user-defined suite (its owner or an admin)")
+def delete(name: str, svc: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    require_user(caller)
+    svc.suites.delete(name, caller)
+    return {"deleted": name}

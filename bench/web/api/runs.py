@@ -1,0 +1,115 @@
+"""Run routes: publish finished runs (``bench results push``), list, show, curves, delete.
+
+Runs and results are public: a run may only be pushed for a public dataset the server holds with
+the same content hash, so every leaderboard number points at data anyone can download.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from bench.errors import Conflict, Forbidden, InvalidInput, NotFound
+from bench.platform.accounts import Principal, require_user
+from bench.platform.db import RunState
+from bench.web.api.services import Services, principal, services
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+ServicesDep = Annotated[Services, Depends(services)]
+CallerDep = Annotated[Principal, Depends(principal)]
+
+REQUIRED = ("id", "sweep_id", "algorithm", "config", "config_hash", "seed", "dataset_id", "dataset_content_sha256",
+            "plan", "status")
+PUSHABLE = (RunState.COMPLETED, RunState.FAILED)
+
+
+class RunPush(BaseModel):
+    run: dict[str, Any] = Field(description="the run as `bench runs show --json` prints it (without curves)")
+    curves: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+
+
+def _check(run: dict[str, Any], curves: list[dict[str, Any]]) -> None:
+    missing = [key for key in REQUIRED if key not in run]
+    if missing:
+        raise InvalidInput(f"the run lacks {', '.join(missing)}")
+    if not isinstance(run["id"], str) or not run["id"].isalnum() or len(run["id"]) > 32:
+        raise InvalidInput("run id must be up to 32 letters and digits")
+    if run["status"] not in PUSHABLE:
+        raise InvalidInput(f"only finished runs are published (status {' or '.join(PUSHABLE)}), not {run['status']!r}")
+    if not isinstance(run["seed"], int) or not isinstance(run["config"], dict) or not isinstance(run["plan"], dict):
+        raise InvalidInput("run seed must be an integer, config and plan objects")
+    for key in ("sweep_id", "algorithm", "config_hash", "dataset_id", "dataset_content_sha256"):
+        if not isinstance(run[key], str) or not run[key] or len(run[key]) > 400:
+            raise InvalidInput(f"run {key} must be non-empty text")
+    if run.get("results") is not None and not isinstance(run["results"], dict):
+        raise InvalidInput("run results must be an object")
+    for point in curves:
+        if not (isinstance(point, dict) and point.get("kind") in ("eval", "train")
+                and point.get("phase") in ("offline", "online") and isinstance(point.get("step"), int)):
+            raise InvalidInput("each curve point needs kind (eval/train), phase (offline/online) and an integer step")
+
+
+@router.post("", status_code=201, summary="Publish a finished run with its curves")
+def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
+    require_user(caller)
+    run = body.run
+    _check(run, body.curves)
+    try:
+        dataset = svc.registry.show(run["dataset_id"])
+    except NotFound:
+        raise Conflict(f"this server has no dataset {run['dataset_id']}; upload it first so the run's data is public") from None
+    if dataset.private:
+        raise Conflict(f"{dataset.id} is private; results are public, so make the dataset public first")
+    if dataset.content_sha256 != run["dataset_content_sha256"]:
+        raise Conflict(f"the run trained on data with content sha256 {run['dataset_content_sha256'][:12]}..., but "
+                       f"{dataset.id} on this server has {dataset.content_sha256[:12]}...")
+    try:
+        existing = svc.runs.get(run["id"])
+    except NotFound:
+        existing = None
+    if existing is not None:
+        if existing.owner == caller.name and existing.config_hash == run["config_hash"] and existing.results == run.get("results"):
+            return JSONResponse(existing.to_json(), status_code=200)  # the same push again: nothing to do
+        raise Conflict(f"run {run['id']} already exists on this server")
+    stored = svc.runs.import_run(run, body.curves, owner=caller.name)
+    return stored.to_json()
+
+
+@router.get("", summary="Runs, newest first, one page at a time")
+def list_runs(svc: ServicesDep,
+              algorithm: Annotated[str | None, Query(max_length=64)] = None,
+              dataset: Annotated[str | None, Query(max_length=400)] = None,
+              status: Annotated[str | None, Query(max_length=16)] = None,
+              owner: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
+    total, runs = svc.runs.page(algorithm, dataset, status, owner, limit, offset)
+    return {"total": total, "limit": limit, "offset": offset, "items": [_public(run.to_json()) for run in runs]}
+
+
+def _public(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k != "checkpoint"}  # a path in the server's storage
+
+
+@router.get("/{run_id}", summary="One run: config, provenance, results")
+def show(run_id: str, svc: ServicesDep) -> dict[str, Any]:
+    return _public(svc.runs.get(run_id).to_json())
+
+
+@router.get("/{run_id}/curves", summary="A run's evaluation and training curves")
+def curves(run_id: str, svc: ServicesDep,
+           kind: Annotated[str | None, Query(pattern="^(eval|train)$")] = None) -> list[dict[str, Any]]:
+    return svc.runs.curves(run_id, kind)
+
+
+@router.delete("/{run_id}", summary="Withdraw a published run (its owner or an admin)")
+def delete(run_id: str, svc: ServicesDep, caller: CallerDep) -> dict[str, Any]:
+    require_user(caller)
+    run = svc.runs.get(run_id)
+    if not (caller.is_admin or (run.owner is not None and run.owner == caller.name)):
+        raise Forbidden(f"only the owner of run {run_id} and admins may delete it")
+    svc.runs.delete(run_id)
+    return {"deleted": run_id}
