@@ -67,6 +67,22 @@ def _registry():
     return Registry.open()
 
 
+SERVER_HELP = "a bench server URL (default: $BENCH_SERVER); without one, the local registry is used"
+
+
+def _client(server: str | None):
+    """A client for the server named by --server or BENCH_SERVER, or None to use the local registry."""
+    from bench.platform.settings import Settings
+
+    settings = Settings.load()
+    url = server or settings.server
+    if not url:
+        return None
+    from bench.web.client import Client
+
+    return Client(url, settings.token)
+
+
 def _json_object(text: str, option: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -135,15 +151,35 @@ def import_(
 @datasets_app.command("list")
 def list_(
     namespace: Optional[str] = typer.Option(None, "--namespace", help="only this namespace and those below it"),
-    include_yanked: bool = typer.Option(False, "--include-yanked", help="also list yanked versions"),
+    include_yanked: bool = typer.Option(False, "--include-yanked", help="also list yanked versions (local registry)"),
+    query: Optional[str] = typer.Option(None, "--search", help="text in the id or description (server)"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only datasets with this tag (server)"),
+    env: Optional[str] = typer.Option(None, "--env", help="only datasets of this environment (server)"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List published versions."""
+    """List published versions (on a server: the latest version of each matching dataset)."""
+    from types import SimpleNamespace
+
     with _user_errors():
-        infos = _registry().list(namespace=namespace, include_yanked=include_yanked)
-        if as_json:
-            _print_json([info.to_json() for info in infos])
-            return
+        client = _client(server)
+        if client is not None:
+            items, offset = [], 0
+            while True:
+                page = client.search(query, env, tag, namespace, limit=500, offset=offset)
+                items += page["items"]
+                offset += len(page["items"])
+                if offset >= page["total"] or not page["items"]:
+                    break
+            if as_json:
+                _print_json(items)
+                return
+            infos = [SimpleNamespace(**item) for item in items]
+        else:
+            infos = _registry().list(namespace=namespace, include_yanked=include_yanked)
+            if as_json:
+                _print_json([info.to_json() for info in infos])
+                return
         table = Table("id", "episodes", "steps", "size", "source", "published", box=None)
         table.columns[0].no_wrap = True
         for info in infos:
@@ -156,14 +192,24 @@ def list_(
 @datasets_app.command()
 def show(
     id: str = typer.Argument(..., help="namespace/name-vN, or namespace/name for the latest"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show one version: counts, spaces, environment, hashes."""
+    from types import SimpleNamespace
+
     with _user_errors():
-        info = _registry().show(id)
-        if as_json:
-            _print_json(info.to_json())
-            return
+        client = _client(server)
+        if client is not None:
+            info = SimpleNamespace(**client.show(id))
+            if as_json:
+                _print_json(vars(info))
+                return
+        else:
+            info = _registry().show(id)
+            if as_json:
+                _print_json(info.to_json())
+                return
         rows = [
             ("id", info.id), ("state", info.state + (f" ({info.yank_reason})" if info.yanked else "")),
             ("episodes", info.episodes), ("steps", info.steps), ("size", _size(info.size_bytes)),
@@ -172,6 +218,7 @@ def show(
             ("content sha256", info.content_sha256), ("manifest sha256", info.manifest_sha256),
             ("created", info.created_at), ("published", info.published_at),
             ("license", info.license or "-"), ("description", info.description or "-"),
+            ("tags", ", ".join(info.tags) or "-"), ("visibility", "private" if info.private else "public"),
         ]
         table = Table(show_header=False, box=None)
         table.add_column(no_wrap=True)
@@ -213,9 +260,15 @@ def export(
 
 
 @datasets_app.command()
-def yank(id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason")) -> None:
+def yank(id: str = typer.Argument(...), reason: str = typer.Option(..., "--reason"),
+         server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP)) -> None:
     """Hide a version from listings; it stays loadable by its exact id, with a warning."""
     with _user_errors():
+        client = _client(server)
+        if client is not None:
+            info = client.yank(id, reason)
+            out.print(f"yanked {info['id']}: {info['yank_reason']}", highlight=False)
+            return
         info = _registry().yank(id, reason)
         out.print(f"yanked {info.id}: {info.yank_reason}", highlight=False)
 
@@ -503,13 +556,19 @@ def runs_list(
     dataset: Optional[str] = typer.Option(None, "--dataset"),
     status: Optional[str] = typer.Option(None, "--status"),
     limit: int = typer.Option(100, "--limit"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Runs, newest first, with their final offline and online results."""
-    from bench.platform.runs import RunStore, run_json
+    from bench.platform.runs import RunInfo, RunStore, run_json
 
     with _user_errors():
-        runs = RunStore(_registry().engine).list(algorithm, dataset, status, limit=limit)
+        client = _client(server)
+        if client is not None:
+            page = client.runs(algorithm=algorithm, dataset=dataset, status=status, limit=min(limit, 500))
+            runs = [RunInfo(**{**item, "checkpoint": None}) for item in page["items"]]
+        else:
+            runs = RunStore(_registry().engine).list(algorithm, dataset, status, limit=limit)
         if as_json:
             _print_json([{**run_json(run), "algorithm": run.algorithm, "dataset_id": run.dataset_id,
                           "sweep_id": run.sweep_id, "created_at": run.created_at} for run in runs])
@@ -532,14 +591,20 @@ def _headline(values: dict[str, Any] | None) -> str:
 
 
 @runs_app.command("show")
-def runs_show(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+def runs_show(run_id: str = typer.Argument(...), server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
+              as_json: bool = typer.Option(False, "--json")) -> None:
     """One run: config, provenance, curves and results."""
-    from bench.platform.runs import RunStore
+    from bench.platform.runs import RunInfo, RunStore
 
     with _user_errors():
-        store = RunStore(_registry().engine)
-        run = store.get(run_id)
-        curves = store.curves(run_id)
+        client = _client(server)
+        if client is not None:
+            run = RunInfo(**{**client.run(run_id), "checkpoint": None})
+            curves = client.curves(run_id)
+        else:
+            store = RunStore(_registry().engine)
+            run = store.get(run_id)
+            curves = store.curves(run_id)
         if as_json:
             _print_json({**run.to_json(), "curves": curves})
             return
@@ -581,6 +646,11 @@ def runs_resume(
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress, resume=True)
         _report_sweep(store, run_ids, as_json)
+
+
+# The service-facing commands (serve, accounts, upload/download, results, leaderboards) live in their own
+# module; importing it registers them on `app`.
+from bench import cli_service  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

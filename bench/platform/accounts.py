@@ -61,6 +61,8 @@ class Principal:
 
 
 ANONYMOUS = Principal(None, None)
+# The server's own command line (bench users/groups ...), trusted like an admin.
+SYSTEM = Principal(None, "system", is_admin=True)
 
 
 class Accounts:
@@ -85,6 +87,13 @@ class Accounts:
     def get_user(self, name: str) -> dict:
         with self.session() as session:
             return _user_json(self._user(session, name))
+
+    def principal_of(self, name: str) -> Principal:
+        """A user as a principal (for the server's own command line, which acts for them)."""
+        with self.session() as session:
+            user = self._user(session, name)
+            groups = session.scalars(sa.select(GroupMemberRow.group_id).where(GroupMemberRow.user_id == user.id)).all()
+            return Principal(user.id, user.name, user.is_admin, frozenset(groups))
 
     def list_users(self) -> list[dict]:
         with self.session() as session:
