@@ -658,4 +658,8 @@ def main() -> None:  # pragma: no cover - console entry point wrapper
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    # `python -m bench.cli` runs this file as __main__; the commands registered by bench.cli_service
+    # live on the app of the imported module, so run that one.
+    from bench.cli import app as registered_app
+
+    registered_app()

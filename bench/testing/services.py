@@ -100,6 +100,56 @@ def moto_s3_server() -> Iterator[str]:
             process.kill()
 
 
+class ApiServer:
+    """A `bench serve api` process on a loopback port; ``kill()`` simulates a crash, ``start()`` restarts it."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None):
+        self.env, self.port = env, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix="bench-api-", suffix=".log")[1])
+
+    def start(self, timeout: float = 60.0) -> "ApiServer":
+        executable = Path(sys.executable).with_name("bench")
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([str(executable), "serve", "api", "--port", str(self.port)], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/api/v1/health", timeout=1)
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"bench serve api did not start on {self.url}:\n{self.log.read_text()[-3000:]}")
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers run, as in a power cut."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str]) -> Iterator[ApiServer]:
+    """A running `bench serve api` with the given environment (BENCH_HOME, database, storage ...)."""
+    server = ApiServer(env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.log.unlink(missing_ok=True)
+
+
 def s3_env(endpoint: str) -> dict[str, str]:
     """Credentials and endpoint that boto3/s3fs need to talk to the local server."""
     return {
