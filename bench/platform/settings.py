@@ -86,6 +86,12 @@ def _integer(name: str, value: Any) -> int:
 
 _KNOWN_KEYS = {f.name for f in fields(Settings)} - {"home"} | {"s3_endpoint_url"}
 
+# Every environment variable bench reads (docker-compose.yml and docs/deploy.md are checked against it).
+ENVIRONMENT_VARIABLES = frozenset(
+    {f"BENCH_{f.name.upper()}" for f in fields(Settings) if f.name != "storage_options"}
+    | {"BENCH_S3_ENDPOINT_URL", "BENCH_CONFIG"}
+)
+
 
 def _read_toml(home: Path) -> dict[str, Any]:
     candidates = [os.environ.get("BENCH_CONFIG"), "bench.toml", str(home / "bench.toml")]
