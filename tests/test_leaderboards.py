@@ -138,3 +138,22 @@ def test_user_defined_suites_are_stored_owned_and_deleted(local_registry):
     suites.delete("mine", alice)
     with pytest.raises(NotFound):
         suites.get("mine")
+
+
+def test_vectorized_stratified_bootstrap_agrees_with_rliables_own():
+    import warnings
+
+    from rliable import library as rly
+    from rliable import metrics
+
+    scores = np.random.default_rng(3).normal(50, 20, size=(5, 6))
+    ours = suite_aggregates(scores, np.linspace(0, 100, 5), reps=20_000)  # vectorized: fast
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        _, intervals = rly.get_interval_estimates(
+            {"x": scores}, lambda m: np.array([metrics.aggregate_mean(m), metrics.aggregate_iqm(m)]), reps=4_000,
+            random_state=np.random.RandomState(0))
+    (mean_low, iqm_low), (mean_high, iqm_high) = intervals["x"]
+    # Two Monte Carlo estimates of the same percentiles: equal up to resampling noise (~1 here).
+    assert ours["mean"]["ci95"] == pytest.approx([mean_low, mean_high], abs=1.5)
+    assert ours["iqm"]["ci95"] == pytest.approx([iqm_low, iqm_high], abs=1.5)

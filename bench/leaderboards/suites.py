@@ -6,6 +6,7 @@ Shipped suites live in ``bench/leaderboards/suites/``; users define more on a se
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -86,13 +87,18 @@ class LeaderboardSpec:
         return {**asdict(self), "datasets": list(self.datasets), "aggregation": list(self.aggregation)}
 
 
-def shipped_suites() -> dict[str, LeaderboardSpec]:
-    suites = {}
+@functools.lru_cache(maxsize=1)
+def _shipped() -> tuple[LeaderboardSpec, ...]:
+    suites = []
     for entry in sorted(resources.files("bench.leaderboards").joinpath("suites").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            spec = LeaderboardSpec.from_dict(tomllib.loads(entry.read_text()), source="shipped")
-            suites[spec.name] = spec
-    return suites
+            suites.append(LeaderboardSpec.from_dict(tomllib.loads(entry.read_text()), source="shipped"))
+    return tuple(suites)
+
+
+def shipped_suites() -> dict[str, LeaderboardSpec]:
+    """The suites shipped in bench/leaderboards/suites/, by name (read once per process)."""
+    return {spec.name: spec for spec in _shipped()}
 
 
 def load_spec_file(path) -> LeaderboardSpec:

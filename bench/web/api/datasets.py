@@ -20,7 +20,7 @@ from bench.datasets.ids import DatasetId
 from bench.datasets.registry import VersionInfo
 from bench.errors import InvalidInput, NotFound
 from bench.platform.accounts import Principal
-from bench.web.api.services import Services, principal, services
+from bench.web.api.services import Services, fast_json, principal, services
 from bench.web.api.streaming import file_response, tar_size, tar_stream
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -53,7 +53,7 @@ def search(svc: ServicesDep, caller: CallerDep,
            offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     readable_namespaces = svc.accounts.writable_namespaces(caller)
     total, items = svc.registry.search(q, env, tag, namespace, readable_namespaces, limit, offset)
-    return {"total": total, "limit": limit, "offset": offset, "items": [public_json(i) for i in items]}
+    return fast_json({"total": total, "limit": limit, "offset": offset, "items": [public_json(i) for i in items]})
 
 
 def _manifest(svc: Services, info: VersionInfo) -> dict[str, Any]:

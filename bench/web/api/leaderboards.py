@@ -13,7 +13,7 @@ from bench.leaderboards.board import compute_leaderboard
 from bench.leaderboards.render import to_markdown
 from bench.platform.accounts import Principal, require_user
 from bench.platform.db import RunRow
-from bench.web.api.services import Services, principal, services
+from bench.web.api.services import Services, fast_json, principal, services
 
 router = APIRouter(prefix="/api/v1/leaderboards", tags=["leaderboards"])
 ServicesDep = Annotated[Services, Depends(services)]
@@ -49,7 +49,7 @@ def list_leaderboards(svc: ServicesDep) -> list[dict[str, Any]]:
 
 @router.get("/{name}", summary="A leaderboard: entries per dataset, aggregates across the suite")
 def show(name: str, svc: ServicesDep) -> dict[str, Any]:
-    return board(svc, name)
+    return fast_json(board(svc, name))
 
 
 @router.get("/{name}/markdown", summary="A leaderboard as a Markdown table", response_class=PlainTextResponse)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from bench.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bench.platform.accounts import Principal, require_user
 from bench.platform.db import RunState
-from bench.web.api.services import Services, principal, services
+from bench.web.api.services import Services, fast_json, principal, services
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 ServicesDep = Annotated[Services, Depends(services)]
@@ -87,7 +87,7 @@ def list_runs(svc: ServicesDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     total, runs = svc.runs.page(algorithm, dataset, status, owner, limit, offset)
-    return {"total": total, "limit": limit, "offset": offset, "items": [_public(run.to_json()) for run in runs]}
+    return fast_json({"total": total, "limit": limit, "offset": offset, "items": [_public(run.to_json()) for run in runs]})
 
 
 def _public(run: dict[str, Any]) -> dict[str, Any]:
