@@ -45,6 +45,7 @@ ALGORITHMS = ["bc", "awac", "iql", "cql"]
 BUDGET_OVERRIDES = {"bc": {"hidden_dims": "128x128"}, "awac": {"hidden_dims": "128x128"},
                     "iql": {"hidden_dims": "128x128"}, "cql": {"hidden_dims": "64x64", "num_sampled_actions": "4"}}
 BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
+BOARD_BEGIN, BOARD_END = "<!-- leaderboard:begin -->", "<!-- leaderboard:end -->"
 
 
 def ensure_datasets(registry: Registry) -> dict[str, str]:
@@ -115,12 +116,26 @@ def table(results: dict, command: str, budget: Budget, seconds: float | None) ->
     return "\n".join(lines)
 
 
-def write_results(markdown: str) -> None:
+def write_results(markdown: str, begin: str = BEGIN, end: str = END) -> None:
     path = ROOT / "docs" / "results.md"
-    text = path.read_text() if path.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
-    before, _, rest = text.partition(BEGIN)
-    _, _, after = rest.partition(END)
-    path.write_text(f"{before}{BEGIN}\n{markdown}\n{END}{after}")
+    text = path.read_text() if path.exists() else "# Results\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    before, _, rest = text.partition(begin)
+    _, _, after = rest.partition(end)
+    path.write_text(f"{before}{begin}\n{markdown}\n{end}{after}")
+
+
+def leaderboard_markdown(store: RunStore) -> str:
+    """The shipped "families" suite (the four datasets above) as bench leaderboard show prints it."""
+    from bench.leaderboards.board import compute_leaderboard
+    from bench.leaderboards.render import to_markdown
+    from bench.leaderboards.suites import shipped_suites
+
+    spec = shipped_suites()["families"]
+    board = compute_leaderboard(spec, store.for_datasets(list(spec.datasets)))
+    return ("Regenerate with `BENCH_HOME=benchmarks/.scores-home bench leaderboard show families --markdown` "
+            "(the same runs as the table above).\n\n" + to_markdown(board).replace("### ", "#### ", 1))
 
 
 def main() -> None:
@@ -174,6 +189,7 @@ def main() -> None:
     markdown = table(results, command, budget, None if args.report_only else seconds)
     if not args.no_write:
         write_results(markdown)
+        write_results(leaderboard_markdown(store), BOARD_BEGIN, BOARD_END)
     print(json.dumps({"seconds": seconds, "budget": vars(budget), "results": results}, indent=2))
 
 

@@ -72,9 +72,12 @@ def _entry(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
 
 
 def _headline_value(entry: dict[str, Any], spec: LeaderboardSpec) -> float:
-    phase = phases_shown(spec)[-1]
-    stat = entry.get(phase)
-    return stat["mean"] if stat else float("-inf")
+    """What ranks an entry: its last phase shown, or its offline result for algorithms that do not
+    learn online (BC's final policy is its offline one)."""
+    for phase in reversed(phases_shown(spec)):
+        if entry.get(phase):
+            return entry[phase]["mean"]
+    return float("-inf")
 
 
 def compute_leaderboard(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
@@ -127,6 +130,11 @@ def _aggregate(spec: LeaderboardSpec, per_dataset: dict[str, list[dict[str, Any]
             row[phase] = {"seeds": seeds, **suite_aggregates(scores, taus)}
         row["marked"] = any(e["marked"] for e in chosen.values())
         rows.append(row)
-    headline = phases_shown(spec)[-1]
-    rows.sort(key=lambda r: -(r.get(headline) or {}).get("iqm", {}).get("value", float("-inf")))
+    def rank_value(row: dict[str, Any]) -> float:
+        for phase in reversed(phases_shown(spec)):
+            if row.get(phase):
+                return row[phase]["iqm"]["value"]
+        return float("-inf")
+
+    rows.sort(key=lambda r: -rank_value(r))
     return {"algorithms": rows, "incomplete": incomplete}
