@@ -190,6 +190,11 @@ def test_pushed_runs_feed_leaderboards_and_link_back(api):
     wrong_data = {**_run_json(dataset, "r9"), "dataset_content_sha256": "f" * 64}
     mismatch = api.client.post("/api/v1/runs", headers=owner, json={"run": wrong_data, "curves": []})
     assert mismatch.status_code == 409 and "content sha256" in mismatch.json()["detail"]
+    renumbered = {**_run_json(dataset, "r7"), "dataset_id": "alice/bench-v5"}  # the same data, the client's numbering
+    moved = api.client.post("/api/v1/runs", headers=owner, json={"run": renumbered, "curves": []})
+    assert moved.status_code == 201 and moved.json()["dataset_id"] == dataset.id
+    assert moved.json()["plan"]["client_dataset_id"] == "alice/bench-v5"
+    api.client.delete("/api/v1/runs/r7", headers=owner)
     running = {**_run_json(dataset, "r8"), "status": "running"}
     assert api.client.post("/api/v1/runs", headers=owner, json={"run": running, "curves": []}).status_code == 400
     assert api.client.get("/api/v1/runs", params={"owner": "alice"}).json()["total"] == 3

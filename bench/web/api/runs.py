@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from bench.datasets.ids import DatasetId
 from bench.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bench.platform.accounts import Principal, require_user
 from bench.platform.db import RunState
@@ -57,15 +58,13 @@ def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
     require_user(caller)
     run = body.run
     _check(run, body.curves)
-    try:
-        dataset = svc.registry.show(run["dataset_id"])
-    except NotFound:
-        raise Conflict(f"this server has no dataset {run['dataset_id']}; upload it first so the run's data is public") from None
+    dataset = _same_data(svc, run["dataset_id"], run["dataset_content_sha256"])
     if dataset.private:
         raise Conflict(f"{dataset.id} is private; results are public, so make the dataset public first")
-    if dataset.content_sha256 != run["dataset_content_sha256"]:
-        raise Conflict(f"the run trained on data with content sha256 {run['dataset_content_sha256'][:12]}..., but "
-                       f"{dataset.id} on this server has {dataset.content_sha256[:12]}...")
+    if dataset.id != run["dataset_id"]:
+        # The same data under another version number (the client's registry counts its own versions):
+        # record the server's version, and where the run came from.
+        run = {**run, "dataset_id": dataset.id, "plan": {**run["plan"], "client_dataset_id": run["dataset_id"]}}
     try:
         existing = svc.runs.get(run["id"])
     except NotFound:
@@ -76,6 +75,21 @@ def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
         raise Conflict(f"run {run['id']} already exists on this server")
     stored = svc.runs.import_run(run, body.curves, owner=caller.name)
     return stored.to_json()
+
+
+def _same_data(svc: Services, dataset_id: str, content_sha256: str):
+    """The server's version of the run's dataset with the same content (any version number)."""
+    target = DatasetId.parse(dataset_id)
+    try:
+        versions = svc.registry.versions(target.unversioned)
+    except NotFound:
+        raise Conflict(f"this server has no dataset {target.unversioned}; upload it first so the run's data is public") from None
+    matching = [v for v in versions if v.content_sha256 == content_sha256]
+    if not matching:
+        raise Conflict(f"the run trained on data with content sha256 {content_sha256[:12]}..., but no version of "
+                       f"{target.unversioned} on this server has it; upload that data first")
+    exact = [v for v in matching if v.id == str(target)]
+    return (exact or matching)[-1]
 
 
 @router.get("", summary="Runs, newest first, one page at a time")
