@@ -41,7 +41,7 @@ BENCH_HOME="$server_home" $BENCH users create demo --admin
 token=$(BENCH_HOME="$server_home" $BENCH tokens create demo --name demo)
 BENCH_HOME="$server_home" $BENCH serve api --port "$port" > "$work/server.log" 2>&1 &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
   sleep 0.2
