@@ -152,41 +152,46 @@ def import_(
 def list_(
     namespace: Optional[str] = typer.Option(None, "--namespace", help="only this namespace and those below it"),
     include_yanked: bool = typer.Option(False, "--include-yanked", help="also list yanked versions (local registry)"),
-    query: Optional[str] = typer.Option(None, "--search", help="text in the id or description (server)"),
-    tag: Optional[str] = typer.Option(None, "--tag", help="only datasets with this tag (server)"),
-    env: Optional[str] = typer.Option(None, "--env", help="only datasets of this environment (server)"),
+    query: Optional[str] = typer.Option(None, "--search", help="text in the id or description"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only datasets with this tag"),
+    env: Optional[str] = typer.Option(None, "--env", help="only datasets of this environment (name or gymnasium id)"),
     server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List published versions (on a server: the latest version of each matching dataset)."""
-    from types import SimpleNamespace
-
+    """List published versions; with a search, tag or environment filter (or on a server), the latest
+    version of each matching dataset."""
     with _user_errors():
         client = _client(server)
-        if client is not None:
+        if client is None and not (query or tag or env):
+            items = [info.to_json() for info in _registry().list(namespace=namespace, include_yanked=include_yanked)]
+        else:
+            search = client.search if client is not None else _local_search(_registry())
             items, offset = [], 0
             while True:
-                page = client.search(query, env, tag, namespace, limit=500, offset=offset)
+                page = search(query, env, tag, namespace, limit=500, offset=offset)
                 items += page["items"]
                 offset += len(page["items"])
                 if offset >= page["total"] or not page["items"]:
                     break
-            if as_json:
-                _print_json(items)
-                return
-            infos = [SimpleNamespace(**item) for item in items]
-        else:
-            infos = _registry().list(namespace=namespace, include_yanked=include_yanked)
-            if as_json:
-                _print_json([info.to_json() for info in infos])
-                return
+        if as_json:
+            _print_json(items)
+            return
         table = Table("id", "episodes", "steps", "size", "source", "published", box=None)
         table.columns[0].no_wrap = True
-        for info in infos:
-            label = info.id + (" (yanked)" if info.yanked else "")
-            table.add_row(label, str(info.episodes), str(info.steps), _size(info.size_bytes),
-                          info.source_format or "-", (info.published_at or "")[:19])
-        out.print(table if infos else "no datasets")
+        for item in items:
+            label = item["id"] + (" (yanked)" if item["yanked"] else "")
+            table.add_row(label, str(item["episodes"]), str(item["steps"]), _size(item["size_bytes"]),
+                          item["source_format"] or "-", (item["published_at"] or "")[:19])
+        out.print(table if items else "no datasets")
+
+
+def _local_search(registry):
+    """The local registry's search with the server's page shape, so both feed one listing."""
+    def search(text, env, tag, namespace, limit, offset):
+        total, infos = registry.search(text, env, tag, namespace, None, limit, offset)
+        return {"total": total, "items": [info.to_json() for info in infos]}
+
+    return search
 
 
 @datasets_app.command()
@@ -200,16 +205,11 @@ def show(
 
     with _user_errors():
         client = _client(server)
-        if client is not None:
-            info = SimpleNamespace(**client.show(id))
-            if as_json:
-                _print_json(vars(info))
-                return
-        else:
-            info = _registry().show(id)
-            if as_json:
-                _print_json(info.to_json())
-                return
+        values = client.show(id) if client is not None else _registry().show(id).to_json()
+        if as_json:
+            _print_json(values)
+            return
+        info = SimpleNamespace(**values)
         rows = [
             ("id", info.id), ("state", info.state + (f" ({info.yank_reason})" if info.yanked else "")),
             ("episodes", info.episodes), ("steps", info.steps), ("size", _size(info.size_bytes)),

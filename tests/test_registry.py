@@ -204,3 +204,33 @@ def test_remote_storage_loads_through_a_verified_cache(registry, tmp_path, rng):
     with pytest.raises(IntegrityError, match="episodes.parquet"):
         registry.load(info.id)
     assert not directory.exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-local"])
+def test_search_filters_by_text_environment_tag_namespace_and_privacy(registry, rng):
+    env = {"id": "Pendulum-v1", "kwargs": {}, "name": "test/pendulum"}
+    registry.publish(random_trajectories(rng, episodes=2), "lab/drawer-demos", description="Drawer opening demos",
+                     tags=["demos", "real-robot"], env=env)
+    registry.publish(random_trajectories(rng, episodes=2), "lab/drawer-demos", tags=["v2"])  # latest is v2
+    registry.publish(random_trajectories(rng, episodes=2), "lab/secret", private=True)
+    registry.publish(random_trajectories(rng, episodes=2), "other/play")
+
+    def ids(**filters):
+        total, infos = registry.search(**filters)
+        assert total == len(infos)
+        return [info.id for info in infos]
+
+    assert ids() == ["lab/drawer-demos-v2", "lab/secret-v1", "other/play-v1"]
+    assert ids(readable=set()) == ["lab/drawer-demos-v2", "other/play-v1"]
+    assert ids(readable={"lab"}) == ["lab/drawer-demos-v2", "lab/secret-v1", "other/play-v1"]
+    assert ids(text="DRAWER") == ["lab/drawer-demos-v2"]
+    assert ids(text="opening") == []  # the description belongs to v1; search shows each dataset's latest
+    assert ids(tag="real-robot") == ["lab/drawer-demos-v2"]  # tags belong to the dataset, every version
+    assert registry.show("lab/drawer-demos").tags == ("demos", "real-robot", "v2")
+    assert ids(env="test/pendulum") == [] and ids(namespace="other") == ["other/play-v1"]
+    registry.publish(random_trajectories(rng, episodes=2), "lab/pendulum", env=env)
+    assert ids(env="test/pendulum") == ids(env="Pendulum-v1") == ["lab/pendulum-v1"]
+    total, page = registry.search(limit=2, offset=2)
+    assert total == 4 and [info.id for info in page] == ["lab/secret-v1", "other/play-v1"]
+    with pytest.raises(InvalidInput, match="tag"):
+        registry.publish(random_trajectories(rng, episodes=2), "lab/bad", tags=["Bad Tag"])
