@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from fastapi.testclient import TestClient
+
 from bench.datasets.format import read_version
 from bench.platform.db import UploadRow, VersionRow
 from bench.platform.settings import Settings
+from bench.web.api import create_app
 from tests.api_helpers import make_api
 from tests.conftest import make_settings
 
@@ -252,3 +255,23 @@ def test_environments_and_reference_scores_are_served(local_api):
     hopper = local_api.client.get("/api/v1/environments/mujoco/hopper").json()
     assert any(ref["source"] == "d4rl" for ref in hopper["references"])
     assert local_api.client.get("/api/v1/environments/nope/nope").status_code == 404
+
+
+def test_start_up_abandons_idle_uploads_and_keeps_recent_ones(request, tmp_path):
+    import datetime as dt
+
+    from bench.web.api.uploads import IDLE_DAYS
+
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    api = make_api(settings, tmp_path)
+    idle = api.upload(api.d4rl_bytes(), "alice/idle", complete=False)
+    recent = api.upload(api.d4rl_bytes(seed=1), "alice/recent", complete=False)
+    with api.registry.session.begin() as session:
+        session.get(UploadRow, idle).updated_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=IDLE_DAYS + 1)
+    api.client.__exit__(None, None, None)
+    with TestClient(create_app(settings)) as client:  # a restart: start-up housekeeping runs
+        owner = api.headers["owner"]
+        assert client.get(f"/api/v1/uploads/{idle}", headers=owner).json()["state"] == "aborted"
+        assert client.get(f"/api/v1/uploads/{recent}", headers=owner).json()["state"] == "open"
+    assert not (settings.home / "uploads" / idle).exists() and (settings.home / "uploads" / recent).exists()
+    api.registry.close()

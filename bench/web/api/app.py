@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         register_recipe_environments(registry)
         registry.gc()
         app.state.services = Services.open(registry)
-        uploads.recover_interrupted(app.state.services)
+        uploads.housekeeping(app.state.services)
         # rliable pulls in pandas, arch and statsmodels (~2 s): import it now, not in the first leaderboard request.
         threading.Thread(target=lambda: __import__("rliable.library"), daemon=True).start()
         yield

@@ -10,6 +10,7 @@ A directory (a bench version or a Minari dataset) is uploaded as a tar of it and
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ ServicesDep = Annotated[Services, Depends(services)]
 CallerDep = Annotated[Principal, Depends(principal)]
 
 IMPORTING = "importing"  # completion under way; only one request may do it
+IDLE_DAYS = 7  # an open upload with no new part for this long is abandoned at the next start-up
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _locks: dict[str, asyncio.Lock] = {}
@@ -174,10 +176,13 @@ async def send_part(upload_id: str, request: Request, offset: Annotated[int, Que
 
         def record() -> dict[str, Any]:
             with svc.registry.session.begin() as session:
-                current = session.get(UploadRow, upload_id)
-                current.received = offset + written
-                current.updated_at = db.utcnow()
-                return _json(current)
+                # Conditional, for servers with several worker processes: only one part per offset counts.
+                moved = session.execute(sa.update(UploadRow).where(UploadRow.id == upload_id, UploadRow.received == offset,
+                                                                   UploadRow.state == UploadState.OPEN)
+                                        .values(received=offset + written, updated_at=db.utcnow()))
+                if moved.rowcount != 1:
+                    raise Conflict(f"upload {upload_id} moved on while this part arrived; ask for its progress")
+                return _json(session.get(UploadRow, upload_id))
 
         state = await run_in_threadpool(record)
     if too_large:
@@ -272,20 +277,30 @@ def _unpack(directory: Path, filename: str) -> Path:
     return tops[0]
 
 
-def recover_interrupted(svc: Services) -> list[str]:
-    """At start-up: completions this host was running when it died are marked failed (gc removes their staging)."""
+def housekeeping(svc: Services) -> list[str]:
+    """At start-up: fail completions this host was running when it died (gc removes their staging),
+    and abandon uploads nobody has sent a part to for ``IDLE_DAYS``; delete their bytes."""
     host = socket.gethostname()
-    reopened = []
+    idle_since = db.utcnow() - dt.timedelta(days=IDLE_DAYS)
+    ended = []
     with svc.registry.session.begin() as session:
-        for row in session.scalars(sa.select(UploadRow).where(UploadRow.state == IMPORTING)):
+        for row in session.scalars(sa.select(UploadRow).where(UploadRow.state.in_([IMPORTING, UploadState.OPEN]))):
             importer_host, _, pid = str(row.options.get("importer", "")).partition(":")
-            if importer_host == host and pid.isdigit() and not _alive(int(pid)):
+            if row.state == IMPORTING and importer_host == host and pid.isdigit() and not _alive(int(pid)):
                 row.state = UploadState.FAILED
                 row.error = "the server stopped while publishing this upload; nothing was published; upload it again"
-                reopened.append(row.id)
-    for upload_id in reopened:
+                ended.append(row.id)
+            elif row.state == UploadState.OPEN and _aware(row.updated_at) < idle_since:
+                row.state = UploadState.ABORTED
+                row.error = f"no part arrived for {IDLE_DAYS} days"
+                ended.append(row.id)
+    for upload_id in ended:
         shutil.rmtree(upload_dir(svc, upload_id), ignore_errors=True)
-    return reopened
+    return ended
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _alive(pid: int) -> bool:
