@@ -212,9 +212,23 @@ def download(
             partial = out_dir.with_name(out_dir.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(source, partial)
+            _verify_copy(partial)
             partial.rename(out_dir)
         span = f" episodes {selected[0]}:{selected[1]} of" if selected else ""
         out.print(f"downloaded{span} {version} to {out_dir} (verified)", highlight=False)
+
+
+def _verify_copy(directory: Path) -> None:
+    """Every file of a copied version against its manifest, as a download from a server is checked."""
+    from bench.datasets.format import MANIFEST, file_sha256
+    from bench.errors import IntegrityError
+
+    manifest = json.loads((directory / MANIFEST).read_text())
+    for name, entry in manifest["files"].items():
+        if not (directory / name).is_file() or file_sha256(directory / name) != entry["sha256"]:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise IntegrityError(f"{name}: sha256 differs from the manifest; the stored version is damaged "
+                                 "(bench datasets verify names every such file)")
 
 
 # -- results and leaderboards ---------------------------------------------------------------------------------

@@ -60,3 +60,22 @@ def test_readme_workflow(request, tmp_path, backend):
 
     human = _bench(env, "datasets", "list").stdout
     assert "d4rl/hopper-random-v1" in human and "minari/hopper-expert-v1" in human
+
+
+def test_local_download_copies_verified_versions_and_episode_ranges(request, tmp_path):
+    from bench.datasets.format import read_version
+
+    env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
+    data = write_d4rl_file(tmp_path / "d.hdf5", random_trajectories(np.random.default_rng(1), episodes=6).validate())
+    _bench(env, "datasets", "import", data, "--id", "lab/d")
+    assert "verified" in _bench(env, "datasets", "download", "lab/d", "--out", tmp_path / "whole").stdout
+    _bench(env, "datasets", "download", "lab/d-v1", "--episodes", "2:4", "--out", tmp_path / "part")
+    part, manifest, _ = read_version(tmp_path / "part")
+    assert part.num_episodes == 2 and manifest["subset"]["episodes"] == [2, 4]
+    bad_range = _bench(env, "datasets", "download", "lab/d", "--episodes", "4:2", "--out", tmp_path / "x", check=False)
+    assert bad_range.returncode == 1 and "STOP must be greater" in bad_range.stderr
+    stored = tmp_path / "home" / "datasets" / "lab" / "d" / "v1" / "episodes.parquet"
+    stored.write_bytes(b"0" * stored.stat().st_size)  # damage the stored version
+    damaged = _bench(env, "datasets", "download", "lab/d", "--out", tmp_path / "copy", check=False)
+    assert damaged.returncode == 1 and "sha256 differs" in damaged.stderr
+    assert not (tmp_path / "copy").exists() and not (tmp_path / "copy.partial").exists()
