@@ -48,6 +48,33 @@ def serve_api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer
                     log_level="info", timeout_graceful_shutdown=10)
 
 
+@serve_app.command("ui")
+def serve_ui(api: Optional[str] = typer.Option(None, "--api", help="the API to show (default: $BENCH_SERVER, "
+                                                                 "else http://127.0.0.1:8000)"),
+             public_api: Optional[str] = typer.Option(None, "--public-api", help="the API's address as browsers reach "
+                                                      "it, for downloads and frames (default: --api)"),
+             host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8501, "--port")) -> None:
+    """Serve the web UI (Streamlit); it reads everything from the API over HTTP."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.platform.settings import Settings
+
+    with _user_errors():
+        url = api or Settings.load().server or "http://127.0.0.1:8000"
+        app_file = Path(__file__).resolve().parent / "web" / "ui" / "app.py"
+        env = {**os.environ, "BENCH_SERVER": url}
+        if public_api:
+            env["BENCH_PUBLIC_API_URL"] = public_api
+        command = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", host,
+                   "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                   "--server.fileWatcherType", "none", "--theme.base", "light",
+                   "--client.toolbarMode", "viewer"]
+        err.print(f"bench UI on http://{host}:{port} (API {url})", markup=False, highlight=False)
+        raise typer.Exit(subprocess.call(command, env=env))
+
+
 # -- accounts --------------------------------------------------------------------------------------------
 def _accounts():
     from bench.platform.accounts import Accounts

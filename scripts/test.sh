@@ -11,5 +11,14 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
     exit 1
   fi
 fi
+# The UI tests drive Debian's chromium through playwright (its own browser downloads are not used).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
 bash scripts/setup.sh
 exec .venv/bin/python -m pytest -n 2 "$@"

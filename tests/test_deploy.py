@@ -13,7 +13,7 @@ from bench.platform.settings import ENVIRONMENT_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-LONG_RUNNING = {"postgres", "minio", "api", "ray-head", "ray-worker"}
+LONG_RUNNING = {"postgres", "minio", "api", "ui", "ray-head", "ray-worker"}
 
 
 def test_compose_has_every_service_with_a_health_check():

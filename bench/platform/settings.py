@@ -31,6 +31,9 @@ class Settings:
     # Client side: a bench server to talk to instead of the local registry, and the token to send.
     server: str | None = None
     token: str | None = None
+    # UI side (`bench serve ui`): the API's address as users' browsers reach it, for download links and
+    # frames, when it differs from the one the UI itself uses (e.g. http://api:8000 inside compose).
+    public_api_url: str | None = None
 
     @property
     def staging_dir(self) -> Path:
@@ -71,6 +74,7 @@ class Settings:
                                            pick("rate_limit_per_minute", cls.rate_limit_per_minute)),
             server=(pick("server", None) or None),
             token=(pick("token", None) or None),
+            public_api_url=(pick("public_api_url", None) or None),
         )
 
 

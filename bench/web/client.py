@@ -64,8 +64,10 @@ class Client:
 
     # -- datasets -------------------------------------------------------------------------------------------
     def search(self, q: str | None = None, env: str | None = None, tag: str | None = None,
-               namespace: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        return self.get_json("/datasets", q=q, env=env, tag=tag, namespace=namespace, limit=limit, offset=offset)
+               namespace: str | None = None, limit: int = 50, offset: int = 0, min_steps: int | None = None,
+               max_steps: int | None = None) -> dict[str, Any]:
+        return self.get_json("/datasets", q=q, env=env, tag=tag, namespace=namespace, limit=limit, offset=offset,
+                             min_steps=min_steps, max_steps=max_steps)
 
     def show(self, dataset_id: str) -> dict[str, Any]:
         return self.get_json(f"/datasets/{_path(dataset_id)}")

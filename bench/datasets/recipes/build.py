@@ -28,6 +28,15 @@ def register_environment(registry, recipe: Recipe) -> None:
                 registry.environments.set_reference(env.name, source, kind, values[kind], None, values.get("note"))
 
 
+# What kind of data a recipe makes, by the last part of its name: a tag users filter on.
+KIND_TAGS = {"expert": "demos", "demos": "demos", "medium": "mixed", "mixed": "mixed", "random": "random",
+             "play": "play", "noisy": "play", "navigate": "play", "stitch": "play"}
+
+
+def kind_tag(recipe_name: str) -> str | None:
+    return KIND_TAGS.get(recipe_name.rsplit("/", 1)[-1])
+
+
 def register_recipe_environments(registry) -> None:
     """Every recipe's environment in the catalogue, with its published reference scores."""
     from bench.datasets.recipes import all_recipes
@@ -95,7 +104,7 @@ def build(registry, name: str, episodes: int | None = None, seed: int = 0, worke
     }
     return registry.publish(data, recipe.name, description=f"{recipe.description}; policy: {recipe.policy}",
                             license="CC-BY-4.0", env=reference, provenance=provenance, media=media,
-                            progress=progress)
+                            progress=progress, tags=[tag for tag in (kind_tag(recipe.name), "simulated") if tag])
 
 
 def _version(distribution: str) -> str | None:

@@ -22,7 +22,7 @@ from bench.errors import (BenchError, Conflict, Forbidden, IntegrityError, Inval
                           RateLimited, Unauthorized)
 from bench.platform import db
 from bench.platform.settings import Settings
-from bench.web.api import accounts, datasets, leaderboards, runs, uploads
+from bench.web.api import accounts, datasets, episodes, leaderboards, runs, uploads
 from bench.web.api.services import Services
 from bench.web.api.streaming import RangeNotSatisfiable
 
@@ -115,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": bench.__version__, "schema": db.current_revision(registry.engine),
                 "storage": "local" if registry.storage.is_local else "remote"}
 
-    for module in (accounts, datasets, uploads, runs, leaderboards):
+    # episodes before datasets: its routes are more specific than the dataset catch-all.
+    for module in (accounts, episodes, datasets, uploads, runs, leaderboards):
         app.include_router(module.router)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
     return app

@@ -49,10 +49,12 @@ def search(svc: ServicesDep, caller: CallerDep,
            env: Annotated[str | None, Query(max_length=300, description="environment name or gymnasium id")] = None,
            tag: Annotated[str | None, Query(max_length=64)] = None,
            namespace: Annotated[str | None, Query(max_length=300)] = None,
+           min_steps: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+           max_steps: Annotated[int | None, Query(ge=0, le=10**12)] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 50,
            offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     readable_namespaces = svc.accounts.writable_namespaces(caller)
-    total, items = svc.registry.search(q, env, tag, namespace, readable_namespaces, limit, offset)
+    total, items = svc.registry.search(q, env, tag, namespace, readable_namespaces, limit, offset, min_steps, max_steps)
     return fast_json({"total": total, "limit": limit, "offset": offset, "items": [public_json(i) for i in items]})
 
 

@@ -1,0 +1,130 @@
+"""What the UI looks at inside a version: per-episode statistics, one episode's arrays, single frames.
+
+Statistics come from episodes.parquet alone; episode arrays and frames need the version's arrays,
+so the last few loaded versions stay in memory (loading is the expensive part, indexing is free).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import OrderedDict
+from typing import Annotated, Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from bench.datasets.dataset import Dataset
+from bench.datasets.format import EPISODES, is_image_array
+from bench.datasets.trajectories import flatten_tree
+from bench.errors import InvalidInput, NotFound
+from bench.platform.accounts import Principal
+from bench.web.api.datasets import readable
+from bench.web.api.services import Services, fast_json, principal, services
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+ServicesDep = Annotated[Services, Depends(services)]
+CallerDep = Annotated[Principal, Depends(principal)]
+LOADED_VERSIONS = 4
+HISTOGRAM_BINS = 20
+MAX_EPISODE_STEPS = 100_000  # one episode's arrays go out as JSON; beyond this, use the file downloads
+
+_loaded: OrderedDict[str, Dataset] = OrderedDict()
+
+
+def _dataset(svc: Services, version_id: str) -> Dataset:
+    with svc.lock:
+        if version_id in _loaded:
+            _loaded.move_to_end(version_id)
+            return _loaded[version_id]
+    dataset = svc.registry.load(version_id)
+    with svc.lock:
+        _loaded[version_id] = dataset
+        while len(_loaded) > LOADED_VERSIONS:
+            _loaded.popitem(last=False)
+    return dataset
+
+
+def _histogram(values: np.ndarray) -> dict[str, Any]:
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"counts": [], "edges": []}
+    counts, edges = np.histogram(values, bins=min(HISTOGRAM_BINS, max(1, len(np.unique(values)))))
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+@router.get("/{dataset_id:path}/-/stats", summary="Per-episode statistics: return and length histograms, success rate")
+def stats(dataset_id: str, svc: ServicesDep, caller: CallerDep):
+    info = readable(svc, caller, dataset_id)
+    table = pq.read_table(io.BytesIO(svc.registry.storage.read_bytes(f"{info.storage_path}/{EPISODES}")))
+    returns = table.column("return").to_numpy().astype(np.float64)
+    lengths = table.column("length").to_numpy().astype(np.float64)
+    success = None
+    if "success" in table.column_names:
+        flags = table.column("success").to_numpy(zero_copy_only=False).astype(float)
+        success = {"rate": float(flags.mean()), "successes": int(flags.sum()), "episodes": int(len(flags))}
+    columns = [name for name in table.column_names if name not in {"obs_start", "step_start"}]
+    return fast_json({
+        "id": info.id, "episodes": info.episodes, "steps": info.steps,
+        "return": {"mean": float(returns.mean()), "min": float(returns.min()), "max": float(returns.max()),
+                   "histogram": _histogram(returns)},
+        "length": {"mean": float(lengths.mean()), "min": float(lengths.min()), "max": float(lengths.max()),
+                   "histogram": _histogram(lengths)},
+        "success": success,
+        "episode_columns": columns,
+    })
+
+
+def _json_array(array: np.ndarray) -> Any:
+    if array.dtype.kind in "fc":
+        return np.where(np.isfinite(array), array, None).tolist() if not np.isfinite(array).all() else array.tolist()
+    return array.tolist()
+
+
+@router.get("/{dataset_id:path}/-/episodes/{index:int}", summary="One episode: actions, rewards, ends, vector observations")
+def episode(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], svc: ServicesDep, caller: CallerDep):
+    info = readable(svc, caller, dataset_id)
+    if index >= (info.episodes or 0):
+        raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
+    shown = _dataset(svc, info.id).episode(index)
+    if len(shown) > MAX_EPISODE_STEPS:
+        raise InvalidInput(f"episode {index} has {len(shown)} steps; download it instead (episodes {index}:{index + 1})")
+    observations = flatten_tree(shown.observations, "")
+    frames = {key or "observation": {"count": len(array), "shape": list(array.shape[1:])}
+              for key, array in observations.items() if is_image_array(array)}
+    vectors = {key or "observation": _json_array(array) for key, array in observations.items()
+               if not is_image_array(array) and array.ndim <= 2 and array.dtype.kind in "fiub"}
+    return fast_json({
+        "id": info.id, "index": index, "length": len(shown), "attrs": json.loads(json.dumps(shown.attrs, default=str)),
+        "actions": _json_array(np.asarray(shown.actions)), "rewards": _json_array(np.asarray(shown.rewards)),
+        "terminations": shown.terminations.tolist(), "truncations": shown.truncations.tolist(),
+        "observations": vectors, "frames": frames,
+    })
+
+
+@router.get("/{dataset_id:path}/-/episodes/{index:int}/frames/{key}", summary="One camera frame of an episode as PNG",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], key: str,
+          t: Annotated[int, Query(ge=0, le=10**9, description="observation row within the episode (0..T)")],
+          svc: ServicesDep, caller: CallerDep) -> Response:
+    from PIL import Image
+
+    info = readable(svc, caller, dataset_id)
+    if index >= (info.episodes or 0):
+        raise NotFound(f"{info.id} has no episode {index}")
+    observations = flatten_tree(_dataset(svc, info.id).episode(index).observations, "")
+    array = observations.get("" if key == "observation" else key)
+    if array is None or not is_image_array(array):
+        raise NotFound(f"{info.id} has no camera {key!r}; its frames are {sorted(k or 'observation' for k, a in observations.items() if is_image_array(a))}")
+    if t >= len(array):
+        raise NotFound(f"episode {index} has {len(array)} frames, not {t + 1}")
+    image = np.asarray(array[t])
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3, 4):
+        image = np.moveaxis(image, 0, -1)  # CHW -> HWC
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})

@@ -1,0 +1,1 @@
+"""The Streamlit front end (`bench serve ui`): pages that read everything from the API over HTTP."""

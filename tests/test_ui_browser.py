@@ -1,0 +1,190 @@
+"""The web UI in a real browser: headless Debian chromium driven by playwright, against a real API and
+`bench serve ui` process. Every page opens and shows what it must; screenshots go to tests/artifacts/ui/."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.datasets import Registry
+from bench.leaderboards.suites import Suites
+from bench.platform.accounts import Accounts
+from bench.platform.runs import RunStore
+from bench.testing.data import random_trajectories, write_d4rl_file
+from bench.testing.services import ApiServer, free_port
+from conftest import make_settings, settings_env
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "ui"
+
+
+def seed(registry: Registry) -> str:
+    """A camera dataset, state datasets with runs from two algorithms, a leaderboard; alice's token."""
+    accounts = Accounts(registry.engine)
+    accounts.create_user("alice")
+    token, _ = accounts.create_token("alice", "ui")
+    rng = np.random.default_rng(0)
+    registry.publish(random_trajectories(rng, episodes=6, image_shape=(32, 32, 3)), "alice/camera",
+                     description="episodes with a 32x32 camera", tags=["real-robot"])
+    store = RunStore(registry.engine)
+    for index in range(2):
+        info = registry.publish(random_trajectories(rng, episodes=4), f"alice/state-{index}", tags=["demos"])
+        for algorithm, level in (("bc", 30.0), ("iql", 60.0)):
+            for seed_value in range(3):
+                value = level + seed_value
+                point = {"return": value, "normalized_score": value, "success_rate": 0.5}
+                online = {**point, "normalized_score": value + 5}
+                store.import_run({
+                    "id": f"{algorithm}{index}{seed_value}", "sweep_id": "ui", "algorithm": algorithm, "config": {"lr": 3e-4},
+                    "config_hash": algorithm, "seed": seed_value, "dataset_id": info.id,
+                    "dataset_content_sha256": info.content_sha256, "status": "completed",
+                    "plan": {"eval_episodes": 10, "offline_steps": 100, "online_steps": 100},
+                    "results": {"offline": {"final": point, "best": point}, "online": {"final": online, "best": online}}},
+                    [{"kind": "eval", "phase": "offline", "step": 50, "normalized_score": value - 10},
+                     {"kind": "eval", "phase": "offline", "step": 100, "normalized_score": value},
+                     {"kind": "eval", "phase": "online", "step": 100, "normalized_score": value + 5}], owner="alice")
+    Suites(registry.engine).create({"name": "lab", "datasets": ["alice/state-0", "alice/state-1"]},
+                                   accounts.principal_of("alice"))
+    return token
+
+
+@pytest.fixture(scope="module")
+def site(request, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs it (apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("ui")
+    settings = make_settings(request, tmp, "sqlite-local")
+    registry = Registry.open(settings)
+    token = seed(registry)
+    env = settings_env(settings)
+    api = ApiServer(env).start()
+    port = free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "ui", "--api", api.url, "--port", str(port)],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            assert ui.poll() is None and time.monotonic() < deadline, "bench serve ui did not start"
+            time.sleep(0.2)
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        yield {"url": url, "page": page, "token": token, "tmp": tmp, "registry": registry}
+        browser.close()
+    ui.terminate()
+    ui.wait(timeout=15)
+    api.stop()
+    registry.close()
+
+
+def visit(site, path: str, expected: str, name: str):
+    page = site["page"]
+    page.goto(site["url"] + path)
+    page.get_by_text(expected).first.wait_for(timeout=30_000)
+    return page
+
+
+def shot(site, name: str) -> None:
+    site["page"].wait_for_timeout(800)  # let charts finish drawing
+    site["page"].screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_datasets_page_lists_and_filters(site):
+    page = visit(site, "/", "alice/camera-v1", "datasets")
+    assert "alice/state-0-v1" in page.content() and "real-robot" in page.content()
+    shot(site, "datasets")
+    page.get_by_label("Search").fill("state-1")
+    page.get_by_label("Search").press("Enter")
+    page.get_by_text("1 datasets").wait_for(timeout=20_000)
+    assert "alice/camera-v1" not in page.inner_text("main")
+
+
+def test_dataset_page_shows_statistics_episode_frames_and_versions(site):
+    page = visit(site, "/dataset?id=alice/camera", "episodes with a 32x32 camera", "dataset")
+    shot(site, "dataset-card")
+    page.get_by_role("tab", name="Statistics").click()
+    page.get_by_text("Mean return").wait_for(timeout=20_000)
+    page.get_by_role("tab", name="Episodes").click()
+    frame = page.locator("img[src*='/frames/pixels']").first
+    frame.wait_for(timeout=20_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=20_000)
+    shot(site, "dataset-episode")
+    page.get_by_role("tab", name="Versions").click()
+    content_sha = site["registry"].show("alice/camera").content_sha256
+    page.get_by_role("tabpanel", name="Versions").get_by_text(content_sha).wait_for(timeout=20_000)
+
+
+def test_a_download_from_the_dataset_page_arrives_complete(site):
+    page = visit(site, "/dataset?id=alice/camera", "episodes with a 32x32 camera", "download")
+    page.get_by_role("tab", name="Download").click()
+    link = page.get_by_role("link", name=re.compile(r"Download episodes 0:6"))
+    link.wait_for(timeout=20_000)
+    href = link.get_attribute("href")
+    shot(site, "dataset-download")
+    with page.expect_download(timeout=30_000) as waiting:
+        page.evaluate("url => { const a = document.createElement('a'); a.href = url; document.body.appendChild(a); a.click(); }", href)
+    path = waiting.value.path()
+    with tarfile.open(path) as archive:
+        names = archive.getnames()
+        manifest_member = next(n for n in names if n.endswith("manifest.json"))
+        import json
+
+        manifest = json.load(archive.extractfile(manifest_member))
+        for name, entry in manifest["files"].items():
+            member = next(n for n in names if n.endswith("/" + name))
+            assert hashlib.sha256(archive.extractfile(member).read()).hexdigest() == entry["sha256"]
+    assert manifest["counts"]["episodes"] == 6
+
+
+def test_leaderboard_page_shows_rows_with_intervals_and_links_to_runs(site):
+    page = visit(site, "/leaderboards?name=lab", "alice/state-0", "leaderboards")
+    text = page.inner_text("main")
+    assert re.search(r"iql\s+61\.0 \[60\.0, 62\.0\] (->|→) 66\.0 \[65\.0, 67\.0\] \(n=3\)", text), text[:2000]
+    page.locator(".vega-embed").nth(1).wait_for(timeout=20_000)  # bars with intervals, and the profile
+    assert "IQM" in text
+    shot(site, "leaderboards")
+    page.get_by_text(re.compile(r"alice/state-0: 2 entries")).click()
+    page.get_by_role("link", name="iql00").first.wait_for(timeout=20_000)
+
+
+def test_runs_and_a_run_with_its_curve_and_provenance(site):
+    page = visit(site, "/runs", "iql00", "runs")
+    assert "bc12" in page.inner_text("main")
+    shot(site, "runs")
+    page = visit(site, "/run?id=iql00", "Provenance", "run")
+    page.locator(".vega-embed").first.wait_for(timeout=20_000)  # the learning curve
+    assert site["registry"].show("alice/state-0").content_sha256 in page.inner_text("main")
+    shot(site, "run")
+
+
+def test_upload_page_publishes_with_a_token(site):
+    data = write_d4rl_file(site["tmp"] / "upload.hdf5", random_trajectories(np.random.default_rng(5), episodes=3))
+    page = visit(site, "/upload", "Upload a dataset", "upload")
+    page.get_by_role("textbox", name="API token").fill(site["token"])
+    page.get_by_label("Dataset id").fill("alice/from-the-browser")
+    page.get_by_label("Dataset id").press("Enter")
+    page.locator("input[type=file]").set_input_files(str(data))
+    page.get_by_text("upload.hdf5").wait_for(timeout=20_000)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.get_by_text("Published alice/from-the-browser-v1").wait_for(timeout=60_000)
+    shot(site, "upload")
+    assert site["registry"].show("alice/from-the-browser").episodes == 3
