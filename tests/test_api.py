@@ -275,3 +275,29 @@ def test_start_up_abandons_idle_uploads_and_keeps_recent_ones(request, tmp_path)
         assert client.get(f"/api/v1/uploads/{recent}", headers=owner).json()["state"] == "open"
     assert not (settings.home / "uploads" / idle).exists() and (settings.home / "uploads" / recent).exists()
     api.registry.close()
+
+
+def test_episode_statistics_arrays_and_frames_for_the_ui(local_api):
+    from PIL import Image
+
+    from bench.testing.data import random_trajectories
+
+    api = local_api
+    data = random_trajectories(np.random.default_rng(4), episodes=5, image_shape=(12, 16, 3))
+    dataset_id = api.registry.publish(data, "alice/pixels").id
+    base = f"/api/v1/datasets/{dataset_id}/-"
+    stats = api.client.get(f"{base}/stats").json()
+    assert sum(stats["length"]["histogram"]["counts"]) == 5 and stats["steps"] == int(data.lengths.sum())
+    assert stats["return"]["mean"] == pytest.approx(float(np.mean(data.episode_returns())), rel=1e-5)
+    episode = api.client.get(f"{base}/episodes/2").json()
+    loaded = api.registry.load(dataset_id).episode(2)
+    np.testing.assert_allclose(episode["actions"], loaded.actions, rtol=1e-6)
+    assert episode["frames"] == {"pixels": {"count": len(loaded.actions) + 1, "shape": [12, 16, 3]}}
+    assert list(episode["observations"]) == ["state"]
+    png = api.client.get(f"{base}/episodes/2/frames/pixels", params={"t": 1})
+    assert png.headers["content-type"] == "image/png"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png.content))), loaded.observations["pixels"][1])
+    assert api.client.get(f"{base}/episodes/9").status_code == 404
+    assert api.client.get(f"{base}/episodes/2/frames/state", params={"t": 0}).status_code == 404
+    assert api.client.get(f"{base}/episodes/2/frames/pixels", params={"t": 999}).status_code == 404
+    assert api.client.get(f"{base}/episodes/download", params={"start": 0, "stop": 2}).status_code == 200
