@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,6 +31,7 @@ MANIFEST = "manifest.json"
 STEPS = "steps.zarr"
 EPISODES = "episodes.parquet"
 MEDIA = "media"
+ORIGINAL = "original"  # a real-robot log's source files, kept as they were uploaded
 
 # Vector chunks aim at ~4 MB (at most 65,536 rows): big enough for fast whole-array loads,
 # small enough that an episode-range download fetches little beyond what it asks for.
@@ -168,16 +171,24 @@ def write_steps(directory: Path, data: Trajectories) -> dict[str, dict[str, Any]
 
 
 def write_version(
-    directory: Path, data: Trajectories, manifest_fields: dict[str, Any], media: dict[str, bytes] | None = None
+    directory: Path, data: Trajectories, manifest_fields: dict[str, Any],
+    media: dict[str, bytes | Path] | None = None, originals: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Write a whole version into an empty local directory; return the manifest (written last)."""
+    """Write a whole version into an empty local directory; return the manifest (written last).
+
+    ``media`` files (previews, camera videos) go under ``media/``, ``originals`` (the files a
+    real-robot log was imported from, kept for download) under ``original/``; names are relative
+    paths whose segments are plain file names, so nothing lands outside the version.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    for name, payload in (media or {}).items():
-        target = directory / MEDIA / name
-        if target.resolve().parent != (directory / MEDIA).resolve() or not name:
-            raise InvalidInput(f"media file name {name!r} must be a plain file name")
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(payload)
+    for folder, files in ((MEDIA, media or {}), (ORIGINAL, originals or {})):
+        for name, payload in files.items():
+            target = directory / folder / _checked_relative(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(payload, Path):
+                shutil.copyfile(payload, target)
+            else:
+                target.write_bytes(payload)
     arrays = write_steps(directory, data)
     pq.write_table(episodes_table(data), directory / EPISODES, compression="zstd")
     content = content_sha256(data)
@@ -201,6 +212,16 @@ def write_version(
     }
     write_manifest(directory, manifest)
     return manifest
+
+
+_FILE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
+
+
+def _checked_relative(name: str) -> str:
+    segments = name.split("/")
+    if not name or any(not _FILE_SEGMENT.fullmatch(s) or s in {".", ".."} for s in segments) or len(segments) > 8:
+        raise InvalidInput(f"file name {name!r} must be a relative path of plain names (letters, digits, '_', '-', '.')")
+    return name
 
 
 def describe_files(directory: Path) -> dict[str, dict[str, Any]]:

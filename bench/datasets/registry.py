@@ -161,17 +161,19 @@ class Registry:
         progress: Callable[[str], None] | None = None,
         tags: list[str] | None = None,
         private: bool | None = None,
+        source_options: dict[str, Any] | None = None,
     ) -> VersionInfo:
         """Import a file or directory (format detected unless given) as the next version.
 
         ``env_id`` names the gymnasium environment that evaluates the data; its spaces then
-        describe the data and must match the arrays.
+        describe the data and must match the arrays. ``source_options`` go to the importer
+        (e.g. a real-robot log's robot, task and lab).
         """
         report = progress or (lambda stage: None)
         target = DatasetId.parse(dataset_id)
         self.check_publishable(target)
         report(f"reading {Path(path).name}")
-        source = read_source(Path(path), format)
+        source = read_source(Path(path), format, source_options)
         env = source.env
         if env_id:
             env = env_reference(env_id, env_kwargs)
@@ -185,8 +187,10 @@ class Registry:
             provenance=_provenance(source, Path(path)),
             allow_nonfinite=allow_nonfinite,
             progress=progress,
-            tags=tags,
+            tags=sorted(set(tags or []) | set(source.tags)),
             private=private,
+            media=source.media or None,
+            originals=source.originals or None,
         )
 
     def publish(
@@ -198,7 +202,8 @@ class Registry:
         license: str | None = None,
         env: dict[str, Any] | None = None,
         provenance: dict[str, Any] | None = None,
-        media: dict[str, bytes] | None = None,
+        media: dict[str, bytes | Path] | None = None,
+        originals: dict[str, Path] | None = None,
         allow_nonfinite: bool = False,
         progress: Callable[[str], None] | None = None,
         tags: list[str] | None = None,
@@ -230,7 +235,7 @@ class Registry:
                 "license": license,
                 "env": env,
                 "provenance": provenance or {"source_format": "python", "importer": f"bench {bench.__version__}"},
-            }, media=media)
+            }, media=media, originals=originals)
             manifest_path = staging / MANIFEST
             manifest_sha = file_sha256(manifest_path)
             size = sum(entry["size"] for entry in manifest["files"].values()) + manifest_path.stat().st_size

@@ -25,16 +25,23 @@ class SourceData:
     env: dict[str, Any] | None = None
     description: str | None = None
     source_metadata: dict[str, Any] = field(default_factory=dict)
+    # Real-robot logs: camera videos for media/, the source files kept under original/, tags to add.
+    media: dict[str, bytes | Path] = field(default_factory=dict)
+    originals: dict[str, Path] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
 
 
 def _formats() -> dict[str, Any]:
-    from bench.datasets.interop import bench_dir, d4rl, minari_dir, ogbench
+    from bench.datasets.interop import bench_dir, d4rl, lerobot, minari_dir, ogbench, robot_folder
 
-    # Detection order matters: a bench version and a Minari dataset are both directories.
-    return {"bench": bench_dir, "minari": minari_dir, "d4rl": d4rl, "ogbench": ogbench}
+    # Detection order matters: bench versions, Minari datasets, LeRobot datasets and robot folders are all
+    # directories; each detector looks for its own marker file.
+    return {"bench": bench_dir, "minari": minari_dir, "lerobot": lerobot, "robot-folder": robot_folder,
+            "d4rl": d4rl, "ogbench": ogbench}
 
 
-IMPORT_FORMATS = ("bench", "minari", "d4rl", "ogbench")
+IMPORT_FORMATS = ("bench", "minari", "lerobot", "robot-folder", "d4rl", "ogbench")
+ROBOT_LOG_FORMATS = ("lerobot", "robot-folder")
 EXPORT_FORMATS = ("minari", "d4rl")
 
 
@@ -45,19 +52,23 @@ def detect_format(path: Path) -> str:
         if module.detect(path):
             return name
     raise InvalidInput(
-        f"{path}: unknown format; expected a D4RL .hdf5, an OGBench .npz, a Minari dataset directory "
-        "or a bench version directory (use --format to force one)"
+        f"{path}: unknown format; expected a D4RL .hdf5, an OGBench .npz, a Minari dataset directory, a bench "
+        "version directory, a LeRobot v3 dataset or a robot-log folder with robot.json (use --format to force one)"
     )
 
 
-def read_source(path: Path, format: str | None = None) -> SourceData:
+def read_source(path: Path, format: str | None = None, options: dict[str, Any] | None = None) -> SourceData:
+    """Read a source file or directory; ``options`` reach importers that take them (real-robot logs)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidInput(f"{path}: no such file or directory")
     name = format or detect_format(path)
     if name not in IMPORT_FORMATS:
         raise InvalidInput(f"unknown import format {name!r}; choose one of {', '.join(IMPORT_FORMATS)}")
-    return _formats()[name].read(path)
+    module = _formats()[name]
+    if options and name not in ROBOT_LOG_FORMATS:
+        raise InvalidInput(f"the {name} importer takes no robot-log options ({', '.join(sorted(options))})")
+    return module.read(path, **(options or {})) if name in ROBOT_LOG_FORMATS else module.read(path)
 
 
 def write_export(dataset, format: str, out: Path) -> list[str]:

@@ -1,0 +1,110 @@
+"""LeRobot v3 dataset directories (meta/info.json with codebase_version v3.x): parquet frames and mp4 videos.
+
+Read: ``meta/info.json`` (fps, features, path templates), ``meta/episodes/**.parquet`` (per episode:
+length, tasks, which video file holds its frames and from which timestamp), ``data/**.parquet``
+(``observation.state``, ``action``, ``timestamp``, ``frame_index``, ``episode_index``), and each
+camera's mp4 (episodes concatenated; cut out by ``from_timestamp`` and the episode length, then
+re-encoded one file per episode). ``next.success`` (if present) at an episode's last frame is its
+success label. Other numeric features are not carried (named in the manifest's notes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.errors import InvalidInput
+
+INFO = "meta/info.json"
+
+
+def detect(path: Path) -> bool:
+    if not (path.is_dir() and (path / INFO).is_file()):
+        return False
+    try:
+        return str(json.loads((path / INFO).read_text()).get("codebase_version", "")).startswith("v3")
+    except json.JSONDecodeError:
+        return False
+
+
+def _table(files: list[Path], what: str) -> pa.Table:
+    if not files:
+        raise InvalidInput(f"no {what} parquet files")
+    try:
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"{what}: unreadable parquet ({exc})") from None
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    values = column.to_pylist()
+    return np.asarray([np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values], dtype=np.float64)
+
+
+def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None):
+    from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
+    from bench.datasets.video import decode_mp4, encode_mp4
+
+    info = json.loads((path / INFO).read_text())
+    fps = float(info.get("fps") or 0)
+    if fps <= 0:
+        raise InvalidInput(f"{INFO}: fps is missing")
+    features = info.get("features", {})
+    for required in ("observation.state", "action"):
+        if required not in features:
+            raise InvalidInput(f"{INFO}: no {required!r} feature; bench needs proprioception and actions")
+    cameras = [key for key, spec in features.items() if spec.get("dtype") == "video"]
+    episodes_meta = _table(sorted((path / "meta" / "episodes").rglob("*.parquet")), "meta/episodes").to_pylist()
+    frames = _table(sorted((path / "data").rglob("*.parquet")), "data")
+    for column in ("observation.state", "action", "timestamp", "episode_index", "frame_index"):
+        if column not in frames.column_names:
+            raise InvalidInput(f"data: no {column!r} column")
+    episode_of = frames.column("episode_index").to_numpy()
+    order = np.lexsort((frames.column("frame_index").to_numpy(), episode_of))
+    frames = frames.take(pa.array(order))
+    episode_of = episode_of[order]
+    state, actions = _matrix(frames.column("observation.state")), _matrix(frames.column("action"))
+    timestamps = frames.column("timestamp").to_numpy().astype(np.float64)
+    success = (frames.column("next.success").to_numpy(zero_copy_only=False) if "next.success" in frames.column_names
+               else None)
+    tasks_text = {}
+    if (path / "meta" / "tasks.parquet").is_file():
+        tasks_table = pq.read_table(path / "meta" / "tasks.parquet")
+        text_column = "task" if "task" in tasks_table.column_names else "__index_level_0__"
+        if text_column in tasks_table.column_names:
+            tasks_text = dict(zip(tasks_table.column("task_index").to_pylist(), tasks_table.column(text_column).to_pylist()))
+    decoded: dict[Path, np.ndarray] = {}
+    episodes = []
+    for meta in sorted(episodes_meta, key=lambda m: m["episode_index"]):
+        index = meta["episode_index"]
+        rows = np.flatnonzero(episode_of == index)
+        where = f"episode {index}"
+        if len(rows) != meta["length"]:
+            raise InvalidInput(f"{where}: meta says {meta['length']} frames, data has {len(rows)}")
+        videos = {}
+        for camera in cameras:
+            video_path = path / info["video_path"].format(video_key=camera, chunk_index=meta[f"videos/{camera}/chunk_index"],
+                                                          file_index=meta[f"videos/{camera}/file_index"])
+            if not video_path.is_file():
+                raise InvalidInput(f"{where}: video {video_path.relative_to(path)} is missing")
+            if video_path not in decoded:
+                decoded[video_path] = decode_mp4(video_path)
+            first = int(round(meta[f"videos/{camera}/from_timestamp"] * fps))
+            clip = decoded[video_path][first:first + len(rows)]
+            if len(clip) != len(rows):
+                raise InvalidInput(f"{where}: {video_path.name} has {len(clip)} frames for the episode's {len(rows)}")
+            videos[camera.removeprefix("observation.images.")] = encode_mp4(clip, fps)
+        episode_tasks = meta.get("tasks") or []
+        episodes.append(RobotEpisode(
+            state=state[rows], actions=actions[rows], timestamps=timestamps[rows], videos=videos,
+            success=parse_success(success[rows[-1]], where) if success is not None else None,
+            task=episode_tasks[0] if episode_tasks else tasks_text.get(0), source=f"episode {index}"))
+    ignored = sorted(set(features) - {"observation.state", "action", "timestamp", "frame_index", "episode_index",
+                                      "index", "task_index", "next.success", *cameras})
+    return to_source(episodes, source_format="lerobot", robot=robot or info.get("robot_type"), lab=lab, task=task,
+                     fps=fps, clock=f"LeRobot frames at {fps:g} fps", originals=original_files(path),
+                     notes=[f"LeRobot features not carried: {', '.join(ignored)}"] if ignored else [])
