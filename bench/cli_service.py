@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional
 import typer
 from rich.table import Table
 
-from bench.cli import (SERVER_HELP, _client, _print_json, _registry, _size, _user_errors, app, datasets_app, err,
-                       out)
+from bench.cli import (SERVER_HELP, _client, _print_json, _registry, _size, _stages, _user_errors, app, datasets_app,
+                       err, out)
 from bench.errors import Conflict, InvalidInput
 
 serve_app = typer.Typer(no_args_is_help=True, help="Run bench's services.")
@@ -30,6 +30,10 @@ groups_app = typer.Typer(no_args_is_help=True, help="Groups: their members share
 app.add_typer(groups_app, name="groups")
 results_app = typer.Typer(no_args_is_help=True, help="Publish evaluation runs to a server.")
 app.add_typer(results_app, name="results")
+robot_logs_app = typer.Typer(no_args_is_help=True, help="Real-robot logs: import from a LeRobot v3 dataset or a plain folder.")
+app.add_typer(robot_logs_app, name="robot-logs")
+robot_evals_app = typer.Typer(no_args_is_help=True, help="Real-robot evaluations: success labels per trial.")
+app.add_typer(robot_evals_app, name="robot-evals")
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Leaderboards: suites of datasets, scored with intervals.")
 app.add_typer(leaderboard_app, name="leaderboard")
 
@@ -258,6 +262,76 @@ def _verify_copy(directory: Path) -> None:
                                  "(bench datasets verify names every such file)")
 
 
+# -- real-robot logs and evaluations -----------------------------------------------------------------------
+@robot_logs_app.command("import")
+def robot_logs_import(
+    path: Path = typer.Argument(..., help="a LeRobot v3 dataset directory or a plain log folder (docs/robot-logs.md)"),
+    id: str = typer.Option(..., "--id", help="namespace/name (next version)"),
+    robot: Optional[str] = typer.Option(None, "--robot", help="e.g. sawyer (default: from the log's metadata)"),
+    task: Optional[str] = typer.Option(None, "--task", help='e.g. "open drawer"'),
+    lab: Optional[str] = typer.Option(None, "--lab"),
+    format: Optional[str] = typer.Option(None, "--format", help="lerobot or robot-folder (default: detect)"),
+    description: Optional[str] = typer.Option(None, "--description"),
+    license: Optional[str] = typer.Option(None, "--license"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import a real-robot log as a new version: frames, commands, timestamps, labels, videos, original files."""
+    from bench.datasets.interop import ROBOT_LOG_FORMATS, detect_format
+
+    with _user_errors():
+        chosen = format or detect_format(path)
+        if chosen not in ROBOT_LOG_FORMATS:
+            raise InvalidInput(f"{path} is a {chosen} dataset, not a robot log ({', '.join(ROBOT_LOG_FORMATS)}); "
+                               "use bench datasets import")
+        options = {key: value for key, value in (("robot", robot), ("task", task), ("lab", lab)) if value}
+        registry = _registry()
+        with _stages(f"importing {path.name} as {id}") as stage:
+            info = registry.import_path(path, id, format=chosen, description=description, license=license,
+                                        progress=stage, source_options=options)
+        if as_json:
+            _print_json(info.to_json())
+            return
+        out.print(f"published {info.id}: {info.episodes} episodes, {info.steps} steps, {_size(info.size_bytes)} "
+                  f"(tags: {', '.join(info.tags)})", highlight=False)
+
+
+@robot_evals_app.command("add")
+def robot_evals_add(
+    dataset: str = typer.Argument(..., help="the robot log the trials belong to (namespace/name)"),
+    policy: str = typer.Option(..., "--policy", help="e.g. val, iql"),
+    phase: str = typer.Option(..., "--phase", help="offline, or online (after fine-tuning)"),
+    trials: Path = typer.Option(..., "--trials", help="CSV: success[,trial,task,judge,notes]"),
+    task: Optional[str] = typer.Option(None, "--task", help="the task, when the CSV has no task column"),
+    judge: Optional[str] = typer.Option(None, "--judge", help="who labeled them, when the CSV has no judge column"),
+) -> None:
+    """Record real-robot trials with their success labels."""
+    from bench.platform.robot_evals import RobotEvals, read_trials_csv
+
+    with _user_errors():
+        registry = _registry()
+        registry.show(dataset)  # the log must exist
+        count = RobotEvals(registry.engine).add(dataset, policy, phase, read_trials_csv(trials), task, judge)
+        out.print(f"recorded {count} {phase} trial(s) of {policy} on {dataset}", highlight=False)
+
+
+@robot_evals_app.command("show")
+def robot_evals_show(dataset: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Success rates per task and policy, offline -> online, with Wilson 95% intervals."""
+    from bench.platform.robot_evals import RobotEvals, rate_text
+
+    with _user_errors():
+        evals = RobotEvals(_registry().engine)
+        summary = evals.summary([dataset])
+        if as_json:
+            _print_json({"summary": summary, "trials": evals.trials(dataset)})
+            return
+        table = Table("task", "policy", "offline", "online", box=None)
+        for entry in summary:
+            table.add_row(entry["task"], entry["policy"], rate_text(entry["offline_success"]),
+                          rate_text(entry["online_success"]))
+        out.print(table if summary else f"no trials recorded for {dataset}")
+
+
 # -- results and leaderboards ---------------------------------------------------------------------------------
 @results_app.command("push")
 def results_push(run_ids: list[str] = typer.Argument(..., help="finished local runs (bench runs list)"),
@@ -280,16 +354,14 @@ def _suites_and_board(name: str | None, server: str | None):
     client = _client(server)
     if client is not None:
         return client, (client.leaderboards() if name is None else client.leaderboard(name))
-    from bench.leaderboards.board import compute_leaderboard
+    from bench.leaderboards.board import build_leaderboard
     from bench.leaderboards.suites import Suites
-    from bench.platform.runs import RunStore
 
     registry = _registry()
     suites = Suites(registry.engine)
     if name is None:
         return None, [spec.to_json() for spec in suites.list()]
-    spec = suites.get(name)
-    return None, compute_leaderboard(spec, RunStore(registry.engine).for_datasets(list(spec.datasets)))
+    return None, build_leaderboard(suites.get(name), registry.engine)
 
 
 @leaderboard_app.command("list")
@@ -326,7 +398,8 @@ def leaderboard_show(
             out.print(to_markdown(board), markup=False, highlight=False, end="")
             return
         spec = board["leaderboard"]
-        out.print(f"{spec['name']}: {spec.get('title') or ''} ({board['runs_considered']} runs)", highlight=False)
+        counted = "trials" if spec.get("kind") == "robot" else "runs"
+        out.print(f"{spec['name']}: {spec.get('title') or ''} ({board['runs_considered']} {counted})", highlight=False)
         header, rows = table_rows(board)
         table = Table(*header, box=None)
         for row in rows:

@@ -126,6 +126,11 @@ def cases():
     def group_namespace(api):
         return "POST", "/api/v1/namespaces", {"json": {"name": fresh("ns"), "group": "lab"}}
 
+    def robot_trials(api):
+        dataset = api.publish(f"alice/{fresh('log')}")
+        return "POST", "/api/v1/robot-evals", {"json": {"dataset": dataset, "policy": "val", "phase": "offline",
+                                                         "task": "open drawer", "trials": [{"success": True}]}}
+
     def user_namespace(api):
         return "POST", "/api/v1/namespaces", {"json": {"name": fresh("ns")}}
 
@@ -151,6 +156,7 @@ def cases():
         "group create": (create_group, {"anonymous": 401, "other": 201, "owner": 201, "admin": 201}),
         "group add member": (add_member, owner_only),
         "namespace for group": (group_namespace, {**owner_only, "owner": 201, "admin": 201}),
+        "robot trials": (robot_trials, {**owner_only, "owner": 201, "admin": 201}),
         "namespace for user": (user_namespace, {"anonymous": 401, "other": 403, "owner": 403, "admin": 201}),
     }
 
@@ -176,7 +182,8 @@ def test_every_write_route_is_in_the_matrix(api):
                ("DELETE", "/api/v1/datasets/{dataset_id}"), ("POST", "/api/v1/runs"), ("DELETE", "/api/v1/runs/{run_id}"),
                ("POST", "/api/v1/leaderboards"), ("DELETE", "/api/v1/leaderboards/{name}"), ("POST", "/api/v1/users"),
                ("POST", "/api/v1/tokens"), ("DELETE", "/api/v1/tokens/{token_id}"), ("POST", "/api/v1/groups"),
-               ("POST", "/api/v1/groups/{group}/members"), ("POST", "/api/v1/namespaces")}
+               ("POST", "/api/v1/groups/{group}/members"), ("POST", "/api/v1/namespaces"),
+               ("POST", "/api/v1/robot-evals")}
     schema = api.client.get("/api/v1/openapi.json").json()
     writes = {(method.upper(), path) for path, operations in schema["paths"].items() for method in operations
               if method in ("post", "put", "patch", "delete")}

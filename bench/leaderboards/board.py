@@ -138,3 +138,39 @@ def _aggregate(spec: LeaderboardSpec, per_dataset: dict[str, list[dict[str, Any]
 
     rows.sort(key=lambda r: -rank_value(r))
     return {"algorithms": rows, "incomplete": incomplete}
+
+
+def robot_leaderboard(spec: LeaderboardSpec, summary: list[dict[str, Any]]) -> dict[str, Any]:
+    """A "robot success rate" leaderboard from real-robot trials (bench.platform.robot_evals.summary):
+    one entry per log, task and policy, success offline -> online with Wilson intervals."""
+    per_dataset: dict[str, list[dict[str, Any]]] = {dataset: [] for dataset in spec.datasets}
+    for item in summary:
+        if item["dataset"] not in per_dataset:
+            continue
+        trials = [item["trials"][phase] for phase in phases_shown(spec) if item["trials"][phase]]
+        entry = {"dataset": item["dataset"], "task": item["task"], "algorithm": item["policy"], "config_hash": "",
+                 "runs": [], "n": min(trials) if trials else 0, "trials": item["trials"],
+                 "marked": any(0 < t < spec.min_seeds for t in trials) or not trials}
+        for phase in phases_shown(spec):
+            stat = item[f"{phase}_success"]
+            entry[f"{phase}_success"] = stat
+            entry[phase] = {"mean": stat["rate"], "ci95": stat["ci95"], "n": stat["trials"]} if stat else None
+        per_dataset[item["dataset"]].append(entry)
+    for entries in per_dataset.values():
+        entries.sort(key=lambda e: (-_headline_value(e, spec), e["algorithm"], e["task"]))
+        for rank, entry in enumerate(entries, 1):
+            entry["rank"] = rank
+    return {"leaderboard": spec.to_json(), "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "runs_considered": sum(sum(e["trials"].values()) for v in per_dataset.values() for e in v),
+            "datasets": [{"dataset": d, "entries": per_dataset[d]} for d in spec.datasets], "aggregate": None}
+
+
+def build_leaderboard(spec: LeaderboardSpec, engine) -> dict[str, Any]:
+    """The leaderboard a spec describes, from the runs (or robot trials) in the database."""
+    if spec.kind == "robot":
+        from bench.platform.robot_evals import RobotEvals
+
+        return robot_leaderboard(spec, RobotEvals(engine).summary(list(spec.datasets)))
+    from bench.platform.runs import RunStore
+
+    return compute_leaderboard(spec, RunStore(engine).for_datasets(list(spec.datasets)))

@@ -66,14 +66,16 @@ def table_rows(board: dict[str, Any], intervals: bool = True) -> tuple[list[str]
     for block in board["datasets"]:
         for entry in block["entries"]:
             key = (block["dataset"], entry["algorithm"])
-            if key not in headline or (entry["n"], max(entry["runs"])) > (headline[key]["n"], max(headline[key]["runs"])):
+            newest = lambda e: (e["n"], max(e["runs"], default=""))  # noqa: E731
+            if key not in headline or newest(entry) > newest(headline[key]):
                 headline[key] = entry
             if entry["algorithm"] not in algorithms:
                 algorithms.append(entry["algorithm"])
     aggregate = {row["algorithm"]: row for row in (board.get("aggregate") or {}).get("algorithms", [])}
     order = [row["algorithm"] for row in (board.get("aggregate") or {}).get("algorithms", [])]
     algorithms = order + sorted(a for a in algorithms if a not in order)
-    header = ["algorithm", *[block["dataset"] for block in board["datasets"]]]
+    first = "policy" if board["leaderboard"].get("kind") == "robot" else "algorithm"
+    header = [first, *[block["dataset"] for block in board["datasets"]]]
     if board.get("aggregate"):
         header += [which.upper() if which == "iqm" else which for which in spec.aggregation]
     rows = []
@@ -101,6 +103,9 @@ def to_markdown(board: dict[str, Any]) -> str:
 
 def footnote(board: dict[str, Any]) -> str:
     spec = board["leaderboard"]
+    if spec.get("kind") == "robot":
+        return ("success rate over real-robot trials (bench robot-evals), offline -> online after fine-tuning, "
+                f"Wilson 95% interval; n = trials per phase. {MARK} fewer than {spec['min_seeds']} trials.")
     phases = "offline -> online" if spec["phase"] == "both" else spec["phase"]
     interval = ("success rate over all evaluation episodes of all seeds, Wilson 95% interval"
                 if spec["metric"] == "success_rate" else "mean over seeds, 95% bootstrap interval")

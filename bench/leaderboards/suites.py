@@ -38,6 +38,9 @@ class LeaderboardSpec:
     aggregation: tuple[str, ...] = ("mean", "iqm")
     title: str | None = None
     description: str | None = None
+    # "runs": scored from evaluation runs; "robot": success rates of real-robot trials (bench robot-evals),
+    # where min_seeds is the minimum number of trials per phase.
+    kind: str = "runs"
     source: str = "shipped"  # "shipped" or "user"
     owner: str | None = None
 
@@ -76,6 +79,10 @@ class LeaderboardSpec:
         for aggregation in self.aggregation:
             if aggregation not in AGGREGATIONS:
                 raise InvalidInput(f"leaderboard spec: aggregation {aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+        if self.kind not in ("runs", "robot"):
+            raise InvalidInput(f"leaderboard spec: kind {self.kind!r} is not one of runs, robot")
+        if self.kind == "robot" and (self.metric != "success_rate" or self.aggregation):
+            raise InvalidInput("leaderboard spec: a robot leaderboard reports success_rate per log, with aggregation = []")
         if self.aggregation and self.metric == "return":
             raise InvalidInput("leaderboard spec: raw returns are not comparable across datasets; aggregate "
                                "normalized_score or success_rate, or set aggregation = []")

@@ -20,7 +20,7 @@ from bench.errors import BenchError
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration's revision. Checking it with one query keeps Alembic out of every CLI start;
 # a test asserts it equals Alembic's head, so a new migration must update it.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 def utcnow() -> dt.datetime:
@@ -293,6 +293,25 @@ class LeaderboardRow(Base):
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     spec: Mapped[dict[str, Any]]
     owner: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RobotTrialRow(Base):
+    """One real-robot evaluation trial: a policy tried a task once, before or after online fine-tuning."""
+
+    __tablename__ = "robot_trials"
+    __table_args__ = (sa.Index("ix_robot_trials_dataset_policy", "dataset", "policy"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset: Mapped[str] = mapped_column(sa.String(400))  # the robot log (namespace/name) it belongs to
+    task: Mapped[str] = mapped_column(sa.String(300))
+    policy: Mapped[str] = mapped_column(sa.String(100))
+    phase: Mapped[str] = mapped_column(sa.String(16))  # "offline" or "online" (after fine-tuning)
+    trial: Mapped[int]
+    success: Mapped[bool]
+    judge: Mapped[str | None] = mapped_column(sa.String(100))  # who labeled it
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    owner: Mapped[str | None] = mapped_column(sa.String(64))  # who recorded it on a server
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -22,7 +22,7 @@ from bench.errors import (BenchError, Conflict, Forbidden, IntegrityError, Inval
                           RateLimited, Unauthorized)
 from bench.platform import db
 from bench.platform.settings import Settings
-from bench.web.api import accounts, datasets, episodes, leaderboards, runs, uploads
+from bench.web.api import accounts, datasets, episodes, leaderboards, robot, runs, uploads
 from bench.web.api.services import Services
 from bench.web.api.streaming import RangeNotSatisfiable
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "storage": "local" if registry.storage.is_local else "remote"}
 
     # episodes before datasets: its routes are more specific than the dataset catch-all.
-    for module in (accounts, episodes, datasets, uploads, runs, leaderboards):
+    for module in (accounts, episodes, datasets, uploads, runs, leaderboards, robot):
         app.include_router(module.router)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
     return app

@@ -47,6 +47,32 @@ def _dataset(svc: Services, version_id: str) -> Dataset:
     return dataset
 
 
+def robot_cameras(dataset: Dataset) -> dict[str, dict[str, Any]]:
+    """A real-robot log's cameras (docs/robot-logs.md), from its manifest; {} for other datasets."""
+    robot = ((dataset.manifest.get("provenance") or {}).get("source_metadata") or {}).get("robot") or {}
+    return robot.get("cameras") or {}
+
+
+_decoded: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+
+
+def _video_frames(svc: Services, version_id: str, storage_path: str, camera: str, index: int) -> np.ndarray:
+    """One episode's video from media/, decoded once and kept (a few episodes at a time)."""
+    from bench.datasets.video import decode_mp4
+
+    key = (version_id, camera, index)
+    with svc.lock:
+        if key in _decoded:
+            _decoded.move_to_end(key)
+            return _decoded[key]
+    frames = decode_mp4(svc.registry.storage.read_bytes(f"{storage_path}/media/{camera}/episode_{index:06d}.mp4"))
+    with svc.lock:
+        _decoded[key] = frames
+        while len(_decoded) > 8:
+            _decoded.popitem(last=False)
+    return frames
+
+
 def _histogram(values: np.ndarray) -> dict[str, Any]:
     values = values[np.isfinite(values)]
     if len(values) == 0:
@@ -88,12 +114,17 @@ def episode(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], svc: S
     info = readable(svc, caller, dataset_id)
     if index >= (info.episodes or 0):
         raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
-    shown = _dataset(svc, info.id).episode(index)
+    dataset = _dataset(svc, info.id)
+    shown = dataset.episode(index)
     if len(shown) > MAX_EPISODE_STEPS:
         raise InvalidInput(f"episode {index} has {len(shown)} steps; download it instead (episodes {index}:{index + 1})")
     observations = flatten_tree(shown.observations, "")
-    frames = {key or "observation": {"count": len(array), "shape": list(array.shape[1:])}
+    frames = {key or "observation": {"count": len(array), "shape": list(array.shape[1:]), "storage": "array"}
               for key, array in observations.items() if is_image_array(array)}
+    for camera, described in robot_cameras(dataset).items():
+        if described.get("storage") == "video":
+            frames[camera] = {"count": len(shown) + 1, "shape": [described["height"], described["width"], 3],
+                              "storage": "video"}
     vectors = {key or "observation": _json_array(array) for key, array in observations.items()
                if not is_image_array(array) and array.ndim <= 2 and array.dtype.kind in "fiub"}
     return fast_json({
@@ -114,8 +145,11 @@ def frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], key: str
     info = readable(svc, caller, dataset_id)
     if index >= (info.episodes or 0):
         raise NotFound(f"{info.id} has no episode {index}")
-    observations = flatten_tree(_dataset(svc, info.id).episode(index).observations, "")
+    dataset = _dataset(svc, info.id)
+    observations = flatten_tree(dataset.episode(index).observations, "")
     array = observations.get("" if key == "observation" else key)
+    if robot_cameras(dataset).get(key, {}).get("storage") == "video":
+        array = _video_frames(svc, info.id, info.storage_path, key, index)[observations[f"frame/{key}"]]
     if array is None or not is_image_array(array):
         raise NotFound(f"{info.id} has no camera {key!r}; its frames are {sorted(k or 'observation' for k, a in observations.items() if is_image_array(a))}")
     if t >= len(array):

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from bench.leaderboards.board import compute_leaderboard
+from bench.leaderboards.board import build_leaderboard
 from bench.leaderboards.render import to_markdown
 from bench.platform.accounts import Principal, require_user
-from bench.platform.db import RunRow
+from bench.platform.db import RobotTrialRow, RunRow
 from bench.web.api.services import Services, fast_json, principal, services
 
 router = APIRouter(prefix="/api/v1/leaderboards", tags=["leaderboards"])
@@ -23,18 +23,22 @@ CallerDep = Annotated[Principal, Depends(principal)]
 def board(svc: Services, name: str) -> dict[str, Any]:
     """The computed leaderboard, recomputed only when the runs it reads have changed."""
     spec = svc.suites.get(name)
-    matches = []
-    for dataset in spec.datasets:
-        matches += [RunRow.dataset_id == dataset, RunRow.dataset_id.like(f"{dataset}-v%")]
     with svc.runs.session() as session:
-        fingerprint = tuple(session.execute(
-            sa.select(sa.func.count(), sa.func.max(RunRow.finished_at), sa.func.max(RunRow.id))
-            .where(RunRow.status == "completed", sa.or_(*matches))).one())
+        if spec.kind == "robot":
+            fingerprint = tuple(session.execute(sa.select(sa.func.count(), sa.func.max(RobotTrialRow.id))
+                                                .where(RobotTrialRow.dataset.in_(spec.datasets))).one())
+        else:
+            matches = []
+            for dataset in spec.datasets:
+                matches += [RunRow.dataset_id == dataset, RunRow.dataset_id.like(f"{dataset}-v%")]
+            fingerprint = tuple(session.execute(
+                sa.select(sa.func.count(), sa.func.max(RunRow.finished_at), sa.func.max(RunRow.id))
+                .where(RunRow.status == "completed", sa.or_(*matches))).one())
     key = (name, repr(spec), fingerprint)
     with svc.lock:
         cached = svc.board_cache.get(key)
     if cached is None:
-        cached = compute_leaderboard(spec, svc.runs.for_datasets(list(spec.datasets)))
+        cached = build_leaderboard(spec, svc.registry.engine)
         with svc.lock:
             if len(svc.board_cache) > 256:
                 svc.board_cache.clear()
@@ -65,6 +69,7 @@ class LeaderboardCreate(BaseModel):
     point: str = "final"
     min_seeds: int = Field(default=3, ge=1, le=100)
     aggregation: list[str] = Field(default_factory=lambda: ["mean", "iqm"], max_length=2)
+    kind: str = Field(default="runs", description="runs, or robot (success rates of real-robot trials)")
     title: str | None = Field(default=None, max_length=2000)
     description: str | None = Field(default=None, max_length=2000)
 
