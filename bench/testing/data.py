@@ -150,3 +150,103 @@ def gym_random_rollouts(env_id: str, episodes: int, seed: int, max_steps: int | 
         lengths=np.asarray(lengths), observation_space=env.observation_space, action_space=env.action_space,
     )
 
+
+
+def smooth_frames(count: int, height: int, width: int, offset: int = 0) -> np.ndarray:
+    """Frames that survive lossy video coding nearly intact: flat colours that change frame to frame."""
+    frames = np.zeros((count, height, width, 3), dtype=np.uint8)
+    for i in range(count):
+        frames[i] = ((offset + i) * 23 % 200 + 20, (offset + i) * 41 % 200 + 20, 128)
+    return frames
+
+
+def write_robot_folder(path: Path, lengths: tuple[int, ...] = (6, 8), fps: float = 10.0, labels: bool = True,
+                       camera: str = "front", size: tuple[int, int] = (24, 32)) -> dict[str, Any]:
+    """A real-robot log in bench's plain folder layout; returns what was written, for comparison."""
+    import csv
+    import json
+
+    from bench.datasets.video import encode_mp4
+
+    path.mkdir(parents=True)
+    (path / "robot.json").write_text(json.dumps({"robot": "franka", "lab": "test-lab", "task": "wipe", "fps": fps}))
+    rng = np.random.default_rng(len(lengths))
+    written: dict[str, Any] = {"states": [], "actions": [], "frames": []}
+    if labels:
+        with open(path / "labels.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["episode", "success", "operator", "notes"])
+            for index in range(len(lengths)):
+                writer.writerow([f"episode_{index:03d}", "success" if index % 2 == 0 else "failure", "ann", f"take {index}"])
+    for index, length in enumerate(lengths):
+        directory = path / f"episode_{index:03d}"
+        directory.mkdir()
+        state, action = rng.normal(size=(length, 3)), rng.normal(size=(length, 2))
+        with open(directory / "steps.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["timestamp", "state_0", "state_1", "state_2", "action_0", "action_1"])
+            for t in range(length):
+                writer.writerow([100.0 + t / fps, *state[t], *action[t]])
+        frames = smooth_frames(length, *size, offset=10 * index)
+        (directory / f"{camera}.mp4").write_bytes(encode_mp4(frames, fps))
+        written["states"].append(state)
+        written["actions"].append(action)
+        written["frames"].append(frames)
+    return written
+
+
+def write_lerobot_dir(path: Path, lengths: tuple[int, ...] = (6, 9), fps: float = 10.0, camera: str = "observation.images.front",
+                      size: tuple[int, int] = (24, 32)) -> dict[str, Any]:
+    """A LeRobot v3 dataset directory (episodes concatenated in one data file and one video per camera)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.datasets.video import encode_mp4
+
+    rng = np.random.default_rng(3)
+    (path / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    (path / "data" / "chunk-000").mkdir(parents=True)
+    (path / f"videos/{camera}/chunk-000").mkdir(parents=True)
+    info = {"codebase_version": "v3.0", "robot_type": "koch", "fps": fps, "total_episodes": len(lengths),
+            "total_frames": int(sum(lengths)), "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": {"observation.state": {"dtype": "float32", "shape": [4]}, "action": {"dtype": "float32", "shape": [4]},
+                         camera: {"dtype": "video", "shape": [3, *size]}, "timestamp": {"dtype": "float32", "shape": [1]},
+                         "frame_index": {"dtype": "int64", "shape": [1]}, "episode_index": {"dtype": "int64", "shape": [1]},
+                         "index": {"dtype": "int64", "shape": [1]}, "task_index": {"dtype": "int64", "shape": [1]},
+                         "next.success": {"dtype": "bool", "shape": [1]}}}
+    (path / "meta" / "info.json").write_text(json.dumps(info))
+    columns: dict[str, list] = {k: [] for k in ("observation.state", "action", "timestamp", "frame_index", "episode_index",
+                                                "index", "task_index", "next.success")}
+    episodes, frames, start = [], [], 0
+    written: dict[str, Any] = {"states": [], "actions": [], "frames": [], "success": []}
+    for index, length in enumerate(lengths):
+        state, action = rng.normal(size=(length, 4)).astype(np.float32), rng.normal(size=(length, 4)).astype(np.float32)
+        clip = smooth_frames(length, *size, offset=10 * index)
+        success = index == 0
+        columns["observation.state"] += state.tolist()
+        columns["action"] += action.tolist()
+        columns["timestamp"] += [t / fps for t in range(length)]
+        columns["frame_index"] += list(range(length))
+        columns["episode_index"] += [index] * length
+        columns["index"] += list(range(start, start + length))
+        columns["task_index"] += [0] * length
+        columns["next.success"] += [False] * (length - 1) + [success]
+        episodes.append({"episode_index": index, "tasks": ["pick the cube"], "length": length,
+                         "data/chunk_index": 0, "data/file_index": 0, "dataset_from_index": start,
+                         "dataset_to_index": start + length, f"videos/{camera}/chunk_index": 0,
+                         f"videos/{camera}/file_index": 0, f"videos/{camera}/from_timestamp": start / fps,
+                         f"videos/{camera}/to_timestamp": (start + length) / fps})
+        frames.append(clip)
+        start += length
+        written["states"].append(state)
+        written["actions"].append(action)
+        written["frames"].append(clip)
+        written["success"].append(success)
+    pq.write_table(pa.table(columns), path / "data/chunk-000/file-000.parquet")
+    pq.write_table(pa.Table.from_pylist(episodes), path / "meta/episodes/chunk-000/file-000.parquet")
+    pq.write_table(pa.table({"task_index": [0], "task": ["pick the cube"]}), path / "meta/tasks.parquet")
+    (path / f"videos/{camera}/chunk-000/file-000.mp4").write_bytes(encode_mp4(np.concatenate(frames), fps))
+    return written

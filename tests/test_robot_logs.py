@@ -1,0 +1,146 @@
+"""Real-robot logs: plain folders and LeRobot v3 directories round-trip through import and download,
+bad inputs leave nothing behind, and trials give success rates offline -> online with Wilson intervals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from bench.datasets.format import read_version
+from bench.datasets.video import decode_mp4, encode_mp4
+from bench.errors import InvalidInput
+from bench.platform.db import VersionRow
+from bench.platform.robot_evals import RobotEvals
+from bench.testing.data import write_lerobot_dir, write_robot_folder
+from conftest import make_settings, settings_env
+
+
+def _close(decoded: np.ndarray, frames: np.ndarray) -> bool:
+    """Lossy video: flat colours come back within a few levels."""
+    return decoded.shape == frames.shape and float(np.abs(decoded.astype(int) - frames.astype(int)).mean()) < 4.0
+
+
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-s3"])
+def test_a_folder_log_round_trips_with_labels_timestamps_video_and_originals(request, tmp_path, backend):
+    from bench.datasets import Registry
+
+    registry = Registry.open(make_settings(request, tmp_path, backend))
+    written = write_robot_folder(tmp_path / "session", lengths=(6, 8))
+    info = registry.import_path(tmp_path / "session", "lab/franka-wipe", source_options={"task": "wipe the table"})
+    assert info.tags == ("real-robot",) and info.episodes == 2 and info.steps == 5 + 7 and info.env is None
+    dataset = registry.load(info.id)
+    for index, episode in enumerate(dataset.episodes()):
+        np.testing.assert_allclose(episode.observations["state"], written["states"][index], rtol=1e-6)
+        np.testing.assert_allclose(episode.actions, written["actions"][index][:-1], rtol=1e-6)  # the last command has no next frame
+        np.testing.assert_allclose(episode.infos["timestamp"], np.arange(len(episode) + 1) / 10.0, atol=1e-9)
+        np.testing.assert_array_equal(episode.observations["frame"]["front"], np.arange(len(episode) + 1))
+        assert episode.attrs["success"] == (index == 0) and episode.attrs["operator"] == "ann"
+        assert episode.attrs["task"] == "wipe the table"
+    manifest = registry.manifest(info.id)
+    robot = manifest["provenance"]["source_metadata"]["robot"]
+    assert robot["robot"] == "franka" and robot["lab"] == "test-lab" and robot["cameras"]["front"]["storage"] == "video"
+    local = registry.local_dir(info.id)
+    for index in range(2):
+        video = local / f"media/front/episode_{index:06d}.mp4"
+        assert _close(decode_mp4(video), written["frames"][index])
+        original = local / f"original/episode_{index:03d}/front.mp4"
+        assert original.read_bytes() == (tmp_path / f"session/episode_{index:03d}/front.mp4").read_bytes()
+    assert (local / "original/labels.csv").read_bytes() == (tmp_path / "session/labels.csv").read_bytes()
+    registry.close()
+
+
+def test_a_lerobot_v3_directory_imports_episode_by_episode(local_registry, tmp_path):
+    written = write_lerobot_dir(tmp_path / "koch-pick", lengths=(6, 9))
+    info = local_registry.import_path(tmp_path / "koch-pick", "lab/koch-pick")
+    assert info.source_format == "lerobot" and info.episodes == 2 and info.steps == 5 + 8
+    dataset = local_registry.load(info.id)
+    local = local_registry.local_dir(info.id)
+    for index, episode in enumerate(dataset.episodes()):
+        np.testing.assert_allclose(episode.observations["state"], written["states"][index], rtol=1e-6)
+        np.testing.assert_allclose(episode.actions, written["actions"][index][:-1], rtol=1e-6)
+        assert episode.attrs["success"] == written["success"][index] and episode.attrs["task"] == "pick the cube"
+        assert _close(decode_mp4(local / f"media/front/episode_{index:06d}.mp4"), written["frames"][index])
+    robot = local_registry.manifest(info.id)["provenance"]["source_metadata"]["robot"]
+    assert robot["robot"] == "koch" and robot["fps"] == 10.0
+    assert (local / "original/meta/info.json").is_file()
+
+
+def _no_versions(registry) -> bool:
+    with registry.session() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(VersionRow)) == 0
+
+
+def test_bad_logs_give_clear_errors_and_leave_nothing(local_registry, tmp_path):
+    def folder(name, **kwargs):
+        return write_robot_folder(tmp_path / name, **kwargs) and tmp_path / name
+
+    short_video = folder("short")
+    (short_video / "episode_001/front.mp4").write_bytes(encode_mp4(np.zeros((3, 8, 8, 3), np.uint8), 10))
+    broken_video = folder("broken")
+    (broken_video / "episode_000/front.mp4").write_bytes(b"\x00" * 100)
+    partial = folder("partial")
+    (partial / "labels.csv").write_text("episode,success\nepisode_000,true\n")
+    no_steps = folder("nosteps")
+    (no_steps / "episode_001/steps.csv").unlink()
+    bad_label = folder("badlabel")
+    (bad_label / "labels.csv").write_text("episode,success\nepisode_000,maybe\nepisode_001,true\n")
+    no_video = tmp_path / "lerobot-missing"
+    write_lerobot_dir(no_video)
+    shutil.rmtree(no_video / "videos")
+    cases = [(short_video, "has 3 frames for 8 synchronized frames"), (broken_video, "not a readable video"),
+             (partial, "label all or none"), (no_steps, "no steps.csv"), (bad_label, "'maybe'"),
+             (no_video, "is missing")]
+    for path, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            local_registry.import_path(path, "lab/bad")
+    assert _no_versions(local_registry) and local_registry.list() == []
+
+
+def test_robot_cli_imports_and_reports_success_rates(request, tmp_path):
+    env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
+
+    def bench(*args, check=True):
+        result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True, text=True)
+        assert not check or result.returncode == 0, result.stderr
+        return result
+
+    write_robot_folder(tmp_path / "drawer", lengths=(5, 5, 5))
+    imported = json.loads(bench("robot-logs", "import", tmp_path / "drawer", "--id", "lab/sawyer-drawer",
+                                "--robot", "sawyer", "--task", "open drawer", "--json").stdout)
+    assert imported["tags"] == ["real-robot"] and imported["episodes"] == 3
+    offline = tmp_path / "offline.csv"
+    offline.write_text("success,judge\n" + "\n".join(["success"] * 5 + ["failure"] * 3) + "\n")
+    online = tmp_path / "online.csv"
+    online.write_text("trial,success,notes\n" + "\n".join(f"{i},1,ok" for i in range(1, 9)) + "\n")
+    bench("robot-evals", "add", "lab/sawyer-drawer", "--policy", "val", "--phase", "offline", "--trials", offline,
+          "--task", "Drawer opening", "--judge", "ann")
+    bench("robot-evals", "add", "lab/sawyer-drawer", "--policy", "val", "--phase", "online", "--trials", online,
+          "--task", "Drawer opening")
+    shown = bench("robot-evals", "show", "lab/sawyer-drawer").stdout
+    assert "62.5% [30.6, 86.3] (5/8)" in shown and "100.0% [67.6, 100.0] (8/8)" in shown
+    summary = json.loads(bench("robot-evals", "show", "lab/sawyer-drawer", "--json").stdout)
+    assert summary["summary"][0]["online_success"]["successes"] == 8 and len(summary["trials"]) == 16
+    wrong = bench("robot-evals", "add", "lab/sawyer-drawer", "--policy", "val", "--phase", "later", "--trials", online,
+                  "--task", "x", check=False)
+    assert wrong.returncode == 1 and wrong.stderr.strip() == "error: phase 'later' is not one of offline, online"
+    not_a_log = bench("robot-logs", "import", offline, "--id", "lab/x", check=False)
+    assert not_a_log.returncode == 1 and "unknown format" in not_a_log.stderr
+
+
+def test_trials_need_labels_and_tasks_and_are_numbered(local_registry):
+    evals = RobotEvals(local_registry.engine)
+    with pytest.raises(InvalidInput, match="no success label"):
+        evals.add("lab/log", "val", "offline", [{"success": ""}], task="t")
+    with pytest.raises(InvalidInput, match="no task"):
+        evals.add("lab/log", "val", "offline", [{"success": "1"}])
+    evals.add("lab/log", "val", "offline", [{"success": "1"}, {"success": "0"}], task="t")
+    evals.add("lab/log", "val", "offline", [{"success": "yes"}], task="t")
+    assert [t["trial"] for t in evals.trials("lab/log")] == [1, 2, 3]
+    (entry,) = evals.summary(["lab/log"])
+    assert entry["offline_success"]["successes"] == 2 and entry["online_success"] is None
