@@ -21,7 +21,8 @@ from bench.datasets import Registry
 from bench.leaderboards.suites import Suites
 from bench.platform.accounts import Accounts
 from bench.platform.runs import RunStore
-from bench.testing.data import random_trajectories, write_d4rl_file
+from bench.platform.robot_evals import RobotEvals
+from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder
 from bench.testing.services import ApiServer, free_port
 from conftest import make_settings, settings_env
 
@@ -57,6 +58,12 @@ def seed(registry: Registry) -> str:
                      {"kind": "eval", "phase": "online", "step": 100, "normalized_score": value + 5}], owner="alice")
     Suites(registry.engine).create({"name": "lab", "datasets": ["alice/state-0", "alice/state-1"]},
                                    accounts.principal_of("alice"))
+    folder = write_robot_folder(Path(registry.settings.home) / "drawer-log", lengths=(6, 7))
+    registry.import_path(Path(registry.settings.home) / "drawer-log", "alice/sawyer-drawer",
+                         source_options={"robot": "sawyer", "task": "open drawer"})
+    RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "offline",
+                                    [{"success": s} for s in "11111000"], task="Drawer opening")
+    RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "online", [{"success": "1"}] * 8, task="Drawer opening")
     return token
 
 
@@ -188,3 +195,24 @@ def test_upload_page_publishes_with_a_token(site):
     page.get_by_text("Published alice/from-the-browser-v1").wait_for(timeout=60_000)
     shot(site, "upload")
     assert site["registry"].show("alice/from-the-browser").episodes == 3
+
+
+def test_robot_logs_page_and_a_log_with_video_labels_and_success_rates(site):
+    page = visit(site, "/robot-logs", "alice/sawyer-drawer-v1", "robot-logs")
+    assert "robot-sawyer" in page.inner_text("main")
+    shot(site, "robot-logs")
+    page.get_by_role("textbox", name="Robot").fill("nobody")
+    page.get_by_role("textbox", name="Robot").press("Enter")
+    page.get_by_text("No robot log matches").wait_for(timeout=20_000)
+    page = visit(site, "/dataset?id=alice/sawyer-drawer", "alice/sawyer-drawer-v1", "robot-log")
+    page.get_by_role("tab", name="Robot log").click()
+    panel = page.get_by_role("tabpanel", name="Robot log")
+    panel.get_by_text("62.5% [30.6, 86.3] (5/8)").wait_for(timeout=20_000)
+    assert "100.0% [67.6, 100.0] (8/8)" in panel.inner_text() and "Drawer opening" in panel.inner_text()
+    assert "episode_000/front.mp4" in panel.inner_text()  # the original files, downloadable
+    shot(site, "robot-log")
+    page.get_by_role("tab", name="Episodes").click()
+    frame = page.locator("img[src*='/frames/front']").first
+    frame.wait_for(timeout=20_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=30_000)
+    shot(site, "robot-log-episode")

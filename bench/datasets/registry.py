@@ -374,7 +374,9 @@ class Registry:
 
     def search(self, text: str | None = None, env: str | None = None, tag: str | None = None,
                namespace: str | None = None, readable: set[str] | None = None, limit: int = 50,
-               offset: int = 0, min_steps: int | None = None, max_steps: int | None = None) -> tuple[int, list[VersionInfo]]:
+               offset: int = 0, min_steps: int | None = None, max_steps: int | None = None,
+               published_after: dt.datetime | None = None,
+               published_before: dt.datetime | None = None) -> tuple[int, list[VersionInfo]]:
         """The latest published version of each matching dataset, one page of them, and the total.
 
         ``text`` matches the id or the description; ``env`` the environment's catalogue name or
@@ -399,6 +401,10 @@ class Registry:
             query = query.where(VersionRow.steps >= min_steps)
         if max_steps is not None:
             query = query.where(VersionRow.steps <= max_steps)
+        if published_after is not None:
+            query = query.where(VersionRow.published_at >= published_after)
+        if published_before is not None:
+            query = query.where(VersionRow.published_at < published_before)
         if namespace:
             namespace = namespace.strip("/")
             query = query.where(sa.or_(DatasetRow.namespace == namespace,

@@ -13,11 +13,13 @@ Every importer (plain folder, LeRobot v3, ROS bags) reads its source into ``Robo
   has no reward function: its label is ``success``); every episode ends truncated;
 - episode attributes ``success`` (when labeled: all episodes or none), ``operator``, ``notes``,
   ``task``, ``started_at``, ``source``; the robot, lab, rate and cameras go in the manifest's
-  provenance (``source_metadata.robot``); the source files are kept under ``original/``.
+  provenance (``source_metadata.robot``) and as tags (``real-robot``, ``robot-<name>``, ``lab-<name>``);
+  the source files are kept under ``original/``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +145,14 @@ def to_source(episodes: list[RobotEpisode], *, source_format: str, robot: str | 
         notes=(notes or []) + ["each episode's last command is dropped: it has no next observation",
                                "rewards are zeros: a real-robot log has no reward function; see the success label"],
         description=description or f"{robot or 'robot'} log" + (f": {task}" if task else ""),
-        source_metadata={"robot": robot_info}, media=media, originals=originals, tags=[ROBOT_TAG])
+        source_metadata={"robot": robot_info}, media=media, originals=originals,
+        tags=[ROBOT_TAG] + [label_tag(kind, value) for kind, value in (("robot", robot), ("lab", lab)) if value])
+
+
+def label_tag(kind: str, value: str) -> str:
+    """``robot-franka``, ``lab-rail``: tags that let people filter logs by robot and lab."""
+    text = re.sub(r"[^a-z0-9_.\-]+", "-", f"{kind}-{value}".lower()).strip("-.")
+    return text[:64]
 
 
 def original_files(root: Path) -> dict[str, Path]:

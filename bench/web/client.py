@@ -64,10 +64,11 @@ class Client:
 
     # -- datasets -------------------------------------------------------------------------------------------
     def search(self, q: str | None = None, env: str | None = None, tag: str | None = None,
-               namespace: str | None = None, limit: int = 50, offset: int = 0, min_steps: int | None = None,
-               max_steps: int | None = None) -> dict[str, Any]:
+               namespace: str | None = None, limit: int = 50, offset: int = 0, **filters: Any) -> dict[str, Any]:
+        """One page of the latest version of each matching dataset; ``filters``: min_steps, max_steps,
+        published_after, published_before (see GET /datasets)."""
         return self.get_json("/datasets", q=q, env=env, tag=tag, namespace=namespace, limit=limit, offset=offset,
-                             min_steps=min_steps, max_steps=max_steps)
+                             **filters)
 
     def show(self, dataset_id: str) -> dict[str, Any]:
         return self.get_json(f"/datasets/{_path(dataset_id)}")

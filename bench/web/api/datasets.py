@@ -7,6 +7,7 @@ Dataset ids contain slashes, so routes that act on a dataset put their verb afte
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,10 +52,14 @@ def search(svc: ServicesDep, caller: CallerDep,
            namespace: Annotated[str | None, Query(max_length=300)] = None,
            min_steps: Annotated[int | None, Query(ge=0, le=10**12)] = None,
            max_steps: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+           published_after: Annotated[dt.date | None, Query(description="on or after this day (UTC)")] = None,
+           published_before: Annotated[dt.date | None, Query(description="before this day (UTC)")] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 50,
            offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
     readable_namespaces = svc.accounts.writable_namespaces(caller)
-    total, items = svc.registry.search(q, env, tag, namespace, readable_namespaces, limit, offset, min_steps, max_steps)
+    day = lambda d: dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc) if d else None  # noqa: E731
+    total, items = svc.registry.search(q, env, tag, namespace, readable_namespaces, limit, offset, min_steps, max_steps,
+                                       day(published_after), day(published_before))
     return fast_json({"total": total, "limit": limit, "offset": offset, "items": [public_json(i) for i in items]})
 
 

@@ -29,7 +29,8 @@ ServicesDep = Annotated[Services, Depends(services)]
 CallerDep = Annotated[Principal, Depends(principal)]
 LOADED_VERSIONS = 4
 HISTOGRAM_BINS = 20
-MAX_EPISODE_STEPS = 100_000  # one episode's arrays go out as JSON; beyond this, use the file downloads
+MAX_EPISODE_STEPS = 100_000
+EPISODE_ROWS = 1000  # one episode's arrays go out as JSON; beyond this, use the file downloads
 
 _loaded: OrderedDict[str, Dataset] = OrderedDict()
 
@@ -92,6 +93,8 @@ def stats(dataset_id: str, svc: ServicesDep, caller: CallerDep):
         flags = table.column("success").to_numpy(zero_copy_only=False).astype(float)
         success = {"rate": float(flags.mean()), "successes": int(flags.sum()), "episodes": int(len(flags))}
     columns = [name for name in table.column_names if name not in {"obs_start", "step_start"}]
+    # Per-episode rows (labels of real-robot logs, tasks, seeds) for the first episodes; the rest by download.
+    rows = json.loads(json.dumps(table.select(columns).slice(0, EPISODE_ROWS).to_pylist(), default=str))
     return fast_json({
         "id": info.id, "episodes": info.episodes, "steps": info.steps,
         "return": {"mean": float(returns.mean()), "min": float(returns.min()), "max": float(returns.max()),
@@ -100,6 +103,7 @@ def stats(dataset_id: str, svc: ServicesDep, caller: CallerDep):
                    "histogram": _histogram(lengths)},
         "success": success,
         "episode_columns": columns,
+        "episode_rows": rows,
     })
 
 
