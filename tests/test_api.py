@@ -301,3 +301,29 @@ def test_episode_statistics_arrays_and_frames_for_the_ui(local_api):
     assert api.client.get(f"{base}/episodes/2/frames/state", params={"t": 0}).status_code == 404
     assert api.client.get(f"{base}/episodes/2/frames/pixels", params={"t": 999}).status_code == 404
     assert api.client.get(f"{base}/episodes/download", params={"start": 0, "stop": 2}).status_code == 200
+
+
+def test_a_robot_log_folder_uploads_as_a_tar_and_trials_are_recorded_over_http(local_api, tmp_path):
+    from bench.testing.data import write_robot_folder
+    from bench.web.client import _deterministic_tar
+
+    api = local_api
+    write_robot_folder(tmp_path / "wipe", lengths=(5, 6))
+    archive = _deterministic_tar(tmp_path / "wipe", tmp_path / "wipe.tar").read_bytes()
+    response = api.upload(archive, "alice/wipe", filename="wipe.tar")
+    assert response.status_code == 200, response.text
+    dataset = response.json()["dataset"]
+    assert "real-robot" in dataset["tags"] and "robot-franka" in dataset["tags"] and dataset["episodes"] == 2
+    files = [f["name"] for f in api.client.get("/api/v1/datasets/alice/wipe/-/files").json()]
+    assert "original/episode_000/front.mp4" in files and "media/front/episode_000000.mp4" in files
+    original = api.client.get("/api/v1/datasets/alice/wipe/-/files/original/episode_000/steps.csv")
+    assert original.content == (tmp_path / "wipe/episode_000/steps.csv").read_bytes()
+    body = {"dataset": "alice/wipe", "policy": "iql", "phase": "offline", "task": "wipe",
+            "trials": [{"success": True}, {"success": "failure", "judge": "bob"}]}
+    assert api.client.post("/api/v1/robot-evals", json=body, headers=api.headers["owner"]).status_code == 201
+    assert api.client.post("/api/v1/robot-evals", json=body, headers=api.headers["other"]).status_code == 403
+    shown = api.client.get("/api/v1/robot-evals", params={"dataset": "alice/wipe"}).json()
+    assert shown["summary"][0]["offline_success"]["successes"] == 1 and len(shown["trials"]) == 2
+    found = api.client.get("/api/v1/datasets", params={"tag": "robot-franka", "published_after": "2000-01-01"}).json()
+    assert [i["id"] for i in found["items"]] == ["alice/wipe-v1"]
+    assert api.client.get("/api/v1/datasets", params={"published_before": "2000-01-01"}).json()["total"] == 0
