@@ -30,7 +30,7 @@ groups_app = typer.Typer(no_args_is_help=True, help="Groups: their members share
 app.add_typer(groups_app, name="groups")
 results_app = typer.Typer(no_args_is_help=True, help="Publish evaluation runs to a server.")
 app.add_typer(results_app, name="results")
-robot_logs_app = typer.Typer(no_args_is_help=True, help="Real-robot logs: import from a LeRobot v3 dataset or a plain folder.")
+robot_logs_app = typer.Typer(no_args_is_help=True, help="Real-robot logs: import ROS bags, LeRobot v3 datasets, plain folders.")
 app.add_typer(robot_logs_app, name="robot-logs")
 robot_evals_app = typer.Typer(no_args_is_help=True, help="Real-robot evaluations: success labels per trial.")
 app.add_typer(robot_evals_app, name="robot-evals")
@@ -265,12 +265,15 @@ def _verify_copy(directory: Path) -> None:
 # -- real-robot logs and evaluations -----------------------------------------------------------------------
 @robot_logs_app.command("import")
 def robot_logs_import(
-    path: Path = typer.Argument(..., help="a LeRobot v3 dataset directory or a plain log folder (docs/robot-logs.md)"),
+    path: Path = typer.Argument(..., help="a ROS 1/2 bag (or a directory of bags), a LeRobot v3 dataset directory, "
+                                          "or a plain log folder (docs/robot-logs.md)"),
     id: str = typer.Option(..., "--id", help="namespace/name (next version)"),
     robot: Optional[str] = typer.Option(None, "--robot", help="e.g. sawyer (default: from the log's metadata)"),
     task: Optional[str] = typer.Option(None, "--task", help='e.g. "open drawer"'),
     lab: Optional[str] = typer.Option(None, "--lab"),
-    format: Optional[str] = typer.Option(None, "--format", help="lerobot or robot-folder (default: detect)"),
+    format: Optional[str] = typer.Option(None, "--format", help="rosbag, lerobot or robot-folder (default: detect)"),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="ROS bags: which topics are state, action, "
+                                                                   "cameras and clock (JSON or YAML)"),
     description: Optional[str] = typer.Option(None, "--description"),
     license: Optional[str] = typer.Option(None, "--license"),
     as_json: bool = typer.Option(False, "--json"),
@@ -284,6 +287,10 @@ def robot_logs_import(
             raise InvalidInput(f"{path} is a {chosen} dataset, not a robot log ({', '.join(ROBOT_LOG_FORMATS)}); "
                                "use bench datasets import")
         options = {key: value for key, value in (("robot", robot), ("task", task), ("lab", lab)) if value}
+        if mapping is not None:
+            if chosen != "rosbag":
+                raise InvalidInput("--mapping applies to ROS bags only")
+            options["mapping"] = str(mapping)
         registry = _registry()
         with _stages(f"importing {path.name} as {id}") as stage:
             info = registry.import_path(path, id, format=chosen, description=description, license=license,

@@ -33,7 +33,8 @@ def test_a_folder_log_round_trips_with_labels_timestamps_video_and_originals(req
     registry = Registry.open(make_settings(request, tmp_path, backend))
     written = write_robot_folder(tmp_path / "session", lengths=(6, 8))
     info = registry.import_path(tmp_path / "session", "lab/franka-wipe", source_options={"task": "wipe the table"})
-    assert info.tags == ("real-robot",) and info.episodes == 2 and info.steps == 5 + 7 and info.env is None
+    assert info.tags == ("lab-test-lab", "real-robot", "robot-franka") and info.episodes == 2 and info.steps == 5 + 7
+    assert info.env is None
     dataset = registry.load(info.id)
     for index, episode in enumerate(dataset.episodes()):
         np.testing.assert_allclose(episode.observations["state"], written["states"][index], rtol=1e-6)
@@ -113,7 +114,7 @@ def test_robot_cli_imports_and_reports_success_rates(request, tmp_path):
     write_robot_folder(tmp_path / "drawer", lengths=(5, 5, 5))
     imported = json.loads(bench("robot-logs", "import", tmp_path / "drawer", "--id", "lab/sawyer-drawer",
                                 "--robot", "sawyer", "--task", "open drawer", "--json").stdout)
-    assert imported["tags"] == ["real-robot"] and imported["episodes"] == 3
+    assert imported["tags"] == ["lab-test-lab", "real-robot", "robot-sawyer"] and imported["episodes"] == 3
     offline = tmp_path / "offline.csv"
     offline.write_text("success,judge\n" + "\n".join(["success"] * 5 + ["failure"] * 3) + "\n")
     online = tmp_path / "online.csv"
@@ -144,3 +145,70 @@ def test_trials_need_labels_and_tasks_and_are_numbered(local_registry):
     assert [t["trial"] for t in evals.trials("lab/log")] == [1, 2, 3]
     (entry,) = evals.summary(["lab/log"])
     assert entry["offline_success"]["successes"] == 2 and entry["online_success"] is None
+
+
+def _expected_hold(times_values, ticks):
+    """The zero-order hold: each tick takes the latest message at or before it."""
+    times = np.array([t for t, _ in times_values])
+    return [times_values[int(np.searchsorted(times, tick + 1e-9, side="right")) - 1][1] for tick in ticks]
+
+
+@pytest.mark.parametrize("ros", [1, 2])
+def test_ros_bags_align_streams_to_the_clock_and_keep_labels(local_registry, tmp_path, ros):
+    from bench.testing.data import write_ros_bag
+
+    session = tmp_path / "session"
+    session.mkdir()
+    names = [f"take{i}.bag" if ros == 1 else f"take{i}" for i in range(2)]
+    written = [write_ros_bag(session / name, ros=ros, seconds=1.0 + 0.5 * i) for i, name in enumerate(names)]
+    (session / "labels.csv").write_text("episode,success,operator\n" + f"{names[0]},1,ann\n{names[1]},0,bob\n")
+    info = local_registry.import_path(session, "lab/bags", source_options={"robot": "sawyer", "task": "open drawer"})
+    assert info.source_format == "rosbag" and info.episodes == 2 and "robot-sawyer" in info.tags
+    dataset = local_registry.load(info.id)
+    for episode, messages in zip(dataset.episodes(), written):
+        ticks = [t for t, _ in messages["joints"] if t >= messages["commands"][0][0]]  # every stream has spoken
+        assert len(episode) == len(ticks) - 1
+        np.testing.assert_allclose(episode.observations["state"], [p for t, p in messages["joints"] if t in ticks])
+        commands = _expected_hold(messages["commands"], ticks)[:-1]
+        np.testing.assert_allclose(episode.actions[:, 0], commands)  # linear.x
+        np.testing.assert_allclose(episode.actions[:, 5], [-c for c in commands])  # angular.z
+        np.testing.assert_array_equal(episode.observations["images"]["front"], _expected_hold(messages["frames"], ticks))
+        np.testing.assert_allclose(episode.infos["timestamp"], np.array(ticks) - ticks[0], atol=1e-6)
+    assert [e.attrs["success"] for e in dataset.episodes()] == [True, False]
+    assert [e.attrs["operator"] for e in dataset.episodes()] == ["ann", "bob"]
+    assert set(local_registry.manifest(info.id)["files"]) >= {f"original/{names[0]}" if ros == 1 else f"original/{names[0]}/metadata.yaml"}
+
+
+def test_a_mapping_file_chooses_topics_and_a_fixed_rate_clock(local_registry, tmp_path):
+    from bench.testing.data import write_ros_bag
+
+    write_ros_bag(tmp_path / "wrist", ros=2, compressed_camera=True)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("state: /joint_states\naction: /cmd_vel\ncameras:\n  wrist: /wrist/image/compressed\nclock: rate:5\n")
+    info = local_registry.import_path(tmp_path / "wrist", "lab/wrist", format="rosbag",
+                                      source_options={"mapping": str(mapping)})
+    episode = local_registry.load(info.id).episode(0)
+    assert np.allclose(np.diff(episode.infos["timestamp"]), 0.2)  # 5 Hz ticks
+    assert episode.observations["images"]["wrist"].shape[1:] == (16, 16, 3)
+    mapping.write_text('{"action": "/does_not_exist"}')
+    with pytest.raises(InvalidInput, match="'/does_not_exist' \\(action\\) is not in the bag"):
+        local_registry.import_path(tmp_path / "wrist", "lab/wrist2", source_options={"mapping": str(mapping)})
+
+
+def test_a_truncated_bag_is_refused_and_nothing_is_published(request, tmp_path):
+    from bench.testing.data import write_ros_bag
+
+    env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
+    write_ros_bag(tmp_path / "session.bag", ros=1)
+    whole = subprocess.run([sys.executable, "-m", "bench.cli", "robot-logs", "import", tmp_path / "session.bag",
+                            "--robot", "sawyer", "--task", "open drawer", "--id", "lab/sawyer-drawer"],
+                           env=env, capture_output=True, text=True)
+    assert whole.returncode == 0 and "published lab/sawyer-drawer-v1" in whole.stdout, whole.stderr
+    cut = tmp_path / "cut.bag"
+    cut.write_bytes((tmp_path / "session.bag").read_bytes()[:3000])
+    result = subprocess.run([sys.executable, "-m", "bench.cli", "robot-logs", "import", cut, "--id", "lab/cut"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.strip().startswith("error: cut.bag: not a readable bag"), result.stderr
+    listed = subprocess.run([sys.executable, "-m", "bench.cli", "datasets", "list", "--json"], env=env,
+                            capture_output=True, text=True)
+    assert [item["id"] for item in json.loads(listed.stdout)] == ["lab/sawyer-drawer-v1"]

@@ -250,3 +250,63 @@ def write_lerobot_dir(path: Path, lengths: tuple[int, ...] = (6, 9), fps: float 
     pq.write_table(pa.table({"task_index": [0], "task": ["pick the cube"]}), path / "meta/tasks.parquet")
     (path / f"videos/{camera}/chunk-000/file-000.mp4").write_bytes(encode_mp4(np.concatenate(frames), fps))
     return written
+
+
+def write_ros_bag(path: Path, ros: int = 2, seconds: float = 1.0, compressed_camera: bool = False) -> dict[str, Any]:
+    """A ROS 1 (``path`` a .bag file) or ROS 2 (``path`` a directory) bag written with rosbags: joint states at
+    20 Hz from t0, velocity commands on /cmd_vel at 10 Hz and a 16x16 camera at 10 Hz, both from t0 + 0.01 s.
+    Returns the messages' times and values, to check an importer's alignment against."""
+    import io
+
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE if ros == 2 else Stores.ROS1_NOETIC)
+    types = store.types
+    t0 = 1_700_000_000.0
+
+    def header(t: float):
+        stamp = types["builtin_interfaces/msg/Time"](sec=int(t), nanosec=int(round((t % 1) * 1e9)))
+        if ros == 1:
+            return types["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id="")
+        return types["std_msgs/msg/Header"](stamp=stamp, frame_id="")
+
+    joints = [(t0 + i * 0.05, np.array([0.1 * i, -0.1 * i])) for i in range(int(seconds * 20))]
+    commands = [(t0 + 0.01 + k * 0.1, float(k)) for k in range(int(seconds * 10))]
+    frames = [(t0 + 0.01 + k * 0.1, smooth_frames(1, 16, 16, offset=k)[0]) for k in range(int(seconds * 10))]
+    messages = []
+    for t, position in joints:
+        messages.append(("/joint_states", "sensor_msgs/msg/JointState", t, types["sensor_msgs/msg/JointState"](
+            header=header(t), name=["j0", "j1"], position=position, velocity=np.zeros(0), effort=np.zeros(0))))
+    for t, value in commands:
+        vector = types["geometry_msgs/msg/Vector3"]
+        messages.append(("/cmd_vel", "geometry_msgs/msg/Twist", t, types["geometry_msgs/msg/Twist"](
+            linear=vector(x=value, y=0.0, z=0.0), angular=vector(x=0.0, y=0.0, z=-value))))
+    for t, frame in frames:
+        if compressed_camera:
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            Image.fromarray(frame).save(buffer, format="PNG")
+            messages.append(("/wrist/image/compressed", "sensor_msgs/msg/CompressedImage", t,
+                             types["sensor_msgs/msg/CompressedImage"](header=header(t), format="png",
+                                                                       data=np.frombuffer(buffer.getvalue(), np.uint8))))
+        else:
+            messages.append(("/front/image_raw", "sensor_msgs/msg/Image", t, types["sensor_msgs/msg/Image"](
+                header=header(t), height=16, width=16, encoding="rgb8", is_bigendian=0, step=48,
+                data=frame.reshape(-1))))
+    messages.sort(key=lambda m: m[2])
+    if ros == 1:
+        from rosbags.rosbag1 import Writer
+
+        writer, serialize = Writer(path), store.serialize_ros1
+    else:
+        from rosbags.rosbag2 import Writer
+
+        writer, serialize = Writer(path, version=9), store.serialize_cdr
+    with writer:
+        connections = {}
+        for topic, msgtype, t, msg in messages:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
+            writer.write(connections[topic], int(round(t * 1e9)), serialize(msg, msgtype))
+    return {"joints": joints, "commands": commands, "frames": frames}

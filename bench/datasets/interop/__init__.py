@@ -32,16 +32,16 @@ class SourceData:
 
 
 def _formats() -> dict[str, Any]:
-    from bench.datasets.interop import bench_dir, d4rl, lerobot, minari_dir, ogbench, robot_folder
+    from bench.datasets.interop import bench_dir, d4rl, lerobot, minari_dir, ogbench, robot_folder, rosbag
 
-    # Detection order matters: bench versions, Minari datasets, LeRobot datasets and robot folders are all
-    # directories; each detector looks for its own marker file.
+    # Detection order matters: bench versions, Minari datasets, LeRobot datasets, robot folders and bag
+    # directories are all directories; each detector looks for its own marker file.
     return {"bench": bench_dir, "minari": minari_dir, "lerobot": lerobot, "robot-folder": robot_folder,
-            "d4rl": d4rl, "ogbench": ogbench}
+            "rosbag": rosbag, "d4rl": d4rl, "ogbench": ogbench}
 
 
-IMPORT_FORMATS = ("bench", "minari", "lerobot", "robot-folder", "d4rl", "ogbench")
-ROBOT_LOG_FORMATS = ("lerobot", "robot-folder")
+IMPORT_FORMATS = ("bench", "minari", "lerobot", "robot-folder", "rosbag", "d4rl", "ogbench")
+ROBOT_LOG_FORMATS = ("lerobot", "robot-folder", "rosbag")
 EXPORT_FORMATS = ("minari", "d4rl")
 
 
@@ -53,7 +53,7 @@ def detect_format(path: Path) -> str:
             return name
     raise InvalidInput(
         f"{path}: unknown format; expected a D4RL .hdf5, an OGBench .npz, a Minari dataset directory, a bench "
-        "version directory, a LeRobot v3 dataset or a robot-log folder with robot.json (use --format to force one)"
+        "version directory, a LeRobot v3 dataset, a robot-log folder with robot.json or a ROS bag (use --format to force one)"
     )
 
 
