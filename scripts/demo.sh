@@ -4,7 +4,8 @@
 # verify it, export it to Minari and D4RL, import the D4RL file back as a user would, then
 # evaluate IQL on it offline and online over two seeds (a short CPU budget) and show a run;
 # finally share both through a bench server (its own home, on a loopback port): upload the data,
-# push the runs, download an episode range, and read the leaderboard over HTTP.
+# push the runs, download an episode range, and read the leaderboard over HTTP; last, start the API
+# and the web UI over this registry and print the UI's address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -57,4 +58,18 @@ $BENCH datasets download metaworld/drawer-open/mixed --episodes 0:5 --out "$work
 $BENCH results push $run_ids
 $BENCH leaderboard show families
 unset BENCH_SERVER BENCH_TOKEN
-echo "demo finished: the registry is in ${BENCH_HOME:-$HOME/.bench}"
+
+# The web UI over this registry (the dataset, its card and episodes, the runs), left running.
+home="${BENCH_HOME:-$HOME/.bench}"
+api_port=$(.venv/bin/python -c "from bench.testing.services import free_port; print(free_port())")
+ui_port=$(.venv/bin/python -c "from bench.testing.services import free_port; print(free_port())")
+setsid $BENCH serve api --port "$api_port" > "$home/api.log" 2>&1 < /dev/null &
+api_pid=$!
+for _ in $(seq 150); do curl -fsS "http://127.0.0.1:$api_port/api/v1/health" >/dev/null 2>&1 && break; sleep 0.2; done
+setsid $BENCH serve ui --api "http://127.0.0.1:$api_port" --port "$ui_port" > "$home/ui.log" 2>&1 < /dev/null &
+ui_pid=$!
+for _ in $(seq 150); do curl -fsS "http://127.0.0.1:$ui_port/_stcore/health" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "http://127.0.0.1:$ui_port/_stcore/health" >/dev/null
+echo "demo finished: the registry is in $home"
+echo "bench UI: http://127.0.0.1:$ui_port  (API: http://127.0.0.1:$api_port/api/v1/docs)"
+echo "they keep running; stop them with: kill $api_pid $ui_pid"

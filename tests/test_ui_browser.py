@@ -21,6 +21,7 @@ from bench.datasets import Registry
 from bench.leaderboards.suites import Suites
 from bench.platform.accounts import Accounts
 from bench.platform.runs import RunStore
+from bench.datasets.recipes.build import build
 from bench.platform.robot_evals import RobotEvals
 from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder
 from bench.testing.services import ApiServer, free_port
@@ -64,6 +65,7 @@ def seed(registry: Registry) -> str:
     RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "offline",
                                     [{"success": s} for s in "11111000"], task="Drawer opening")
     RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "online", [{"success": "1"}] * 8, task="Drawer opening")
+    build(registry, "pointmaze/umaze/navigate", episodes=2)  # data from a recipe, with preview frames in its card
     return token
 
 
@@ -121,8 +123,21 @@ def test_datasets_page_lists_and_filters(site):
     shot(site, "datasets")
     page.get_by_label("Search").fill("state-1")
     page.get_by_label("Search").press("Enter")
-    page.get_by_text("1 datasets").wait_for(timeout=20_000)
-    assert "alice/camera-v1" not in page.inner_text("main")
+    page.get_by_text("1 datasets", exact=False).wait_for(timeout=20_000)
+    # Streamlit replaces the table after the caption: wait for the rows that no longer match to go.
+    page.get_by_text("alice/camera-v1").wait_for(state="detached", timeout=20_000)
+    assert "alice/state-1-v1" in page.inner_text("main")
+
+
+def test_a_recipe_dataset_shows_its_card_with_preview_frames_and_its_environment(site):
+    page = visit(site, "/dataset?id=pointmaze/umaze/navigate", "pointmaze/umaze/navigate-v1", "recipe")
+    page.get_by_text("pointmaze/umaze").first.wait_for(timeout=20_000)
+    preview = page.locator("img[src*='media/preview_0']").first
+    preview.wait_for(timeout=20_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=20_000)
+    shot(site, "recipe-card")
+    page.get_by_role("tab", name="Statistics").click()
+    page.get_by_text("Success rate", exact=True).wait_for(timeout=20_000)
 
 
 def test_dataset_page_shows_statistics_episode_frames_and_versions(site):
