@@ -212,3 +212,25 @@ def test_a_truncated_bag_is_refused_and_nothing_is_published(request, tmp_path):
     listed = subprocess.run([sys.executable, "-m", "bench.cli", "datasets", "list", "--json"], env=env,
                             capture_output=True, text=True)
     assert [item["id"] for item in json.loads(listed.stdout)] == ["lab/sawyer-drawer-v1"]
+
+
+def test_logs_from_a_bag_lerobot_and_a_folder_round_trip_to_a_download(request, tmp_path):
+    from bench.testing.data import write_ros_bag
+
+    env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
+    write_ros_bag(tmp_path / "session.bag", ros=1)
+    write_lerobot_dir(tmp_path / "lerobot")
+    write_robot_folder(tmp_path / "folder")
+    sources = ((tmp_path / "session.bag", "bag", "rosbag"), (tmp_path / "lerobot", "lerobot", "lerobot"),
+               (tmp_path / "folder", "folder", "robot-folder"))
+    for source, name, source_format in sources:
+        for args in (["robot-logs", "import", source, "--id", f"lab/{name}"],
+                     ["datasets", "download", f"lab/{name}", "--out", tmp_path / f"out-{name}"]):
+            result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+        data, manifest, table = read_version(tmp_path / f"out-{name}")
+        assert manifest["provenance"]["source_format"] == source_format
+        assert manifest["provenance"]["source_metadata"]["robot"]["clock"]
+        originals = [f for f in manifest["files"] if f.startswith("original/")]
+        assert originals and all((tmp_path / f"out-{name}" / f).is_file() for f in originals)
+        assert data.num_episodes == len(table) >= 1

@@ -75,10 +75,11 @@ def _fetch_text(path: str) -> str | None:
 def datasets_page() -> None:
     st.title("Datasets")
     columns = st.columns([3, 2, 2, 1, 1])
-    text = columns[0].text_input("Search", placeholder="name or description")
-    namespace = columns[1].text_input("Namespace", placeholder="e.g. metaworld")
-    env = columns[2].text_input("Environment", placeholder="e.g. metaworld/drawer-open")
-    kind = columns[3].selectbox("Kind", KINDS)
+    given = st.query_params  # filters can come in the address, so a search can be shared as a link
+    text = columns[0].text_input("Search", value=given.get("q", ""), placeholder="name or description")
+    namespace = columns[1].text_input("Namespace", value=given.get("namespace", ""), placeholder="e.g. metaworld")
+    env = columns[2].text_input("Environment", value=given.get("env", ""), placeholder="e.g. metaworld/drawer-open")
+    kind = columns[3].selectbox("Kind", KINDS, index=KINDS.index(given["kind"]) if given.get("kind") in KINDS else 0)
     size = columns[4].selectbox("Size", list(SIZES))
     min_steps, max_steps = SIZES[size]
     filters = dict(q=text or None, namespace=namespace or None, env=env or None,
