@@ -292,7 +292,7 @@ def test_episode_statistics_arrays_and_frames_for_the_ui(local_api):
     episode = api.client.get(f"{base}/episodes/2").json()
     loaded = api.registry.load(dataset_id).episode(2)
     np.testing.assert_allclose(episode["actions"], loaded.actions, rtol=1e-6)
-    assert episode["frames"] == {"pixels": {"count": len(loaded.actions) + 1, "shape": [12, 16, 3]}}
+    assert episode["frames"] == {"pixels": {"count": len(loaded.actions) + 1, "shape": [12, 16, 3], "storage": "array"}}
     assert list(episode["observations"]) == ["state"]
     png = api.client.get(f"{base}/episodes/2/frames/pixels", params={"t": 1})
     assert png.headers["content-type"] == "image/png"

@@ -108,7 +108,7 @@ def site(request, tmp_path_factory):
 def visit(site, path: str, expected: str, name: str):
     page = site["page"]
     page.goto(site["url"] + path)
-    page.get_by_text(expected).first.wait_for(timeout=30_000)
+    page.get_by_text(expected).first.wait_for(timeout=60_000)
     return page
 
 
@@ -123,46 +123,46 @@ def test_datasets_page_lists_and_filters(site):
     shot(site, "datasets")
     page.get_by_label("Search").fill("state-1")
     page.get_by_label("Search").press("Enter")
-    page.get_by_text("1 datasets", exact=False).wait_for(timeout=20_000)
+    page.get_by_text("1 datasets", exact=False).wait_for(timeout=60_000)
     # Streamlit replaces the table after the caption: wait for the rows that no longer match to go.
-    page.get_by_text("alice/camera-v1").wait_for(state="detached", timeout=20_000)
+    page.get_by_text("alice/camera-v1").wait_for(state="detached", timeout=60_000)
     assert "alice/state-1-v1" in page.inner_text("main")
 
 
 def test_a_recipe_dataset_shows_its_card_with_preview_frames_and_its_environment(site):
     page = visit(site, "/dataset?id=pointmaze/umaze/navigate", "pointmaze/umaze/navigate-v1", "recipe")
-    page.get_by_text("pointmaze/umaze").first.wait_for(timeout=20_000)
+    page.get_by_text("pointmaze/umaze").first.wait_for(timeout=60_000)
     preview = page.locator("img[src*='media/preview_0']").first
-    preview.wait_for(timeout=20_000)
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=20_000)
+    preview.wait_for(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=60_000)
     shot(site, "recipe-card")
     page.get_by_role("tab", name="Statistics").click()
-    page.get_by_text("Success rate", exact=True).wait_for(timeout=20_000)
+    page.get_by_text("Success rate", exact=True).wait_for(timeout=60_000)
 
 
 def test_dataset_page_shows_statistics_episode_frames_and_versions(site):
     page = visit(site, "/dataset?id=alice/camera", "episodes with a 32x32 camera", "dataset")
     shot(site, "dataset-card")
     page.get_by_role("tab", name="Statistics").click()
-    page.get_by_text("Mean return").wait_for(timeout=20_000)
+    page.get_by_text("Mean return").wait_for(timeout=60_000)
     page.get_by_role("tab", name="Episodes").click()
     frame = page.locator("img[src*='/frames/pixels']").first
-    frame.wait_for(timeout=20_000)
-    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=20_000)
+    frame.wait_for(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=60_000)
     shot(site, "dataset-episode")
     page.get_by_role("tab", name="Versions").click()
     content_sha = site["registry"].show("alice/camera").content_sha256
-    page.get_by_role("tabpanel", name="Versions").get_by_text(content_sha).wait_for(timeout=20_000)
+    page.get_by_role("tabpanel", name="Versions").get_by_text(content_sha).wait_for(timeout=60_000)
 
 
 def test_a_download_from_the_dataset_page_arrives_complete(site):
     page = visit(site, "/dataset?id=alice/camera", "episodes with a 32x32 camera", "download")
     page.get_by_role("tab", name="Download").click()
     link = page.get_by_role("link", name=re.compile(r"Download episodes 0:6"))
-    link.wait_for(timeout=20_000)
+    link.wait_for(timeout=60_000)
     href = link.get_attribute("href")
     shot(site, "dataset-download")
-    with page.expect_download(timeout=30_000) as waiting:
+    with page.expect_download(timeout=60_000) as waiting:
         page.evaluate("url => { const a = document.createElement('a'); a.href = url; document.body.appendChild(a); a.click(); }", href)
     path = waiting.value.path()
     with tarfile.open(path) as archive:
@@ -181,11 +181,11 @@ def test_leaderboard_page_shows_rows_with_intervals_and_links_to_runs(site):
     page = visit(site, "/leaderboards?name=lab", "alice/state-0", "leaderboards")
     text = page.inner_text("main")
     assert re.search(r"iql\s+61\.0 \[60\.0, 62\.0\] (->|→) 66\.0 \[65\.0, 67\.0\] \(n=3\)", text), text[:2000]
-    page.locator(".vega-embed").nth(1).wait_for(timeout=20_000)  # bars with intervals, and the profile
+    page.locator(".vega-embed").nth(1).wait_for(timeout=60_000)  # bars with intervals, and the profile
     assert "IQM" in text
     shot(site, "leaderboards")
     page.get_by_text(re.compile(r"alice/state-0: 2 entries")).click()
-    page.get_by_role("link", name="iql00").first.wait_for(timeout=20_000)
+    page.get_by_role("link", name="iql00").first.wait_for(timeout=60_000)
 
 
 def test_runs_and_a_run_with_its_curve_and_provenance(site):
@@ -193,7 +193,7 @@ def test_runs_and_a_run_with_its_curve_and_provenance(site):
     assert "bc12" in page.inner_text("main")
     shot(site, "runs")
     page = visit(site, "/run?id=iql00", "Provenance", "run")
-    page.locator(".vega-embed").first.wait_for(timeout=20_000)  # the learning curve
+    page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the learning curve
     assert site["registry"].show("alice/state-0").content_sha256 in page.inner_text("main")
     shot(site, "run")
 
@@ -205,7 +205,7 @@ def test_upload_page_publishes_with_a_token(site):
     page.get_by_label("Dataset id").fill("alice/from-the-browser")
     page.get_by_label("Dataset id").press("Enter")
     page.locator("input[type=file]").set_input_files(str(data))
-    page.get_by_text("upload.hdf5").wait_for(timeout=20_000)
+    page.get_by_text("upload.hdf5").wait_for(timeout=60_000)
     page.get_by_role("button", name="Upload", exact=True).click()
     page.get_by_text("Published alice/from-the-browser-v1").wait_for(timeout=60_000)
     shot(site, "upload")
@@ -218,16 +218,16 @@ def test_robot_logs_page_and_a_log_with_video_labels_and_success_rates(site):
     shot(site, "robot-logs")
     page.get_by_role("textbox", name="Robot").fill("nobody")
     page.get_by_role("textbox", name="Robot").press("Enter")
-    page.get_by_text("No robot log matches").wait_for(timeout=20_000)
+    page.get_by_text("No robot log matches").wait_for(timeout=60_000)
     page = visit(site, "/dataset?id=alice/sawyer-drawer", "alice/sawyer-drawer-v1", "robot-log")
     page.get_by_role("tab", name="Robot log").click()
     panel = page.get_by_role("tabpanel", name="Robot log")
-    panel.get_by_text("62.5% [30.6, 86.3] (5/8)").wait_for(timeout=20_000)
+    panel.get_by_text("62.5% [30.6, 86.3] (5/8)").wait_for(timeout=60_000)
     assert "100.0% [67.6, 100.0] (8/8)" in panel.inner_text() and "Drawer opening" in panel.inner_text()
     assert "episode_000/front.mp4" in panel.inner_text()  # the original files, downloadable
     shot(site, "robot-log")
     page.get_by_role("tab", name="Episodes").click()
     frame = page.locator("img[src*='/frames/front']").first
-    frame.wait_for(timeout=20_000)
-    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=30_000)
+    frame.wait_for(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=60_000)
     shot(site, "robot-log-episode")

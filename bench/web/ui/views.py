@@ -21,6 +21,7 @@ from bench.leaderboards.render import footnote, table_rows
 from bench.web.ui.api import dataset_path, get, get_text, page_link, public_url, server_url
 
 PAGE_SIZE = 50
+RUN_LINKS = 10  # per leaderboard entry; the rest are one click away on the Runs page
 KINDS = ["any", "demos", "play", "random", "mixed", "real-robot"]
 SIZES = {"any": (None, None), "< 10k steps": (None, 9_999), "10k - 100k steps": (10_000, 100_000),
          "100k - 1M steps": (100_000, 1_000_000), "> 1M steps": (1_000_001, None)}
@@ -46,10 +47,17 @@ def _size(num_bytes: int | None) -> str:
     return "-"
 
 
-def _pager(total: int, key: str) -> int:
+def _page_offset(key: str) -> int:
+    """The offset of the page the reader chose (kept in the session), so one request fetches the page."""
+    return (int(st.session_state.get(key, 1)) - 1) * PAGE_SIZE
+
+
+def _pager(total: int, key: str) -> None:
+    """The page chooser, drawn once the total is known (a change re-runs the page with the new offset)."""
     pages = max(1, -(-total // PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key=key)
-    return (int(page) - 1) * PAGE_SIZE
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=min(st.session_state.get(key, 1), pages),
+                        key=key)
 
 
 def _fetch(path: str, **params: Any) -> Any | None:
@@ -84,11 +92,9 @@ def datasets_page() -> None:
     min_steps, max_steps = SIZES[size]
     filters = dict(q=text or None, namespace=namespace or None, env=env or None,
                    tag=None if kind == "any" else kind, min_steps=min_steps, max_steps=max_steps)
-    first = _fetch("/datasets", **filters, limit=1, offset=0)
-    if first is None:
+    result = _fetch("/datasets", **filters, limit=PAGE_SIZE, offset=_page_offset("datasets-page"))
+    if result is None:
         return
-    offset = _pager(first["total"], "datasets-page") if first["total"] > PAGE_SIZE else 0
-    result = _fetch("/datasets", **filters, limit=PAGE_SIZE, offset=offset)
     st.caption(f"{result['total']} datasets (latest version of each), from {server_url()}")
     rows = [[f"[{item['id']}]({page_link('dataset', id=item['id'])})", item["episodes"], item["steps"],
              _size(item["size_bytes"]), ", ".join(item["tags"]) or "-", (item.get("env") or {}).get("name", "-"),
@@ -97,6 +103,7 @@ def datasets_page() -> None:
         st.markdown(_markdown_table(["dataset", "episodes", "steps", "size", "tags", "environment", "published"], rows))
     else:
         st.info("No dataset matches these filters.")
+    _pager(result["total"], "datasets-page")
 
 
 def dataset_page() -> None:
@@ -236,11 +243,9 @@ def robot_logs_page() -> None:
     filters = dict(tag=tags[0] if tags else "real-robot", q=task or None,
                    published_after=after.isoformat() if after else None,
                    published_before=before.isoformat() if before else None)
-    first = _fetch("/datasets", **filters, limit=1, offset=0)
-    if first is None:
+    result = _fetch("/datasets", **filters, limit=PAGE_SIZE, offset=_page_offset("logs-page"))
+    if result is None:
         return
-    offset = _pager(first["total"], "logs-page") if first["total"] > PAGE_SIZE else 0
-    result = _fetch("/datasets", **filters, limit=PAGE_SIZE, offset=offset)
     items = [i for i in result["items"] if "real-robot" in i["tags"] and all(t in i["tags"] for t in tags)]
     st.caption(f"{len(items)} logs")
     rows = [[f"[{i['id']}]({page_link('dataset', id=i['id'])})", i["episodes"], i["steps"],
@@ -250,6 +255,7 @@ def robot_logs_page() -> None:
         st.markdown(_markdown_table(["log", "episodes", "steps", "robot / lab", "description", "published"], rows))
     else:
         st.info("No robot log matches these filters.")
+    _pager(result["total"], "logs-page")
 
 
 def _robot_log(info: dict[str, Any]) -> None:
@@ -310,7 +316,10 @@ def leaderboards_page() -> None:
     for block in board["datasets"]:
         with st.expander(f"{block['dataset']}: {len(block['entries'])} entries"):
             for entry in block["entries"]:
-                runs = ", ".join(f"[{run_id}]({page_link('run', id=run_id)})" for run_id in entry["runs"])
+                runs = ", ".join(f"[{run_id}]({page_link('run', id=run_id)})" for run_id in entry["runs"][:RUN_LINKS])
+                if len(entry["runs"]) > RUN_LINKS:
+                    more = page_link("runs", algorithm=entry["algorithm"], dataset=entry["dataset"])
+                    runs += f" and [{len(entry['runs']) - RUN_LINKS} more]({more})"
                 st.markdown(f"**{entry['rank']}. {entry['algorithm']}** (config `{entry['config_hash'][:12]}`, "
                             f"{entry['n']} seeds{', marked: fewer than ' + str(spec['min_seeds']) if entry['marked'] else ''}) "
                             f"on `{entry['dataset']}` (content `{entry['dataset_content_sha256'][:12]}`), "
@@ -370,11 +379,9 @@ def runs_page() -> None:
     dataset = columns[1].text_input("Dataset", value=st.query_params.get("dataset", ""))
     status = columns[2].selectbox("Status", ["any", "completed", "failed", "running", "interrupted"])
     filters = dict(algorithm=algorithm or None, dataset=dataset or None, status=None if status == "any" else status)
-    first = _fetch("/runs", **filters, limit=1, offset=0)
-    if first is None:
+    result = _fetch("/runs", **filters, limit=PAGE_SIZE, offset=_page_offset("runs-page"))
+    if result is None:
         return
-    offset = _pager(first["total"], "runs-page") if first["total"] > PAGE_SIZE else 0
-    result = _fetch("/runs", **filters, limit=PAGE_SIZE, offset=offset)
     st.caption(f"{result['total']} runs")
     rows = []
     for run in result["items"]:
@@ -385,6 +392,7 @@ def runs_page() -> None:
                      run["status"], _headline(offline), _headline(online), run.get("owner") or "-"])
     if rows:
         st.markdown(_markdown_table(["run", "algorithm", "dataset", "seed", "status", "offline", "online", "by"], rows))
+    _pager(result["total"], "runs-page")
 
 
 def run_page() -> None:
