@@ -95,8 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry.gc()
         app.state.services = Services.open(registry)
         uploads.housekeeping(app.state.services)
-        # rliable pulls in pandas, arch and statsmodels (~2 s): import it now, not in the first leaderboard request.
-        threading.Thread(target=lambda: __import__("rliable.library"), daemon=True).start()
+        # Leaderboards are computed before anyone asks (this also imports rliable, ~2 s, off the request path).
+        leaderboards.warm(app.state.services)
         yield
         registry.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import threading
+
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
@@ -44,6 +46,21 @@ def board(svc: Services, name: str) -> dict[str, Any]:
                 svc.board_cache.clear()
             svc.board_cache[key] = cached
     return cached
+
+
+def warm(svc: Services, datasets: set[str] | None = None) -> None:
+    """Compute leaderboards ahead of their readers (at start-up, and after runs arrive), in the background:
+    a board over thousands of runs takes seconds to compute and no reader should wait for it."""
+    def compute() -> None:
+        __import__("rliable.library")
+        for spec in svc.suites.list():
+            if datasets is None or datasets & set(spec.datasets):
+                try:
+                    board(svc, spec.name)
+                except Exception:  # a broken user suite must not stop the others; its readers see the error
+                    continue
+
+    threading.Thread(target=compute, daemon=True, name="warm-leaderboards").start()
 
 
 @router.get("", summary="Leaderboard suites: shipped and user-defined")

@@ -74,6 +74,9 @@ def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
             return JSONResponse(existing.to_json(), status_code=200)  # the same push again: nothing to do
         raise Conflict(f"run {run['id']} already exists on this server")
     stored = svc.runs.import_run(run, body.curves, owner=caller.name)
+    from bench.web.api.leaderboards import warm
+
+    warm(svc, {dataset.id.rsplit("-v", 1)[0]})  # the boards this run changes, recomputed before they are read
     return stored.to_json()
 
 
