@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +27,11 @@ import sqlalchemy as sa
 
 from bench.datasets import Registry
 from bench.leaderboards.suites import Suites
-from bench.platform.accounts import ANONYMOUS, Accounts
+from bench.platform.accounts import Accounts
 from bench.platform.db import RunRow, RunState
 from bench.platform.settings import Settings
 from bench.testing.data import random_trajectories, write_robot_folder
-from bench.testing.services import ApiServer, free_port
+from bench.testing.services import ApiServer, free_port, wait_until_up
 
 
 def seed(registry: Registry, datasets: int, runs: int) -> None:
@@ -94,12 +93,7 @@ def main() -> None:
         ui = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "ui", "--api", api.url, "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_until_up(url + "/_stcore/health", ui)
         from playwright.sync_api import sync_playwright
 
         results = {}

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from bench.datasets import Registry
 from bench.platform.accounts import Accounts
 from bench.platform.db import VersionRow, VersionState
-from bench.platform.settings import Settings
 from bench.testing.data import random_trajectories, write_d4rl_file
 from bench.testing.services import ApiServer, api_server
 from bench.web.client import Client

@@ -4,14 +4,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import re
 import subprocess
 import sys
 import tarfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +20,7 @@ from bench.platform.runs import RunStore
 from bench.datasets.recipes.build import build
 from bench.platform.robot_evals import RobotEvals
 from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder
-from bench.testing.services import ApiServer, free_port
+from bench.testing.services import ApiServer, free_port, wait_until_up
 from conftest import make_settings, settings_env
 
 pytestmark = pytest.mark.slow
@@ -59,7 +55,7 @@ def seed(registry: Registry) -> str:
                      {"kind": "eval", "phase": "online", "step": 100, "normalized_score": value + 5}], owner="alice")
     Suites(registry.engine).create({"name": "lab", "datasets": ["alice/state-0", "alice/state-1"]},
                                    accounts.principal_of("alice"))
-    folder = write_robot_folder(Path(registry.settings.home) / "drawer-log", lengths=(6, 7))
+    write_robot_folder(Path(registry.settings.home) / "drawer-log", lengths=(6, 7))
     registry.import_path(Path(registry.settings.home) / "drawer-log", "alice/sawyer-drawer",
                          source_options={"robot": "sawyer", "task": "open drawer"})
     RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "offline",
@@ -83,14 +79,7 @@ def site(request, tmp_path_factory):
     ui = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "ui", "--api", api.url, "--port", str(port)],
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            assert ui.poll() is None and time.monotonic() < deadline, "bench serve ui did not start"
-            time.sleep(0.2)
+    wait_until_up(url + "/_stcore/health", ui)
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -206,7 +195,11 @@ def test_upload_page_publishes_with_a_token(site):
     page.get_by_label("Dataset id").press("Enter")
     page.locator("input[type=file]").set_input_files(str(data))
     page.get_by_text("upload.hdf5").wait_for(timeout=60_000)
-    page.get_by_role("button", name="Upload", exact=True).click()
+    button = page.get_by_role("button", name="Upload", exact=True)
+    # Streamlit enables the button only after it has re-run with the token, the id and the file; on a busy
+    # machine that takes a moment, and a click on a disabled button does nothing.
+    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=60_000)
+    button.click()
     page.get_by_text("Published alice/from-the-browser-v1").wait_for(timeout=60_000)
     shot(site, "upload")
     assert site["registry"].show("alice/from-the-browser").episodes == 3

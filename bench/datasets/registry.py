@@ -556,7 +556,7 @@ class Registry:
             candidates = []
             for row in staging_rows:
                 created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.timezone.utc)
-                alive = _pid_alive(row.writer_pid) if row.writer_host == host else now - created < older_than
+                alive = pid_alive(row.writer_pid) if row.writer_host == host else now - created < older_than
                 if not alive:
                     candidates.append((row.id, row.storage_path, f"{row.dataset.namespace}/{row.dataset.name}-v{row.version}"))
         for row_id, storage_path, label in candidates:
@@ -568,7 +568,7 @@ class Registry:
             for entry in sorted(self.settings.staging_dir.iterdir()):
                 entry_host, _, rest = entry.name.rpartition("-")[0].rpartition("-")
                 pid = rest if rest.isdigit() else None
-                if entry_host != host or pid is None or not _pid_alive(int(pid)):
+                if entry_host != host or pid is None or not pid_alive(int(pid)):
                     shutil.rmtree(entry, ignore_errors=True)
                     removed_dirs.append(str(entry))
         orphans = self._remove_orphan_dirs()
@@ -669,7 +669,8 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs on this host (a staging writer, an upload's importer)."""
     if not pid:
         return False
     try:

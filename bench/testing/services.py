@@ -100,6 +100,20 @@ def moto_s3_server() -> Iterator[str]:
             process.kill()
 
 
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers; fail at once if the process that should serve it has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                detail = log.read_text()[-3000:] if log and log.exists() else ""
+                raise RuntimeError(f"nothing answered at {url}:\n{detail}")
+            time.sleep(0.1)
+
+
 class ApiServer:
     """A `bench serve api` process on a loopback port; ``kill()`` simulates a crash, ``start()`` restarts it."""
 
@@ -114,15 +128,8 @@ class ApiServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen([str(executable), "serve", "api", "--port", str(self.port)], env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/api/v1/health", timeout=1)
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"bench serve api did not start on {self.url}:\n{self.log.read_text()[-3000:]}")
-                time.sleep(0.1)
+        wait_until_up(self.url + "/api/v1/health", self.process, timeout, self.log)
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers run, as in a power cut."""

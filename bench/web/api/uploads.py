@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from bench.datasets.format import file_sha256
 from bench.datasets.ids import DatasetId
+from bench.datasets.registry import pid_alive
 from bench.datasets.interop import IMPORT_FORMATS
 from bench.errors import BenchError, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from bench.platform import db
@@ -286,7 +287,7 @@ def housekeeping(svc: Services) -> list[str]:
     with svc.registry.session.begin() as session:
         for row in session.scalars(sa.select(UploadRow).where(UploadRow.state.in_([IMPORTING, UploadState.OPEN]))):
             importer_host, _, pid = str(row.options.get("importer", "")).partition(":")
-            if row.state == IMPORTING and importer_host == host and pid.isdigit() and not _alive(int(pid)):
+            if row.state == IMPORTING and importer_host == host and pid.isdigit() and not pid_alive(int(pid)):
                 row.state = UploadState.FAILED
                 row.error = "the server stopped while publishing this upload; nothing was published; upload it again"
                 ended.append(row.id)
@@ -301,13 +302,3 @@ def housekeeping(svc: Services) -> list[str]:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
