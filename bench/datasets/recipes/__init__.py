@@ -10,10 +10,10 @@ from bench.errors import NotFound
 
 @lru_cache(maxsize=1)
 def _catalogue() -> dict[str, Recipe]:
-    from bench.datasets.recipes import fetch, locomotion, metaworld, ogbench, pointmaze
+    from bench.datasets.recipes import fetch, locomotion, metaworld, ogbench, pointmaze, tabletop
 
     recipes = [*metaworld.recipes(), *ogbench.recipes(), *pointmaze.recipes(), *fetch.recipes(),
-               *locomotion.recipes()]
+               *locomotion.recipes(), *tabletop.recipes()]
     return {recipe.name: recipe for recipe in recipes}
 
 

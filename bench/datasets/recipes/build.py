@@ -30,7 +30,7 @@ def register_environment(registry, recipe: Recipe) -> None:
 
 # What kind of data a recipe makes, by the last part of its name: a tag users filter on.
 KIND_TAGS = {"expert": "demos", "demos": "demos", "medium": "mixed", "mixed": "mixed", "random": "random",
-             "play": "play", "noisy": "play", "navigate": "play", "stitch": "play"}
+             "play": "play", "prior": "play", "noisy": "play", "navigate": "play", "stitch": "play"}
 
 
 def kind_tag(recipe_name: str) -> str | None:

@@ -19,6 +19,8 @@ def register_all() -> None:
     if _REGISTERED:
         return
     gym.register(id="bench/MetaWorld-v0", entry_point="bench.platform.envs.metaworld:MetaWorldTask")
+    # The pixel tabletop counts its own steps (``max_episode_steps``), so no TimeLimit wrapper.
+    gym.register(id="bench/Tabletop-v0", entry_point="bench.platform.envs.tabletop:TabletopEnv")
     _REGISTERED = True
 
 

@@ -1,0 +1,141 @@
+"""Scripted primitives for the tabletop: open / close a drawer, press the button, grasp and lift, place, push.
+
+Each primitive is a small state machine over the privileged state (a scripted expert may look at
+it; learners never do): a list of waypoints for the gripper, each with the fingers open or
+closed, followed with a proportional controller and optional Gaussian action noise. They make
+the prior data (``tabletop/prior``, ch. 9.6: short interactions across many environments) and
+the goals of evaluation tasks (a task's goal image is the end of a scripted success).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from bench.platform.envs.tabletop import (BUTTON_XY, DRAWER, DRAWER_TRAVEL, GRIP, HANDLE, OBJECT, PRESENT, STEP,
+                                          TRAY_XY)
+
+PRIMITIVES = ("open-drawer", "close-drawer", "press-button", "grasp-lift", "place-in-tray", "place-in-drawer",
+              "push")
+HOVER = 0.11
+
+
+def affordances(state: np.ndarray) -> list[str]:
+    """The primitives this scene affords from this state (what the prior data may show here)."""
+    drawer, button, tray, obj = state[PRESENT] > 0.5
+    out = []
+    if drawer:
+        out.append("open-drawer" if state[DRAWER] < 0.05 else "close-drawer")
+    if button:
+        out.append("press-button")
+    if obj:
+        out += ["grasp-lift", "push"]
+        if tray:
+            out.append("place-in-tray")
+        if drawer and state[DRAWER] > 0.09:
+            out.append("place-in-drawer")
+    return out
+
+
+class Primitive:
+    """Follows waypoints computed from the state at the first call; ``done`` once the last is reached."""
+
+    def __init__(self, name: str, noise: float = 0.0):
+        if name not in PRIMITIVES:
+            raise ValueError(f"unknown primitive {name!r}; known: {', '.join(PRIMITIVES)}")
+        self.name, self.noise = name, noise
+        self.waypoints: list[tuple[Callable[[np.ndarray], np.ndarray], bool, float]] | None = None
+        self.index = 0
+        self.done = False
+
+    def _plan(self, s: np.ndarray, rng: np.random.Generator) -> None:
+        """Waypoints as (target(state) -> xyz, fingers closed, tolerance)."""
+        hover = lambda xyz: np.array([xyz[0], xyz[1], HOVER])  # noqa: E731
+        name = self.name
+        if name in ("open-drawer", "close-drawer"):
+            handle = lambda st: st[HANDLE] + (0, -0.004, 0)  # noqa: E731
+            end = 0.11 if name == "open-drawer" else 0.0
+            # Pulling (or pushing) the held handle by the opening still to go, along -y.
+            pull = lambda st: st[HANDLE] + (0, -(end - st[DRAWER]) - 0.004, 0)  # noqa: E731
+            self.waypoints = [(lambda st: hover(handle(st)), False, 0.015), (handle, False, 0.008),
+                              (handle, True, 0.02), (pull, True, 0.006), (lambda st: st[GRIP], False, 1.0),
+                              (lambda st: st[GRIP] + (0, -0.02, 0.05), False, 0.01)]
+        elif name == "press-button":
+            button = lambda st: np.array([*st[BUTTON_XY], 0.045])  # noqa: E731
+            self.waypoints = [(lambda st: hover(button(st)), False, 0.015), (button, False, 0.008),
+                              (lambda st: hover(button(st)), False, 0.02)]
+        elif name == "push":
+            angle = rng.uniform(0, 2 * np.pi)
+            direction = np.array([np.cos(angle), np.sin(angle), 0.0])
+            distance = rng.uniform(0.05, 0.09)
+            start = s[OBJECT] - 0.05 * direction
+            start[2] = 0.022
+            goal = start + (distance + 0.05) * direction
+            goal[:2] = np.clip(goal[:2], (-0.2, -0.18), (0.2, 0.05))
+            self.waypoints = [(lambda st: hover(start), False, 0.015), (lambda st: start, True, 0.008),
+                              (lambda st: goal, True, 0.008), (lambda st: hover(goal), False, 0.02)]
+        else:  # grasp first: above the object, down, close
+            obj = lambda st: st[OBJECT] + (0, 0, 0.004)  # noqa: E731
+            self.waypoints = [(lambda st: hover(obj(st)), False, 0.012), (obj, False, 0.007), (obj, True, 1.0),
+                              (lambda st: hover(st[GRIP]), True, 0.015)]
+            if name == "place-in-tray":
+                tray = lambda st: np.array([*st[TRAY_XY], HOVER])  # noqa: E731
+                self.waypoints += [(tray, True, 0.012), (lambda st: np.array([*st[TRAY_XY], 0.06]), True, 0.01),
+                                   (lambda st: st[GRIP], False, 1.0),
+                                   (lambda st: np.array([*st[TRAY_XY], HOVER]), False, 0.02)]
+            elif name == "place-in-drawer":
+                # The drawer's interior centre: 7 cm behind the handle.
+                inside = lambda st: st[HANDLE] + (0, 0.075, 0)  # noqa: E731
+                self.waypoints += [(lambda st: hover(inside(st)), True, 0.012),
+                                   (lambda st: inside(st) + (0, 0, 0.04), True, 0.01),
+                                   (lambda st: st[GRIP], False, 1.0), (lambda st: hover(inside(st)), False, 0.02)]
+            elif name == "grasp-lift":
+                self.waypoints += [(lambda st: st[GRIP] * (1, 1, 0) + (0, 0, 0.14), True, 0.015)]
+
+    def __call__(self, observation: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        state = observation["state"]
+        if self.waypoints is None:
+            self._plan(state, rng)
+        hand = state[GRIP]
+        target_of, closed, tolerance = self.waypoints[min(self.index, len(self.waypoints) - 1)]
+        target = target_of(state)
+        if not self.done and np.linalg.norm(target - hand) < tolerance:
+            self.index += 1
+            if self.index >= len(self.waypoints):
+                self.done = True
+            else:
+                target_of, closed, tolerance = self.waypoints[self.index]
+                target = target_of(state)
+        move = np.clip((target - hand) / STEP, -1.0, 1.0)
+        if self.done:
+            move = np.zeros(3)
+        action = np.concatenate([move, [1.0 if closed else -1.0]])
+        if self.noise > 0:
+            action[:3] += rng.normal(0.0, self.noise, 3)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+TASK_PRIMITIVES = {"drawer-open": "open-drawer", "drawer-close": "close-drawer", "button-press": "press-button",
+                   "object-in-tray": "place-in-tray", "object-lift": "grasp-lift"}
+
+
+def primitive_for_task(task: str) -> Primitive:
+    return Primitive(TASK_PRIMITIVES[task])
+
+
+def run_primitive(env, primitive: Primitive, max_steps: int = 80) -> dict[str, np.ndarray]:
+    """Run a noise-free primitive in ``env`` from its current state; the final image and state."""
+    observation = env._observation()
+    rng = np.random.default_rng(0)
+    for _ in range(max_steps):
+        observation, *_ = env.step(primitive(observation, rng))
+        if primitive.done:
+            break
+    # Let the scene settle (an object dropped into the tray lands) before taking the goal picture.
+    for _ in range(3):
+        observation, *_ = env.step(np.array([0, 0, 0, -1 if not primitive.waypoints[-1][1] else 1], np.float32))
+    return {"image": observation["image"].copy(), "state": observation["state"].copy()}
+
+
+__all__ = ["DRAWER_TRAVEL", "PRIMITIVES", "Primitive", "affordances", "primitive_for_task", "run_primitive"]
