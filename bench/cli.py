@@ -530,6 +530,11 @@ def evaluate(
     eval_episodes: int = typer.Option(10, "--eval-episodes", help="evaluation episodes (fixed seeds)"),
     log_every: int = typer.Option(1000, "--log-every", help="record training losses every K steps"),
     overrides: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
+    online_env: str = typer.Option("dataset", "--online-env",
+                                   help="'dataset' (its own environment) or 'held-out' (a new scene of held-out "
+                                        "shapes and colours, per seed; tabletop)"),
+    task: Optional[str] = typer.Option(None, "--task", help="the evaluation task of a scene family (tabletop: "
+                                                            "drawer-open, button-press, object-in-tray, ...)"),
     executor: str = typer.Option("local", "--executor", help="local, process or ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster (ray executor)"),
     as_json: bool = typer.Option(False, "--json"),
@@ -543,7 +548,7 @@ def evaluate(
         store = RunStore(registry.engine)
         budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every)
         specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
-                           parse_overrides(overrides), executor)
+                           parse_overrides(overrides), executor, online_env, task)
         err.print(f"sweep of {len(specs)} run(s): {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress)

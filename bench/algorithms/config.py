@@ -118,9 +118,13 @@ def resolve_config(config_cls: type[AlgorithmConfig], domain: str | None = None,
 
 
 def validate_relabeling(config: AlgorithmConfig) -> None:
-    shares = [config.relabel_keep, config.relabel_future, config.relabel_final, config.relabel_random]
+    names = ["relabel_keep", "relabel_future", "relabel_final", "relabel_random"]
+    if hasattr(config, "relabel_proposal"):  # algorithms with a generative model imagine goals too
+        names.append("relabel_proposal")
+    shares = [getattr(config, name) for name in names]
     if any(s < 0 for s in shares) or abs(sum(shares) - 1.0) > 1e-6:
-        raise InvalidInput(f"relabel_keep/future/final/random must be >= 0 and sum to 1, got {shares}")
+        raise InvalidInput(f"{'/'.join(n.removeprefix('relabel_') for n in names)} relabel shares must be >= 0 "
+                           f"and sum to 1, got {shares}")
     if config.reward_transform not in ("none", "returns", "minus_one"):
         raise InvalidInput(f"reward_transform must be none, returns or minus_one, got {config.reward_transform!r}")
     if config.compile not in ("auto", "on", "off"):

@@ -113,6 +113,8 @@ class RelabelShares:
     future: float = 0.0
     final: float = 0.0
     random: float = 0.0
+    # Goals a generative model imagines (RIG's prior samples, VAL's affordances; ch. 2.4.3, 9.5.2).
+    proposal: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ class Replay:
     def __init__(self, offline: TransitionBuffer, online: TransitionBuffer | None = None,
                  online_fraction: float | None = None, relabel: RelabelShares = RelabelShares(),
                  goal_reward: GoalReward | str | None = None, goal_normalizer: GoalNormalizer | None = None,
-                 reward_scale: float = 1.0, reward_shift: float = 0.0, seed: int = 0):
+                 reward_scale: float = 1.0, reward_shift: float = 0.0, seed: int = 0,
+                 propose: Callable[[TransitionBuffer, torch.Tensor], torch.Tensor] | None = None):
         self.offline = offline
         self.online = online
         self.online_fraction = online_fraction
@@ -145,6 +148,10 @@ class Replay:
         self.reward_shift = reward_shift
         self.generator = torch.Generator().manual_seed(seed)
         self.goal_conditioned = offline.goal is not None
+        # (buffer, rows) -> imagined goals for those rows, for the "proposal" share.
+        self.propose = propose
+        if relabel.proposal > 0 and propose is None:
+            raise ValueError("a proposal share needs a goal proposer")
 
     def sample(self, batch_size: int) -> Batch:
         online_size = self.online.size if self.online is not None else 0
@@ -195,6 +202,11 @@ class Replay:
                              source)
         goal = torch.where(relabeled.unsqueeze(1), buffer.next_achieved.index_select(0, source),
                            buffer.goal.index_select(0, idx))
+        if shares.proposal > 0:
+            start = shares.keep + shares.future + shares.final
+            proposed = (u >= start) & (u < start + shares.proposal)
+            if bool(proposed.any()):
+                goal[proposed] = self.propose(buffer, idx[proposed])
         if self.goal_reward is None or not bool(relabeled.any()):
             return goal, reward, done
         if self.goal_reward == "index":

@@ -58,6 +58,9 @@ class RunSpec:
     reference: tuple[float, float, str] | None = None
     log_every: int = 1000
     torch_threads: int | None = None
+    # Keyword arguments over the dataset's environment for online practice and evaluation, e.g.
+    # a held-out tabletop scene and its task: {"scene_split": "held-out", "scene_seed": 7, "task": ...}.
+    env_overrides: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -338,6 +341,7 @@ class Run:
             "evaluations": {phase: r.evaluations for phase, r in self.results.items()},
             "timings": dict(self.timings),
             "state_normalization": (self.state_mean, self.state_std),
+            **self.checkpoint_extras(),
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -361,6 +365,14 @@ class Run:
         self.timings.update(state["timings"])
         self.phase, self.step = state["phase"], state["step"]
         return True
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """What a kind of run adds to its checkpoints (the pixel harness: online episodes' latents)."""
+        return {}
+
+    def extra_results(self) -> dict[str, Any]:
+        """What a kind of run adds to its results (the pixel harness: its artifacts)."""
+        return {}
 
     # -- the whole run ----------------------------------------------------------------------------------
     def execute(self, resume: bool = False) -> RunOutcome:
@@ -392,7 +404,7 @@ class Run:
         return self._finish(RunState.COMPLETED, None)
 
     def _finish(self, status: str, error: str | None) -> RunOutcome:
-        results = {phase: r.summary() for phase, r in self.results.items()}
+        results = {**{phase: r.summary() for phase, r in self.results.items()}, **self.extra_results()}
         if not self.algorithm.learns_online:
             results["online"] = None
             results["note"] = f"{self.spec.algorithm} does not learn online; its online phase is skipped"
@@ -427,7 +439,14 @@ def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress:
                 resume: bool = False) -> RunOutcome:
     """Build and execute one run; setup errors (a missing dataset file, say) are recorded as failures."""
     try:
-        run = Run(spec, settings, recorder, progress)
+        from bench.algorithms import get_algorithm
+
+        if getattr(get_algorithm(spec.algorithm).algorithm_class, "pixel_goals", False):
+            from bench.platform.pixel_harness import PixelGoalRun
+
+            run: Run = PixelGoalRun(spec, settings, recorder, progress)
+        else:
+            run = Run(spec, settings, recorder, progress)
     except KeyboardInterrupt:
         recorder.finished(spec.run_id, RunState.INTERRUPTED, {}, {}, error="interrupted before it started")
         return RunOutcome(spec.run_id, RunState.INTERRUPTED, {}, {}, "interrupted before it started")

@@ -49,8 +49,37 @@ class Budget:
             raise InvalidInput("--eval-every, --eval-episodes and the log interval must be positive")
 
 
+ONLINE_ENVS = ("dataset", "held-out")
+HELD_OUT_SCENE_SEED = 900_000
+
+
+def environment_overrides(env: dict[str, Any], online_env: str, task: str | None, seed: int) -> dict[str, Any] | None:
+    """Keyword arguments over the dataset's environment for a run's online phase and evaluation.
+
+    ``held-out`` asks for a new environment E_new ~ p(E) from the shapes and colours held out of
+    the data (dissertation ch. 9.5.3): one scene per seed, the same for every algorithm.
+    """
+    if online_env not in ONLINE_ENVS:
+        raise InvalidInput(f"--online-env must be one of {', '.join(ONLINE_ENVS)}, not {online_env!r}")
+    scene_family = "scene_split" in (env.get("kwargs") or {})
+    if (online_env == "held-out" or task) and not scene_family:
+        raise InvalidInput(f"environment {env.get('name') or env.get('id')} has no family of scenes: "
+                           "--online-env held-out and --task apply to tabletop datasets")
+    if not scene_family:
+        return None
+    overrides: dict[str, Any] = {"task": task} if task else {}
+    if online_env == "held-out":
+        overrides.update(scene_split="held-out", scene_seed=HELD_OUT_SCENE_SEED + int(seed))
+    if overrides:
+        from bench.platform.environments import make_env
+
+        make_env(env, **overrides).close()  # an unknown task fails here, before any run is recorded
+    return overrides or None
+
+
 def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: str, seeds: list[int],
-               budget: Budget, overrides: dict[str, str] | None = None, executor: str = "local") -> list[RunSpec]:
+               budget: Budget, overrides: dict[str, str] | None = None, executor: str = "local",
+               online_env: str = "dataset", task: str | None = None) -> list[RunSpec]:
     """Resolve the dataset and config, then record one pending run per seed."""
     spec = get_algorithm(algorithm)
     budget.validate()
@@ -66,6 +95,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     env_name = env.get("name")
     family = env_name.split("/")[0] if env_name and "/" in env_name else None
     config = make_config(algorithm, domain_of(family), overrides)
+    if getattr(spec.algorithm_class, "pixel_goals", False) and not task:
+        raise InvalidInput(f"{algorithm} is evaluated on a goal-image task: pass --task "
+                           "(tabletop: drawer-open, button-press, object-in-tray, object-lift, drawer-close)")
     reference = None
     if env_name:
         try:
@@ -83,7 +115,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             storage_path=info.storage_path, manifest_sha256=info.manifest_sha256,
             offline_steps=budget.offline_steps, online_steps=budget.online_steps, eval_every=budget.eval_every,
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
-            log_every=budget.log_every,
+            log_every=budget.log_every, env_overrides=environment_overrides(env, online_env, task, seed),
             torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
                      "config_hash": config_hash(spec.name, config), "seed": int(seed), "dataset_id": info.id,

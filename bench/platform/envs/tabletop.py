@@ -251,9 +251,12 @@ class TabletopEnv(gym.Env):
             require = _TASK_NEEDS.get(self.task, ())
             self._apply_scene(sample_scene(self._scene_rng, self.scene_split, require))
         start = self._sample_start()
+        self._goal = None
         self._set_start(start)
         info: dict[str, Any] = {"scene": self.scene.to_json()}
-        if self.task is not None:
+        # Practice episodes (``options={"pose_task": False}``) skip the scripted goal: the learner
+        # imagines its own.
+        if self.task is not None and (options or {}).get("pose_task", True):
             from bench.platform.envs.tabletop_primitives import primitive_for_task, run_primitive
 
             self._goal = run_primitive(self, primitive_for_task(self.task))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from bench.datasets.ids import DatasetId
@@ -25,6 +25,8 @@ CallerDep = Annotated[Principal, Depends(principal)]
 REQUIRED = ("id", "sweep_id", "algorithm", "config", "config_hash", "seed", "dataset_id", "dataset_content_sha256",
             "plan", "status")
 PUSHABLE = (RunState.COMPLETED, RunState.FAILED)
+# Pixel runs (RIG, CC-RIG, VAL) log their representation's and affordance model's training too.
+CURVE_PHASES = ("offline", "online", "representation", "affordances")
 
 
 class RunPush(BaseModel):
@@ -49,8 +51,9 @@ def _check(run: dict[str, Any], curves: list[dict[str, Any]]) -> None:
         raise InvalidInput("run results must be an object")
     for point in curves:
         if not (isinstance(point, dict) and point.get("kind") in ("eval", "train")
-                and point.get("phase") in ("offline", "online") and isinstance(point.get("step"), int)):
-            raise InvalidInput("each curve point needs kind (eval/train), phase (offline/online) and an integer step")
+                and point.get("phase") in CURVE_PHASES and isinstance(point.get("step"), int)):
+            raise InvalidInput("each curve point needs kind (eval/train), phase (offline/online, or for pixel runs "
+                               "representation/affordances) and an integer step")
 
 
 @router.post("", status_code=201, summary="Publish a finished run with its curves")
@@ -120,6 +123,18 @@ def show(run_id: str, svc: ServicesDep) -> dict[str, Any]:
 def curves(run_id: str, svc: ServicesDep,
            kind: Annotated[str | None, Query(pattern="^(eval|train)$")] = None) -> list[dict[str, Any]]:
     return svc.runs.curves(run_id, kind)
+
+
+@router.get("/{run_id}/artifacts/{name}", summary="An image a run saved (pixel runs: reconstructions, imagined goals)",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def artifact(run_id: str, name: str, svc: ServicesDep) -> Response:
+    run = svc.runs.get(run_id)
+    paths = [path for path in (run.results or {}).get("artifacts") or [] if path.rsplit("/", 1)[-1] == name]
+    if not paths or not svc.registry.storage.exists(paths[0]):
+        # Runs pushed from elsewhere bring their numbers, not their files.
+        raise NotFound(f"run {run_id} has no artifact {name!r} on this server")
+    return Response(svc.registry.storage.read_bytes(paths[0]), media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.delete("/{run_id}", summary="Withdraw a published run (its owner or an admin)")

@@ -430,6 +430,14 @@ def run_page() -> None:
     with right:
         st.subheader("Config")
         st.json(run["config"])
+        artifacts = (run.get("results") or {}).get("artifacts") or []
+        if artifacts:
+            # Pixel runs: reconstructions (top: data, bottom: decoded) and goals imagined for held-out
+            # scenes (top row s_0, below: samples), as the dissertation's Figures 42 and 47.
+            st.subheader("Artifacts")
+            for path in artifacts:
+                name = path.rsplit("/", 1)[-1]
+                st.image(public_url(f"/runs/{run_id}/artifacts/{name}"), caption=name)
         if run.get("error"):
             st.error(run["error"])
 

@@ -1,0 +1,222 @@
+"""RIG, CC-RIG and VAL: goal-conditioned RL in a learned latent space, with goals the generative model imagines.
+
+All three follow one recipe (dissertation Algorithms 1, 2 and 7) and differ in their parts:
+
+                 representation (phase A)   goal proposals (affordances)      reward             relabeling
+    rig   ch. 2  beta-VAE                   z_g ~ N(0, I)                     -||z' - z_g||      50% future, 50% proposals
+    ccrig ch. 3  CC-VAE, z = (mu, z_c)      (z ~ N(0, I), z_c of s_0)         -||z' - z_g||      50% future, 50% proposals
+    val   ch. 9  VQ-VAE                     conditional PixelCNN p(z_t|z_0)   -1[||z'-z_g||>eps]  20% kept, 40% future, 40% proposals
+
+    1. learn the encoder phi by the generative model of D's images            (Alg. 1 l.2, Alg. 2 l.1, Alg. 7 l.1)
+    2. learn the goal proposer from D (VAL's PixelCNN on pairs (z_0, z_t))    (Alg. 7 l.2)
+    3. encode D into the replay buffer; train pi(a | z, z_g), Q offline       (Alg. 7 l.3-4)
+    4. in a new environment: each episode, encode s_0, propose z_g, act, store, relabel, update
+       (Alg. 7 l.5-19); RIG also fine-tunes its VAE every K episodes on D plus new images (Alg. 1 l.16)
+    test: the goal is an image, encoded by phi
+
+The RL algorithm is AWAC (ch. 7) for all three. The dissertation's RIG and CC-RIG used TD3 and
+learned online only; in the offline-then-online setting of ch. 9 the comparison needs an
+algorithm that pretrains offline and fine-tunes (AWAC, as VAL), so the three differ only in their
+representation, goal proposals, reward and relabeling. This module holds the learner; the
+harness (bench/platform/pixel_harness.py) feeds it images, episodes and environments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bench.algorithms.awac import AWAC, AWACConfig
+from bench.algorithms.base import Algorithm, Batch, register
+from bench.algorithms.config import param
+from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation
+
+
+@dataclass
+class LatentGoalConfig(AWACConfig):
+    representation: str = param("vae", "rig: beta-VAE (ch. 2); ccrig: CC-VAE (ch. 3); val: VQ-VAE (ch. 9.5.1)")
+    goal_proposal: str = param("prior", "rig: N(0, I); ccrig: (N(0, I), z_c); val: conditional PixelCNN")
+    # Sizes: the dissertation's appendices with RIG's and CC-RIG's VAE sizes are not in the text;
+    # VAL's VQ-VAE is 512 codes on a 12x12 grid of 5-D embeddings (720-D latents, ch. 10.6.2).
+    latent_dim: int = param(16, "bench: VAE / CC-VAE z_t size (the dissertation's appendix value is not in its text)")
+    context_dim: int = param(16, "bench: CC-VAE z_c size")
+    beta: float = param(1.0, "bench: the beta of eq. 2 / eq. 7")
+    channels: int = param(16, "bench, CPU: conv channels (the dissertation's networks are larger; 32 costs 2.3x per step)")
+    vq_codes: int = param(128, "bench, CPU: VQ-VAE codes (dissertation / VAL code: 512)")
+    vq_embedding_dim: int = param(2, "bench, CPU: 12x12x2 = 288-D latents (dissertation ch. 10.6.2: 12x12x5 = 720-D; AWAC on 2x720 inputs runs 15 updates/s here)")
+    pixelcnn_channels: int = param(32, "bench, CPU: PixelCNN channels (VAL's code: larger gated PixelCNN)")
+    pixelcnn_layers: int = param(4, "bench, CPU: PixelCNN gated layers")
+    representation_steps: int = param(2000, "bench, CPU: gradient steps of phase A (the dissertation trains to convergence)")
+    representation_batch_size: int = param(32, "bench, CPU")
+    representation_learning_rate: float = param(1e-3, "bench")
+    proposer_steps: int = param(1500, "bench, CPU: PixelCNN gradient steps (VAL only)")
+    proposer_batch_size: int = param(32, "bench, CPU")
+    proposer_learning_rate: float = param(1e-3, "bench")
+    # Rewards on latents: RIG / CC-RIG the latent distance (ch. 2, eq. 3 with A = I); VAL the sparse
+    # -1[||z - z_g|| > eps] (ch. 9.5.2). eps = 0 means "calibrate from the data": the median latent
+    # distance between states 5 steps apart in D (the dissertation fixes eps by hand: 3 on PTP's 720-D).
+    reward: str = param("distance", "rig/ccrig: latent distance (ch. 2.4.2); val: sparse (ch. 9.5.2)")
+    reward_epsilon: float = param(0.0, "0 = the median ||z_t - z_(t+5)|| in the data (bench); PTP ch. 10.6.2: 3")
+    relabel_keep: float = param(0.0, "RIG: goals are relabeled; VAL: 20% kept (ch. 9.5.2)")
+    relabel_future: float = param(0.5, "RIG ch. 2.4.3: half future; VAL: 40%")
+    relabel_final: float = param(0.0, "unused")
+    relabel_random: float = param(0.0, "unused")
+    relabel_proposal: float = param(0.5, "RIG ch. 2.4.3: half from the prior; VAL: 40% affordance samples")
+    proposals_per_episode: int = param(4, "bench: proposals drawn once per episode and reused for relabeling")
+    finetune_every_episodes: int = param(0, "RIG Alg. 1 l.16: fine-tune the VAE every K episodes (0 = never)")
+    finetune_steps: int = param(200, "bench: VAE steps per fine-tuning")
+    normalize_observations: bool = param(True, "bench: standardize latents with the data's mean/std for pi and Q")
+    batch_size: int = param(128, "bench, CPU (AWAC: 1024)")
+    compile: str = param("off", "bench: latent runs are short; compilation would dominate")
+
+
+def _validate(c: LatentGoalConfig) -> None:
+    from bench.errors import InvalidInput
+
+    if c.representation not in ("vae", "ccvae", "vqvae"):
+        raise InvalidInput(f"representation must be vae, ccvae or vqvae, not {c.representation!r}")
+    if c.goal_proposal not in ("prior", "context-prior", "pixelcnn"):
+        raise InvalidInput(f"goal_proposal must be prior, context-prior or pixelcnn, not {c.goal_proposal!r}")
+    if c.goal_proposal == "pixelcnn" and c.representation != "vqvae":
+        raise InvalidInput("the PixelCNN proposes VQ-VAE codes: use representation=vqvae")
+    if c.goal_proposal == "context-prior" and c.representation != "ccvae":
+        raise InvalidInput("context-prior proposals need representation=ccvae")
+    if c.finetune_every_episodes and c.representation != "vae":
+        raise InvalidInput("fine-tuning the representation online is RIG's (Algorithm 1 l.16): representation=vae only")
+    if c.reward not in ("distance", "sparse"):
+        raise InvalidInput(f"reward must be distance or sparse, not {c.reward!r}")
+
+
+class LatentGoalAlgorithm(Algorithm):
+    """A representation, a goal proposer and AWAC on (z, z_g); see the module docstring."""
+
+    pixel_goals = True  # the harness runs it with images (bench.platform.pixel_harness)
+    config_class = LatentGoalConfig
+
+    def __init__(self, config: LatentGoalConfig, obs_dim: int, action_dim: int):
+        super().__init__(config, obs_dim, action_dim)
+        _validate(config)
+        c = config
+        self.representation: Representation = {
+            "vae": lambda: BetaVAE(c.latent_dim, c.beta, c.channels),
+            "ccvae": lambda: CCVAE(c.latent_dim, c.context_dim, c.beta, c.channels),
+            "vqvae": lambda: VQVAE(c.vq_codes, c.vq_embedding_dim, c.channels),
+        }[c.representation]()
+        self.latent_dim = self.representation.latent_dim
+        self.representation_optimizer = torch.optim.Adam(self.representation.parameters(),
+                                                         lr=c.representation_learning_rate)
+        self.proposer = (PixelCNN(c.vq_codes, c.pixelcnn_channels, c.pixelcnn_layers)
+                         if c.goal_proposal == "pixelcnn" else None)
+        self.proposer_optimizer = (torch.optim.Adam(self.proposer.parameters(), lr=c.proposer_learning_rate)
+                                   if self.proposer is not None else None)
+        # pi(a | z, z_g) and Q(z, a, z_g): AWAC on the concatenation.
+        self.rl = AWAC(c, 2 * self.latent_dim, action_dim)
+        self.optimizer = self.rl.optimizer
+        self.reward_epsilon = float(c.reward_epsilon)
+        self.representation_updates = 0
+        self.proposer_updates = 0
+
+    # -- phase A: representation and affordances --------------------------------------------------
+    def update_representation(self, images: torch.Tensor, initial: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        loss, metrics = self.representation.loss(images, initial)
+        self.representation_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.representation_optimizer.step()
+        self.representation_updates += 1
+        return {"representation_loss": loss.detach(), **metrics}
+
+    def update_proposer(self, initial_codes: torch.Tensor, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step of max log p(codes_t | codes_0) (VAL's affordance model)."""
+        loss = self.proposer.nll(codes, initial_codes).mean()
+        self.proposer_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.proposer_optimizer.step()
+        self.proposer_updates += 1
+        return {"proposer_nll": loss.detach()}
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, initial: torch.Tensor | None = None, batch: int = 512) -> torch.Tensor:
+        """Images (uint8, N x 48 x 48 x 3) -> latents, in batches; ``initial`` is each image's s_0."""
+        self.representation.eval()
+        parts = [self.representation.encode(images[i:i + batch], None if initial is None else initial[i:i + batch])
+                 for i in range(0, len(images), batch)]
+        self.representation.train()
+        return torch.cat(parts) if parts else torch.zeros(0, self.latent_dim)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.representation.decode(latents)
+
+    @torch.no_grad()
+    def propose(self, initial_latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One imagined goal per row of z_0 (Alg. 1 l.4, Alg. 2 l.3, Alg. 7 l.8)."""
+        n = initial_latents.shape[0]
+        if self.config.goal_proposal == "prior":
+            return torch.randn(n, self.latent_dim, generator=generator)
+        if self.config.goal_proposal == "context-prior":
+            z = torch.randn(n, self.representation.z_dim, generator=generator)
+            return torch.cat([z, initial_latents[:, self.representation.z_dim:]], 1)
+        vq: VQVAE = self.representation
+        codes = self.proposer.sample(vq.codes_of_latents(initial_latents), generator=generator)
+        return vq.latents_of_codes(codes)
+
+    # -- phases B and C: goal-conditioned AWAC in latent space ---------------------------------------
+    def reward(self, achieved: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        distance = (achieved - goal).norm(dim=-1)
+        if self.config.reward == "distance":
+            return -distance
+        return -(distance > self.reward_epsilon).float()
+
+    def losses(self, batch: Batch):
+        return self.rl.losses(batch)
+
+    def after_step(self) -> None:
+        self.rl.after_step()
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return self.rl.act(obs, deterministic)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        state = super().checkpoint_state()
+        state.update(representation_optimizer=self.representation_optimizer.state_dict(),
+                     proposer_optimizer=None if self.proposer_optimizer is None else self.proposer_optimizer.state_dict(),
+                     reward_epsilon=self.reward_epsilon, representation_updates=self.representation_updates,
+                     proposer_updates=self.proposer_updates)
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        self.representation_optimizer.load_state_dict(state["representation_optimizer"])
+        if self.proposer_optimizer is not None:
+            self.proposer_optimizer.load_state_dict(state["proposer_optimizer"])
+        self.reward_epsilon = state["reward_epsilon"]
+        self.representation_updates = state["representation_updates"]
+        self.proposer_updates = state["proposer_updates"]
+
+
+@register("rig", "RIG: beta-VAE latents, goals imagined from the prior, latent-distance reward (AWAC offline->online)",
+          paper="dissertation ch. 2, Algorithm 1 (Nair et al., 2018)",
+          representation="vae", goal_proposal="prior", reward="distance", relabel_keep=0.0, relabel_future=0.5,
+          relabel_proposal=0.5, finetune_every_episodes=5)
+class RIG(LatentGoalAlgorithm):
+    name = "rig"
+
+
+@register("ccrig", "CC-RIG: context-conditioned VAE, goals (z ~ N(0, I), z_c of s_0), latent-distance reward",
+          paper="dissertation ch. 3, Algorithm 2 (Nair et al., 2019)",
+          representation="ccvae", goal_proposal="context-prior", reward="distance", relabel_keep=0.0,
+          relabel_future=0.5, relabel_proposal=0.5)
+class CCRIG(LatentGoalAlgorithm):
+    name = "ccrig"
+
+
+@register("val", "VAL: VQ-VAE latents, affordances from a conditional PixelCNN, sparse latent reward, AWAC",
+          paper="dissertation ch. 9, Algorithm 7 (Khazatsky, Nair et al., 2021)",
+          representation="vqvae", goal_proposal="pixelcnn", reward="sparse", relabel_keep=0.2, relabel_future=0.4,
+          relabel_proposal=0.4)
+class VAL(LatentGoalAlgorithm):
+    name = "val"

@@ -1,0 +1,409 @@
+"""The harness for learning from pixels with imagined goals (RIG, CC-RIG, VAL): the same run, phases fed with latents.
+
+    offline  A. train the representation on the dataset's images (and VAL's PixelCNN on pairs
+                (z_0, z_t) of the same episode); save a reconstruction grid and a sample grid
+             B. encode every image; the replay holds latents, goals are relabeled in latent space
+                (future states, imagined goals) and rewarded by the algorithm's latent reward;
+                N AWAC updates
+    online   in the run's new environment (``--online-env held-out``: a scene drawn from held-out
+             shapes and colours): each episode encodes s_0, imagines a goal, acts, stores latents,
+             updates; RIG fine-tunes its VAE every K episodes and re-encodes its buffers
+    evaluate fixed episodes of the task: the goal is an image from a scripted success in the same
+             scene, encoded by the representation; success is the task's check on privileged
+             state at the episode's last step (the dissertation: "whether the final state of the
+             policy's trajectory matches the state of the goal image within a chosen threshold")
+The learner never sees the environment's privileged state: only ``observation["image"]``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.algorithms.latent_goals import LatentGoalAlgorithm
+from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
+from bench.errors import InvalidInput
+from bench.platform.harness import ActionScaler, ProgressCallback, Run, RunSpec, _LossAverager, _PhaseResults
+from bench.platform.runs import Recorder
+from bench.platform.settings import Settings
+from bench.platform.tasks import evaluation_seed
+
+GRID_COLUMNS = 8
+
+
+def artifact_path(run_id: str, name: str) -> str:
+    return f"_runs/{run_id}/artifacts/{name}"
+
+
+class PixelGoalRun(Run):
+    """A run of a ``LatentGoalAlgorithm``; reuses Run's phases bookkeeping, checkpoints and records."""
+
+    def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
+                 progress: ProgressCallback | None = None):
+        from bench.algorithms import build_algorithm, get_algorithm
+        from bench.algorithms.config import config_from_json
+        from bench.datasets.registry import load_stored_version
+        from bench.datasets.storage import Storage
+
+        self.spec = spec
+        self.recorder = recorder
+        self.report_progress = progress or (lambda *args: None)
+        self.storage = Storage(settings.storage_url, settings.storage_options)
+        if spec.torch_threads:
+            torch.set_num_threads(spec.torch_threads)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
+                                           spec.manifest_sha256)
+        observations = self.dataset.data.observations
+        if not isinstance(observations, dict) or "image" not in observations:
+            raise InvalidInput(f"{spec.algorithm} learns from images: {spec.dataset_id} has no 'image' observations")
+        overrides = dict(spec.env_overrides or {})
+        if not overrides.get("task"):
+            raise InvalidInput(f"{spec.algorithm} is evaluated on a goal-image task: pass --task "
+                               "(e.g. drawer-open, button-press, object-in-tray)")
+        self.env = self.dataset.make_env(**overrides)
+        self.eval_env = self.dataset.make_env(**overrides)
+        self.actions = ActionScaler(self.env.action_space)
+        self.config = config_from_json(get_algorithm(spec.algorithm).config_class, spec.config)
+        data = self.dataset.data
+        self.algorithm: LatentGoalAlgorithm = build_algorithm(spec.algorithm, self.config, 0, data.actions.shape[1])
+        self.learns_online = spec.online_steps > 0
+        # Images in memory (uint8), and for every observation row the row of its episode's s_0.
+        self.images = torch.from_numpy(np.ascontiguousarray(observations["image"]))
+        lengths = np.asarray(data.lengths)
+        obs_starts = self.dataset.obs_row_of_step[data.step_starts]
+        self.initial_row = torch.from_numpy(np.repeat(obs_starts, lengths + 1).astype(np.int64))
+        self.obs_starts = torch.from_numpy(obs_starts.astype(np.int64))
+        self.lengths = lengths
+        self.step_rows = torch.from_numpy(self.dataset.obs_row_of_step.astype(np.int64))
+        self.unit_actions = self.actions.to_unit(data.actions).astype(np.float32)
+        self.online_images: list[np.ndarray] = []
+        self.latents_ready = False
+        self.results = {"offline": _PhaseResults(), "online": _PhaseResults()}
+        self.timings = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0,
+                        "representation_seconds": 0.0}
+        self.artifacts: list[str] = []
+        self.phase, self.step = "offline", 0
+        self.online = None
+
+    # -- phase A: representation and affordances ---------------------------------------------------
+    def _initial_images(self, rows: torch.Tensor) -> torch.Tensor | None:
+        return self.images[self.initial_row[rows]] if self.algorithm.representation.conditional else None
+
+    def train_representation(self) -> None:
+        c, algorithm = self.config, self.algorithm
+        started = time.perf_counter()
+        losses = _LossAverager()
+        n = len(self.images)
+        for step in range(algorithm.representation_updates, c.representation_steps):
+            rows = torch.randint(n, (c.representation_batch_size,), generator=self.generator)
+            losses.add(algorithm.update_representation(self.images[rows], self._initial_images(rows)))
+            if (step + 1) % self.spec.log_every == 0 or step + 1 == c.representation_steps:
+                self.recorder.metrics(self.spec.run_id, "train", "representation", step + 1, losses.pop())
+                self.report_progress(self.spec.run_id, "representation", step + 1, c.representation_steps)
+        if algorithm.proposer is not None:
+            self._train_proposer(losses)
+        self.timings["representation_seconds"] += time.perf_counter() - started
+
+    def _train_proposer(self, losses: _LossAverager) -> None:
+        """VAL's affordance model p(z_t | z_0): pairs of an episode's first image and a later one."""
+        c, algorithm = self.config, self.algorithm
+        codes = torch.cat([algorithm.representation.codes_of(self.images[i:i + 512]).detach()
+                           for i in range(0, len(self.images), 512)])
+        n = len(self.images)
+        for step in range(algorithm.proposer_updates, c.proposer_steps):
+            rows = torch.randint(n, (c.proposer_batch_size,), generator=self.generator)
+            losses.add(algorithm.update_proposer(codes[self.initial_row[rows]], codes[rows]))
+            if (step + 1) % self.spec.log_every == 0 or step + 1 == c.proposer_steps:
+                self.recorder.metrics(self.spec.run_id, "train", "affordances", step + 1, losses.pop())
+                self.report_progress(self.spec.run_id, "affordances", step + 1, c.proposer_steps)
+
+    # -- latents and replay -------------------------------------------------------------------------
+    def _encode_all(self) -> torch.Tensor:
+        initial = self.images[self.initial_row] if self.algorithm.representation.conditional else None
+        return self.algorithm.encode(self.images, initial)
+
+    def _prepare_latents(self) -> None:
+        """Encode D, calibrate the reward threshold, build the buffers and proposal banks."""
+        c, algorithm = self.config, self.algorithm
+        latents = self._encode_all()
+        self.latents = latents
+        if c.reward == "sparse" and algorithm.reward_epsilon <= 0:
+            algorithm.reward_epsilon = self._median_distance(latents, 5)
+        steps = self.step_rows
+        self.state_mean = latents.mean(0).numpy()
+        self.state_std = (latents.std(0) + 1e-3).numpy()
+        mean, std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+        z, z_next = latents[steps], latents[steps + 1]
+        data = self.dataset.data
+        self.offline = TransitionBuffer.from_arrays(
+            ((z - mean) / std).numpy(), ((z_next - mean) / std).numpy(), self.unit_actions,
+            np.zeros(data.num_steps, np.float32), np.zeros(data.num_steps, np.float32), self.lengths,
+            None, z_next.numpy())
+        # Proposals for relabeling come per episode: z_0 of every episode, and for VAL a bank of
+        # PixelCNN samples per episode (sampling it per batch would cost a PixelCNN pass per row).
+        self.offline_episode = torch.from_numpy(np.repeat(np.arange(len(self.lengths)), self.lengths))
+        self.offline_initial = latents[self.obs_starts]
+        self.offline_bank = self._bank(self.offline_initial)
+        capacity = self.spec.online_steps
+        self.online = TransitionBuffer(capacity, latents.shape[1], self.offline.action.shape[1], latents.shape[1]) \
+            if self.learns_online else None
+        self.online_episode = torch.zeros(max(capacity, 1), dtype=torch.long)
+        self.online_initial: list[torch.Tensor] = []
+        self.online_bank: list[torch.Tensor] = []
+        shares = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random,
+                               c.relabel_proposal)
+        self.goal_normalizer = GoalNormalizer(mean, std)
+        self.replay = Replay(self.offline, self.online, c.online_fraction, shares, self._goal_reward,
+                             self.goal_normalizer, seed=self.spec.seed, propose=self._propose_for_rows)
+        self.latents_ready = True
+
+    def _median_distance(self, latents: torch.Tensor, offset: int) -> float:
+        rows = self.step_rows
+        ends = torch.from_numpy(np.repeat(self.dataset.obs_row_of_step[self.dataset.data.step_starts] + self.lengths,
+                                          self.lengths))
+        later = torch.minimum(rows + offset, ends)
+        return float((latents[later] - latents[rows]).norm(dim=1).median())
+
+    def _bank(self, initial: torch.Tensor) -> torch.Tensor | None:
+        if self.config.goal_proposal != "pixelcnn":
+            return None
+        k = self.config.proposals_per_episode
+        repeated = initial.repeat_interleave(k, dim=0)
+        samples = torch.cat([self.algorithm.propose(repeated[i:i + 256], self.generator)
+                             for i in range(0, len(repeated), 256)])
+        return samples.view(len(initial), k, -1)
+
+    def _propose_for_rows(self, buffer: TransitionBuffer, rows: torch.Tensor) -> torch.Tensor:
+        if buffer is self.offline:
+            episodes, initial, bank = self.offline_episode[rows], self.offline_initial, self.offline_bank
+        else:
+            episodes = self.online_episode[rows]
+            initial = torch.stack(self.online_initial)
+            bank = torch.stack(self.online_bank) if self.online_bank and self.online_bank[0] is not None else None
+        if bank is None:
+            return self.algorithm.propose(initial[episodes], self.generator)
+        pick = torch.randint(bank.shape[1], (len(rows),), generator=self.generator)
+        return bank[episodes, pick]
+
+    def _goal_reward(self, achieved: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        reward = self.algorithm.reward(torch.from_numpy(achieved), torch.from_numpy(goal)).numpy()
+        return reward, np.zeros_like(reward)
+
+    def _normalize_latent(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - torch.from_numpy(self.state_mean)) / torch.from_numpy(self.state_std)
+
+    def _ensure_latents(self) -> None:
+        if self.latents_ready:
+            return
+        c = self.config
+        if (self.algorithm.representation_updates < c.representation_steps
+                or (self.algorithm.proposer is not None and self.algorithm.proposer_updates < c.proposer_steps)):
+            self.train_representation()
+            self._save_grids("offline")
+        self._prepare_latents()
+
+    # -- acting ------------------------------------------------------------------------------------------
+    def _encode_one(self, image: np.ndarray, initial: np.ndarray) -> torch.Tensor:
+        images = torch.from_numpy(np.ascontiguousarray(image))[None]
+        context = torch.from_numpy(np.ascontiguousarray(initial))[None] if self.algorithm.representation.conditional \
+            else None
+        return self.algorithm.encode(images, context)[0]
+
+    def _act(self, z: torch.Tensor, z_goal: torch.Tensor, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
+        obs = torch.cat([self._normalize_latent(z), self.goal_normalizer(z_goal)])[None]
+        unit = self.algorithm.act(obs, deterministic)[0].numpy().astype(np.float64)
+        return self.actions.to_env(unit).astype(self.env.action_space.dtype), unit
+
+    # -- evaluation --------------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        self._ensure_latents()
+        started = time.perf_counter()
+        successes, returns, distances = [], [], []
+        for episode in range(self.spec.eval_episodes):
+            observation, info = self.eval_env.reset(seed=evaluation_seed(episode))
+            initial = observation["image"]
+            z_goal = self._encode_one(info["goal_image"], initial)
+            total, success = 0.0, False
+            while True:
+                z = self._encode_one(observation["image"], initial)
+                action, _ = self._act(z, z_goal, deterministic=True)
+                observation, reward, terminated, truncated, info = self.eval_env.step(action)
+                total += float(reward)
+                success = bool(info.get("success", False))  # the final step decides
+                if terminated or truncated:
+                    break
+            final = self._encode_one(observation["image"], initial)
+            distances.append(float((final - z_goal).norm()))
+            successes.append(success)
+            returns.append(total)
+        self.timings["eval_seconds"] += time.perf_counter() - started
+        return {"return": float(np.mean(returns)), "return_std": float(np.std(returns)), "normalized_score": None,
+                "success_rate": float(np.mean(successes)), "episodes": len(successes),
+                "final_latent_distance": float(np.mean(distances))}
+
+    # -- phases --------------------------------------------------------------------------------------------
+    def run_offline(self, start: int) -> None:
+        self._ensure_latents()
+        super().run_offline(start)
+
+    def run_online(self, start: int) -> None:
+        self._ensure_latents()
+        c = self.config
+        total, losses = self.spec.online_steps, _LossAverager()
+        observation, initial, z0, z_goal = self._new_episode()
+        z = self._encode_one(observation["image"], initial)
+        episodes_done = 0
+        self.phase, self.step, self._clock = "online", start, time.perf_counter()
+        for step in range(start, total):
+            action, unit = self._act(z, z_goal, deterministic=False)
+            observation, _, terminated, truncated, _ = self.env.step(action)
+            z_next = self._encode_one(observation["image"], initial)
+            reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
+            self.online_episode[self.online.size] = len(self.online_initial) - 1
+            self.online.add(self._normalize_latent(z).numpy(), unit, reward, self._normalize_latent(z_next).numpy(),
+                            False, z_goal.numpy(), z_next.numpy())
+            self.online_images.append(observation["image"])
+            z = z_next
+            if terminated or truncated:
+                self.online.end_episode()
+                episodes_done += 1
+                if c.finetune_every_episodes and episodes_done % c.finetune_every_episodes == 0:
+                    self._finetune_representation()
+                observation, initial, z0, z_goal = self._new_episode()
+                z = self._encode_one(observation["image"], initial)
+            for _ in range(c.updates_per_env_step):
+                losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
+            self._after_step("online", step + 1, total, losses)
+        self._charge_time("online")
+        self._save_grids("online")
+
+    def _new_episode(self):
+        """Alg. 7 l.7-8: s_0 ~ p_new(s_0), z_g ~ p(z_t | z_0); the task's goal image is not used here."""
+        episode = int(self.rng.integers(2**31))
+        observation, _ = self.env.reset(seed=episode, options={"pose_task": False})
+        initial = observation["image"]
+        self.online_images.append(initial)
+        z0 = self._encode_one(initial, initial)
+        k = self.config.proposals_per_episode if self.config.goal_proposal == "pixelcnn" else 1
+        proposals = self.algorithm.propose(z0[None].repeat(k, 1), self.generator)
+        self.online_initial.append(z0)
+        self.online_bank.append(proposals if self.config.goal_proposal == "pixelcnn" else None)
+        return observation, initial, z0, proposals[0]
+
+    def _finetune_representation(self) -> None:
+        """RIG, Algorithm 1 l.16: fine-tune the VAE on D plus the new images, then re-encode the buffers."""
+        c, algorithm = self.config, self.algorithm
+        started = time.perf_counter()
+        fresh = torch.from_numpy(np.asarray(self.online_images))
+        for _ in range(c.finetune_steps):
+            half = c.representation_batch_size // 2
+            rows = torch.randint(len(self.images), (c.representation_batch_size - half,), generator=self.generator)
+            new = torch.randint(len(fresh), (half,), generator=self.generator)
+            algorithm.update_representation(torch.cat([self.images[rows], fresh[new]]), None)
+        latents = self._encode_all()
+        steps = self.step_rows
+        mean, std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+        self.offline.state[:] = (latents[steps] - mean) / std
+        self.offline.next_state[:] = (latents[steps + 1] - mean) / std
+        self.offline.next_achieved[:] = latents[steps + 1]
+        self.offline.goal[:] = latents[steps + 1]
+        self.offline_initial = latents[self.obs_starts]
+        # Online rows: images were kept in order (s_0 of each episode, then each next observation).
+        n = self.online.size
+        if n:
+            online_latents = algorithm.encode(fresh)
+            is_initial = np.zeros(len(fresh), bool)
+            is_initial[self._online_initial_positions()] = True
+            next_latents = online_latents[torch.from_numpy(~is_initial)][:n]
+            previous = online_latents[torch.from_numpy(np.flatnonzero(~is_initial) - 1)][:n]
+            self.online.state[:n] = (previous - mean) / std
+            self.online.next_state[:n] = (next_latents - mean) / std
+            self.online.next_achieved[:n] = next_latents
+            self.online_initial = list(online_latents[torch.from_numpy(self._online_initial_positions())])
+        self.timings["representation_seconds"] += time.perf_counter() - started
+
+    def _online_initial_positions(self) -> np.ndarray:
+        positions, position = [], 0
+        episode_lengths = np.bincount(self.online_episode[:self.online.size].numpy(),
+                                      minlength=len(self.online_initial))
+        for length in episode_lengths:
+            positions.append(position)
+            position += int(length) + 1
+        return np.asarray(positions[:len(self.online_initial)], dtype=np.int64)
+
+    # -- artifacts: reconstructions and imagined goals -------------------------------------------------------
+    def _save_grids(self, phase: str) -> None:
+        """Reconstructions of dataset images, and goals imagined for held-out scenes (Figures 42 and 47)."""
+        from PIL import Image
+
+        from bench.algorithms.representations import to_uint8_images
+
+        algorithm = self.algorithm
+        rows = torch.linspace(0, len(self.images) - 1, GRID_COLUMNS).long()
+        originals = self.images[rows]
+        initial = self._initial_images(rows)
+        reconstructions = to_uint8_images(algorithm.decode(algorithm.encode(originals, initial)))
+        grids = {f"reconstructions_{phase}.png": [originals, reconstructions]}
+        # Columns: held-out scenes (the evaluation environment's); rows: s_0, then imagined goals.
+        starts = []
+        for column in range(GRID_COLUMNS):
+            observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
+            starts.append(observation["image"])
+        starts = torch.from_numpy(np.asarray(starts))
+        z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
+        rows_of_samples = [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, self.generator)))
+                                      for _ in range(3)]
+        grids[f"samples_{phase}.png"] = rows_of_samples
+        for name, grid_rows in grids.items():
+            grid = torch.cat([torch.cat(list(row), dim=1) for row in grid_rows], dim=0).numpy()
+            buffer = io.BytesIO()
+            Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(buffer, "PNG")
+            self.storage.write_bytes(artifact_path(self.spec.run_id, name), buffer.getvalue())
+            if name not in self.artifacts:
+                self.artifacts.append(name)
+
+    # -- checkpoints and results -------------------------------------------------------------------------------
+    def checkpoint_extras(self) -> dict[str, Any]:
+        n = self.online.size if self.online is not None else 0
+        return {"online_episode": self.online_episode[:n].clone(), "online_initial": list(self.online_initial),
+                "online_bank": list(self.online_bank), "online_images": list(self.online_images),
+                "artifacts": list(self.artifacts)}
+
+    def load_checkpoint(self) -> bool:
+        """Restore the models first, then re-encode D with them, then the buffers and counters."""
+        from bench.platform.harness import checkpoint_path
+
+        path = checkpoint_path(self.spec.run_id)
+        if not self.storage.exists(path):
+            return False
+        state = torch.load(io.BytesIO(self.storage.read_bytes(path)), weights_only=False)
+        self.algorithm.load_checkpoint_state(state["algorithm"])
+        self._prepare_latents()
+        if self.online is not None and state["online_buffer"] is not None:
+            self.online.load_state_dict(state["online_buffer"])
+            n = self.online.size
+            self.online_episode[:n] = state["online_episode"]
+            self.online_initial, self.online_bank = state["online_initial"], state["online_bank"]
+            self.online_images = state["online_images"]
+        self.replay.generator.set_state(state["replay_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        for phase, evaluations in state["evaluations"].items():
+            self.results[phase].evaluations = evaluations
+        self.timings.update(state["timings"])
+        self.artifacts = state["artifacts"]
+        self.phase, self.step = state["phase"], state["step"]
+        return True
+
+    def extra_results(self) -> dict[str, Any]:
+        overrides = self.spec.env_overrides or {}
+        return {"artifacts": [artifact_path(self.spec.run_id, name) for name in self.artifacts],
+                "task": overrides.get("task"), "online_env": overrides,
+                "reward_epsilon": self.algorithm.reward_epsilon if self.config.reward == "sparse" else None}
