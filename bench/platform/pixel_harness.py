@@ -340,7 +340,7 @@ class PixelGoalRun(Run):
 
     # -- artifacts: reconstructions and imagined goals -------------------------------------------------------
     def _save_grids(self, phase: str) -> None:
-        """Reconstructions of dataset images, and goals imagined for held-out scenes (Figures 42 and 47)."""
+        """Reconstructions of dataset images, and goals imagined in the run's evaluation scene (Figures 42 and 47)."""
         from PIL import Image
 
         from bench.algorithms.representations import to_uint8_images
@@ -351,7 +351,8 @@ class PixelGoalRun(Run):
         initial = self._initial_images(rows)
         reconstructions = to_uint8_images(algorithm.decode(algorithm.encode(originals, initial)))
         grids = {f"reconstructions_{phase}.png": [originals, reconstructions]}
-        # Columns: held-out scenes (the evaluation environment's); rows: s_0, then imagined goals.
+        # Columns: 8 starts s_0 in the evaluation environment (with --online-env held-out: the run's
+        # held-out scene); rows: s_0, then goals imagined from it.
         starts = []
         for column in range(GRID_COLUMNS):
             observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
