@@ -138,17 +138,7 @@ class Run:
 
     def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
                  progress: ProgressCallback | None = None):
-        self.spec = spec
-        self.recorder = recorder
-        self.report_progress = progress or (lambda *args: None)
-        self.storage = Storage(settings.storage_url, settings.storage_options)
-        if spec.torch_threads:
-            torch.set_num_threads(spec.torch_threads)
-        torch.manual_seed(spec.seed)
-        self.rng = np.random.default_rng(spec.seed)
-
-        self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
-                                           spec.manifest_sha256)
+        self._begin(spec, settings, recorder, progress)
         # Evaluation gets its own environment, so it never disturbs an online episode in progress.
         self.env = self.dataset.make_env()
         self.eval_env = self.dataset.make_env()
@@ -173,6 +163,20 @@ class Run:
         self.results = {"offline": _PhaseResults(), "online": _PhaseResults()}
         self.timings: dict[str, float] = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0}
         self.phase, self.step = "offline", 0
+
+    def _begin(self, spec: RunSpec, settings: Settings, recorder: Recorder,
+               progress: ProgressCallback | None) -> None:
+        """What every kind of run starts with: records, storage, threads, seeds, the dataset in memory."""
+        self.spec = spec
+        self.recorder = recorder
+        self.report_progress = progress or (lambda *args: None)
+        self.storage = Storage(settings.storage_url, settings.storage_options)
+        if spec.torch_threads:
+            torch.set_num_threads(spec.torch_threads)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+        self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
+                                           spec.manifest_sha256)
 
     # -- data ------------------------------------------------------------------------------------
     def _build_offline_buffer(self, algorithm_spec) -> None:

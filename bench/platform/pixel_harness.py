@@ -46,20 +46,9 @@ class PixelGoalRun(Run):
                  progress: ProgressCallback | None = None):
         from bench.algorithms import build_algorithm, get_algorithm
         from bench.algorithms.config import config_from_json
-        from bench.datasets.registry import load_stored_version
-        from bench.datasets.storage import Storage
 
-        self.spec = spec
-        self.recorder = recorder
-        self.report_progress = progress or (lambda *args: None)
-        self.storage = Storage(settings.storage_url, settings.storage_options)
-        if spec.torch_threads:
-            torch.set_num_threads(spec.torch_threads)
-        torch.manual_seed(spec.seed)
-        self.rng = np.random.default_rng(spec.seed)
+        self._begin(spec, settings, recorder, progress)
         self.generator = torch.Generator().manual_seed(spec.seed)
-        self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
-                                           spec.manifest_sha256)
         observations = self.dataset.data.observations
         if not isinstance(observations, dict) or "image" not in observations:
             raise InvalidInput(f"{spec.algorithm} learns from images: {spec.dataset_id} has no 'image' observations")
