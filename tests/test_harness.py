@@ -105,6 +105,29 @@ def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(pendulum
         spec_for_resume(store, run_id)
 
 
+def test_ctrl_c_during_an_evaluation_owes_that_evaluation_to_the_resumed_run(pendulum, monkeypatch):
+    """SIGINT can land inside an evaluation; the checkpoint then has the step but not its curve point."""
+    from bench.platform.harness import Run
+
+    registry, store, dataset_id = pendulum
+    budget = Budget(offline_steps=150, online_steps=0, eval_every=60, eval_episodes=1, log_every=50)
+    evaluate, calls = Run.evaluate, []
+
+    def interrupted_second_evaluation(self):
+        calls.append(self.step)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(self)
+
+    monkeypatch.setattr(Run, "evaluate", interrupted_second_evaluation)
+    specs, outcomes = _sweep(registry, store, dataset_id, "awac", budget=budget)
+    assert outcomes[0].status == "interrupted" and calls == [60, 120]
+    assert [c["step"] for c in store.curves(specs[0].run_id, kind="eval")] == [60]
+    resumed = execute_sweep([spec_for_resume(store, specs[0].run_id)], registry.settings, store, resume=True)
+    assert resumed[0].status == "completed"
+    assert [c["step"] for c in store.curves(specs[0].run_id, kind="eval")] == [60, 120, 150]
+
+
 def test_bc_has_no_online_phase_and_bc_top_fraction_trains_on_fewer_episodes(pendulum):
     registry, store, dataset_id = pendulum
     _, outcomes = _sweep(registry, store, dataset_id, "bc-10%")

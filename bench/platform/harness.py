@@ -378,6 +378,12 @@ class Run:
         """What a kind of run adds to its results (the pixel harness: its artifacts)."""
         return {}
 
+    def _evaluation_owed(self) -> bool:
+        total = self.spec.offline_steps if self.phase == "offline" else self.spec.online_steps
+        due = self.step > 0 and (self.step % self.spec.eval_every == 0 or self.step == total)
+        evaluations = self.results[self.phase].evaluations
+        return due and (not evaluations or evaluations[-1]["step"] != self.step)
+
     # -- the whole run ----------------------------------------------------------------------------------
     def execute(self, resume: bool = False) -> RunOutcome:
         spec = self.spec
@@ -390,6 +396,10 @@ class Run:
             else:
                 offline_start, online_start = spec.offline_steps, self.step
         try:
+            if resume and self._evaluation_owed():
+                # Ctrl-C arrived during the evaluation at this step: its checkpoint has the step's
+                # update, not its evaluation; evaluate before going on, so no point of the curve is lost.
+                self._evaluate_and_checkpoint(self.phase, self.step)
             if offline_start < spec.offline_steps or not self.results["offline"].evaluations:
                 self.run_offline(offline_start)
             if self.learns_online:
