@@ -82,8 +82,8 @@ def test_each_task_has_a_goal_image_and_the_scripted_primitive_reaches_it(task):
 # -- data and representations -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tabletop_images():
-    """Images of 48 prior-data episodes (2,448 frames): 40 episodes to train on, 8 held out."""
-    records = collect_episodes(get_recipe("tabletop/prior"), 48, seed=5)
+    """Images of 56 prior-data episodes: 40 episodes (2,040 frames) to train on, 16 held out."""
+    records = collect_episodes(get_recipe("tabletop/prior"), 56, seed=5)
     images = np.concatenate([r.observations["image"] for r in records])
     initial = np.concatenate([np.repeat(r.observations["image"][:1], len(r.observations["image"]), 0)
                               for r in records])
@@ -124,9 +124,9 @@ def test_representations_reconstruct_held_out_images(tabletop_images, trained, n
     with torch.no_grad():
         reconstruction = model.decode(model.encode(data["test"], data["test_initial"]))
     error, baseline = float(_mse(reconstruction, test).mean()), float(_mse(mean_image, test).mean())
-    # Stated bound, as a share of the mean image's error: half for the VAE and the VQ-VAE; 0.8 for
-    # the CC-VAE, which splits its 600 steps between two decoders (measured: 0.67).
-    bound = 0.8 if name == "ccvae" else 0.5
+    # Stated bounds, as a share of the mean image's error, each ~0.1 above what 600 steps give on
+    # 16 held-out episodes (measured: VAE 0.46, CC-VAE 0.57 (two decoders share its steps), VQ-VAE 0.28).
+    bound = {"vae": 0.55, "ccvae": 0.7, "vqvae": 0.4}[name]
     print(f"{name}: held-out reconstruction MSE {error:.5f} = {error / baseline:.2f} x the mean image's")
     assert error < bound * baseline, (name, error, baseline)
 
@@ -155,23 +155,31 @@ def test_conditional_pixelcnn_beats_the_unconditional_model_on_held_out_goals(ta
 
 
 def test_ccvae_samples_keep_their_scene_and_vae_samples_do_not(tabletop_images, trained):
-    """Decode goals imagined for 8 held-out s_0: how often is a sample closer to its own s_0 than to the others'?"""
+    """Decode 4 goals imagined for each of 16 held-out s_0: how often is a sample nearest to its own s_0 of the 16?
+
+    Chance is 1/16. Measured: CC-VAE 0.6-0.8 (it varies with the CPU's float order across runs),
+    beta-VAE near chance, as ch. 3's Figure 11 shows.
+    """
     data = tabletop_images
     starts = torch.stack([torch.from_numpy(r.observations["image"][0]) for r in data["records"][40:]])
+    samples_per_scene = 4
     generator = torch.Generator().manual_seed(0)
     rates = {}
     for name in ("ccvae", "vae"):
         model = trained[name]
+        n = len(starts) * samples_per_scene
         with torch.no_grad():
             if name == "ccvae":
-                z_c = model.encode(starts, starts)[:, model.z_dim:]
-                latents = torch.cat([torch.randn(len(starts), model.z_dim, generator=generator), z_c], 1)
+                z_c = model.encode(starts, starts)[:, model.z_dim:].repeat_interleave(samples_per_scene, 0)
+                latents = torch.cat([torch.randn(n, model.z_dim, generator=generator), z_c], 1)
             else:
-                latents = torch.randn(len(starts), model.latent_dim, generator=generator)
+                latents = torch.randn(n, model.latent_dim, generator=generator)
             samples = model.decode(latents)
         distances = torch.cdist(samples.flatten(1), to_float_images(starts).flatten(1))  # sample x scene
-        rates[name] = float((distances.argmin(1) == torch.arange(len(starts))).float().mean())
-    assert rates["ccvae"] >= 0.75 and rates["ccvae"] > rates["vae"], rates
+        own = torch.arange(len(starts)).repeat_interleave(samples_per_scene)
+        rates[name] = float((distances.argmin(1) == own).float().mean())
+    print(f"samples nearest their own scene: {rates}")
+    assert rates["ccvae"] >= 0.5 and rates["ccvae"] >= rates["vae"] + 0.3, rates
 
 
 def test_latent_goal_algorithms_reject_mismatched_parts():
