@@ -190,15 +190,15 @@ def test_runs_and_a_run_with_its_curve_and_provenance(site):
 def test_upload_page_publishes_with_a_token(site):
     data = write_d4rl_file(site["tmp"] / "upload.hdf5", random_trajectories(np.random.default_rng(5), episodes=3))
     page = visit(site, "/upload", "Upload a dataset", "upload")
+    button = page.get_by_role("button", name="Publish", exact=True)
+    button.click()  # nothing filled in: the form says what is missing and publishes nothing
+    page.get_by_text("Upload needs an API token, a dataset id, a file.").wait_for(timeout=60_000)
+    # Typing, then choosing the file at once: the form re-runs nothing until submitted, so the file
+    # cannot be lost to a re-run (it was, under load, before the page used a form).
     page.get_by_role("textbox", name="API token").fill(site["token"])
     page.get_by_label("Dataset id").fill("alice/from-the-browser")
-    page.get_by_label("Dataset id").press("Enter")
     page.locator("input[type=file]").set_input_files(str(data))
     page.get_by_text("upload.hdf5").wait_for(timeout=60_000)
-    button = page.get_by_role("button", name="Upload", exact=True)
-    # Streamlit enables the button only after it has re-run with the token, the id and the file; on a busy
-    # machine that takes a moment, and a click on a disabled button does nothing.
-    page.wait_for_function("b => !b.disabled", arg=button.element_handle(), timeout=60_000)
     button.click()
     page.get_by_text("Published alice/from-the-browser-v1").wait_for(timeout=60_000)
     shot(site, "upload")

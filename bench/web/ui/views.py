@@ -449,14 +449,24 @@ def upload_page() -> None:
     st.title("Upload a dataset")
     st.caption("Signed-in users publish into namespaces they own. The server validates the file exactly as "
                "`bench datasets import` does; nothing is published unless all of it is valid.")
-    token = st.text_input("API token", type="password", help="bench tokens create USER --name NAME")
-    dataset_id = st.text_input("Dataset id", placeholder="alice/drawer-demos")
-    uploaded = st.file_uploader("File (D4RL .hdf5, OGBench .npz)", type=["hdf5", "h5", "npz"])
-    columns = st.columns(3)
-    tags = [t.strip() for t in columns[0].text_input("Tags (comma-separated)").split(",") if t.strip()]
-    private = columns[1].checkbox("Private")
-    description = columns[2].text_input("Description")
-    if not st.button("Upload", disabled=not (token and dataset_id and uploaded)):
+    # A form: typing re-runs nothing until "Publish". Without it every field re-ran the page, and a file
+    # chosen as such a re-run began was silently dropped (Streamlit clears its outgoing queue when a run
+    # starts, and with it the server's answer carrying the upload URL).
+    with st.form("upload"):
+        token = st.text_input("API token", type="password", help="bench tokens create USER --name NAME")
+        dataset_id = st.text_input("Dataset id", placeholder="alice/drawer-demos")
+        uploaded = st.file_uploader("File (D4RL .hdf5, OGBench .npz)", type=["hdf5", "h5", "npz"])
+        columns = st.columns(3)
+        tags = [t.strip() for t in columns[0].text_input("Tags (comma-separated)").split(",") if t.strip()]
+        private = columns[1].checkbox("Private")
+        description = columns[2].text_input("Description")
+        submitted = st.form_submit_button("Publish")
+    if not submitted:
+        return
+    missing = [name for name, value in (("an API token", token), ("a dataset id", dataset_id), ("a file", uploaded))
+               if not value]
+    if missing:
+        st.error("Upload needs " + ", ".join(missing) + ".")
         return
     bar = st.progress(0.0, text="starting")
     with tempfile.TemporaryDirectory() as tmp:
