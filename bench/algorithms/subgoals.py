@@ -1,0 +1,232 @@
+"""PTP's planner: conditional subgoal generators (a CVAE, eq. 50) and hierarchical MPPI over their latents (Algorithm 9).
+
+    generator   q(z | s, s') encodes a transition, g(s, z) decodes a state reachable from s in about
+                dt steps; trained on pairs (s_t, s_(t+dt)) of the offline data, dt drawn from a range,
+                reusing its own reconstruction as the next pair's context (robust to compounding error):
+                    sum_j  E_q ||s_j - g(s^_(j-1), z_j)||^2 + KL[q(z_j | s^_(j-1), s_j) || N(0, I)]    (eq. 50)
+    plan        Plan(s_0, s_g, L, K, M, N)                                                    (Algorithm 9)
+                  N latent sequences z_(1:K) (half from N(0, I), half from the level's plan buffer)
+                  s^_i = g_L(s^_(i-1), z_i), s^_0 = s_0                   (recursive generation)
+                  cost  c = ||s_g - s^_K|| - eta sum_i V(s^_i, s^_(i+1))               (eq. 52)
+                  MPPI: perturb the best sequence with Gaussian noise, average by exp(-c / lambda)
+                  L > 1: each pair (s^_(i-1), s^_i) is refined by Plan(., ., L - 1, M, M, N)
+                with the coarsest generator on the top level and dt_l = M dt_(l-1).
+
+The sign of the feasibility term: the dissertation's eq. 52 adds eta sum V, but it is the
+Lagrangian of the constraint V >= delta (eq. 51), and a feasible transition has a *high*
+value (with rewards -1 until the goal is reached, V(s, s') is minus the expected steps from s
+to s'). A cost to minimize must therefore subtract it; adding it would prefer infeasible plans.
+
+Everything works on vectors: VQ-VAE latents for images (flattened), or raw states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from bench.algorithms.networks import mlp
+
+# (states, next states), both (B, D) -> V(s, s'), (B,): how reachable s' is from s (higher: more).
+Feasibility = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class SubgoalGenerator(nn.Module):
+    """A conditional VAE of reachable states: encoder q(z | s, s'), decoder g(s, z) (ch. 10.5.1).
+
+    The decoder predicts the change s' - s (a residual, as the U-Net's skip connections of the
+    dissertation's image generator carry s through), so z = 0 starts near "stay".
+    """
+
+    def __init__(self, state_dim: int, latent_dim: int = 8, hidden: tuple[int, ...] = (256, 256)):
+        super().__init__()
+        self.state_dim, self.latent_dim = state_dim, latent_dim
+        self.encoder = mlp(2 * state_dim, hidden, 2 * latent_dim)
+        self.decoder = mlp(state_dim + latent_dim, hidden, state_dim)
+
+    def encode(self, state: torch.Tensor, future: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.encoder(torch.cat([state, future], -1)).chunk(2, -1)
+        return mean, log_var.clamp(-10.0, 5.0)
+
+    def forward(self, state: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """g(s, z): a subgoal reachable from s."""
+        return state + self.decoder(torch.cat([state, z], -1))
+
+    def loss(self, chain: torch.Tensor, beta: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. 50 on chains (B, m + 1, D) of states dt apart: the context of step j is the reconstruction of step j - 1."""
+        context = chain[:, 0]
+        reconstruction, kl = 0.0, 0.0
+        for j in range(1, chain.shape[1]):
+            target = chain[:, j]
+            mean, log_var = self.encode(context, target)
+            z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+            predicted = self(context, z)
+            reconstruction = reconstruction + (predicted - target).pow(2).sum(-1).mean()
+            kl = kl + 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(-1).mean()
+            context = predicted  # the next pair starts from what the generator made, not the data
+        return reconstruction + beta * kl, {"subgoal_reconstruction": reconstruction.detach(),
+                                            "subgoal_kl": kl.detach()}
+
+
+def sample_chains(states: torch.Tensor, episode_end: torch.Tensor, interval: int, links: int, batch: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Chains (batch, links + 1, D) of states of one episode, each a random dt in [interval / 2, interval] after the last.
+
+    ``states`` holds every observation row; ``episode_end[i]`` is the last row of row i's episode.
+    A chain that would leave its episode stays on the last state (staying is reachable too).
+    """
+    rows = torch.randint(len(states), (batch,), generator=generator)
+    ends = episode_end[rows]
+    chain = [rows]
+    low = max(1, interval // 2)
+    for _ in range(links):
+        step = torch.randint(low, interval + 1, (batch,), generator=generator)
+        chain.append(torch.minimum(chain[-1] + step, ends))
+    return states[torch.stack(chain, 1)]
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """Algorithm 9's sizes. The dissertation's (ch. 10.6.2): L = 3, K = 8, M = 2, N = 1024, 5 MPPI iterations, eta = 0.01."""
+
+    levels: int = 3
+    subgoals: int = 8
+    multiplier: int = 2
+    samples: int = 1024
+    iterations: int = 5
+    eta: float = 0.01
+    noise: float = 0.5  # std of MPPI's Gaussian perturbation of z (the text gives no value)
+    temperature: float = 1.0  # MPPI's lambda in exp(-c / lambda) (the text gives no value)
+    use_buffer: bool = True
+
+    @property
+    def total_subgoals(self) -> int:
+        return self.subgoals * self.multiplier ** (self.levels - 1)
+
+
+class PlanBuffer:
+    """The latent plan buffer of one level: latent sequences chosen in earlier episodes (ch. 10.5.2)."""
+
+    def __init__(self, capacity: int = 1000):
+        self.capacity = capacity
+        self.plans: list[torch.Tensor] = []
+
+    def add(self, plans: torch.Tensor) -> None:
+        """``plans``: (B, K, dz), one chosen latent sequence per planned segment."""
+        self.plans.extend(plans.detach().clone())
+        del self.plans[:-self.capacity]
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        picks = torch.randint(len(self.plans), (n,), generator=generator)
+        return torch.stack([self.plans[int(i)] for i in picks])
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+
+@dataclass
+class Plan:
+    subgoals: torch.Tensor  # (total_subgoals, D), in the order the policy follows them
+    cost: float  # of the top level's chosen sequence
+    first_cost: float  # the best cost among the top level's initial samples (before MPPI)
+    latents: list[torch.Tensor]  # per level: (segments, K_l, dz) chosen
+
+
+def rollout(generator: SubgoalGenerator, start: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """s^_i = g(s^_(i-1), z_i) for every sequence: start (B, D), z (B, K, dz) -> (B, K, D)."""
+    states, state = [], start
+    for k in range(z.shape[1]):
+        state = generator(state, z[:, k])
+        states.append(state)
+    return torch.stack(states, 1)
+
+
+def plan_cost(start: torch.Tensor, subgoals: torch.Tensor, goal: torch.Tensor, feasibility: Feasibility | None,
+              eta: float) -> torch.Tensor:
+    """Eq. 52 with the feasibility term's sign fixed (module docstring): (B, D), (B, K, D), (B, D) -> (B,)."""
+    cost = (goal - subgoals[:, -1]).norm(dim=-1)
+    if feasibility is not None and eta:
+        path = torch.cat([start[:, None], subgoals], 1)
+        b, k1, d = path.shape
+        values = feasibility(path[:, :-1].reshape(-1, d), path[:, 1:].reshape(-1, d)).view(b, k1 - 1)
+        cost = cost - eta * values.sum(1)
+    return cost
+
+
+@torch.no_grad()
+def _mppi(generator: SubgoalGenerator, starts: torch.Tensor, goals: torch.Tensor, k: int,
+          settings: PlannerSettings, feasibility: Feasibility | None, buffer: PlanBuffer | None,
+          rng: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One level for B segments at once: the best latent sequences (B, K, dz), their subgoals, costs, first costs."""
+    b, d = starts.shape
+    n, dz = settings.samples, generator.latent_dim
+
+    def evaluate(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # z: (B, n, K, dz)
+        m = z.shape[1]
+        flat = z.reshape(b * m, k, dz)
+        states = rollout(generator, starts.repeat_interleave(m, 0), flat)
+        cost = plan_cost(starts.repeat_interleave(m, 0), states, goals.repeat_interleave(m, 0), feasibility,
+                         settings.eta)
+        return states.view(b, m, k, d), cost.view(b, m)
+
+    z = torch.randn(b, n, k, dz, generator=rng)
+    if settings.use_buffer and buffer is not None and len(buffer):
+        # Half of the initial samples from the plan buffer (ch. 10.5.2), slightly perturbed so
+        # that a remembered plan is a neighbourhood, not a single point.
+        half = n // 2
+        remembered = buffer.sample(b * half, rng).view(b, half, k, dz)
+        z[:, :half] = remembered + 0.1 * torch.randn(b, half, k, dz, generator=rng)
+    states, cost = evaluate(z)
+    best = cost.argmin(1)
+    index = torch.arange(b)
+    best_z, best_states, best_cost = z[index, best], states[index, best], cost[index, best]
+    first_cost = best_cost.clone()
+    for _ in range(settings.iterations):
+        # MPPI (the dissertation cites Gandhi et al., 2021): Gaussian perturbations of the current
+        # plan, averaged with weights exp(-(c - c_min) / lambda); the mean is kept if it is better.
+        candidates = best_z[:, None] + settings.noise * torch.randn(b, n, k, dz, generator=rng)
+        states, cost = evaluate(candidates)
+        weights = torch.softmax(-(cost - cost.min(1, keepdim=True).values) / settings.temperature, 1)
+        mean_z = (weights[:, :, None, None] * candidates).sum(1, keepdim=True)
+        mean_states, mean_cost = evaluate(mean_z)
+        # The best of: the previous plan, the weighted mean, the best perturbation.
+        pool_z = torch.cat([best_z[:, None], mean_z, candidates], 1)
+        pool_states = torch.cat([best_states[:, None], mean_states, states], 1)
+        pool_cost = torch.cat([best_cost[:, None], mean_cost, cost], 1)
+        pick = pool_cost.argmin(1)
+        best_z, best_states, best_cost = pool_z[index, pick], pool_states[index, pick], pool_cost[index, pick]
+    return best_z, best_states, best_cost, first_cost
+
+
+@torch.no_grad()
+def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenerator], settings: PlannerSettings,
+         feasibility: Feasibility | None = None, buffers: list[PlanBuffer] | None = None,
+         rng: torch.Generator | None = None) -> Plan:
+    """Algorithm 9 from s_0 (D,) to s_g (D,): ``generators[l]`` serves level l, coarsest first (len = levels)."""
+    if len(generators) != settings.levels:
+        raise ValueError(f"{settings.levels} planning levels need {settings.levels} generators, got {len(generators)}")
+    starts, goals = start[None], goal[None]
+    chosen: list[torch.Tensor] = []
+    top_cost = first_cost = 0.0
+    for level, generator in enumerate(generators):
+        k = settings.subgoals if level == 0 else settings.multiplier
+        buffer = buffers[level] if buffers is not None else None
+        z, subgoals, cost, first = _mppi(generator, starts, goals, k, settings, feasibility, buffer, rng)
+        chosen.append(z)
+        if level == 0:
+            top_cost, first_cost = float(cost[0]), float(first[0])
+        # Every consecutive pair of this level's subgoals becomes a segment of the next level:
+        # start s^_(i-1) (s^_0 = the segment's start), goal s^_i.
+        previous = torch.cat([starts[:, None], subgoals[:, :-1]], 1)
+        starts, goals = previous.reshape(-1, start.shape[-1]), subgoals.reshape(-1, start.shape[-1])
+    if buffers is not None and settings.use_buffer:
+        for level, z in enumerate(chosen):
+            buffers[level].add(z)
+    return Plan(goals, top_cost, first_cost, chosen)
+
+
+__all__ = ["Feasibility", "Plan", "PlanBuffer", "PlannerSettings", "SubgoalGenerator", "plan", "plan_cost",
+           "rollout", "sample_chains"]
