@@ -60,7 +60,6 @@ def serve_ui(api: Optional[str] = typer.Option(None, "--api", help="the API to s
              host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8501, "--port")) -> None:
     """Serve the web UI (Streamlit); it reads everything from the API over HTTP."""
     import os
-    import subprocess
     import sys
 
     from bench.platform.settings import Settings
@@ -76,7 +75,10 @@ def serve_ui(api: Optional[str] = typer.Option(None, "--api", help="the API to s
                    "--server.fileWatcherType", "none", "--theme.base", "light",
                    "--client.toolbarMode", "viewer"]
         err.print(f"bench UI on http://{host}:{port} (API {url})", markup=False, highlight=False)
-        raise typer.Exit(subprocess.call(command, env=env))
+        # Become Streamlit rather than wait for it: a SIGTERM to this process (a test's teardown,
+        # systemd, docker stop) must reach the server, not orphan it.
+        sys.stderr.flush()
+        os.execve(sys.executable, command, env)
 
 
 # -- accounts --------------------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from bench.platform.accounts import Accounts
 from bench.platform.db import RunRow, RunState
 from bench.platform.settings import Settings
 from bench.testing.data import random_trajectories, write_robot_folder
-from bench.testing.services import ApiServer, free_port, wait_until_up
+from bench.testing.services import ApiServer, UiServer
 
 
 def seed(registry: Registry, datasets: int, runs: int) -> None:
@@ -89,11 +87,8 @@ def main() -> None:
         env.update(BENCH_HOME=str(home), BENCH_DATABASE_URL=settings.database_url,
                    BENCH_STORAGE_URL=settings.storage_url, BENCH_RATE_LIMIT_PER_MINUTE="0")
         api = ApiServer(env).start()
-        port = free_port()
-        ui = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "ui", "--api", api.url, "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(url + "/_stcore/health", ui)
+        ui = UiServer(env, api.url).start()
+        url = ui.url
         from playwright.sync_api import sync_playwright
 
         results = {}
@@ -113,7 +108,7 @@ def main() -> None:
                     results[path] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
                 browser.close()
         finally:
-            ui.terminate()
+            ui.stop()
             api.stop()
         total, _ = registry.search(readable=None, limit=1)
         with registry.engine.connect() as connection:

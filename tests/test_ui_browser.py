@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from bench.platform.runs import RunStore
 from bench.datasets.recipes.build import build
 from bench.platform.robot_evals import RobotEvals
 from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder
-from bench.testing.services import ApiServer, free_port, wait_until_up
+from bench.testing.services import ApiServer, UiServer
 from conftest import make_settings, settings_env
 
 pytestmark = pytest.mark.slow
@@ -75,11 +73,8 @@ def site(request, tmp_path_factory):
     token = seed(registry)
     env = settings_env(settings)
     api = ApiServer(env).start()
-    port = free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "ui", "--api", api.url, "--port", str(port)],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url + "/_stcore/health", ui)
+    ui = UiServer(env, api.url).start()
+    url = ui.url
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -88,8 +83,7 @@ def site(request, tmp_path_factory):
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         yield {"url": url, "page": page, "token": token, "tmp": tmp, "registry": registry}
         browser.close()
-    ui.terminate()
-    ui.wait(timeout=15)
+    ui.stop()
     api.stop()
     registry.close()
 

@@ -146,6 +146,31 @@ class ApiServer:
                 self.kill()
 
 
+class UiServer:
+    """A `bench serve ui` process (Streamlit) on a loopback port, showing the API at ``api_url``."""
+
+    def __init__(self, env: dict[str, str], api_url: str, port: int | None = None):
+        self.env, self.api_url, self.port = env, api_url, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "UiServer":
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "ui", "--api", self.api_url,
+                                         "--port", str(self.port)], env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_until_up(self.url + "/_stcore/health", self.process, timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @contextlib.contextmanager
 def api_server(env: dict[str, str]) -> Iterator[ApiServer]:
     """A running `bench serve api` with the given environment (BENCH_HOME, database, storage ...)."""
