@@ -77,8 +77,10 @@ def _validate(c: LatentGoalConfig) -> None:
 
     if c.representation not in ("vae", "ccvae", "vqvae"):
         raise InvalidInput(f"representation must be vae, ccvae or vqvae, not {c.representation!r}")
-    if c.goal_proposal not in ("prior", "context-prior", "pixelcnn"):
-        raise InvalidInput(f"goal_proposal must be prior, context-prior or pixelcnn, not {c.goal_proposal!r}")
+    if c.goal_proposal not in ("prior", "context-prior", "pixelcnn", "none"):
+        raise InvalidInput(f"goal_proposal must be prior, context-prior, pixelcnn or none, not {c.goal_proposal!r}")
+    if c.goal_proposal == "none" and c.relabel_proposal > 0:
+        raise InvalidInput("relabel_proposal needs a goal proposer (goal_proposal is none)")
     if c.goal_proposal == "pixelcnn" and c.representation != "vqvae":
         raise InvalidInput("the PixelCNN proposes VQ-VAE codes: use representation=vqvae")
     if c.goal_proposal == "context-prior" and c.representation != "ccvae":
@@ -111,12 +113,16 @@ class LatentGoalAlgorithm(Algorithm):
                          if c.goal_proposal == "pixelcnn" else None)
         self.proposer_optimizer = (torch.optim.Adam(self.proposer.parameters(), lr=c.proposer_learning_rate)
                                    if self.proposer is not None else None)
-        # pi(a | z, z_g) and Q(z, a, z_g): AWAC on the concatenation.
-        self.rl = AWAC(c, 2 * self.latent_dim, action_dim)
+        # pi(a | z, z_g) and Q(z, a, z_g): an RL algorithm on the concatenation.
+        self.rl = self.build_rl(c, 2 * self.latent_dim, action_dim)
         self.optimizer = self.rl.optimizer
         self.reward_epsilon = float(c.reward_epsilon)
         self.representation_updates = 0
         self.proposer_updates = 0
+
+    def build_rl(self, config: LatentGoalConfig, obs_dim: int, action_dim: int) -> Algorithm:
+        """The goal-conditioned learner on (z, z_g): AWAC for RIG, CC-RIG and VAL."""
+        return AWAC(config, obs_dim, action_dim)
 
     # -- phase A: representation and affordances --------------------------------------------------
     def update_representation(self, images: torch.Tensor, initial: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -153,6 +159,8 @@ class LatentGoalAlgorithm(Algorithm):
     def propose(self, initial_latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One imagined goal per row of z_0 (Alg. 1 l.4, Alg. 2 l.3, Alg. 7 l.8)."""
         n = initial_latents.shape[0]
+        if self.config.goal_proposal == "none":
+            raise ValueError(f"{self.name} proposes no goals (goal_proposal is none)")
         if self.config.goal_proposal == "prior":
             return torch.randn(n, self.latent_dim, generator=generator)
         if self.config.goal_proposal == "context-prior":

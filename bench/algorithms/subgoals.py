@@ -204,8 +204,12 @@ def _mppi(generator: SubgoalGenerator, starts: torch.Tensor, goals: torch.Tensor
 @torch.no_grad()
 def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenerator], settings: PlannerSettings,
          feasibility: Feasibility | None = None, buffers: list[PlanBuffer] | None = None,
-         rng: torch.Generator | None = None) -> Plan:
-    """Algorithm 9 from s_0 (D,) to s_g (D,): ``generators[l]`` serves level l, coarsest first (len = levels)."""
+         rng: torch.Generator | None = None, remember: bool = True) -> Plan:
+    """Algorithm 9 from s_0 (D,) to s_g (D,): ``generators[l]`` serves level l, coarsest first (len = levels).
+
+    With ``settings.use_buffer``, ``buffers`` (one per level) seed half the initial samples, and,
+    if ``remember``, receive the latents chosen here.
+    """
     if len(generators) != settings.levels:
         raise ValueError(f"{settings.levels} planning levels need {settings.levels} generators, got {len(generators)}")
     starts, goals = start[None], goal[None]
@@ -222,7 +226,7 @@ def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenera
         # start s^_(i-1) (s^_0 = the segment's start), goal s^_i.
         previous = torch.cat([starts[:, None], subgoals[:, :-1]], 1)
         starts, goals = previous.reshape(-1, start.shape[-1]), subgoals.reshape(-1, start.shape[-1])
-    if buffers is not None and settings.use_buffer:
+    if buffers is not None and settings.use_buffer and remember:
         for level, z in enumerate(chosen):
             buffers[level].add(z)
     return Plan(goals, top_cost, first_cost, chosen)

@@ -455,10 +455,15 @@ def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress:
     try:
         from bench.algorithms import get_algorithm
 
-        if getattr(get_algorithm(spec.algorithm).algorithm_class, "pixel_goals", False):
+        algorithm_class = get_algorithm(spec.algorithm).algorithm_class
+        if getattr(algorithm_class, "planning", False):
+            from bench.platform.planning_harness import PlanningRun
+
+            run: Run = PlanningRun(spec, settings, recorder, progress)
+        elif getattr(algorithm_class, "pixel_goals", False):
             from bench.platform.pixel_harness import PixelGoalRun
 
-            run: Run = PixelGoalRun(spec, settings, recorder, progress)
+            run = PixelGoalRun(spec, settings, recorder, progress)
         else:
             run = Run(spec, settings, recorder, progress)
     except KeyboardInterrupt:

@@ -340,17 +340,8 @@ class PixelGoalRun(Run):
         initial = self._initial_images(rows)
         reconstructions = to_uint8_images(algorithm.decode(algorithm.encode(originals, initial)))
         grids = {f"reconstructions_{phase}.png": [originals, reconstructions]}
-        # Columns: 8 starts s_0 in the evaluation environment (with --online-env held-out: the run's
-        # held-out scene); rows: s_0, then goals imagined from it.
-        starts = []
-        for column in range(GRID_COLUMNS):
-            observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
-            starts.append(observation["image"])
-        starts = torch.from_numpy(np.asarray(starts))
-        z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
-        rows_of_samples = [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, self.generator)))
-                                      for _ in range(3)]
-        grids[f"samples_{phase}.png"] = rows_of_samples
+        if self.config.goal_proposal != "none":
+            grids[f"samples_{phase}.png"] = self._imagined_goals()
         for name, grid_rows in grids.items():
             grid = torch.cat([torch.cat(list(row), dim=1) for row in grid_rows], dim=0).numpy()
             buffer = io.BytesIO()
@@ -358,6 +349,20 @@ class PixelGoalRun(Run):
             self.storage.write_bytes(artifact_path(self.spec.run_id, name), buffer.getvalue())
             if name not in self.artifacts:
                 self.artifacts.append(name)
+
+    def _imagined_goals(self) -> list[torch.Tensor]:
+        """Columns: 8 starts s_0 in the evaluation environment (with --online-env held-out: the run's
+        held-out scene); rows: s_0, then goals imagined from it."""
+        from bench.algorithms.representations import to_uint8_images
+
+        algorithm = self.algorithm
+        starts = []
+        for column in range(GRID_COLUMNS):
+            observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
+            starts.append(observation["image"])
+        starts = torch.from_numpy(np.asarray(starts))
+        z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
+        return [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, self.generator))) for _ in range(3)]
 
     # -- checkpoints and results -------------------------------------------------------------------------------
     def checkpoint_extras(self) -> dict[str, Any]:

@@ -68,6 +68,10 @@ def environment_overrides(env: dict[str, Any], online_env: str, task: str | None
     if not scene_family:
         return None
     overrides: dict[str, Any] = {"task": task} if task else {}
+    from bench.platform.envs.tabletop import TASK_HORIZONS
+
+    if task in TASK_HORIZONS:  # a multi-stage task runs longer than the dataset's episodes
+        overrides["max_episode_steps"] = TASK_HORIZONS[task]
     if online_env == "held-out":
         overrides.update(scene_split="held-out", scene_seed=HELD_OUT_SCENE_SEED + int(seed))
     if overrides:

@@ -5,6 +5,8 @@ from the training half of p(E) (training shapes and colours only) and shows a fe
 interactions that the scene affords: opening or closing a drawer, pressing the button, grasping
 and lifting, placing into the tray or an open drawer, pushing. A primitive is chosen uniformly
 among those afforded; when it finishes early another follows, until the 50-step episode ends.
+No episode shows all the stages of a multi-stage target task (``button-then-tray`` ...; PTP,
+ch. 10.6.1): those compositions are left for the learner to find.
 Actions carry Gaussian noise with a per-episode scale sigma ~ U(0, 0.3), so the data covers
 near-misses as well as successes. Observations are ``{"image": uint8 48x48x3, "state": privileged}``;
 there is no task and no reward (the environment reports -1 every step), as in the dissertation's
@@ -42,7 +44,7 @@ def environment() -> EnvironmentSpec:
 
 def collect(env: gym.Env, kind: str, reset_seed: int, rng: np.random.Generator,
             on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
-    from bench.platform.envs.tabletop_primitives import Primitive, affordances
+    from bench.platform.envs.tabletop_primitives import Primitive, affordances, completes_a_multi_stage_task
 
     on_step = on_step or (lambda step: None)
     observation, info = env.reset(seed=reset_seed)
@@ -52,7 +54,8 @@ def collect(env: gym.Env, kind: str, reset_seed: int, rng: np.random.Generator,
     primitive = None
     for step in range(EPISODE_STEPS):
         if primitive is None or primitive.done:
-            options = affordances(observation["state"])
+            # Never every stage of a multi-stage target task in one episode (PTP, ch. 10.6.1).
+            options = [o for o in affordances(observation["state"]) if not completes_a_multi_stage_task(primitives + [o])]
             if not options:  # an empty scene: the gripper wanders
                 options = ["wander"]
             choice = options[int(rng.integers(len(options)))]

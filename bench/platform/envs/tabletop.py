@@ -35,7 +35,14 @@ import mujoco
 import numpy as np
 
 IMAGE_SIZE = 48
-TASKS = ("drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
+SINGLE_STAGE_TASKS = ("drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
+# Planning to Practice's target tasks (ch. 10.6.1): stages the prior data never shows together in
+# one episode (the recipe keeps them apart), each longer than a prior episode.
+MULTI_STAGE_TASKS = ("button-then-tray", "tray-then-close-drawer", "drawer-button-tray")
+TASKS = SINGLE_STAGE_TASKS + MULTI_STAGE_TASKS
+# Episode lengths of the multi-stage tasks (the scripted stages take 25-45 steps each; the
+# dissertation's simulated tasks run 400 steps at its slower position control).
+TASK_HORIZONS = {"button-then-tray": 100, "tray-then-close-drawer": 100, "drawer-button-tray": 150}
 SPLITS = ("train", "held-out")
 
 # Object shapes and colours, split into those seen in training scenes and those held out.
@@ -154,7 +161,9 @@ class Scene:
 _BACK_SLOTS = ((-0.13, 0.1), (0.13, 0.1))
 _FRONT_SLOTS = ((-0.17, -0.1), (0.17, -0.1))
 _TASK_NEEDS = {"drawer-open": ("drawer",), "drawer-close": ("drawer",), "button-press": ("button",),
-               "object-in-tray": ("tray", "object"), "object-lift": ("object",)}
+               "object-in-tray": ("tray", "object"), "object-lift": ("object",),
+               "button-then-tray": ("button", "tray", "object"), "tray-then-close-drawer": ("drawer", "tray", "object"),
+               "drawer-button-tray": ("drawer", "button", "tray", "object")}
 
 
 def sample_scene(rng: np.random.Generator, split: str = "train", require: tuple[str, ...] = ()) -> Scene:
@@ -195,7 +204,8 @@ class TabletopEnv(gym.Env):
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown tabletop task {task!r}; known: {', '.join(TASKS)}")
         self.scene_split, self.scene_seed, self.task = scene_split, scene_seed, task
-        self.max_episode_steps = max_episode_steps
+        # A multi-stage task needs longer episodes than the dataset's free play.
+        self.max_episode_steps = max(max_episode_steps, TASK_HORIZONS.get(task, 0))
         self.render_mode = render_mode
         # ``render()`` may be asked for larger frames (dataset previews) than the observations.
         self.render_size = (height or image_size, width or image_size)
@@ -257,9 +267,9 @@ class TabletopEnv(gym.Env):
         # Practice episodes (``options={"pose_task": False}``) skip the scripted goal: the learner
         # imagines its own.
         if self.task is not None and (options or {}).get("pose_task", True):
-            from bench.platform.envs.tabletop_primitives import primitive_for_task, run_primitive
+            from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
 
-            self._goal = run_primitive(self, primitive_for_task(self.task))
+            self._goal = run_primitives(self, primitives_for_task(self.task))
             self._set_start(start)  # back to the episode's start, now with a goal to reach
             info.update(goal_image=self._goal["image"], goal_state=self._goal["state"])
         observation = self._observation()
@@ -271,7 +281,7 @@ class TabletopEnv(gym.Env):
         drawer = 0.0
         if scene.drawer is not None and self.task is None and rng.random() < 0.3:
             drawer = float(rng.uniform(0.06, DRAWER_TRAVEL))  # prior data starts some drawers open
-        if self.task == "drawer-close":
+        if self.task in ("drawer-close", "tray-then-close-drawer"):
             drawer = DRAWER_TRAVEL
         return {"hand": np.array([rng.uniform(-0.08, 0.08), rng.uniform(-0.16, -0.1), rng.uniform(0.12, 0.16)]),
                 "object": np.array([scene.object_xy[0] + rng.uniform(-0.02, 0.02),
@@ -433,4 +443,10 @@ def task_success(task: str, state: np.ndarray, goal: np.ndarray) -> bool:
         return in_tray(state)
     if task == "object-lift":
         return bool(state[OBJECT][2] > 0.08)
+    if task == "button-then-tray":
+        return bool(state[BUTTON] > 0.5) and in_tray(state)
+    if task == "tray-then-close-drawer":
+        return in_tray(state) and bool(state[DRAWER] < 0.02)
+    if task == "drawer-button-tray":
+        return bool(state[DRAWER] > 0.08 and state[BUTTON] > 0.5) and in_tray(state)
     raise ValueError(f"unknown tabletop task {task!r}")

@@ -60,7 +60,9 @@ class Primitive:
             pull = lambda st: st[HANDLE] + (0, -(end - st[DRAWER]) - 0.004, 0)  # noqa: E731
             self.waypoints = [(lambda st: hover(handle(st)), False, 0.015), (handle, False, 0.008),
                               (handle, True, 0.02), (pull, True, 0.006), (lambda st: st[GRIP], False, 1.0),
-                              (lambda st: st[GRIP] + (0, -0.02, 0.05), False, 0.01)]
+                              # Back off above the released handle: a fixed point (a target relative
+                              # to the gripper itself would recede forever and never finish).
+                              (lambda st: hover(st[HANDLE] + (0, -0.03, 0)), False, 0.015)]
         elif name == "press-button":
             button = lambda st: np.array([*st[BUTTON_XY], 0.045])  # noqa: E731
             self.waypoints = [(lambda st: hover(button(st)), False, 0.015), (button, False, 0.008),
@@ -118,24 +120,42 @@ class Primitive:
 
 TASK_PRIMITIVES = {"drawer-open": "open-drawer", "drawer-close": "close-drawer", "button-press": "press-button",
                    "object-in-tray": "place-in-tray", "object-lift": "grasp-lift"}
+# The stages of the multi-stage tasks, in order (PTP's target tasks).
+TASK_STAGES = {"button-then-tray": ("press-button", "place-in-tray"),
+               "tray-then-close-drawer": ("place-in-tray", "close-drawer"),
+               "drawer-button-tray": ("open-drawer", "press-button", "place-in-tray")}
 
 
-def primitive_for_task(task: str) -> Primitive:
-    return Primitive(TASK_PRIMITIVES[task])
+def primitives_for_task(task: str) -> list[Primitive]:
+    """The scripted primitives that accomplish ``task``, one per stage."""
+    stages = TASK_STAGES[task] if task in TASK_STAGES else (TASK_PRIMITIVES[task],)
+    return [Primitive(name) for name in stages]
 
 
-def run_primitive(env, primitive: Primitive, max_steps: int = 80) -> dict[str, np.ndarray]:
-    """Run a noise-free primitive in ``env`` from its current state; the final image and state."""
+def completes_a_multi_stage_task(names: list[str]) -> bool:
+    """Whether an episode showing these primitives would contain every stage of a multi-stage task.
+
+    The prior data must never show a target task's full sequence (ch. 10.6.1), so the recipe
+    avoids any episode whose primitives cover all of a multi-stage task's stages.
+    """
+    return any(set(stages) <= set(names) for stages in TASK_STAGES.values())
+
+
+def run_primitives(env, primitives: list[Primitive], max_steps: int = 80) -> dict[str, np.ndarray]:
+    """Run noise-free primitives one after another in ``env`` from its current state; the final image and state."""
     observation = env._observation()
     rng = np.random.default_rng(0)
-    for _ in range(max_steps):
-        observation, *_ = env.step(primitive(observation, rng))
-        if primitive.done:
-            break
+    for primitive in primitives:
+        for _ in range(max_steps):
+            observation, *_ = env.step(primitive(observation, rng))
+            if primitive.done:
+                break
     # Let the scene settle (an object dropped into the tray lands) before taking the goal picture.
+    closed = primitives[-1].waypoints[-1][1]
     for _ in range(3):
-        observation, *_ = env.step(np.array([0, 0, 0, -1 if not primitive.waypoints[-1][1] else 1], np.float32))
+        observation, *_ = env.step(np.array([0, 0, 0, 1 if closed else -1], np.float32))
     return {"image": observation["image"].copy(), "state": observation["state"].copy()}
 
 
-__all__ = ["DRAWER_TRAVEL", "PRIMITIVES", "Primitive", "affordances", "primitive_for_task", "run_primitive"]
+__all__ = ["DRAWER_TRAVEL", "PRIMITIVES", "TASK_STAGES", "Primitive", "affordances", "completes_a_multi_stage_task",
+           "primitives_for_task", "run_primitives"]

@@ -26,7 +26,7 @@ REQUIRED = ("id", "sweep_id", "algorithm", "config", "config_hash", "seed", "dat
             "plan", "status")
 PUSHABLE = (RunState.COMPLETED, RunState.FAILED)
 # Pixel runs (RIG, CC-RIG, VAL) log their representation's and affordance model's training too.
-CURVE_PHASES = ("offline", "online", "representation", "affordances")
+CURVE_PHASES = ("offline", "online", "representation", "affordances", "subgoals")
 
 
 class RunPush(BaseModel):

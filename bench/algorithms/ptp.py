@@ -1,0 +1,192 @@
+"""Planning to Practice (PTP, dissertation ch. 10, Algorithm 8): subgoal plans guide a goal-conditioned IQL policy.
+
+    offline  train the VQ-VAE phi on D's images; encode D
+             train the conditional subgoal generators g_l(s, z), one per level, dt_l = M dt_(l-1)   (eq. 50)
+             train pi(a | s, s_g) with goal-conditioned IQL, 70% future relabeling, sparse latent reward
+    online   while not converged:                                                          (Algorithm 8)
+                 reset, observe s_0; take the task's goal s_g
+                 plan subgoals s^_(1:K) from s_0 to s_g                       (Algorithm 9, eq. 52)
+                 for t = 1..T: a_t ~ pi(a | s_t, s^_k); store (s_t, a_t, r_t, s_(t+1), s^_k)
+                     if t - t_k = dt or ||s_(t+1) - s^_k|| < eps: k <- min(k + 1, K)
+                     train pi, Q, V on a batch of 40% offline / 60% online rows (PTP's released code)
+    evaluate: the same plan-and-follow, deterministic actions; success on privileged state at the end.
+
+Registered variants (ch. 10.6.1): ``ptp``; ``ptp-no-hierarchy`` (one level of K M^(L-1) subgoals
+at the finest dt, "PTP w/o H"); ``ptp-no-buffer`` ("w/o B"); ``ptp-flat`` (both); ``gc-iql``
+(model-free: the final goal only, no plan). All share the representation, reward, relabeling and
+IQL, so the differences are the planner's. The latent machinery (VQ-VAE, encoding, the sparse
+reward and its eps) is VAL's (``bench.algorithms.latent_goals``); the planner lives in
+``bench.algorithms.subgoals``; the harness is ``bench.platform.planning_harness``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.algorithms.base import Algorithm, register
+from bench.algorithms.config import param
+from bench.algorithms.iql import IQL
+from bench.algorithms.latent_goals import LatentGoalAlgorithm, LatentGoalConfig
+from bench.algorithms.subgoals import Plan, PlanBuffer, PlannerSettings, SubgoalGenerator, plan
+
+PLANNERS = ("hierarchical", "flat", "none")
+
+
+@dataclass
+class PTPConfig(LatentGoalConfig):
+    # IQL (ch. 10.6.2: "iQL ... with default hyperparameters").
+    expectile: float = param(0.7, "IQL paper default (ch. 10.6.2: IQL with default hyperparameters)")
+    temperature: float = param(3.0, "IQL paper default inverse temperature beta")
+    learning_rate: float = param(3e-4, "ch. 10.6.2: Adam, learning rate 3e-4")
+    policy: str = param("gaussian", "IQL paper: Gaussian policy")
+    policy_dropout: float = param(0.0, "IQL paper default")
+    # Planner (Algorithm 9) and generators (eq. 50).
+    planner: str = param("hierarchical", "hierarchical (PTP), flat (w/o H: one level), none (model-free)")
+    planning_levels: int = param(2, "bench, CPU: L (dissertation ch. 10.6.2: 3)")
+    subgoals: int = param(4, "bench, CPU: K on the top level (dissertation: 8)")
+    multiplier: int = param(2, "M, dt_l = M dt_(l-1) (dissertation: 2)")
+    finest_interval: int = param(12, "bench: dt of the finest level in steps (dissertation: 15, 30, 60 for L = 3)")
+    planning_samples: int = param(256, "bench, CPU: N sampled latent sequences (dissertation: 1024)")
+    mppi_iterations: int = param(5, "MPPI iterations per level (dissertation: 5)")
+    eta: float = param(0.01, "weight of the feasibility term of eq. 52 (dissertation: 0.01)")
+    mppi_noise: float = param(0.5, "bench: std of MPPI's perturbation of z (the text gives no value)")
+    mppi_temperature: float = param(1.0, "bench: MPPI's lambda (the text gives no value)")
+    plan_buffer: bool = param(True, "the latent plan buffer (ch. 10.5.2); false for PTP w/o B")
+    subgoal_latent_dim: int = param(8, "z of the subgoal generator (dissertation: 8)")
+    generator_hidden_dims: tuple[int, ...] = param((256, 256), "bench: an MLP on flattened latents (dissertation: a U-Net on the VQ grid)")
+    generator_links: int = param(2, "bench: pairs per training chain; each reuses the last reconstruction (eq. 50)")
+    generator_steps: int = param(2000, "bench, CPU: gradient steps per generator")
+    generator_batch_size: int = param(128, "bench, CPU (dissertation: 1024 for every network)")
+    generator_learning_rate: float = param(1e-3, "bench")
+    generator_beta: float = param(1.0, "the KL weight of eq. 50 (1 in the text)")
+    # VAL's representation and sparse reward; PTP relabels with future goals and keeps its subgoals.
+    representation: str = param("vqvae", "ch. 10.6.2: VQ-VAE (720-D; bench's CPU default 288-D, see vq_embedding_dim)")
+    goal_proposal: str = param("none", "PTP proposes plans, not practice goals")
+    reward: str = param("sparse", "ch. 10.4: 0 when ||h - h_g|| < eps, else -1")
+    relabel_keep: float = param(0.3, "the commanded (sub)goal; offline rows have none and keep s_(t+1)")
+    relabel_future: float = param(0.7, "ch. 10.6.2: future hindsight relabeling with probability 0.7")
+    relabel_proposal: float = param(0.0, "PTP proposes no practice goals")
+    online_fraction: float | None = param(0.6, "PTP's released code samples 60% of each batch online")
+    batch_size: int = param(128, "bench, CPU (dissertation: 1024)")
+
+
+def _validate(c: PTPConfig) -> None:
+    from bench.errors import InvalidInput
+
+    if c.planner not in PLANNERS:
+        raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {c.planner!r}")
+    if c.representation != "vqvae":
+        raise InvalidInput("PTP plans in VQ-VAE latents: representation=vqvae")
+    if c.planning_levels < 1 or c.subgoals < 1 or c.multiplier < 1 or c.finest_interval < 1:
+        raise InvalidInput("planning_levels, subgoals, multiplier and finest_interval must be positive")
+
+
+class PTP(LatentGoalAlgorithm):
+    """VAL's latents, goal-conditioned IQL, and a subgoal planner; see the module docstring."""
+
+    planning = True  # the harness runs it with bench.platform.planning_harness
+    config_class = PTPConfig
+
+    def __init__(self, config: PTPConfig, obs_dim: int, action_dim: int):
+        _validate(config)
+        super().__init__(config, obs_dim, action_dim)
+        c = config
+        # Levels, coarsest first. "flat" (w/o H) plans all K M^(L-1) subgoals at the finest dt.
+        if c.planner == "hierarchical":
+            self.settings = PlannerSettings(c.planning_levels, c.subgoals, c.multiplier, c.planning_samples,
+                                            c.mppi_iterations, c.eta, c.mppi_noise, c.mppi_temperature, c.plan_buffer)
+            self.intervals = [c.finest_interval * c.multiplier ** (c.planning_levels - 1 - level)
+                              for level in range(c.planning_levels)]
+        else:
+            self.settings = PlannerSettings(1, c.subgoals * c.multiplier ** (c.planning_levels - 1), c.multiplier,
+                                            c.planning_samples, c.mppi_iterations, c.eta, c.mppi_noise,
+                                            c.mppi_temperature, c.plan_buffer)
+            self.intervals = [c.finest_interval] if c.planner == "flat" else []
+        self.generators = nn.ModuleList(SubgoalGenerator(self.latent_dim, c.subgoal_latent_dim,
+                                                         tuple(c.generator_hidden_dims)) for _ in self.intervals)
+        self.generator_optimizer = (torch.optim.Adam(self.generators.parameters(), lr=c.generator_learning_rate)
+                                    if self.intervals else None)
+        self.generator_updates = 0
+        self.plan_buffers = [PlanBuffer() for _ in self.intervals]
+
+    def build_rl(self, config: PTPConfig, obs_dim: int, action_dim: int) -> Algorithm:
+        return IQL(config, obs_dim, action_dim)
+
+    @property
+    def follows_plans(self) -> bool:
+        return bool(self.intervals)
+
+    def update_generators(self, chains: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step of eq. 50 for every level's generator, on chains sampled at that level's dt."""
+        total, metrics = 0.0, {}
+        for level, (generator, chain) in enumerate(zip(self.generators, chains)):
+            loss, parts = generator.loss(chain, self.config.generator_beta)
+            total = total + loss
+            metrics.update({f"{name}_level{level}": value for name, value in parts.items()})
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.generator_optimizer.step()
+        self.generator_updates += 1
+        return metrics
+
+    def plan(self, start: torch.Tensor, goal: torch.Tensor, feasibility, remember: bool,
+             rng: torch.Generator | None = None) -> Plan:
+        """Algorithm 9 from z_0 to z_g; ``remember`` adds the chosen latents to the plan buffers (practice, not tests)."""
+        return plan(start, goal, list(self.generators), self.settings, feasibility, self.plan_buffers, rng, remember)
+
+    @property
+    def subgoal_interval(self) -> int:
+        """Steps the policy gets per subgoal (Algorithm 8's dt): the finest level's."""
+        return self.intervals[-1] if self.intervals else 0
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        state = super().checkpoint_state()
+        state.update(generator_optimizer=None if self.generator_optimizer is None
+                     else self.generator_optimizer.state_dict(),
+                     generator_updates=self.generator_updates,
+                     plan_buffers=[list(buffer.plans) for buffer in self.plan_buffers])
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        if self.generator_optimizer is not None:
+            self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        self.generator_updates = state["generator_updates"]
+        for buffer, plans in zip(self.plan_buffers, state["plan_buffers"]):
+            buffer.plans = list(plans)
+
+
+_PTP = dict(paper="dissertation ch. 10, Algorithms 8 and 9 (Fang, Yin, Nair et al., 2022)")
+
+
+@register("ptp", "Planning to Practice: hierarchical MPPI over CVAE subgoals in VQ-VAE latents guides goal-conditioned IQL",
+          **_PTP)
+class PlanningToPractice(PTP):
+    name = "ptp"
+
+
+@register("ptp-no-hierarchy", "PTP w/o H: one planning level of K M^(L-1) subgoals (ch. 10.6.1 ablation)",
+          planner="flat", **_PTP)
+class PTPNoHierarchy(PTP):
+    name = "ptp-no-hierarchy"
+
+
+@register("ptp-no-buffer", "PTP w/o B: no latent plan buffer (ch. 10.6.1 ablation)", plan_buffer=False, **_PTP)
+class PTPNoBuffer(PTP):
+    name = "ptp-no-buffer"
+
+
+@register("ptp-flat", "PTP w/o H and B: one planning level, no plan buffer (ch. 10.6.1 ablation)", planner="flat",
+          plan_buffer=False, **_PTP)
+class PTPFlat(PTP):
+    name = "ptp-flat"
+
+
+@register("gc-iql", "Model-free baseline of ch. 10: goal-conditioned IQL on VQ-VAE latents, the final goal only",
+          planner="none", **_PTP)
+class GoalConditionedIQL(PTP):
+    name = "gc-iql"
