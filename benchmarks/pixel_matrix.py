@@ -1,0 +1,93 @@
+"""Shared by benchmarks/val.py and benchmarks/ptp.py: algorithms x tasks x seeds on the tabletop, offline then online, into a docs table.
+
+Builds ``tabletop/prior`` in the registry at ``home`` if it has none, runs ``bench evaluate ALGO
+tabletop/prior --online-env held-out --task TASK --seeds N --executor process`` for every pair
+at a fixed budget, and reports per algorithm and task the mean success rate over seeds after
+the offline phase and after online practice, with each seed's values and the run ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"bench {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return result.stdout
+
+
+def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
+               overrides: list[str], figure: str) -> tuple[dict, dict[str, str]]:
+    """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
+    env["BENCH_HOME"] = home
+    listed = json.loads(bench(env, "datasets", "list", "--json"))
+    if not any(item["id"].startswith("tabletop/prior-") for item in listed):
+        bench(env, "datasets", "build", "tabletop/prior", "--episodes", str(episodes))
+    results: dict[str, dict[str, dict]] = {}
+    figures: dict[str, str] = {}
+    started = time.perf_counter()
+    for algorithm in algorithms:
+        for task in tasks:
+            t0 = time.perf_counter()
+            out = bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out", "--task", task,
+                        "--seeds", str(seeds), "--offline-steps", str(budget["offline_steps"]),
+                        "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
+                        "--eval-episodes", str(budget["eval_episodes"]), "--executor", "process",
+                        *[item for o in overrides for item in ("--set", o)], "--json")
+            runs = json.loads(out)["runs"]
+            offline = [r["offline"]["success_rate"] for r in runs if r["offline"]]
+            online = [r["online"]["success_rate"] for r in runs if r["online"]]
+            results.setdefault(algorithm, {})[task] = {
+                "offline": sum(offline) / len(offline) if offline else None,
+                "online": sum(online) / len(online) if online else None,
+                "offline_per_seed": offline, "online_per_seed": online,
+                "runs": [r["run_id"] for r in runs], "seconds": round(time.perf_counter() - t0, 1)}
+            print(json.dumps({"algorithm": algorithm, "task": task, **results[algorithm][task]}), file=sys.stderr)
+            if task == tasks[0]:
+                shown = json.loads(bench(env, "runs", "show", runs[0]["run_id"], "--json"))
+                for artifact in shown["results"].get("artifacts", []):
+                    if artifact.endswith(figure):
+                        figures[algorithm] = str(Path(home) / "datasets" / artifact)
+    report = {"budget": budget, "overrides": overrides, "episodes": episodes, "seeds": seeds,
+              "results": results, "seconds": round(time.perf_counter() - started, 1)}
+    return report, figures
+
+
+def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix: str, caption: str) -> None:
+    """Put the table (rows: algorithms; cells: offline -> online success) between ``<!-- marker:begin/end -->`` in docs/results.md."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    images = ROOT / "docs" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for algorithm, path in figures.items():
+        shutil.copyfile(path, images / f"{image_prefix}_{algorithm}.png")
+    tasks = list(next(iter(report["results"].values())))
+    header = "| method | " + " | ".join(tasks) + " |\n|---|" + "---|" * len(tasks) + "\n"
+    rows = ""
+    for algorithm, per_task in report["results"].items():
+        cells = [f"{per_task[t]['offline']:.2f} -> {per_task[t]['online']:.2f}" for t in tasks]
+        rows += f"| {algorithm} | " + " | ".join(cells) + " |\n"
+    budget = report["budget"]
+    block = (f"{begin}\n{header}{rows}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
+             f"held-out scene, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes; "
+             f"prior data {report['episodes']} episodes; overrides {', '.join(report['overrides']) or 'none'}; "
+             f"{report['seconds'] / 60:.0f} min on this machine. {caption}\n\n"
+             + "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures) + f"\n{end}")
+    path = ROOT / "docs" / "results.md"
+    text = path.read_text()
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
+    else:
+        text += "\n" + block + "\n"
+    path.write_text(text)
