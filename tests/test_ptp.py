@@ -55,13 +55,13 @@ def test_no_prior_episode_shows_every_stage_of_a_target_task():
 
 
 def test_ptp_variants_differ_only_in_their_planner():
-    built = {name: build_algorithm(name, make_config(name, None, {}), 0, 4)
+    built = {name: build_algorithm(name, make_config(name, None, {}), 0, 4).planner
              for name in ("ptp", "ptp-no-hierarchy", "ptp-no-buffer", "ptp-flat", "gc-iql")}
     assert built["ptp"].intervals == [24, 12] and built["ptp"].settings.total_subgoals == 8
     assert built["ptp-no-hierarchy"].intervals == [12] and built["ptp-no-hierarchy"].settings.subgoals == 8
     assert not built["ptp-no-buffer"].settings.use_buffer and not built["ptp-flat"].settings.use_buffer
-    assert built["gc-iql"].intervals == [] and not built["gc-iql"].follows_plans
-    assert all(type(a.rl).__name__ == "IQL" for a in built.values())
+    assert built["gc-iql"].intervals == [] and not built["gc-iql"].active
+    assert type(build_algorithm("gc-iql", make_config("gc-iql", None, {}), 0, 4).rl).__name__ == "IQL"
     with pytest.raises(InvalidInput, match="vqvae"):
         build_algorithm("ptp", make_config("ptp", None, {"representation": "vae"}), 0, 4)
     with pytest.raises(InvalidInput, match="planner"):
@@ -96,3 +96,30 @@ def test_ptp_and_the_model_free_baseline_practice_a_multi_stage_task(tabletop_re
         assert plan_seconds > 0 and results["planner"]["subgoals"] == 8 and results["seconds_per_plan"] > 0
     else:
         assert plan_seconds == 0 and results["planner"]["subgoals"] == 0
+
+
+@pytest.mark.slow
+def test_the_same_planner_runs_on_states_of_an_ogbench_manipulation_task(request, tmp_path):
+    from conftest import make_settings, settings_env
+
+    env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
+    _bench(env, "datasets", "build", "ogbench/scene/play", "--episodes", "3", "--reference-episodes", "1",
+           "--workers", "1")
+    result = json.loads(_bench(env, "evaluate", "ptp-state", "ogbench/scene/play", "--offline-steps", "30",
+                               "--online-steps", "30", "--eval-every", "30", "--eval-episodes", "1",
+                               "--set", "hidden_dims=32x32", "--set", "generator_steps=20",
+                               "--set", "planning_samples=32", "--set", "mppi_iterations=1", "--json").stdout)
+    run = result["runs"][0]
+    assert run["status"] == "completed", run["error"]
+    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    assert "subgoals" in {c["phase"] for c in shown["curves"] if c["kind"] == "train"}
+    results = shown["results"]
+    assert results["planner"]["subgoals"] == 8 and results["seconds_per_plan"] > 0
+    assert results["offline"]["final"]["plan_seconds"] > 0 and results["reach_epsilon"] > 0
+    # A dataset without observation goals is refused in one line.
+    _bench(env, "datasets", "build", "metaworld/drawer-open/expert", "--episodes", "1", "--reference-episodes", "1",
+           "--workers", "1")
+    refused = _bench(env, "evaluate", "ptp-state", "metaworld/drawer-open/expert", "--offline-steps", "5",
+                     "--online-steps", "0", check=False)
+    assert refused.returncode == 1 and "OGBench" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert json.loads(_bench(env, "runs", "list", "--json").stdout)[0]["run_id"] == run["run_id"]  # none recorded

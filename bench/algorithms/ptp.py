@@ -24,27 +24,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
 from bench.algorithms.base import Algorithm, register
-from bench.algorithms.config import param
-from bench.algorithms.iql import IQL
+from bench.algorithms.config import AlgorithmConfig, param
+from bench.algorithms.iql import IQL, IQLConfig
 from bench.algorithms.latent_goals import LatentGoalAlgorithm, LatentGoalConfig
-from bench.algorithms.subgoals import Plan, PlanBuffer, PlannerSettings, SubgoalGenerator, plan
+from bench.algorithms.subgoals import PlannerSettings, SubgoalPlanner
 
 PLANNERS = ("hierarchical", "flat", "none")
 
 
 @dataclass
-class PTPConfig(LatentGoalConfig):
-    # IQL (ch. 10.6.2: "iQL ... with default hyperparameters").
-    expectile: float = param(0.7, "IQL paper default (ch. 10.6.2: IQL with default hyperparameters)")
-    temperature: float = param(3.0, "IQL paper default inverse temperature beta")
-    learning_rate: float = param(3e-4, "ch. 10.6.2: Adam, learning rate 3e-4")
-    policy: str = param("gaussian", "IQL paper: Gaussian policy")
-    policy_dropout: float = param(0.0, "IQL paper default")
-    # Planner (Algorithm 9) and generators (eq. 50).
+class SubgoalPlanningConfig(AlgorithmConfig):
+    """Algorithm 9's planner and eq. 50's generators: the fields every PTP variant shares."""
+
     planner: str = param("hierarchical", "hierarchical (PTP), flat (w/o H: one level), none (model-free)")
     planning_levels: int = param(2, "bench, CPU: L (dissertation ch. 10.6.2: 3)")
     subgoals: int = param(4, "bench, CPU: K on the top level (dissertation: 8)")
@@ -63,6 +55,35 @@ class PTPConfig(LatentGoalConfig):
     generator_batch_size: int = param(128, "bench, CPU (dissertation: 1024 for every network)")
     generator_learning_rate: float = param(1e-3, "bench")
     generator_beta: float = param(1.0, "the KL weight of eq. 50 (1 in the text)")
+
+
+def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:
+    """The planner a config asks for; "flat" (w/o H) plans all K M^(L-1) subgoals on one level at the finest dt."""
+    from bench.errors import InvalidInput
+
+    if c.planner not in PLANNERS:
+        raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {c.planner!r}")
+    if c.planning_levels < 1 or c.subgoals < 1 or c.multiplier < 1 or c.finest_interval < 1:
+        raise InvalidInput("planning_levels, subgoals, multiplier and finest_interval must be positive")
+    levels, k = c.planning_levels, c.subgoals
+    if c.planner != "hierarchical":
+        levels, k = 1, c.subgoals * c.multiplier ** (c.planning_levels - 1)
+    settings = PlannerSettings(levels, k, c.multiplier, c.planning_samples, c.mppi_iterations, c.eta, c.mppi_noise,
+                               c.mppi_temperature, c.plan_buffer)
+    intervals = [c.finest_interval * c.multiplier ** (levels - 1 - level) for level in range(levels)]
+    return SubgoalPlanner(state_dim, settings, intervals if c.planner != "none" else [], c.subgoal_latent_dim,
+                          tuple(c.generator_hidden_dims), c.generator_learning_rate, c.generator_beta,
+                          c.generator_links)
+
+
+@dataclass
+class PTPConfig(LatentGoalConfig, SubgoalPlanningConfig):
+    # IQL (ch. 10.6.2: "iQL ... with default hyperparameters").
+    expectile: float = param(0.7, "IQL paper default (ch. 10.6.2: IQL with default hyperparameters)")
+    temperature: float = param(3.0, "IQL paper default inverse temperature beta")
+    learning_rate: float = param(3e-4, "ch. 10.6.2: Adam, learning rate 3e-4")
+    policy: str = param("gaussian", "IQL paper: Gaussian policy")
+    policy_dropout: float = param(0.0, "IQL paper default")
     # VAL's representation and sparse reward; PTP relabels with future goals and keeps its subgoals.
     representation: str = param("vqvae", "ch. 10.6.2: VQ-VAE (720-D; bench's CPU default 288-D, see vq_embedding_dim)")
     goal_proposal: str = param("none", "PTP proposes plans, not practice goals")
@@ -74,17 +95,6 @@ class PTPConfig(LatentGoalConfig):
     batch_size: int = param(128, "bench, CPU (dissertation: 1024)")
 
 
-def _validate(c: PTPConfig) -> None:
-    from bench.errors import InvalidInput
-
-    if c.planner not in PLANNERS:
-        raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {c.planner!r}")
-    if c.representation != "vqvae":
-        raise InvalidInput("PTP plans in VQ-VAE latents: representation=vqvae")
-    if c.planning_levels < 1 or c.subgoals < 1 or c.multiplier < 1 or c.finest_interval < 1:
-        raise InvalidInput("planning_levels, subgoals, multiplier and finest_interval must be positive")
-
-
 class PTP(LatentGoalAlgorithm):
     """VAL's latents, goal-conditioned IQL, and a subgoal planner; see the module docstring."""
 
@@ -92,72 +102,22 @@ class PTP(LatentGoalAlgorithm):
     config_class = PTPConfig
 
     def __init__(self, config: PTPConfig, obs_dim: int, action_dim: int):
-        _validate(config)
+        from bench.errors import InvalidInput
+
+        if config.representation != "vqvae":
+            raise InvalidInput("PTP plans in VQ-VAE latents: representation=vqvae")
         super().__init__(config, obs_dim, action_dim)
-        c = config
-        # Levels, coarsest first. "flat" (w/o H) plans all K M^(L-1) subgoals at the finest dt.
-        if c.planner == "hierarchical":
-            self.settings = PlannerSettings(c.planning_levels, c.subgoals, c.multiplier, c.planning_samples,
-                                            c.mppi_iterations, c.eta, c.mppi_noise, c.mppi_temperature, c.plan_buffer)
-            self.intervals = [c.finest_interval * c.multiplier ** (c.planning_levels - 1 - level)
-                              for level in range(c.planning_levels)]
-        else:
-            self.settings = PlannerSettings(1, c.subgoals * c.multiplier ** (c.planning_levels - 1), c.multiplier,
-                                            c.planning_samples, c.mppi_iterations, c.eta, c.mppi_noise,
-                                            c.mppi_temperature, c.plan_buffer)
-            self.intervals = [c.finest_interval] if c.planner == "flat" else []
-        self.generators = nn.ModuleList(SubgoalGenerator(self.latent_dim, c.subgoal_latent_dim,
-                                                         tuple(c.generator_hidden_dims)) for _ in self.intervals)
-        self.generator_optimizer = (torch.optim.Adam(self.generators.parameters(), lr=c.generator_learning_rate)
-                                    if self.intervals else None)
-        self.generator_updates = 0
-        self.plan_buffers = [PlanBuffer() for _ in self.intervals]
+        self.planner = build_planner(config, self.latent_dim)
 
     def build_rl(self, config: PTPConfig, obs_dim: int, action_dim: int) -> Algorithm:
         return IQL(config, obs_dim, action_dim)
 
-    @property
-    def follows_plans(self) -> bool:
-        return bool(self.intervals)
-
-    def update_generators(self, chains: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One step of eq. 50 for every level's generator, on chains sampled at that level's dt."""
-        total, metrics = 0.0, {}
-        for level, (generator, chain) in enumerate(zip(self.generators, chains)):
-            loss, parts = generator.loss(chain, self.config.generator_beta)
-            total = total + loss
-            metrics.update({f"{name}_level{level}": value for name, value in parts.items()})
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.generator_optimizer.step()
-        self.generator_updates += 1
-        return metrics
-
-    def plan(self, start: torch.Tensor, goal: torch.Tensor, feasibility, remember: bool,
-             rng: torch.Generator | None = None) -> Plan:
-        """Algorithm 9 from z_0 to z_g; ``remember`` adds the chosen latents to the plan buffers (practice, not tests)."""
-        return plan(start, goal, list(self.generators), self.settings, feasibility, self.plan_buffers, rng, remember)
-
-    @property
-    def subgoal_interval(self) -> int:
-        """Steps the policy gets per subgoal (Algorithm 8's dt): the finest level's."""
-        return self.intervals[-1] if self.intervals else 0
-
     def checkpoint_state(self) -> dict[str, Any]:
-        state = super().checkpoint_state()
-        state.update(generator_optimizer=None if self.generator_optimizer is None
-                     else self.generator_optimizer.state_dict(),
-                     generator_updates=self.generator_updates,
-                     plan_buffers=[list(buffer.plans) for buffer in self.plan_buffers])
-        return state
+        return {**super().checkpoint_state(), "planner": self.planner.extra_state()}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         super().load_checkpoint_state(state)
-        if self.generator_optimizer is not None:
-            self.generator_optimizer.load_state_dict(state["generator_optimizer"])
-        self.generator_updates = state["generator_updates"]
-        for buffer, plans in zip(self.plan_buffers, state["plan_buffers"]):
-            buffer.plans = list(plans)
+        self.planner.load_extra_state(state["planner"])
 
 
 _PTP = dict(paper="dissertation ch. 10, Algorithms 8 and 9 (Fang, Yin, Nair et al., 2022)")
@@ -190,3 +150,36 @@ class PTPFlat(PTP):
           planner="none", **_PTP)
 class GoalConditionedIQL(PTP):
     name = "gc-iql"
+
+
+# -- the same planner on states (OGBench) ------------------------------------------------------------------
+@dataclass
+class StatePTPConfig(IQLConfig, SubgoalPlanningConfig):
+    relabel_keep: float = param(0.0, "OGBench data has no goals: all are relabeled")
+    relabel_future: float = param(0.7, "ch. 10.6.2: future hindsight relabeling with probability 0.7")
+    relabel_random: float = param(0.3, "random data states (OGBench GCIQL's 0.3): V learns what is out of reach")
+    online_fraction: float | None = param(0.6, "PTP's released code samples 60% of each batch online")
+    generator_hidden_dims: tuple[int, ...] = param((256, 256), "bench: an MLP on normalized states")
+    expectile: float = param(0.9, "OGBench GCIQL: 0.9")
+    temperature: float = param(3.0, "OGBench GCIQL: 3")
+
+
+@register("ptp-state", "PTP's planner on states: CVAE subgoals and hierarchical MPPI guide goal-conditioned IQL "
+          "(OGBench goal-conditioned datasets)", **_PTP)
+class StatePTP(IQL):
+    """Goal-conditioned IQL on (s, g) plus a subgoal planner on normalized states (no representation to learn)."""
+
+    name = "ptp-state"
+    state_planning = True  # the harness runs it with bench.platform.planning_harness.StatePlanningRun
+    config_class = StatePTPConfig
+
+    def __init__(self, config: StatePTPConfig, obs_dim: int, action_dim: int):
+        super().__init__(config, obs_dim, action_dim)
+        self.planner = build_planner(config, obs_dim // 2)  # obs = (state, goal), both the state's size
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {**super().checkpoint_state(), "planner": self.planner.extra_state()}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        self.planner.load_extra_state(state["planner"])

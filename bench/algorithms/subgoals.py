@@ -232,5 +232,86 @@ def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenera
     return Plan(goals, top_cost, first_cost, chosen)
 
 
-__all__ = ["Feasibility", "Plan", "PlanBuffer", "PlannerSettings", "SubgoalGenerator", "plan", "plan_cost",
-           "rollout", "sample_chains"]
+class SubgoalSchedule:
+    """Algorithm 8's switching rule: follow ``targets`` in order; move on once the current one is
+    reached (distance < ``epsilon``) or after ``interval`` steps on it; the last target is kept."""
+
+    def __init__(self, targets: torch.Tensor, interval: int, epsilon: float):
+        self.targets, self.interval, self.epsilon = targets, interval, epsilon
+        self.index = self.steps = 0
+
+    @property
+    def current(self) -> torch.Tensor:
+        return self.targets[self.index]
+
+    def observe(self, state: torch.Tensor) -> None:
+        """After a step that reached ``state`` (in the targets' space)."""
+        self.steps += 1
+        if self.index == len(self.targets) - 1:
+            return
+        if float((state - self.current).norm()) < self.epsilon or self.steps >= self.interval:
+            self.index, self.steps = self.index + 1, 0
+
+
+class SubgoalPlanner(nn.Module):
+    """PTP's planning part as one component: a generator per level, their optimizer, the plan buffers.
+
+    ``intervals`` are the levels' dt, coarsest first; an empty list is a planner that plans nothing
+    (the model-free baseline follows the final goal only).
+    """
+
+    def __init__(self, state_dim: int, settings: PlannerSettings, intervals: list[int], latent_dim: int,
+                 hidden: tuple[int, ...], learning_rate: float, beta: float, links: int):
+        super().__init__()
+        self.settings, self.intervals, self.beta, self.links = settings, list(intervals), beta, links
+        self.generators = nn.ModuleList(SubgoalGenerator(state_dim, latent_dim, hidden) for _ in self.intervals)
+        self.optimizer = torch.optim.Adam(self.generators.parameters(), lr=learning_rate) if self.intervals else None
+        self.buffers = [PlanBuffer() for _ in self.intervals]
+        self.updates = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.intervals)
+
+    @property
+    def subgoal_interval(self) -> int:
+        """Steps the policy gets per subgoal (Algorithm 8's dt): the finest level's."""
+        return self.intervals[-1] if self.intervals else 0
+
+    def update(self, states: torch.Tensor, episode_end: torch.Tensor, batch: int,
+               rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One step of eq. 50 for every level, on chains of ``states`` sampled at that level's dt."""
+        total, metrics = 0.0, {}
+        for level, (generator, interval) in enumerate(zip(self.generators, self.intervals)):
+            chain = sample_chains(states, episode_end, interval, self.links, batch, rng)
+            loss, parts = generator.loss(chain, self.beta)
+            total = total + loss
+            metrics.update({f"{name}_level{level}": value for name, value in parts.items()})
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.updates += 1
+        return metrics
+
+    def targets(self, start: torch.Tensor, goal: torch.Tensor, feasibility: Feasibility | None, remember: bool,
+                rng: torch.Generator | None = None) -> torch.Tensor:
+        """What the policy follows, in order: the planned subgoals, then the goal itself."""
+        if not self.active:
+            return goal[None]
+        result = plan(start, goal, list(self.generators), self.settings, feasibility, self.buffers, rng, remember)
+        return torch.cat([result.subgoals, goal[None]])
+
+    def extra_state(self) -> dict:
+        return {"optimizer": None if self.optimizer is None else self.optimizer.state_dict(), "updates": self.updates,
+                "buffers": [list(buffer.plans) for buffer in self.buffers]}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
+        for buffer, plans in zip(self.buffers, state["buffers"]):
+            buffer.plans = list(plans)
+
+
+__all__ = ["Feasibility", "Plan", "PlanBuffer", "PlannerSettings", "SubgoalGenerator", "SubgoalPlanner",
+           "SubgoalSchedule", "plan", "plan_cost", "rollout", "sample_chains"]

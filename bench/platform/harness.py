@@ -133,6 +133,16 @@ class ActionScaler:
         return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
 
 
+class FixedGoal:
+    """The goal of an episode, unchanged by what happens in it (``episode_goals``' default)."""
+
+    def __init__(self, goal: np.ndarray | None):
+        self.current = goal
+
+    def observe(self, observation: Any) -> None:
+        pass
+
+
 class Run:
     """One run's state: dataset, environment, algorithm, replay; ``execute`` drives the phases."""
 
@@ -175,6 +185,7 @@ class Run:
             torch.set_num_threads(spec.torch_threads)
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
+        self._clock = time.perf_counter()  # the start of the time being charged to the current phase
         self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
                                            spec.manifest_sha256)
 
@@ -245,11 +256,12 @@ class Run:
         for episode in range(self.spec.eval_episodes):
             observation, info = self.eval_env.reset(seed=evaluation_seed(episode),
                                                     options=self.task.reset_options(episode))
-            goal = self.task.goal_after_reset(observation, info)
+            goals = self.episode_goals(observation, self.task.goal_after_reset(observation, info), practice=False)
             total, success, length = 0.0, False, 0
             while True:
-                action, _ = self.act(observation, goal, deterministic=True)
+                action, _ = self.act(observation, goals.current, deterministic=True)
                 observation, reward, terminated, truncated, info = self.eval_env.step(action)
+                goals.observe(observation)
                 total += float(reward)
                 length += 1
                 step_success = success_of(info)
@@ -289,9 +301,10 @@ class Run:
 
     def run_online(self, start: int) -> None:
         total, losses = self.spec.online_steps, _LossAverager()
-        observation, goal = self._reset_online()
+        observation, goals = self._reset_online()
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
+            goal = goals.current
             action, unit = self.act(observation, goal, deterministic=False)
             next_observation, reward, terminated, truncated, info = self.env.step(action)
             achieved = self.task.achieved(next_observation)
@@ -299,9 +312,10 @@ class Run:
                             self._normalize(self.task.state(next_observation)), bool(terminated), goal,
                             None if achieved is None else achieved.reshape(-1))
             observation = next_observation
+            goals.observe(observation)
             if terminated or truncated:
                 self.online.end_episode()
-                observation, goal = self._reset_online()
+                observation, goals = self._reset_online()
             for _ in range(self.config.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
             self._after_step("online", step + 1, total, losses)
@@ -327,11 +341,19 @@ class Run:
         self.timings[f"{phase}_seconds"] += now - self._clock
         self._clock = now
 
-    def _reset_online(self) -> tuple[Any, np.ndarray | None]:
+    def _reset_online(self) -> tuple[Any, "FixedGoal"]:
         episode = int(self.rng.integers(2**31))
         observation, info = self.env.reset(seed=int(self.rng.integers(2**31)),
                                            options=self.task.reset_options(episode))
-        return observation, self.task.goal_after_reset(observation, info)
+        return observation, self.episode_goals(observation, self.task.goal_after_reset(observation, info),
+                                               practice=True)
+
+    def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "FixedGoal":
+        """What the policy is conditioned on during an episode: the task's goal throughout.
+
+        A planner overrides it to hand out subgoals (PTP on states, bench.platform.planning_harness);
+        ``practice`` tells an online episode from an evaluation one."""
+        return FixedGoal(goal)
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -456,10 +478,14 @@ def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress:
         from bench.algorithms import get_algorithm
 
         algorithm_class = get_algorithm(spec.algorithm).algorithm_class
-        if getattr(algorithm_class, "planning", False):
+        if getattr(algorithm_class, "state_planning", False):
+            from bench.platform.planning_harness import StatePlanningRun
+
+            run: Run = StatePlanningRun(spec, settings, recorder, progress)
+        elif getattr(algorithm_class, "planning", False):
             from bench.platform.planning_harness import PlanningRun
 
-            run: Run = PlanningRun(spec, settings, recorder, progress)
+            run = PlanningRun(spec, settings, recorder, progress)
         elif getattr(algorithm_class, "pixel_goals", False):
             from bench.platform.pixel_harness import PixelGoalRun
 

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.algorithms.ptp import PTP
-from bench.algorithms.subgoals import sample_chains
-from bench.platform.harness import _LossAverager
+from bench.algorithms.ptp import PTP, StatePTP
+from bench.algorithms.subgoals import SubgoalSchedule
+from bench.errors import InvalidInput
+from bench.platform.harness import Run, _LossAverager
 from bench.platform.pixel_harness import PixelGoalRun, artifact_path
 from bench.platform.tasks import evaluation_seed
 
@@ -46,22 +47,7 @@ class PlanningRun(PixelGoalRun):
     # -- offline: generators after the representation ------------------------------------------------------
     def _prepare_latents(self) -> None:
         super()._prepare_latents()
-        if self.algorithm.follows_plans and self.algorithm.generator_updates < self.config.generator_steps:
-            self._train_generators()
-
-    def _train_generators(self) -> None:
-        """Eq. 50 for every level on chains of D's latents, links dt_l apart (dt drawn in [dt_l / 2, dt_l])."""
-        c, algorithm = self.config, self.algorithm
-        started = time.perf_counter()
-        losses = _LossAverager()
-        for step in range(algorithm.generator_updates, c.generator_steps):
-            chains = [sample_chains(self.latents, self.obs_episode_end, interval, c.generator_links,
-                                    c.generator_batch_size, self.generator) for interval in algorithm.intervals]
-            losses.add(algorithm.update_generators(chains))
-            if (step + 1) % self.spec.log_every == 0 or step + 1 == c.generator_steps:
-                self.recorder.metrics(self.spec.run_id, "train", "subgoals", step + 1, losses.pop())
-                self.report_progress(self.spec.run_id, "subgoals", step + 1, c.generator_steps)
-        self.timings["generator_seconds"] += time.perf_counter() - started
+        train_generators(self, self.latents, self.obs_episode_end)
 
     # -- planning ------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -70,25 +56,16 @@ class PlanningRun(PixelGoalRun):
         obs = torch.cat([self._normalize_latent(states), self.goal_normalizer(subgoals)], 1)
         return self.algorithm.rl.value(obs)
 
-    def _targets(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[torch.Tensor, float]:
-        """The goals the policy follows, in order: the planned subgoals, then s_g; and the planning seconds."""
-        if not self.algorithm.follows_plans:
-            return z_goal[None], 0.0
+    def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[SubgoalSchedule, float]:
+        """Plan (timed) and the schedule that follows the plan; the planning seconds."""
+        planner = self.algorithm.planner
         started = time.perf_counter()
-        result = self.algorithm.plan(z0, z_goal, self._feasibility, remember, self.generator)
-        seconds = time.perf_counter() - started
-        self.timings["planning_seconds"] += seconds
-        self.timings["plans_made"] += 1
-        return torch.cat([result.subgoals, z_goal[None]]), seconds
-
-    def _advance(self, k: int, steps_on_k: int, z: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
-        """Algorithm 8: the next subgoal once this one is reached or its dt has run out."""
-        if k == len(targets) - 1:
-            return k, steps_on_k + 1
-        reached = float((z - targets[k]).norm()) < self.algorithm.reward_epsilon
-        if reached or steps_on_k + 1 >= self.algorithm.subgoal_interval:
-            return k + 1, 0
-        return k, steps_on_k + 1
+        targets = planner.targets(z0, z_goal, self._feasibility, remember, self.generator)
+        seconds = time.perf_counter() - started if planner.active else 0.0
+        if planner.active:
+            self.timings["planning_seconds"] += seconds
+            self.timings["plans_made"] += 1
+        return SubgoalSchedule(targets, planner.subgoal_interval, self.algorithm.reward_epsilon), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
@@ -100,17 +77,16 @@ class PlanningRun(PixelGoalRun):
             initial = observation["image"]
             z = self._encode_one(initial, initial)
             z_goal = self._encode_one(info["goal_image"], initial)
-            targets, seconds = self._targets(z, z_goal, remember=False)
+            schedule, seconds = self._schedule(z, z_goal, remember=False)
             plan_seconds.append(seconds)
             if len(shown) < SHOWN_PLANS:
-                shown.append((initial, targets, info["goal_image"]))
-            k = steps_on_k = 0
+                shown.append((initial, schedule.targets, info["goal_image"]))
             total, success = 0.0, False
             while True:
-                action, _ = self._act(z, targets[k], deterministic=True)
+                action, _ = self._act(z, schedule.current, deterministic=True)
                 observation, reward, terminated, truncated, info = self.eval_env.step(action)
                 z = self._encode_one(observation["image"], initial)
-                k, steps_on_k = self._advance(k, steps_on_k, z, targets)
+                schedule.observe(z)
                 total += float(reward)
                 success = bool(info.get("success", False))  # the final step decides
                 if terminated or truncated:
@@ -129,12 +105,11 @@ class PlanningRun(PixelGoalRun):
         self._ensure_latents()
         c = self.config
         total, losses = self.spec.online_steps, _LossAverager()
-        observation, initial, targets = self._new_practice_episode()
+        observation, initial, schedule = self._new_practice_episode()
         z = self._encode_one(observation["image"], initial)
-        k = steps_on_k = 0
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
-            target = targets[k]
+            target = schedule.current
             action, unit = self._act(z, target, deterministic=False)
             observation, _, terminated, truncated, _ = self.env.step(action)
             z_next = self._encode_one(observation["image"], initial)
@@ -144,12 +119,11 @@ class PlanningRun(PixelGoalRun):
                             False, target.numpy(), z_next.numpy())
             self.online_images.append(observation["image"])
             z = z_next
-            k, steps_on_k = self._advance(k, steps_on_k, z, targets)
+            schedule.observe(z)
             if terminated or truncated:
                 self.online.end_episode()
-                observation, initial, targets = self._new_practice_episode()
+                observation, initial, schedule = self._new_practice_episode()
                 z = self._encode_one(observation["image"], initial)
-                k = steps_on_k = 0
             for _ in range(c.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
             self._after_step("online", step + 1, total, losses)
@@ -165,10 +139,9 @@ class PlanningRun(PixelGoalRun):
         z_goal = self._encode_one(info["goal_image"], initial)
         self.online_initial.append(z0)
         self.online_bank.append(None)
-        planning = time.perf_counter()
-        targets, _ = self._targets(z0, z_goal, remember=True)
-        self._clock += time.perf_counter() - planning  # planning is charged to planning_seconds, not training
-        return observation, initial, targets
+        schedule, seconds = self._schedule(z0, z_goal, remember=True)
+        self._clock += seconds  # planning is charged to planning_seconds, not to training
+        return observation, initial, schedule
 
     # -- artifacts ------------------------------------------------------------------------------------------------------
     def _save_plans(self, shown: list[tuple[np.ndarray, torch.Tensor, np.ndarray]]) -> None:
@@ -196,10 +169,105 @@ class PlanningRun(PixelGoalRun):
             self.artifacts.append(name)
 
     def extra_results(self) -> dict[str, Any]:
-        settings = self.algorithm.settings
-        return {**super().extra_results(),
-                "planner": {"kind": self.config.planner, "levels": settings.levels if self.algorithm.follows_plans else 0,
-                            "subgoals": settings.total_subgoals if self.algorithm.follows_plans else 0,
-                            "intervals": self.algorithm.intervals, "samples": settings.samples,
-                            "plan_buffer": self.config.plan_buffer},
-                "seconds_per_plan": self.timings["planning_seconds"] / max(self.timings["plans_made"], 1)}
+        return {**super().extra_results(), **planner_results(self.algorithm.planner, self.config, self.timings)}
+
+
+def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> None:
+    """Eq. 50 for every level on chains of ``states`` (train curves: phase "subgoals"), unless already trained."""
+    c, planner = run.config, run.algorithm.planner
+    if not planner.active or planner.updates >= c.generator_steps:
+        return
+    started = time.perf_counter()
+    losses = _LossAverager()
+    for step in range(planner.updates, c.generator_steps):
+        losses.add(planner.update(states, episode_end, c.generator_batch_size, run.generator))
+        if (step + 1) % run.spec.log_every == 0 or step + 1 == c.generator_steps:
+            run.recorder.metrics(run.spec.run_id, "train", "subgoals", step + 1, losses.pop())
+            run.report_progress(run.spec.run_id, "subgoals", step + 1, c.generator_steps)
+    run.timings["generator_seconds"] = run.timings.get("generator_seconds", 0.0) + time.perf_counter() - started
+
+
+def planner_results(planner, config, timings: dict[str, float]) -> dict[str, Any]:
+    settings = planner.settings
+    return {"planner": {"kind": config.planner, "levels": settings.levels if planner.active else 0,
+                        "subgoals": settings.total_subgoals if planner.active else 0,
+                        "intervals": planner.intervals, "samples": settings.samples, "plan_buffer": config.plan_buffer},
+            "seconds_per_plan": timings.get("planning_seconds", 0.0) / max(timings.get("plans_made", 0), 1)}
+
+
+# -- the same planner on states (OGBench goal-conditioned datasets) ---------------------------------------------------
+class StatePlanningRun(Run):
+    """``ptp-state``: subgoals planned between normalized states, followed by the goal-conditioned IQL policy.
+
+    The generators train on the data's normalized states before the offline phase; every episode
+    (practice and evaluation) plans from s_0 to the task's goal observation and hands the policy
+    the current subgoal (``episode_goals``). OGBench data carries no goals, so training relabels
+    every goal (70% future, 30% random); the commanded subgoals shape which data is collected.
+    """
+
+    algorithm: StatePTP
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.task.goal_mode != "observation":
+            raise InvalidInput(f"{self.spec.algorithm} plans between observations: it needs an OGBench "
+                               f"goal-conditioned dataset, and {self.spec.dataset_id} is not one")
+        self.generator = torch.Generator().manual_seed(self.spec.seed)
+        self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
+        data = self.dataset.data
+        self.states = torch.from_numpy(self._normalize(self.task.state(data.observations, batched=True)))
+        lengths = np.asarray(data.lengths)
+        obs_starts = self.dataset.obs_row_of_step[data.step_starts]
+        self.obs_episode_end = torch.from_numpy(np.repeat(obs_starts + lengths, lengths + 1))
+        # "Reached" (Algorithm 8): the median normalized distance between states 5 steps apart, as
+        # the latent harness calibrates eps.
+        rows = torch.arange(len(self.states))
+        later = torch.minimum(rows + 5, self.obs_episode_end)
+        self.epsilon = float((self.states[later] - self.states).norm(dim=1).median())
+        self.mean, self.std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+
+    def run_offline(self, start: int) -> None:
+        train_generators(self, self.states, self.obs_episode_end)
+        super().run_offline(start)
+
+    @torch.no_grad()
+    def _feasibility(self, states: torch.Tensor, subgoals: torch.Tensor) -> torch.Tensor:
+        # The policy's inputs are (normalized state, normalized goal): plans live in that space already.
+        return self.algorithm.value(torch.cat([states, subgoals], 1))
+
+    def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "_StateSchedule":
+        planner = self.algorithm.planner
+        start = torch.from_numpy(self._normalize(self.task.state(observation)))
+        target = torch.from_numpy(self._normalize(np.asarray(goal, np.float32).reshape(-1)))
+        began = time.perf_counter()
+        targets = planner.targets(start, target, self._feasibility, remember=practice, rng=self.generator)
+        if planner.active:
+            self.timings["planning_seconds"] += time.perf_counter() - began
+            self.timings["plans_made"] += 1
+            if practice:
+                self._clock += time.perf_counter() - began  # charged to planning, not training
+        return _StateSchedule(self, SubgoalSchedule(targets, planner.subgoal_interval, self.epsilon))
+
+    def evaluate(self) -> dict[str, Any]:
+        seconds, plans = self.timings["planning_seconds"], self.timings["plans_made"]
+        values = super().evaluate()
+        made = self.timings["plans_made"] - plans
+        values["plan_seconds"] = (self.timings["planning_seconds"] - seconds) / made if made else 0.0
+        return values
+
+    def extra_results(self) -> dict[str, Any]:
+        return {**planner_results(self.algorithm.planner, self.config, self.timings), "reach_epsilon": self.epsilon}
+
+
+class _StateSchedule:
+    """A ``SubgoalSchedule`` in normalized state space, seen by the harness as raw goal observations."""
+
+    def __init__(self, run: StatePlanningRun, schedule: SubgoalSchedule):
+        self.run, self.schedule = run, schedule
+
+    @property
+    def current(self) -> np.ndarray:
+        return (self.schedule.current * self.run.std + self.run.mean).numpy()
+
+    def observe(self, observation: Any) -> None:
+        self.schedule.observe(torch.from_numpy(self.run._normalize(self.run.task.state(observation))))

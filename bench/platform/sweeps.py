@@ -100,8 +100,11 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     family = env_name.split("/")[0] if env_name and "/" in env_name else None
     config = make_config(algorithm, domain_of(family), overrides)
     if getattr(spec.algorithm_class, "pixel_goals", False) and not task:
-        raise InvalidInput(f"{algorithm} is evaluated on a goal-image task: pass --task "
-                           "(tabletop: drawer-open, button-press, object-in-tray, object-lift, drawer-close)")
+        raise InvalidInput(f"{algorithm} is evaluated on a goal-image task: pass --task (tabletop: drawer-open, "
+                           "button-press, object-in-tray, object-lift, drawer-close, button-then-tray, ...)")
+    if getattr(spec.algorithm_class, "state_planning", False) and family != "ogbench":
+        raise InvalidInput(f"{algorithm} plans between observations: it needs an OGBench goal-conditioned dataset, "
+                           f"and {info.id} is not one")
     reference = None
     if env_name:
         try:
