@@ -8,6 +8,7 @@ the offline phase and after online practice, with each seed's values and the run
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -36,7 +37,6 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
     if not any(item["id"].startswith("tabletop/prior-") for item in listed):
         bench(env, "datasets", "build", "tabletop/prior", "--episodes", str(episodes))
     results: dict[str, dict[str, dict]] = {}
-    figures: dict[str, str] = {}
     started = time.perf_counter()
     for algorithm in algorithms:
         for task in tasks:
@@ -55,13 +55,32 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
                 "offline_per_seed": offline, "online_per_seed": online,
                 "runs": [r["run_id"] for r in runs], "seconds": round(time.perf_counter() - t0, 1)}
             print(json.dumps({"algorithm": algorithm, "task": task, **results[algorithm][task]}), file=sys.stderr)
-            if task == tasks[0]:
-                shown = json.loads(bench(env, "runs", "show", runs[0]["run_id"], "--json"))
-                for artifact in shown["results"].get("artifacts", []):
-                    if artifact.endswith(figure):
-                        figures[algorithm] = str(Path(home) / "datasets" / artifact)
     report = {"budget": budget, "overrides": overrides, "episodes": episodes, "seeds": seeds,
               "results": results, "seconds": round(time.perf_counter() - started, 1)}
+    return add_run_details(report, home, figure)
+
+
+def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[str, str]]:
+    """Per cell the mean final latent distance to the goal offline and online (a finer signal than success
+    when success is rare; comparable within an algorithm, not across representations); per algorithm the
+    path of its first run's ``figure``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
+    env["BENCH_HOME"] = home
+    figures: dict[str, str] = {}
+    for algorithm, per_task in report["results"].items():
+        for task, cell in per_task.items():
+            distances: dict[str, list[float]] = {"offline": [], "online": []}
+            for run_id in cell["runs"]:
+                results = json.loads(bench(env, "runs", "show", run_id, "--json"))["results"]
+                for phase in distances:
+                    final = (results.get(phase) or {}).get("final") or {}
+                    if final.get("final_latent_distance") is not None:
+                        distances[phase].append(final["final_latent_distance"])
+                for artifact in results.get("artifacts", []):
+                    if artifact.endswith(figure) and algorithm not in figures:
+                        figures[algorithm] = str(Path(home) / "datasets" / artifact)
+            for phase, values in distances.items():
+                cell[f"{phase}_distance"] = sum(values) / len(values) if values else None
     return report, figures
 
 
@@ -76,11 +95,18 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
     header = "| method | " + " | ".join(tasks) + " |\n|---|" + "---|" * len(tasks) + "\n"
     rows = ""
     for algorithm, per_task in report["results"].items():
-        cells = [f"{per_task[t]['offline']:.2f} -> {per_task[t]['online']:.2f}" for t in tasks]
+        cells = []
+        for t in tasks:
+            cell = per_task[t]
+            text = f"{cell['offline']:.2f} -> {cell['online']:.2f}"
+            if cell.get("offline_distance") is not None and cell.get("online_distance") is not None:
+                text += f" (d {cell['offline_distance']:.2f} -> {cell['online_distance']:.2f})"
+            cells.append(text)
         rows += f"| {algorithm} | " + " | ".join(cells) + " |\n"
     budget = report["budget"]
     block = (f"{begin}\n{header}{rows}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
-             f"held-out scene, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes; "
+             f"held-out scene, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes "
+             "(d: mean latent distance of the last state to the goal, in each algorithm's own latent space); "
              f"prior data {report['episodes']} episodes; overrides {', '.join(report['overrides']) or 'none'}; "
              f"{report['seconds'] / 60:.0f} min on this machine. {caption}\n\n"
              + "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures) + f"\n{end}")
@@ -91,3 +117,25 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
     else:
         text += "\n" + block + "\n"
     path.write_text(text)
+
+
+def main(doc: str, algorithms: tuple[str, ...], tasks: tuple[str, ...], budget: dict[str, int], overrides: list[str],
+         figure: str, marker: str, image_prefix: str, caption: str, default_home: str) -> None:
+    """The command line both scripts share; ``--from-report`` rewrites the docs from a saved JSON report."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--home", default=str(ROOT / default_home))
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--tasks", default=",".join(tasks))
+    parser.add_argument("--algorithms", default=",".join(algorithms))
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--from-report", help="a JSON report this script printed before (its runs are in --home)")
+    args = parser.parse_args()
+    if args.from_report:
+        report, figures = add_run_details(json.loads(Path(args.from_report).read_text()), args.home, figure)
+    else:
+        report, figures = run_matrix(args.home, args.episodes, args.algorithms.split(","), args.tasks.split(","),
+                                     args.seeds, budget, overrides, figure)
+    print(json.dumps(report, indent=2))
+    if args.write_docs:
+        write_docs(report, figures, marker, image_prefix, caption)

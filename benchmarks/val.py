@@ -9,13 +9,11 @@ sample grids into docs/results.md.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pixel_matrix import ROOT, run_matrix, write_docs  # noqa: E402
+import pixel_matrix  # noqa: E402
 
 ALGORITHMS = ("val", "ccrig", "rig")
 TASKS = ("drawer-open", "button-press", "object-in-tray")
@@ -26,20 +24,12 @@ OVERRIDES = ["representation_steps=800", "proposer_steps=600", "hidden_dims=128x
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", default=str(ROOT / ".bench-val"))
-    parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
-    parser.add_argument("--write-docs", action="store_true")
-    args = parser.parse_args()
-    report, figures = run_matrix(args.home, args.episodes, args.algorithms.split(","), args.tasks.split(","),
-                                 args.seeds, BUDGET, OVERRIDES, "samples_offline.png")
-    print(json.dumps(report, indent=2))
-    if args.write_docs:
-        write_docs(report, figures, "val-benchmark", "tabletop_samples",
-                   "Each figure: top row s_0 in the held-out scene, below it goals imagined from it.")
+    pixel_matrix.main(__doc__, ALGORITHMS, TASKS, BUDGET, OVERRIDES,
+                      "samples_offline.png",
+                      "val-benchmark",
+                      "tabletop_samples",
+                      "Each figure: top row s_0 in the held-out scene, below it goals imagined from it.",
+                      ".bench-val")
 
 
 if __name__ == "__main__":
