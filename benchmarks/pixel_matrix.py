@@ -30,16 +30,26 @@ def bench(env: dict[str, str], *args: str) -> str:
 
 def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
                overrides: list[str], figure: str) -> tuple[dict, dict[str, str]]:
-    """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task."""
+    """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task.
+
+    The report so far is kept in ``home/report.json`` after every cell, and a rerun with the same
+    home, budget and overrides skips the cells it holds: a long sweep can stop and continue.
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
     env["BENCH_HOME"] = home
     listed = json.loads(bench(env, "datasets", "list", "--json"))
     if not any(item["id"].startswith("tabletop/prior-") for item in listed):
         bench(env, "datasets", "build", "tabletop/prior", "--episodes", str(episodes))
-    results: dict[str, dict[str, dict]] = {}
+    saved_path = Path(home) / "report.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    same = saved.get("budget") == budget and saved.get("overrides") == overrides and saved.get("seeds") == seeds
+    results: dict[str, dict[str, dict]] = saved.get("results", {}) if same else {}
+    spent = saved.get("seconds", 0.0) if same else 0.0
     started = time.perf_counter()
     for algorithm in algorithms:
         for task in tasks:
+            if task in results.get(algorithm, {}):
+                continue
             t0 = time.perf_counter()
             out = bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out", "--task", task,
                         "--seeds", str(seeds), "--offline-steps", str(budget["offline_steps"]),
@@ -55,9 +65,16 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
                 "offline_per_seed": offline, "online_per_seed": online,
                 "runs": [r["run_id"] for r in runs], "seconds": round(time.perf_counter() - t0, 1)}
             print(json.dumps({"algorithm": algorithm, "task": task, **results[algorithm][task]}), file=sys.stderr)
-    report = {"budget": budget, "overrides": overrides, "episodes": episodes, "seeds": seeds,
-              "results": results, "seconds": round(time.perf_counter() - started, 1)}
-    return add_run_details(report, home, figure)
+            saved_path.write_text(json.dumps(report_of(budget, overrides, episodes, seeds, results,
+                                                       spent + time.perf_counter() - started)))
+    report = report_of(budget, overrides, episodes, seeds, results, spent + time.perf_counter() - started)
+    ordered = {a: {t: results[a][t] for t in tasks if t in results.get(a, {})} for a in algorithms if a in results}
+    return add_run_details({**report, "results": ordered}, home, figure)
+
+
+def report_of(budget: dict, overrides: list[str], episodes: int, seeds: int, results: dict, seconds: float) -> dict:
+    return {"budget": budget, "overrides": overrides, "episodes": episodes, "seeds": seeds, "results": results,
+            "seconds": round(seconds, 1)}
 
 
 def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[str, str]]:
