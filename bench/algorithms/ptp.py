@@ -129,6 +129,13 @@ class PlanningToPractice(PTP):
     name = "ptp"
 
 
+@register("ptp-dissertation", "PTP at the dissertation's sizes (ch. 10.6.2): L 3, K 8, N 1024, dt 15/30/60, "
+          "720-D VQ-VAE latents, batch 1024; slow on a CPU", planning_levels=3, subgoals=8, finest_interval=15,
+          planning_samples=1024, vq_codes=512, vq_embedding_dim=5, batch_size=1024, generator_batch_size=1024, **_PTP)
+class PTPDissertation(PTP):
+    name = "ptp-dissertation"
+
+
 @register("ptp-no-hierarchy", "PTP w/o H: one planning level of K M^(L-1) subgoals (ch. 10.6.1 ablation)",
           planner="flat", **_PTP)
 class PTPNoHierarchy(PTP):

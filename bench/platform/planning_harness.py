@@ -31,7 +31,7 @@ from bench.platform.harness import Run, _LossAverager
 from bench.platform.pixel_harness import PixelGoalRun, artifact_path
 from bench.platform.tasks import evaluation_seed
 
-SHOWN_PLANS = 4  # evaluation episodes whose plans go into the subgoal figure
+SHOWN_PLANS = 10  # evaluation episodes whose plans go into the subgoal figure (all, at the default 10)
 
 
 class PlanningRun(PixelGoalRun):
