@@ -58,14 +58,8 @@ class PlanningRun(PixelGoalRun):
 
     def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[SubgoalSchedule, float]:
         """Plan (timed) and the schedule that follows the plan; the planning seconds."""
-        planner = self.algorithm.planner
-        started = time.perf_counter()
-        targets = planner.targets(z0, z_goal, self._feasibility, remember, self.generator)
-        seconds = time.perf_counter() - started if planner.active else 0.0
-        if planner.active:
-            self.timings["planning_seconds"] += seconds
-            self.timings["plans_made"] += 1
-        return SubgoalSchedule(targets, planner.subgoal_interval, self.algorithm.reward_epsilon), seconds
+        targets, seconds = planned_targets(self, z0, z_goal, remember)
+        return SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.algorithm.reward_epsilon), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
@@ -187,6 +181,20 @@ def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> No
     run.timings["generator_seconds"] = run.timings.get("generator_seconds", 0.0) + time.perf_counter() - started
 
 
+def planned_targets(run, start: torch.Tensor, goal: torch.Tensor, remember: bool) -> tuple[torch.Tensor, float]:
+    """The run's planner from ``start`` to ``goal`` (subgoals, then the goal), and the seconds it took, also
+    added to the run's planning time."""
+    planner = run.algorithm.planner
+    began = time.perf_counter()
+    targets = planner.targets(start, goal, run._feasibility, remember, run.generator)
+    if not planner.active:
+        return targets, 0.0
+    seconds = time.perf_counter() - began
+    run.timings["planning_seconds"] += seconds
+    run.timings["plans_made"] += 1
+    return targets, seconds
+
+
 def planner_results(planner, config, timings: dict[str, float]) -> dict[str, Any]:
     settings = planner.settings
     return {"planner": {"kind": config.planner, "levels": settings.levels if planner.active else 0,
@@ -236,17 +244,12 @@ class StatePlanningRun(Run):
         return self.algorithm.value(torch.cat([states, subgoals], 1))
 
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "_StateSchedule":
-        planner = self.algorithm.planner
         start = torch.from_numpy(self._normalize(self.task.state(observation)))
         target = torch.from_numpy(self._normalize(np.asarray(goal, np.float32).reshape(-1)))
-        began = time.perf_counter()
-        targets = planner.targets(start, target, self._feasibility, remember=practice, rng=self.generator)
-        if planner.active:
-            self.timings["planning_seconds"] += time.perf_counter() - began
-            self.timings["plans_made"] += 1
-            if practice:
-                self._clock += time.perf_counter() - began  # charged to planning, not training
-        return _StateSchedule(self, SubgoalSchedule(targets, planner.subgoal_interval, self.epsilon))
+        targets, seconds = planned_targets(self, start, target, remember=practice)
+        if practice:
+            self._clock += seconds  # charged to planning, not to training
+        return _StateSchedule(self, SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.epsilon))
 
     def evaluate(self) -> dict[str, Any]:
         seconds, plans = self.timings["planning_seconds"], self.timings["plans_made"]
