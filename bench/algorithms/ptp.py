@@ -76,6 +76,19 @@ def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:
                           c.generator_links)
 
 
+class _CheckpointsPlanner:
+    """Adds the planner's optimizer, counters and plan buffers to an algorithm's checkpoints."""
+
+    planner: SubgoalPlanner
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {**super().checkpoint_state(), "planner": self.planner.extra_state()}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        self.planner.load_extra_state(state["planner"])
+
+
 @dataclass
 class PTPConfig(LatentGoalConfig, SubgoalPlanningConfig):
     # IQL (ch. 10.6.2: "iQL ... with default hyperparameters").
@@ -95,7 +108,7 @@ class PTPConfig(LatentGoalConfig, SubgoalPlanningConfig):
     batch_size: int = param(128, "bench, CPU (dissertation: 1024)")
 
 
-class PTP(LatentGoalAlgorithm):
+class PTP(_CheckpointsPlanner, LatentGoalAlgorithm):
     """VAL's latents, goal-conditioned IQL, and a subgoal planner; see the module docstring."""
 
     planning = True  # the harness runs it with bench.platform.planning_harness
@@ -112,12 +125,6 @@ class PTP(LatentGoalAlgorithm):
     def build_rl(self, config: PTPConfig, obs_dim: int, action_dim: int) -> Algorithm:
         return IQL(config, obs_dim, action_dim)
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {**super().checkpoint_state(), "planner": self.planner.extra_state()}
-
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        super().load_checkpoint_state(state)
-        self.planner.load_extra_state(state["planner"])
 
 
 _PTP = dict(paper="dissertation ch. 10, Algorithms 8 and 9 (Fang, Yin, Nair et al., 2022)")
@@ -173,7 +180,7 @@ class StatePTPConfig(IQLConfig, SubgoalPlanningConfig):
 
 @register("ptp-state", "PTP's planner on states: CVAE subgoals and hierarchical MPPI guide goal-conditioned IQL "
           "(OGBench goal-conditioned datasets)", **_PTP)
-class StatePTP(IQL):
+class StatePTP(_CheckpointsPlanner, IQL):
     """Goal-conditioned IQL on (s, g) plus a subgoal planner on normalized states (no representation to learn)."""
 
     name = "ptp-state"
@@ -184,9 +191,3 @@ class StatePTP(IQL):
         super().__init__(config, obs_dim, action_dim)
         self.planner = build_planner(config, obs_dim // 2)  # obs = (state, goal), both the state's size
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {**super().checkpoint_state(), "planner": self.planner.extra_state()}
-
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        super().load_checkpoint_state(state)
-        self.planner.load_extra_state(state["planner"])

@@ -251,15 +251,7 @@ class PixelGoalRun(Run):
         episodes_done = 0
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
-            action, unit = self._act(z, z_goal, deterministic=False)
-            observation, _, terminated, truncated, _ = self.env.step(action)
-            z_next = self._encode_one(observation["image"], initial)
-            reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
-            self.online_episode[self.online.size] = len(self.online_initial) - 1
-            self.online.add(self._normalize_latent(z).numpy(), unit, reward, self._normalize_latent(z_next).numpy(),
-                            False, z_goal.numpy(), z_next.numpy())
-            self.online_images.append(observation["image"])
-            z = z_next
+            observation, z, terminated, truncated = self._practice_step(z, z_goal, initial)
             if terminated or truncated:
                 self.online.end_episode()
                 episodes_done += 1
@@ -272,6 +264,18 @@ class PixelGoalRun(Run):
             self._after_step("online", step + 1, total, losses)
         self._charge_time("online")
         self._save_grids("online")
+
+    def _practice_step(self, z: torch.Tensor, z_goal: torch.Tensor, initial: np.ndarray):
+        """Act towards ``z_goal``, store the transition (rewarded against that goal) and the image; the new latent."""
+        action, unit = self._act(z, z_goal, deterministic=False)
+        observation, _, terminated, truncated, _ = self.env.step(action)
+        z_next = self._encode_one(observation["image"], initial)
+        reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
+        self.online_episode[self.online.size] = len(self.online_initial) - 1
+        self.online.add(self._normalize_latent(z).numpy(), unit, reward, self._normalize_latent(z_next).numpy(),
+                        False, z_goal.numpy(), z_next.numpy())
+        self.online_images.append(observation["image"])
+        return observation, z_next, terminated, truncated
 
     def _new_episode(self):
         """Alg. 7 l.7-8: s_0 ~ p_new(s_0), z_g ~ p(z_t | z_0); the task's goal image is not used here."""

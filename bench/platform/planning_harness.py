@@ -103,16 +103,7 @@ class PlanningRun(PixelGoalRun):
         z = self._encode_one(observation["image"], initial)
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
-            target = schedule.current
-            action, unit = self._act(z, target, deterministic=False)
-            observation, _, terminated, truncated, _ = self.env.step(action)
-            z_next = self._encode_one(observation["image"], initial)
-            reward = float(self.algorithm.reward(z_next[None], target[None])[0])
-            self.online_episode[self.online.size] = len(self.online_initial) - 1
-            self.online.add(self._normalize_latent(z).numpy(), unit, reward, self._normalize_latent(z_next).numpy(),
-                            False, target.numpy(), z_next.numpy())
-            self.online_images.append(observation["image"])
-            z = z_next
+            observation, z, terminated, truncated = self._practice_step(z, schedule.current, initial)
             schedule.observe(z)
             if terminated or truncated:
                 self.online.end_episode()

@@ -114,6 +114,17 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0, lo
             time.sleep(0.1)
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 15 s."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class ApiServer:
     """A `bench serve api` process on a loopback port; ``kill()`` simulates a crash, ``start()`` restarts it."""
 
@@ -138,12 +149,7 @@ class ApiServer:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
 
 class UiServer:
@@ -162,13 +168,7 @@ class UiServer:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @contextlib.contextmanager
