@@ -78,26 +78,29 @@ def report_of(budget: dict, overrides: list[str], episodes: int, seeds: int, res
 
 
 def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[str, str]]:
-    """Per cell the mean final latent distance to the goal offline and online (a finer signal than success
-    when success is rare; comparable within an algorithm, not across representations); per algorithm the
-    path of its first run's ``figure``."""
+    """Per cell and phase the mean over seeds of the final evaluation's stage progress (the fraction of a
+    multi-stage task's stages done at the episode's end) and latent distance to the goal (finer signals
+    than success when success is rare; distances compare within an algorithm, not across representations);
+    per algorithm the path of its first run's ``figure``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
     env["BENCH_HOME"] = home
     figures: dict[str, str] = {}
     for algorithm, per_task in report["results"].items():
         for task, cell in per_task.items():
-            distances: dict[str, list[float]] = {"offline": [], "online": []}
+            measured: dict[str, list[float]] = {f"{phase}_{key}": [] for phase in ("offline", "online")
+                                                for key in ("distance", "stages")}
             for run_id in cell["runs"]:
                 results = json.loads(bench(env, "runs", "show", run_id, "--json"))["results"]
-                for phase in distances:
+                for phase in ("offline", "online"):
                     final = (results.get(phase) or {}).get("final") or {}
-                    if final.get("final_latent_distance") is not None:
-                        distances[phase].append(final["final_latent_distance"])
+                    for key, field in (("distance", "final_latent_distance"), ("stages", "stage_progress")):
+                        if final.get(field) is not None:
+                            measured[f"{phase}_{key}"].append(final[field])
                 for artifact in results.get("artifacts", []):
                     if artifact.endswith(figure) and algorithm not in figures:
                         figures[algorithm] = str(Path(home) / "datasets" / artifact)
-            for phase, values in distances.items():
-                cell[f"{phase}_distance"] = sum(values) / len(values) if values else None
+            for name, values in measured.items():
+                cell[name] = sum(values) / len(values) if values else None
     return report, figures
 
 
@@ -110,23 +113,29 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
         shutil.copyfile(path, images / f"{image_prefix}_{algorithm}.png")
     tasks = list(next(iter(report["results"].values())))
     header = "| method | " + " | ".join(tasks) + " |\n|---|" + "---|" * len(tasks) + "\n"
-    rows = ""
-    for algorithm, per_task in report["results"].items():
-        cells = []
-        for t in tasks:
-            cell = per_task[t]
-            text = f"{cell['offline']:.2f} -> {cell['online']:.2f}"
-            if cell.get("offline_distance") is not None and cell.get("online_distance") is not None:
-                text += f" (d {cell['offline_distance']:.2f} -> {cell['online_distance']:.2f})"
-            cells.append(text)
-        rows += f"| {algorithm} | " + " | ".join(cells) + " |\n"
+
+    def table(text_of) -> str:
+        return header + "".join(f"| {algorithm} | " + " | ".join(text_of(per_task[t]) for t in tasks) + " |\n"
+                                for algorithm, per_task in report["results"].items())
+
+    def success(cell: dict) -> str:
+        text = f"{cell['offline']:.2f} -> {cell['online']:.2f}"
+        if cell.get("offline_distance") is not None and cell.get("online_distance") is not None:
+            text += f" (d {cell['offline_distance']:.2f} -> {cell['online_distance']:.2f})"
+        return text
+
     budget = report["budget"]
-    block = (f"{begin}\n{header}{rows}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
+    block = (f"{begin}\n{table(success)}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
              f"held-out scene, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes "
              "(d: mean latent distance of the last state to the goal, in each algorithm's own latent space); "
              f"prior data {report['episodes']} episodes; overrides {', '.join(report['overrides']) or 'none'}; "
-             f"{report['seconds'] / 60:.0f} min on this machine. {caption}\n\n"
-             + "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures) + f"\n{end}")
+             f"{report['seconds'] / 60:.0f} min on this machine. {caption}\n\n")
+    cells = [cell for per_task in report["results"].values() for cell in per_task.values()]
+    if all(cell.get("offline_stages") is not None and cell.get("online_stages") is not None for cell in cells):
+        block += (table(lambda cell: f"{cell['offline_stages']:.2f} -> {cell['online_stages']:.2f}")
+                  + "\nStage progress offline -> online: the fraction of the task's stages done at the "
+                  "episode's last step (privileged state), mean over the same episodes.\n\n")
+    block += "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures) + f"\n{end}"
     path = ROOT / "docs" / "results.md"
     text = path.read_text()
     if begin in text:

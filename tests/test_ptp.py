@@ -26,17 +26,22 @@ def test_multi_stage_tasks_need_every_stage_and_the_scripted_stages_reach_them(t
         for seed in range(4):
             observation, info = env.reset(seed=seed)
             assert not info["success"] and info["goal_image"].shape == (48, 48, 3)
-            rng, stages_done = np.random.default_rng(0), []
+            assert info["stage_progress"] == 0.0
+            rng, stages_done, progress = np.random.default_rng(0), [], []
             for primitive in primitives_for_task(task):
                 for _ in range(80):
                     observation, _, _, _, info = env.step(primitive(observation, rng))
                     if primitive.done:
                         break
                 stages_done.append(task_success(task, observation["state"], info.get("goal_state")))
+                progress.append(info["stage_progress"])
             for _ in range(3):
                 observation, _, _, _, info = env.step(np.array([0, 0, 0, -1], np.float32))
-            # Success needs the last stage: no earlier stage alone counts.
+            # Success needs the last stage: no earlier stage alone counts, but each shows as progress.
             assert not any(stages_done[:-1]), stages_done
+            assert (info["stage_progress"] == 1.0) == info["success"]
+            if info["success"]:
+                assert progress == sorted(progress) and 0 < progress[-2] < 1, progress
             successes.append(info["success"])
         assert np.mean(successes) >= 0.75, successes  # measured: 8/8, 7/8, 7/8 in held-out scenes
     finally:
@@ -83,6 +88,8 @@ def test_ptp_and_the_model_free_baseline_practice_a_multi_stage_task(tabletop_re
     assert shown["plan"]["env_overrides"]["max_episode_steps"] == 100
     results = shown["results"]
     assert results["online"]["final"]["return"] >= -100  # 100-step episodes
+    for phase in ("offline", "online"):  # one evaluation episode of two stages: 0, 1/2 or 1 done
+        assert results[phase]["final"]["stage_progress"] in (0.0, 0.5, 1.0)
     phases = {c["phase"] for c in shown["curves"] if c["kind"] == "train"}
     assert {"representation", "offline", "online"} <= phases
     assert ("subgoals" in phases) == (algorithm == "ptp")

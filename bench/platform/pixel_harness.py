@@ -27,7 +27,7 @@ import torch
 from bench.algorithms.latent_goals import LatentGoalAlgorithm
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.errors import InvalidInput
-from bench.platform.harness import ActionScaler, ProgressCallback, Run, RunSpec, _LossAverager, _PhaseResults
+from bench.platform.harness import ActionScaler, FixedGoal, ProgressCallback, Run, RunSpec, _LossAverager, _PhaseResults
 from bench.platform.runs import Recorder
 from bench.platform.settings import Settings
 from bench.platform.tasks import evaluation_seed
@@ -212,30 +212,43 @@ class PixelGoalRun(Run):
 
     # -- evaluation --------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
+        """Fixed episodes of the task: success, stage progress and the final latent distance at the last step."""
         self._ensure_latents()
         started = time.perf_counter()
-        successes, returns, distances = [], [], []
+        successes, progress, returns, distances = [], [], [], []
         for episode in range(self.spec.eval_episodes):
             observation, info = self.eval_env.reset(seed=evaluation_seed(episode))
             initial = observation["image"]
+            z = self._encode_one(initial, initial)
             z_goal = self._encode_one(info["goal_image"], initial)
-            total, success = 0.0, False
+            goals = self._evaluation_goals(z, z_goal, observation, info)
+            total = 0.0
             while True:
-                z = self._encode_one(observation["image"], initial)
-                action, _ = self._act(z, z_goal, deterministic=True)
+                action, _ = self._act(z, goals.current, deterministic=True)
                 observation, reward, terminated, truncated, info = self.eval_env.step(action)
+                z = self._encode_one(observation["image"], initial)
+                goals.observe(z)
                 total += float(reward)
-                success = bool(info.get("success", False))  # the final step decides
                 if terminated or truncated:
                     break
-            final = self._encode_one(observation["image"], initial)
-            distances.append(float((final - z_goal).norm()))
-            successes.append(success)
+            # The final step decides (the dissertation: the final state against the goal's).
+            successes.append(bool(info.get("success", False)))
+            progress.append(float(info.get("stage_progress", successes[-1])))
+            distances.append(float((z - z_goal).norm()))
             returns.append(total)
+        extras = self._after_evaluation()
         self.timings["eval_seconds"] += time.perf_counter() - started
         return {"return": float(np.mean(returns)), "return_std": float(np.std(returns)), "normalized_score": None,
-                "success_rate": float(np.mean(successes)), "episodes": len(successes),
-                "final_latent_distance": float(np.mean(distances))}
+                "success_rate": float(np.mean(successes)), "stage_progress": float(np.mean(progress)),
+                "episodes": len(successes), "final_latent_distance": float(np.mean(distances)), **extras}
+
+    def _evaluation_goals(self, z0: torch.Tensor, z_goal: torch.Tensor, observation: dict, info: dict) -> FixedGoal:
+        """What an evaluation episode's policy is conditioned on: the goal image's latent throughout."""
+        return FixedGoal(z_goal)
+
+    def _after_evaluation(self) -> dict[str, Any]:
+        """Extra results of an evaluation (and its artifacts), after its episodes."""
+        return {}
 
     # -- phases --------------------------------------------------------------------------------------------
     def run_offline(self, start: int) -> None:

@@ -29,7 +29,6 @@ from bench.algorithms.subgoals import SubgoalSchedule
 from bench.errors import InvalidInput
 from bench.platform.harness import Run, _LossAverager
 from bench.platform.pixel_harness import PixelGoalRun, artifact_path
-from bench.platform.tasks import evaluation_seed
 
 SHOWN_PLANS = 10  # evaluation episodes whose plans go into the subgoal figure (all, at the default 10)
 
@@ -62,37 +61,21 @@ class PlanningRun(PixelGoalRun):
         return SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.algorithm.reward_epsilon), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
+    def _evaluation_goals(self, z0: torch.Tensor, z_goal: torch.Tensor, observation: dict, info: dict) -> SubgoalSchedule:
+        """Plan from s_0 to the goal (not remembered: evaluation leaves the plan buffer alone) and follow it."""
+        schedule, seconds = self._schedule(z0, z_goal, remember=False)
+        self._evaluation_plans.append(seconds)
+        if len(self._shown) < SHOWN_PLANS:
+            self._shown.append((observation["image"], schedule.targets, info["goal_image"]))
+        return schedule
+
     def evaluate(self) -> dict[str, Any]:
-        self._ensure_latents()
-        started = time.perf_counter()
-        successes, returns, distances, plan_seconds, shown = [], [], [], [], []
-        for episode in range(self.spec.eval_episodes):
-            observation, info = self.eval_env.reset(seed=evaluation_seed(episode))
-            initial = observation["image"]
-            z = self._encode_one(initial, initial)
-            z_goal = self._encode_one(info["goal_image"], initial)
-            schedule, seconds = self._schedule(z, z_goal, remember=False)
-            plan_seconds.append(seconds)
-            if len(shown) < SHOWN_PLANS:
-                shown.append((initial, schedule.targets, info["goal_image"]))
-            total, success = 0.0, False
-            while True:
-                action, _ = self._act(z, schedule.current, deterministic=True)
-                observation, reward, terminated, truncated, info = self.eval_env.step(action)
-                z = self._encode_one(observation["image"], initial)
-                schedule.observe(z)
-                total += float(reward)
-                success = bool(info.get("success", False))  # the final step decides
-                if terminated or truncated:
-                    break
-            distances.append(float((z - z_goal).norm()))
-            successes.append(success)
-            returns.append(total)
-        self._save_plans(shown)
-        self.timings["eval_seconds"] += time.perf_counter() - started
-        return {"return": float(np.mean(returns)), "return_std": float(np.std(returns)), "normalized_score": None,
-                "success_rate": float(np.mean(successes)), "episodes": len(successes),
-                "final_latent_distance": float(np.mean(distances)), "plan_seconds": float(np.mean(plan_seconds))}
+        self._evaluation_plans, self._shown = [], []
+        return super().evaluate()
+
+    def _after_evaluation(self) -> dict[str, Any]:
+        self._save_plans(self._shown)
+        return {"plan_seconds": float(np.mean(self._evaluation_plans))}
 
     # -- online practice (Algorithm 8) ------------------------------------------------------------------------------
     def run_online(self, start: int) -> None:

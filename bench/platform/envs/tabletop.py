@@ -273,7 +273,7 @@ class TabletopEnv(gym.Env):
             self._set_start(start)  # back to the episode's start, now with a goal to reach
             info.update(goal_image=self._goal["image"], goal_state=self._goal["state"])
         observation = self._observation()
-        info["success"] = self._success(observation["state"])
+        info.update(self._task_info(observation["state"]))
         return observation, info
 
     def _sample_start(self) -> dict[str, Any]:
@@ -354,12 +354,12 @@ class TabletopEnv(gym.Env):
             mujoco.mj_step(self.model, d)
         self._steps += 1
         observation = self._observation()
-        success = self._success(observation["state"])
+        info = self._task_info(observation["state"])
         truncated = self._steps >= self.max_episode_steps
         # No reward function: bench's pixel algorithms define their own from the representation.
         # The sparse task reward (0 on success, -1 otherwise) is reported for scripted baselines.
-        reward = 0.0 if success else -1.0
-        return observation, reward, False, truncated, {"success": success}
+        reward = 0.0 if info["success"] else -1.0
+        return observation, reward, False, truncated, info
 
     def _grasp(self) -> None:
         """Closing the fingers: hold the object, or the drawer's handle, if it is between them."""
@@ -404,10 +404,12 @@ class TabletopEnv(gym.Env):
     def _observation(self) -> dict[str, np.ndarray]:
         return {"image": self._render((self.image_size, self.image_size)), "state": self._state()}
 
-    def _success(self, state: np.ndarray) -> bool:
+    def _task_info(self, state: np.ndarray) -> dict[str, Any]:
+        """``success``, and ``stage_progress``: the fraction of the task's stages done (when a task is posed)."""
         if self.task is None or self._goal is None:
-            return False
-        return task_success(self.task, state, self._goal["state"])
+            return {"success": False}
+        stages = task_stages(self.task, state, self._goal["state"])
+        return {"success": all(stages), "stage_progress": sum(stages) / len(stages)}
 
     def render(self) -> np.ndarray:
         return self._render(self.render_size)
@@ -431,22 +433,33 @@ def in_tray(state: np.ndarray) -> bool:
                 and state[OBJECT][2] < 0.05)
 
 
+def task_stages(task: str, state: np.ndarray, goal: np.ndarray) -> tuple[bool, ...]:
+    """Which of ``task``'s conditions ``state`` meets (privileged state; ``goal`` is its scripted success).
+
+    A single-stage task has one condition; a multi-stage task one per stage, in the task's order.
+    Success is all of them; the fraction met (``info["stage_progress"]``) shows partial progress on
+    a multi-stage task, which the success rate alone hides.
+    """
+    drawer_open = bool(state[DRAWER] > 0.08)
+    if task == "drawer-open":
+        return (drawer_open and abs(state[DRAWER] - goal[DRAWER]) < 0.03,)
+    if task == "drawer-close":
+        return (bool(state[DRAWER] < 0.02),)
+    if task == "button-press":
+        return (bool(state[BUTTON] > 0.5),)
+    if task == "object-in-tray":
+        return (in_tray(state),)
+    if task == "object-lift":
+        return (bool(state[OBJECT][2] > 0.08),)
+    if task == "button-then-tray":
+        return bool(state[BUTTON] > 0.5), in_tray(state)
+    if task == "tray-then-close-drawer":
+        return in_tray(state), bool(state[DRAWER] < 0.02)
+    if task == "drawer-button-tray":
+        return drawer_open, bool(state[BUTTON] > 0.5), in_tray(state)
+    raise ValueError(f"unknown tabletop task {task!r}")
+
+
 def task_success(task: str, state: np.ndarray, goal: np.ndarray) -> bool:
     """Whether ``state`` accomplishes the task whose scripted success is ``goal`` (privileged state)."""
-    if task == "drawer-open":
-        return bool(state[DRAWER] > 0.08 and abs(state[DRAWER] - goal[DRAWER]) < 0.03)
-    if task == "drawer-close":
-        return bool(state[DRAWER] < 0.02)
-    if task == "button-press":
-        return bool(state[BUTTON] > 0.5)
-    if task == "object-in-tray":
-        return in_tray(state)
-    if task == "object-lift":
-        return bool(state[OBJECT][2] > 0.08)
-    if task == "button-then-tray":
-        return bool(state[BUTTON] > 0.5) and in_tray(state)
-    if task == "tray-then-close-drawer":
-        return in_tray(state) and bool(state[DRAWER] < 0.02)
-    if task == "drawer-button-tray":
-        return bool(state[DRAWER] > 0.08 and state[BUTTON] > 0.5) and in_tray(state)
-    raise ValueError(f"unknown tabletop task {task!r}")
+    return all(task_stages(task, state, goal))
