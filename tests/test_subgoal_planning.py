@@ -126,3 +126,24 @@ def test_generators_propose_subgoals_nearer_the_real_future_than_random_states()
     # Measured: generated 0.18, staying put 0.61, a random state of the data 2.6.
     assert generated < 0.25 * random_states, (generated, random_states)
     assert generated < 0.6 * staying, (generated, staying)
+
+
+def test_a_subgoal_counts_as_reached_within_one_steps_distance_and_the_schedule_moves_on_by_time_otherwise():
+    from types import SimpleNamespace
+
+    from bench.algorithms.subgoals import SubgoalSchedule
+    from bench.platform.planning_harness import reach_epsilon
+
+    # Two episodes on a line: steps of 1 in the first (4 states), of 3 in the second (3 states).
+    states = torch.tensor([[0.0], [1.0], [2.0], [3.0], [10.0], [13.0], [16.0]])
+    episode_end = torch.tensor([3, 3, 3, 3, 6, 6, 6])
+    assert reach_epsilon(SimpleNamespace(reach_epsilon=0.0), states, episode_end) == 1.0  # median of 1,1,1,3,3
+    assert reach_epsilon(SimpleNamespace(reach_epsilon=0.5), states, episode_end) == 0.5
+    schedule = SubgoalSchedule(torch.tensor([[5.0], [9.0], [20.0]]), interval=3, epsilon=1.0)
+    schedule.observe(torch.tensor([4.5]))  # within eps of 5: reached
+    assert float(schedule.current) == 9.0
+    for _ in range(3):  # never near 9: its time budget runs out
+        schedule.observe(torch.tensor([0.0]))
+    assert float(schedule.current) == 20.0
+    schedule.observe(torch.tensor([20.0]))  # the last target (the goal) is kept
+    assert float(schedule.current) == 20.0

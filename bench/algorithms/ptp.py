@@ -55,6 +55,9 @@ class SubgoalPlanningConfig(AlgorithmConfig):
     generator_batch_size: int = param(128, "bench, CPU (dissertation: 1024 for every network)")
     generator_learning_rate: float = param(1e-3, "bench")
     generator_beta: float = param(1.0, "the KL weight of eq. 50 (1 in the text)")
+    reach_epsilon: float = param(0.0, "Alg. 8's 'subgoal reached' distance; 0 = the median distance between "
+                                 "consecutive data states (bench: the reward's eps, the dissertation's, is larger "
+                                 "than one step here and would skip subgoals)")
 
 
 def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:

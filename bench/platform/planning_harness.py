@@ -46,6 +46,7 @@ class PlanningRun(PixelGoalRun):
     # -- offline: generators after the representation ------------------------------------------------------
     def _prepare_latents(self) -> None:
         super()._prepare_latents()
+        self.reach_epsilon = reach_epsilon(self.config, self.latents, self.obs_episode_end)
         train_generators(self, self.latents, self.obs_episode_end)
 
     # -- planning ------------------------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ class PlanningRun(PixelGoalRun):
     def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[SubgoalSchedule, float]:
         """Plan (timed) and the schedule that follows the plan; the planning seconds."""
         targets, seconds = planned_targets(self, z0, z_goal, remember)
-        return SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.algorithm.reward_epsilon), seconds
+        return SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def _evaluation_goals(self, z0: torch.Tensor, z_goal: torch.Tensor, observation: dict, info: dict) -> SubgoalSchedule:
@@ -137,7 +138,8 @@ class PlanningRun(PixelGoalRun):
             self.artifacts.append(name)
 
     def extra_results(self) -> dict[str, Any]:
-        return {**super().extra_results(), **planner_results(self.algorithm.planner, self.config, self.timings)}
+        return {**super().extra_results(), **planner_results(self.algorithm.planner, self.config, self.timings),
+                "reach_epsilon": self.reach_epsilon}
 
 
 def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> None:
@@ -153,6 +155,21 @@ def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> No
             run.recorder.metrics(run.spec.run_id, "train", "subgoals", step + 1, losses.pop())
             run.report_progress(run.spec.run_id, "subgoals", step + 1, c.generator_steps)
     run.timings["generator_seconds"] = run.timings.get("generator_seconds", 0.0) + time.perf_counter() - started
+
+
+def reach_epsilon(config, states: torch.Tensor, episode_end: torch.Tensor) -> float:
+    """Algorithm 8's "reached" distance: the config's, or the median distance between consecutive states of D.
+
+    About one step's motion: a subgoal counts as reached only when the state is as close to it as
+    one step moves. (The VQ-VAE's distance saturates after a few steps, so the reward's eps, the
+    median 5-step distance, already covers most of a 12-step subgoal and would skip through a plan.)
+    """
+    if config.reach_epsilon > 0:
+        return float(config.reach_epsilon)
+    rows = torch.arange(len(states))
+    later = torch.minimum(rows + 1, episode_end)
+    moved = later > rows  # an episode's last state has no next one
+    return float((states[later[moved]] - states[rows[moved]]).norm(dim=1).median())
 
 
 def planned_targets(run, start: torch.Tensor, goal: torch.Tensor, remember: bool) -> tuple[torch.Tensor, float]:
@@ -201,11 +218,7 @@ class StatePlanningRun(Run):
         lengths = np.asarray(data.lengths)
         obs_starts = self.dataset.obs_row_of_step[data.step_starts]
         self.obs_episode_end = torch.from_numpy(np.repeat(obs_starts + lengths, lengths + 1))
-        # "Reached" (Algorithm 8): the median normalized distance between states 5 steps apart, as
-        # the latent harness calibrates eps.
-        rows = torch.arange(len(self.states))
-        later = torch.minimum(rows + 5, self.obs_episode_end)
-        self.epsilon = float((self.states[later] - self.states).norm(dim=1).median())
+        self.reach_epsilon = reach_epsilon(self.config, self.states, self.obs_episode_end)
         self.mean, self.std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
 
     def run_offline(self, start: int) -> None:
@@ -223,7 +236,7 @@ class StatePlanningRun(Run):
         targets, seconds = planned_targets(self, start, target, remember=practice)
         if practice:
             self._clock += seconds  # charged to planning, not to training
-        return _StateSchedule(self, SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.epsilon))
+        return _StateSchedule(self, SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon))
 
     def evaluate(self) -> dict[str, Any]:
         seconds, plans = self.timings["planning_seconds"], self.timings["plans_made"]
@@ -233,7 +246,7 @@ class StatePlanningRun(Run):
         return values
 
     def extra_results(self) -> dict[str, Any]:
-        return {**planner_results(self.algorithm.planner, self.config, self.timings), "reach_epsilon": self.epsilon}
+        return {**planner_results(self.algorithm.planner, self.config, self.timings), "reach_epsilon": self.reach_epsilon}
 
 
 class _StateSchedule:
