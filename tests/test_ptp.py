@@ -130,3 +130,37 @@ def test_the_same_planner_runs_on_states_of_an_ogbench_manipulation_task(request
                      "--online-steps", "0", check=False)
     assert refused.returncode == 1 and "OGBench" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert json.loads(_bench(env, "runs", "list", "--json").stdout)[0]["run_id"] == run["run_id"]  # none recorded
+
+
+@pytest.mark.slow
+def test_a_ptp_run_interrupted_while_practising_resumes_to_the_same_result(tabletop_registry):  # noqa: F811
+    from bench.datasets import Registry
+    from bench.platform.runs import RunStore
+    from bench.platform.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
+
+    settings, _ = tabletop_registry
+    registry = Registry.open(settings)
+    store = RunStore(registry.engine)
+    budget = Budget(offline_steps=40, online_steps=120, eval_every=60, eval_episodes=1, log_every=20)
+    flags = TINY + PLANNING
+    overrides = dict(value.split("=", 1) for flag, value in zip(flags, flags[1:]) if flag == "--set")
+
+    def sweep(progress=None):
+        specs = plan_sweep(registry, store, "ptp", "tabletop/prior", [0], budget, overrides, online_env="held-out",
+                           task="button-then-tray")
+        return specs[0].run_id, execute_sweep(specs, settings, store, progress=progress)[0]
+
+    def interrupt_while_practising(run_id, phase, step, total):
+        if phase == "online" and step == 100:
+            raise KeyboardInterrupt
+
+    run_id, outcome = sweep(interrupt_while_practising)
+    assert outcome.status == "interrupted"
+    resumed = execute_sweep([spec_for_resume(store, run_id)], settings, store, resume=True)[0]
+    _, uninterrupted = sweep()
+    assert resumed.status == uninterrupted.status == "completed"
+    # The checkpoint at online step 60 brought back the models, re-encoded D, the online buffer
+    # with its episodes' latents, the plan buffers and the random state: the rest replays exactly.
+    for key in ("final_latent_distance", "stage_progress", "return"):
+        assert resumed.results["online"]["final"][key] == uninterrupted.results["online"]["final"][key]
+    assert [c["step"] for c in store.curves(run_id, kind="eval") if c["phase"] == "online"] == [60, 120]

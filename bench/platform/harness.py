@@ -381,6 +381,7 @@ class Run:
             return False
         state = torch.load(io.BytesIO(self.storage.read_bytes(path)), weights_only=False)
         self.algorithm.load_checkpoint_state(state["algorithm"])
+        self.models_restored()
         if self.online is not None and state["online_buffer"] is not None:
             self.online.load_state_dict(state["online_buffer"])
         self.replay.generator.set_state(state["replay_generator"])
@@ -390,11 +391,18 @@ class Run:
             self.results[phase].evaluations = evaluations
         self.timings.update(state["timings"])
         self.phase, self.step = state["phase"], state["step"]
+        self.restore_extras(state)
         return True
+
+    def models_restored(self) -> None:
+        """After a checkpoint's models are loaded, before its buffers (the pixel harness re-encodes D here)."""
 
     def checkpoint_extras(self) -> dict[str, Any]:
         """What a kind of run adds to its checkpoints (the pixel harness: online episodes' latents)."""
         return {}
+
+    def restore_extras(self, state: dict[str, Any]) -> None:
+        """Restore what ``checkpoint_extras`` saved, after everything else."""
 
     def extra_results(self) -> dict[str, Any]:
         """What a kind of run adds to its results (the pixel harness: its artifacts)."""

@@ -388,31 +388,16 @@ class PixelGoalRun(Run):
                 "online_bank": list(self.online_bank), "online_images": list(self.online_images),
                 "artifacts": list(self.artifacts)}
 
-    def load_checkpoint(self) -> bool:
-        """Restore the models first, then re-encode D with them, then the buffers and counters."""
-        from bench.platform.harness import checkpoint_path
-
-        path = checkpoint_path(self.spec.run_id)
-        if not self.storage.exists(path):
-            return False
-        state = torch.load(io.BytesIO(self.storage.read_bytes(path)), weights_only=False)
-        self.algorithm.load_checkpoint_state(state["algorithm"])
+    def models_restored(self) -> None:
+        """The restored representation re-encodes D and rebuilds the buffers the online rows go into."""
         self._prepare_latents()
+
+    def restore_extras(self, state: dict[str, Any]) -> None:
         if self.online is not None and state["online_buffer"] is not None:
-            self.online.load_state_dict(state["online_buffer"])
-            n = self.online.size
-            self.online_episode[:n] = state["online_episode"]
+            self.online_episode[:self.online.size] = state["online_episode"]
             self.online_initial, self.online_bank = state["online_initial"], state["online_bank"]
             self.online_images = state["online_images"]
-        self.replay.generator.set_state(state["replay_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.rng.bit_generator.state = state["numpy_rng"]
-        for phase, evaluations in state["evaluations"].items():
-            self.results[phase].evaluations = evaluations
-        self.timings.update(state["timings"])
         self.artifacts = state["artifacts"]
-        self.phase, self.step = state["phase"], state["step"]
-        return True
 
     def extra_results(self) -> dict[str, Any]:
         overrides = self.spec.env_overrides or {}
