@@ -1,9 +1,10 @@
 """Shared by benchmarks/val.py and benchmarks/ptp.py: algorithms x tasks x seeds on the tabletop, offline then online, into a docs table.
 
 Builds ``tabletop/prior`` in the registry at ``home`` if it has none, runs ``bench evaluate ALGO
-tabletop/prior --online-env held-out --task TASK --seeds N --executor process`` for every pair
-at a fixed budget, and reports per algorithm and task the mean success rate over seeds after
-the offline phase and after online practice, with each seed's values and the run ids.
+tabletop/prior --online-env held-out --task TASK --seed-list S`` for every algorithm, task and
+seed at a fixed budget (one run per core at a time), and reports per algorithm and task the mean
+success rate over seeds after the offline phase and after online practice, with each seed's
+values and the run ids.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,47 +32,66 @@ def bench(env: dict[str, str], *args: str) -> str:
 
 
 def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
-               overrides: list[str], figure: str) -> tuple[dict, dict[str, str]]:
+               overrides: list[str], figure: str, parallel: int | None = None) -> tuple[dict, dict[str, str]]:
     """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task.
 
-    The report so far is kept in ``home/report.json`` after every cell, and a rerun with the same
-    home, budget and overrides skips the cells it holds: a long sweep can stop and continue.
+    Every (algorithm, task, seed) is one ``bench evaluate`` run; ``parallel`` of them (default: one
+    per core, one thread each) run at once, so no core idles while an odd seed finishes. The
+    report so far is kept in ``home/report.json`` after every run, and a rerun with the same home,
+    budget and overrides skips the runs it holds: a long sweep can stop and continue.
     """
+    parallel = parallel or os.cpu_count() or 1
     env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
     env["BENCH_HOME"] = home
     listed = json.loads(bench(env, "datasets", "list", "--json"))
     if not any(item["id"].startswith("tabletop/prior-") for item in listed):
         bench(env, "datasets", "build", "tabletop/prior", "--episodes", str(episodes))
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    run_env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     saved_path = Path(home) / "report.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    same = saved.get("budget") == budget and saved.get("overrides") == overrides and saved.get("seeds") == seeds
-    results: dict[str, dict[str, dict]] = saved.get("results", {}) if same else {}
+    same = saved.get("budget") == budget and saved.get("overrides") == overrides and "seed_runs" in saved
+    seed_runs: dict[str, dict] = saved.get("seed_runs", {}) if same else {}
     spent = saved.get("seconds", 0.0) if same else 0.0
     started = time.perf_counter()
+    lock = threading.Lock()
+
+    def run_one(algorithm: str, task: str, seed: int) -> None:
+        t0 = time.perf_counter()
+        out = bench(run_env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out", "--task", task,
+                    "--seed-list", str(seed), "--offline-steps", str(budget["offline_steps"]),
+                    "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
+                    "--eval-episodes", str(budget["eval_episodes"]),
+                    *[item for o in overrides for item in ("--set", o)], "--json")
+        run = json.loads(out)["runs"][0]
+        if run["status"] != "completed":
+            raise SystemExit(f"{algorithm} on {task}, seed {seed}: run {run['run_id']} {run['status']}: {run['error']}")
+        record = {"run": run["run_id"], "offline": (run["offline"] or {}).get("success_rate"),
+                  "online": (run["online"] or {}).get("success_rate"), "seconds": round(time.perf_counter() - t0, 1)}
+        with lock:
+            seed_runs[f"{algorithm}|{task}|{seed}"] = record
+            print(json.dumps({"algorithm": algorithm, "task": task, "seed": seed, **record}), file=sys.stderr)
+            saved_path.write_text(json.dumps({**report_of(budget, overrides, episodes, seeds, {},
+                                                          spent + time.perf_counter() - started),
+                                              "seed_runs": seed_runs}))
+
+    jobs = [(a, t, s) for a in algorithms for t in tasks for s in range(seeds) if f"{a}|{t}|{s}" not in seed_runs]
+    with ThreadPoolExecutor(parallel) as pool:
+        for future in [pool.submit(run_one, *job) for job in jobs]:
+            future.result()
+    results: dict[str, dict[str, dict]] = {}
     for algorithm in algorithms:
         for task in tasks:
-            if task in results.get(algorithm, {}):
-                continue
-            t0 = time.perf_counter()
-            out = bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out", "--task", task,
-                        "--seeds", str(seeds), "--offline-steps", str(budget["offline_steps"]),
-                        "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
-                        "--eval-episodes", str(budget["eval_episodes"]), "--executor", "process",
-                        *[item for o in overrides for item in ("--set", o)], "--json")
-            runs = json.loads(out)["runs"]
-            offline = [r["offline"]["success_rate"] for r in runs if r["offline"]]
-            online = [r["online"]["success_rate"] for r in runs if r["online"]]
+            records = [seed_runs[f"{algorithm}|{task}|{s}"] for s in range(seeds)]
+            offline = [r["offline"] for r in records if r["offline"] is not None]
+            online = [r["online"] for r in records if r["online"] is not None]
             results.setdefault(algorithm, {})[task] = {
                 "offline": sum(offline) / len(offline) if offline else None,
                 "online": sum(online) / len(online) if online else None,
-                "offline_per_seed": offline, "online_per_seed": online,
-                "runs": [r["run_id"] for r in runs], "seconds": round(time.perf_counter() - t0, 1)}
-            print(json.dumps({"algorithm": algorithm, "task": task, **results[algorithm][task]}), file=sys.stderr)
-            saved_path.write_text(json.dumps(report_of(budget, overrides, episodes, seeds, results,
-                                                       spent + time.perf_counter() - started)))
+                "offline_per_seed": offline, "online_per_seed": online, "runs": [r["run"] for r in records],
+                "seconds": round(sum(r["seconds"] for r in records), 1)}
     report = report_of(budget, overrides, episodes, seeds, results, spent + time.perf_counter() - started)
-    ordered = {a: {t: results[a][t] for t in tasks if t in results.get(a, {})} for a in algorithms if a in results}
-    return add_run_details({**report, "results": ordered}, home, figure)
+    return add_run_details(report, home, figure)
 
 
 def report_of(budget: dict, overrides: list[str], episodes: int, seeds: int, results: dict, seconds: float) -> dict:
