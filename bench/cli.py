@@ -24,7 +24,7 @@ envs_app = typer.Typer(no_args_is_help=True, help="Environments (tasks) and thei
 app.add_typer(envs_app, name="envs")
 algorithms_app = typer.Typer(no_args_is_help=True, help="Learning algorithms and their configs.")
 app.add_typer(algorithms_app, name="algorithms")
-runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs: list, inspect, resume.")
+runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs: list, inspect, resume, mark failed.")
 app.add_typer(runs_app, name="runs")
 
 # Piped output gets wide lines rather than rich's default 80 columns, so tables stay one row per item.
@@ -651,6 +651,21 @@ def runs_resume(
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress, resume=True)
         _report_sweep(store, run_ids, as_json)
+
+
+@runs_app.command("mark-failed")
+def runs_mark_failed(
+    run_ids: list[str] = typer.Argument(..., help="running or pending runs whose worker is gone"),
+    reason: str = typer.Option("its worker died", "--reason"),
+) -> None:
+    """Mark runs whose worker died as failed, so `bench runs resume` can continue them from their checkpoints."""
+    from bench.platform.runs import RunStore
+
+    with _user_errors():
+        store = RunStore(_registry().engine)
+        for run_id in run_ids:
+            store.mark_failed(run_id, reason)
+            out.print(f"{run_id} marked failed; `bench runs resume {run_id}` continues it", highlight=False)
 
 
 # The service-facing commands (serve, accounts, upload/download, results, leaderboards) live in their own

@@ -127,6 +127,40 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     assert steps == list(range(200, 3001, 200))  # every evaluation once: none lost, none repeated
 
 
+
+def test_a_run_whose_worker_was_killed_is_marked_failed_then_resumed(pendulum_env):
+    """SIGKILL leaves no chance to record anything: the run stays "running" until someone says its worker is gone."""
+    import signal
+    import time
+
+    _, env = pendulum_env
+    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "iql", "test/pendulum",
+                                "--offline-steps", "3000", "--online-steps", "0", "--eval-every", "200",
+                                "--eval-episodes", "1", "--set", "hidden_dims=32x32", "--set", "compile=off", "--json"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = json.loads(_bench(env, "runs", "list", "--json").stdout)
+        if runs and runs[0]["status"] == "running" and json.loads(
+                _bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout)["checkpoint"]:
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    run_id = runs[0]["run_id"]
+    refused = _bench(env, "runs", "resume", run_id, check=False)
+    assert refused.returncode == 1 and f"bench runs mark-failed {run_id}" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+    assert "marked failed" in _bench(env, "runs", "mark-failed", run_id, "--reason", "killed in a test").stdout
+    shown = json.loads(_bench(env, "runs", "show", run_id, "--json").stdout)
+    assert shown["status"] == "failed" and shown["error"] == "marked failed: killed in a test"
+    resumed = json.loads(_bench(env, "runs", "resume", run_id, "--json").stdout)
+    assert resumed["runs"][0]["status"] == "completed"
+    again = _bench(env, "runs", "mark-failed", run_id, check=False)  # a finished run cannot be marked
+    assert again.returncode == 1 and "only running or pending runs" in again.stderr
+
+
 RECIPE_EPISODES = {"metaworld/drawer-open/expert": "2", "mujoco/hopper/random": "10", "pointmaze/umaze/stitch": "20",
                    "fetch/push/demos": "4", "ogbench/cube-single/play": "2"}
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import sqlalchemy as sa
 
-from bench.errors import NotFound
+from bench.errors import InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import RunMetricRow, RunRow, RunState
 
@@ -131,6 +131,14 @@ class RunStore:
     def checkpoint(self, run_id: str, path: str) -> None:
         with self.session.begin() as session:
             self._row(session, run_id).checkpoint = path
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        """A run whose worker died (killed, machine lost) stays "running"; this frees it for ``resume``."""
+        with self.session.begin() as session:
+            row = self._row(session, run_id)
+            if row.status not in (RunState.RUNNING, RunState.PENDING):
+                raise InvalidInput(f"run {run_id} is {row.status}: only running or pending runs can be marked failed")
+            row.status, row.error, row.finished_at = RunState.FAILED, f"marked failed: {reason}", db.utcnow()
 
     def finished(self, run_id: str, status: str, results: dict[str, Any], timings: dict[str, Any],
                  error: str | None = None) -> None:

@@ -138,7 +138,7 @@ def spec_for_resume(store: RunStore, run_id: str) -> RunSpec:
     if info.status == RunState.COMPLETED:
         raise InvalidInput(f"run {run_id} is already completed")
     if info.status == RunState.RUNNING:
-        raise InvalidInput(f"run {run_id} is running; interrupt it first (or mark it failed if its worker died)")
+        raise InvalidInput(f"run {run_id} is running; interrupt it first, or, if its worker died, `bench runs mark-failed {run_id}`")
     fields = {key: value for key, value in info.plan.items() if key in RunSpec.__dataclass_fields__}
     spec = RunSpec.from_json(fields)
     if spec.reference is not None:
