@@ -6,6 +6,8 @@ in as an admin, so generated requests get past authentication into the deepest c
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from bench.web.api import create_app
 def _seeded_app():
     """The app in a temporary home with an admin and one dataset; built at import so its schema is known."""
     home = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
+    # Built at collection, in every xdist worker whether or not it runs these tests: removed at exit.
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     settings = Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
                              storage_url=str(home / "datasets"), rate_limit_per_minute=0)
     registry = Registry.open(settings)

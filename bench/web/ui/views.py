@@ -408,7 +408,8 @@ def run_page() -> None:
     curves = _fetch(f"/runs/{run_id}/curves", kind="eval") or []
     offline_steps = int(run["plan"].get("offline_steps") or 0)
     if curves:
-        metrics = [m for m in ("normalized_score", "success_rate", "return") if any(p.get(m) is not None for p in curves)]
+        metrics = [m for m in ("normalized_score", "success_rate", "stage_progress", "return")
+                   if any(p.get(m) is not None for p in curves)]
         metric = st.radio("Metric", metrics, horizontal=True)
         # The dissertation's figures: the offline phase, then the online phase on one axis.
         frame = pd.DataFrame([{"step": p["step"] + (offline_steps if p["phase"] == "online" else 0), "phase": p["phase"],
