@@ -194,3 +194,9 @@ class StatePTP(_CheckpointsPlanner, IQL):
         super().__init__(config, obs_dim, action_dim)
         self.planner = build_planner(config, obs_dim // 2)  # obs = (state, goal), both the state's size
 
+
+
+@register("gc-iql-state", "Model-free baseline of ptp-state: the same goal-conditioned IQL on states, the final goal "
+          "only (OGBench goal-conditioned datasets)", planner="none", **_PTP)
+class GoalConditionedIQLOnStates(StatePTP):
+    name = "gc-iql-state"
