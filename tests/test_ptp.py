@@ -67,6 +67,10 @@ def test_ptp_variants_differ_only_in_their_planner():
     assert not built["ptp-no-buffer"].settings.use_buffer and not built["ptp-flat"].settings.use_buffer
     assert built["gc-iql"].intervals == [] and not built["gc-iql"].active
     assert type(build_algorithm("gc-iql", make_config("gc-iql", None, {}), 0, 4).rl).__name__ == "IQL"
+    on_states = {name: make_config(name, None, {}) for name in ("ptp-state", "gc-iql-state")}
+    differing = {f for f in vars(on_states["ptp-state"]) if getattr(on_states["ptp-state"], f) != getattr(
+        on_states["gc-iql-state"], f)}
+    assert differing == {"planner"} and not build_algorithm("gc-iql-state", on_states["gc-iql-state"], 8, 4).planner.active
     with pytest.raises(InvalidInput, match="vqvae"):
         build_algorithm("ptp", make_config("ptp", None, {"representation": "vae"}), 0, 4)
     with pytest.raises(InvalidInput, match="planner"):
