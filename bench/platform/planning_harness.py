@@ -7,8 +7,8 @@
     online   Algorithm 8 in the run's environment: each episode poses the *target task* (its goal
              image is s_g), plans subgoals from s_0 to s_g, and follows them: the policy is
              conditioned on the current subgoal, which advances when it is reached (latent distance
-             below ``reach_epsilon``, about one step's motion) or after dt steps; the last target is s_g itself. Transitions
-             are stored with the subgoal they were commanded by.
+             below ``reach_epsilon``, about one step's motion) or after dt steps; the last target
+             is s_g itself. Transitions are stored with the subgoal they were commanded by.
     evaluate the same plan-and-follow with deterministic actions; success on privileged state at
              the episode's last step; planning seconds per episode recorded; the decoded plans of
              the evaluation episodes saved as ``subgoals_{offline,online}.png`` (Figure 52's form).
