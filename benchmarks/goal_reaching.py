@@ -19,9 +19,7 @@ import numpy as np
 
 from bench.datasets import Registry
 from bench.platform.envs.tabletop import GRIP, TabletopEnv
-from bench.platform.harness import RunSpec
-from bench.platform.planning_harness import PlanningRun
-from bench.platform.pixel_harness import PixelGoalRun
+from bench.platform.harness import RunSpec, build_run
 from bench.platform.runs import RunStore
 from bench.platform.settings import Settings
 from bench.platform.tasks import evaluation_seed
@@ -38,14 +36,13 @@ def main() -> None:
     store = RunStore(Registry.open(settings).engine)
     plan = store.get(args.run_id).plan
     spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
-    run_class = PlanningRun if "planner" in spec.config else PixelGoalRun
-    run = run_class(spec, settings, store)
+    run = build_run(spec, settings, store)
     if not run.load_checkpoint():
         raise SystemExit(f"run {args.run_id} has no checkpoint")
     overrides = dict(spec.env_overrides)
     report = {"run": args.run_id, "algorithm": spec.algorithm, "phase": run.phase, "step": run.step, "tasks": {}}
     for task in (args.tasks.split(",") if args.tasks else [overrides["task"]]):
-        env = TabletopEnv(**{**overrides, "task": task, "max_episode_steps": overrides.get("max_episode_steps", 50)})
+        env = TabletopEnv(**{**overrides, "task": task})  # the task's own horizon, or the run's if longer
         start, end, successes, progress = [], [], [], []
         for episode in range(args.episodes):
             observation, info = env.reset(seed=evaluation_seed(episode))

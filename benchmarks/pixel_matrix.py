@@ -31,6 +31,25 @@ def bench(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def home_env(home: str) -> dict[str, str]:
+    """This process's environment with the registry at ``home`` and no other BENCH_ setting."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
+    env["BENCH_HOME"] = home
+    return env
+
+
+def runs_env(env: dict[str, str], parallel: int) -> dict[str, str]:
+    """``env`` for one of ``parallel`` concurrent runs: the cores shared out, so torch does not oversubscribe them."""
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    return {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def ensure_dataset(env: dict[str, str], recipe: str, episodes: int) -> None:
+    """Build ``recipe`` into the registry unless a version of it is there."""
+    if not any(item["id"].startswith(f"{recipe}-") for item in json.loads(bench(env, "datasets", "list", "--json"))):
+        bench(env, "datasets", "build", recipe, "--episodes", str(episodes))
+
+
 def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
                overrides: list[str], figure: str, parallel: int | None = None) -> tuple[dict, dict[str, str]]:
     """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task.
@@ -41,13 +60,9 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
     budget and overrides skips the runs it holds: a long sweep can stop and continue.
     """
     parallel = parallel or os.cpu_count() or 1
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
-    env["BENCH_HOME"] = home
-    listed = json.loads(bench(env, "datasets", "list", "--json"))
-    if not any(item["id"].startswith("tabletop/prior-") for item in listed):
-        bench(env, "datasets", "build", "tabletop/prior", "--episodes", str(episodes))
-    threads = str(max(1, (os.cpu_count() or 1) // parallel))
-    run_env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env = home_env(home)
+    ensure_dataset(env, "tabletop/prior", episodes)
+    run_env = runs_env(env, parallel)
     saved_path = Path(home) / "report.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     same = saved.get("budget") == budget and saved.get("overrides") == overrides and "seed_runs" in saved
@@ -104,8 +119,7 @@ def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[st
     multi-stage task's stages done at the episode's end) and latent distance to the goal (finer signals
     than success when success is rare; distances compare within an algorithm, not across representations);
     per algorithm the path of its first run's ``figure``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
-    env["BENCH_HOME"] = home
+    env = home_env(home)
     figures: dict[str, str] = {}
     for algorithm, per_task in report["results"].items():
         for task, cell in per_task.items():
@@ -128,7 +142,6 @@ def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[st
 
 def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix: str, caption: str) -> None:
     """Put the table (rows: algorithms; cells: offline -> online success) between ``<!-- marker:begin/end -->`` in docs/results.md."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     images = ROOT / "docs" / "images"
     images.mkdir(parents=True, exist_ok=True)
     for algorithm, path in figures.items():
@@ -147,7 +160,7 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
         return text
 
     budget = report["budget"]
-    block = (f"{begin}\n{table(success)}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
+    block = (f"{table(success)}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
              f"held-out scene, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes "
              "(d: mean latent distance of the last state to the goal, in each algorithm's own latent space); "
              f"prior data {report['episodes']} episodes; overrides {', '.join(report['overrides']) or 'none'}; "
@@ -157,7 +170,15 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
         block += (table(lambda cell: f"{cell['offline_stages']:.2f} -> {cell['online_stages']:.2f}")
                   + "\nStage progress offline -> online: the fraction of the task's stages done at the "
                   "episode's last step (privileged state), mean over the same episodes.\n\n")
-    block += "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures) + f"\n{end}"
+    block += "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures)
+    write_marked_block(marker, block)
+
+
+def write_marked_block(marker: str, body: str) -> None:
+    """Put ``body`` between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in docs/results.md,
+    replacing what was there, or append the marked block when the markers are not there yet."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    block = f"{begin}\n{body}\n{end}"
     path = ROOT / "docs" / "results.md"
     text = path.read_text()
     if begin in text:

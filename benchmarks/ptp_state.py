@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pixel_matrix import ROOT, bench  # noqa: E402
+from pixel_matrix import ROOT, bench, ensure_dataset, home_env, runs_env, write_marked_block  # noqa: E402
 
 ALGORITHMS = ("ptp-state", "gc-iql-state")
 DATASET = "ogbench/scene/play"
@@ -37,12 +36,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
-    env["BENCH_HOME"] = args.home
-    if not any(item["id"].startswith(f"{DATASET}-") for item in json.loads(bench(env, "datasets", "list", "--json"))):
-        bench(env, "datasets", "build", DATASET, "--episodes", str(args.episodes))
+    env = home_env(args.home)
+    ensure_dataset(env, DATASET, args.episodes)
     parallel = os.cpu_count() or 1
-    run_env = {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    run_env = runs_env(env, parallel)
     started = time.perf_counter()
 
     def run_one(algorithm: str, seed: int) -> dict:
@@ -73,22 +70,15 @@ def main() -> None:
 
 
 def write_docs(report: dict) -> None:
-    begin, end = f"<!-- {MARKER}:begin -->", f"<!-- {MARKER}:end -->"
     budget = report["budget"]
     rows = "".join(f"| {a} | {c['offline']:.2f} -> {c['online']:.2f} | "
                    f"{', '.join(f'{x:.1f}' for x in c['offline_per_seed'])} -> "
                    f"{', '.join(f'{x:.1f}' for x in c['online_per_seed'])} |\n" for a, c in report["results"].items())
-    block = (f"{begin}\n| method | success offline -> online | per seed |\n|---|---|---|\n{rows}\n"
+    block = (f"| method | success offline -> online | per seed |\n|---|---|---|\n{rows}\n"
              f"{report['dataset']} ({report['episodes']} episodes), {budget['offline_steps']} offline updates, then "
              f"{budget['online_steps']} online steps; {budget['eval_episodes']} evaluation episodes per seed over "
-             f"OGBench's five tasks; {report['seeds']} seeds; {report['minutes']:.0f} min on this machine.\n{end}")
-    path = ROOT / "docs" / "results.md"
-    text = path.read_text()
-    if begin in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
-    else:
-        text += "\n" + block + "\n"
-    path.write_text(text)
+             f"OGBench's five tasks; {report['seeds']} seeds; {report['minutes']:.0f} min on this machine.")
+    write_marked_block(MARKER, block)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,6 @@ class PTP(_CheckpointsPlanner, LatentGoalAlgorithm):
         return IQL(config, obs_dim, action_dim)
 
 
-
 _PTP = dict(paper="dissertation ch. 10, Algorithms 8 and 9 (Fang, Yin, Nair et al., 2022)")
 
 
@@ -193,7 +192,6 @@ class StatePTP(_CheckpointsPlanner, IQL):
     def __init__(self, config: StatePTPConfig, obs_dim: int, action_dim: int):
         super().__init__(config, obs_dim, action_dim)
         self.planner = build_planner(config, obs_dim // 2)  # obs = (state, goal), both the state's size
-
 
 
 @register("gc-iql-state", "Model-free baseline of ptp-state: the same goal-conditioned IQL on states, the final goal "

@@ -479,27 +479,29 @@ class _LossAverager:
         return out
 
 
+def build_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress: ProgressCallback | None = None) -> Run:
+    """The kind of run the algorithm needs: on states, with pixel goals, or with subgoal plans."""
+    algorithm_class = get_algorithm(spec.algorithm).algorithm_class
+    if getattr(algorithm_class, "state_planning", False):
+        from bench.platform.planning_harness import StatePlanningRun
+
+        return StatePlanningRun(spec, settings, recorder, progress)
+    if getattr(algorithm_class, "planning", False):
+        from bench.platform.planning_harness import PlanningRun
+
+        return PlanningRun(spec, settings, recorder, progress)
+    if getattr(algorithm_class, "pixel_goals", False):
+        from bench.platform.pixel_harness import PixelGoalRun
+
+        return PixelGoalRun(spec, settings, recorder, progress)
+    return Run(spec, settings, recorder, progress)
+
+
 def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress: ProgressCallback | None = None,
                 resume: bool = False) -> RunOutcome:
     """Build and execute one run; setup errors (a missing dataset file, say) are recorded as failures."""
     try:
-        from bench.algorithms import get_algorithm
-
-        algorithm_class = get_algorithm(spec.algorithm).algorithm_class
-        if getattr(algorithm_class, "state_planning", False):
-            from bench.platform.planning_harness import StatePlanningRun
-
-            run: Run = StatePlanningRun(spec, settings, recorder, progress)
-        elif getattr(algorithm_class, "planning", False):
-            from bench.platform.planning_harness import PlanningRun
-
-            run = PlanningRun(spec, settings, recorder, progress)
-        elif getattr(algorithm_class, "pixel_goals", False):
-            from bench.platform.pixel_harness import PixelGoalRun
-
-            run = PixelGoalRun(spec, settings, recorder, progress)
-        else:
-            run = Run(spec, settings, recorder, progress)
+        run = build_run(spec, settings, recorder, progress)
     except KeyboardInterrupt:
         recorder.finished(spec.run_id, RunState.INTERRUPTED, {}, {}, error="interrupted before it started")
         return RunOutcome(spec.run_id, RunState.INTERRUPTED, {}, {}, "interrupted before it started")
