@@ -94,7 +94,7 @@ def test_bad_logs_give_clear_errors_and_leave_nothing(local_registry, tmp_path):
     no_video = tmp_path / "lerobot-missing"
     write_lerobot_dir(no_video)
     shutil.rmtree(no_video / "videos")
-    cases = [(short_video, "has 3 frames for 8 synchronized frames"), (broken_video, "not a readable video"),
+    cases = [(short_video, "has 3 frames for 8 synchronized frames"), (broken_video, "not a readable mp4 video"),
              (partial, "label all or none"), (no_steps, "no steps.csv"), (bad_label, "'maybe'"),
              (no_video, "is missing")]
     for path, message in cases:

@@ -239,9 +239,17 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     (directory / MANIFEST).write_bytes(manifest_bytes(manifest))
 
 
+_ARRAY_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}(/[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}){0,15}")
+
+
 def read_steps(directory: Path, arrays: dict[str, dict[str, Any]], lengths: np.ndarray) -> Trajectories:
     import zarr
 
+    for path in arrays:
+        if not isinstance(path, str) or not _ARRAY_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise InvalidInput(f"{MANIFEST}: array path {str(path)[:100]!r} is not a plain relative name")
+    if not {"actions", "rewards", "terminations", "truncations"} <= set(arrays):
+        raise InvalidInput(f"{MANIFEST}: the arrays must include actions, rewards, terminations and truncations")
     group = zarr.open_group(directory / STEPS, mode="r", zarr_format=3)
     loaded = {path: group[path][...] for path in arrays}
     observations_flat = {path: value for path, value in loaded.items() if path.split("/")[0] == "observations"}
@@ -260,21 +268,83 @@ def read_steps(directory: Path, arrays: dict[str, dict[str, Any]], lengths: np.n
     )
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise InvalidInput(f"{directory}: no {MANIFEST}; not a bench-format version")
-    manifest = json.loads(path.read_text())
+def parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
+    """A manifest's JSON, or one line naming it: damaged files are reported, never shown as a traceback."""
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise IntegrityError(f"{where}: the manifest is damaged (not valid JSON: {type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise IntegrityError(f"{where}: the manifest is damaged (no files table)")
     if manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:
         raise InvalidInput(
-            f"{directory}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not bench format v1"
+            f"{where}: format {manifest.get('format')!r} v{manifest.get('format_version')} is not bench format v1"
         )
     return manifest
 
 
-def read_version(directory: Path) -> tuple[Trajectories, dict[str, Any], pa.Table]:
-    """Load a version's arrays into memory, with its manifest and episode table."""
-    manifest = read_manifest(directory)
+def read_manifest(directory: Path, expected_sha256: str | None = None) -> dict[str, Any]:
+    """The manifest of a version directory; with ``expected_sha256`` (the registry's record) it must match it."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise InvalidInput(f"{directory.name}: no {MANIFEST}; not a bench-format version")
+    raw = path.read_bytes()
+    if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:
+        raise IntegrityError(f"{MANIFEST}: sha256 differs from the registry's record; the stored version was changed")
+    return parse_manifest(raw, MANIFEST)
+
+
+def _loaded_by_read(name: str) -> bool:
+    return name == EPISODES or name.startswith(STEPS + "/")
+
+
+def verify_files(directory: Path, manifest: dict[str, Any], names: list[str] | None = None) -> None:
+    """Check files against the manifest's sizes and sha256 (two threads hash at once); raise naming the first bad one.
+
+    ``names`` limits the check to those files; by default it is everything ``read_version`` reads
+    (steps.zarr and episodes.parquet). A file under steps.zarr that the manifest does not list is
+    refused too: a missing chunk must never become fill values, nor an added one new data.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = manifest["files"]
+    wanted = names if names is not None else [name for name in files if _loaded_by_read(name)]
+    for name in wanted:
+        entry = files.get(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("size"), int):
+            raise IntegrityError(f"{name}: not described by the manifest")
+    if names is None and (directory / STEPS).is_dir():
+        listed = set(files)
+        for present in list_files(directory / STEPS):
+            if f"{STEPS}/{present}" not in listed:
+                raise IntegrityError(f"{STEPS}/{present}: a file the manifest does not list")
+
+    def problem(name: str) -> str | None:
+        path = directory / name
+        if not path.is_file():
+            return f"{name}: missing"
+        if path.stat().st_size != files[name]["size"]:
+            return f"{name}: size {path.stat().st_size} differs from the manifest's {files[name]['size']}"
+        if file_sha256(path) != files[name]["sha256"]:
+            return f"{name}: sha256 differs from the manifest"
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for found in pool.map(problem, sorted(wanted)):
+            if found:
+                raise IntegrityError(f"{found}; the stored version is damaged (bench datasets verify lists every problem)")
+
+
+def read_version(directory: Path, expected_manifest_sha256: str | None = None,
+                 verify: bool = True) -> tuple[Trajectories, dict[str, Any], pa.Table]:
+    """Load a version's arrays into memory, with its manifest and episode table.
+
+    Every file it reads is first checked against the manifest (and the manifest against
+    ``expected_manifest_sha256`` when the registry knows it): what is loaded is what was published.
+    """
+    manifest = read_manifest(directory, expected_manifest_sha256)
+    if verify:
+        verify_files(directory, manifest)
     table = pq.read_table(directory / EPISODES)
     lengths = table.column("length").to_numpy()
     data = read_steps(directory, manifest["arrays"], lengths)

@@ -33,12 +33,12 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 import bench
 from bench.datasets.dataset import Dataset
-from bench.datasets.format import MANIFEST, file_sha256, read_version, write_version
+from bench.datasets.format import MANIFEST, file_sha256, parse_manifest, read_version, write_version
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import SourceData, read_source, write_export
 from bench.datasets.storage import Storage
 from bench.datasets.trajectories import Trajectories
-from bench.errors import Conflict, IntegrityError, InvalidInput, NotFound
+from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
 from bench.platform.environments import EnvironmentCatalogue, env_reference, spaces_of
@@ -173,7 +173,7 @@ class Registry:
         target = DatasetId.parse(dataset_id)
         self.check_publishable(target)
         report(f"reading {Path(path).name}")
-        source = read_source(Path(path), format, source_options)
+        source = read_source(Path(path), format, source_options, self.settings.import_limits)
         env = source.env
         if env_id:
             env = env_reference(env_id, env_kwargs)
@@ -494,7 +494,7 @@ class Registry:
 
     def manifest(self, dataset_id: str) -> dict[str, Any]:
         info = self.show(dataset_id)
-        return json.loads(self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"))
+        return parse_manifest(self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"), f"{info.id} {MANIFEST}")
 
     def local_dir(self, dataset_id: str) -> Path:
         """A local directory holding the version: in place on local storage, else a verified cached copy."""
@@ -513,13 +513,21 @@ class Registry:
         """Re-hash every stored file against the manifest; return one line per problem (empty: intact)."""
         info = self.show(dataset_id)
         problems = []
-        manifest_bytes = self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}")
+        try:
+            manifest_bytes = self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}")
+        except FileNotFoundError:
+            return [f"{MANIFEST}: missing; the version cannot be checked or loaded"]
         if _sha256_bytes(manifest_bytes) != info.manifest_sha256:
             problems.append(f"{MANIFEST}: sha256 differs from the registry's record")
-        manifest = json.loads(manifest_bytes)
+        try:
+            manifest = parse_manifest(manifest_bytes, MANIFEST)
+        except BenchError as exc:
+            return problems + [str(exc)]
         stored = self.storage.sizes(info.storage_path)
         for name, entry in manifest["files"].items():
-            if name not in stored:
+            if not isinstance(entry, dict) or not {"size", "sha256"} <= set(entry):
+                problems.append(f"{name}: the manifest's entry is damaged")
+            elif name not in stored:
                 problems.append(f"{name}: missing")
             elif stored[name] != entry["size"] or self.storage.sha256(f"{info.storage_path}/{name}") != entry["sha256"]:
                 problems.append(f"{name}: sha256 differs from the manifest")
@@ -596,7 +604,7 @@ def stored_version_dir(storage: Storage, cache_dir: Path, storage_path: str, man
         return storage.local_path(storage_path)
     cached = cache_dir / manifest_sha256
     if not (cached / MANIFEST).is_file():
-        manifest = json.loads(storage.read_bytes(f"{storage_path}/{MANIFEST}"))
+        manifest = parse_manifest(storage.read_bytes(f"{storage_path}/{MANIFEST}"), MANIFEST)
         storage.download_dir(storage_path, cached, manifest["files"])
     return cached
 
@@ -604,7 +612,8 @@ def stored_version_dir(storage: Storage, cache_dir: Path, storage_path: str, man
 def load_stored_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,
                         manifest_sha256: str) -> Dataset:
     """Load a version by its storage location alone (no database): how remote workers read datasets."""
-    data, manifest, table = read_version(stored_version_dir(storage, cache_dir, storage_path, manifest_sha256))
+    data, manifest, table = read_version(stored_version_dir(storage, cache_dir, storage_path, manifest_sha256),
+                                         expected_manifest_sha256=manifest_sha256)
     return Dataset(dataset_id, data, manifest, table)
 
 

@@ -36,19 +36,38 @@ def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
     return buffer.getvalue()
 
 
-def decode_mp4(source: Path | bytes, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Every frame of a video as uint8 (N, H, W, 3), cropped to ``size`` (height, width) when given."""
+# The largest decoded video accepted (frames x height x width x 3 bytes), and the largest frame.
+MAX_DECODED_BYTES = 8 << 30
+MAX_FRAME_PIXELS = 4096 * 4096
+
+
+def decode_mp4(source: Path | bytes, size: tuple[int, int] | None = None, max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray:
+    """Every frame of a video as uint8 (N, H, W, 3), cropped to ``size`` (height, width) when given.
+
+    The bytes are demuxed as mp4 and nothing else, from memory: FFmpeg left to probe a file could
+    take it for a playlist (HLS, concat) and open the other files or URLs it names, and an mp4's own
+    data references to other files stay off (FFmpeg's default). Decoding stops at ``max_bytes``.
+    """
     import av
 
-    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
+    name = "video" if isinstance(source, (bytes, bytearray)) else Path(source).name
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    frames, decoded = [], 0
     try:
-        with av.open(handle) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        with av.open(io.BytesIO(data), format="mp4", options={"enable_drefs": "0"}) as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                if frame.width * frame.height > MAX_FRAME_PIXELS:
+                    raise InvalidInput(f"{name}: frames of {frame.width}x{frame.height} pixels are larger than "
+                                       f"{MAX_FRAME_PIXELS} pixels")
+                decoded += frame.width * frame.height * 3
+                if decoded > max_bytes:
+                    raise InvalidInput(f"{name}: the video decodes to more than {max_bytes >> 20} MiB")
+                frames.append(frame.to_ndarray(format="rgb24"))
     except (av.error.FFmpegError, IndexError, ValueError) as exc:  # IndexError: no video stream
-        name = "video" if isinstance(source, (bytes, bytearray)) else Path(source).name
-        raise InvalidInput(f"{name}: not a readable video ({exc})") from None
+        raise InvalidInput(f"{name}: not a readable mp4 video ({type(exc).__name__})") from None
     if not frames:
-        raise InvalidInput("the video has no frames")
+        raise InvalidInput(f"{name}: the video has no frames")
     array = np.stack(frames)
     if size is not None:
         array = array[:, : size[0], : size[1]]

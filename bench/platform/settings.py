@@ -15,6 +15,23 @@ from typing import Any
 from bench.errors import InvalidInput
 
 
+UPLOAD_MAX_BYTES = 20 * 2**30
+# An input may decode to this many times the upload limit (compressed HDF5, npz, zarr).
+IMPORT_BYTES_PER_UPLOAD_BYTE = 4
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """The documented bounds on what one import may cost (BENCH_IMPORT_MAX_*; docs/deploy.md, "Security")."""
+
+    max_bytes: int = IMPORT_BYTES_PER_UPLOAD_BYTE * UPLOAD_MAX_BYTES  # decoded bytes of all arrays of one input
+    max_array_bytes: int = 16 * 2**30  # decoded bytes of any single array
+    max_files: int = 20_000  # files in an uploaded archive or an imported directory
+    max_ratio: int = 200  # decoded bytes per stored byte, once an input decodes to more than 64 MiB
+    max_path_chars: int = 1024  # one path inside an archive or a directory
+    max_path_depth: int = 32  # directory levels inside an archive or a directory
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where bench keeps its database, its datasets and its scratch space."""
@@ -26,14 +43,29 @@ class Settings:
     storage_options: dict[str, Any] = field(default_factory=dict)
     # Server side (`bench serve api`): the largest upload accepted, and requests per minute per token
     # (anonymous clients are counted per address); 0 turns the rate limit off.
-    upload_max_bytes: int = 20 * 2**30
+    upload_max_bytes: int = UPLOAD_MAX_BYTES
     rate_limit_per_minute: int = 1200
+    # Bounds on one import's cost, checked before anything is allocated (ImportLimits). import_max_bytes
+    # defaults to IMPORT_BYTES_PER_UPLOAD_BYTE x upload_max_bytes.
+    import_max_bytes: int = ImportLimits.max_bytes
+    import_max_array_bytes: int = ImportLimits.max_array_bytes
+    import_max_files: int = ImportLimits.max_files
+    import_max_ratio: int = ImportLimits.max_ratio
+    # Bytes of loaded versions the API keeps in memory for episode and frame requests, and bytes of
+    # episode-range subsets kept on disk under cache/subsets (least recently used goes first).
+    api_cache_bytes: int = 2 * 2**30
+    subset_cache_bytes: int = 10 * 2**30
     # Client side: a bench server to talk to instead of the local registry, and the token to send.
     server: str | None = None
     token: str | None = None
     # UI side (`bench serve ui`): the API's address as users' browsers reach it, for download links and
     # frames, when it differs from the one the UI itself uses (e.g. http://api:8000 inside compose).
     public_api_url: str | None = None
+
+    @property
+    def import_limits(self) -> ImportLimits:
+        return ImportLimits(max_bytes=self.import_max_bytes, max_array_bytes=self.import_max_array_bytes,
+                            max_files=self.import_max_files, max_ratio=self.import_max_ratio)
 
     @property
     def staging_dir(self) -> Path:
@@ -64,12 +96,19 @@ class Settings:
         if endpoint:
             storage_options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
         storage_options.update(overrides.get("storage_options", {}))
+        upload_max_bytes = _integer("upload_max_bytes", pick("upload_max_bytes", cls.upload_max_bytes))
+        integers = {name: _integer(name, pick(name, default)) for name, default in (
+            ("import_max_array_bytes", cls.import_max_array_bytes), ("import_max_files", cls.import_max_files),
+            ("import_max_ratio", cls.import_max_ratio), ("api_cache_bytes", cls.api_cache_bytes),
+            ("subset_cache_bytes", cls.subset_cache_bytes),
+            ("import_max_bytes", IMPORT_BYTES_PER_UPLOAD_BYTE * upload_max_bytes))}
         return cls(
             home=home,
             database_url=pick("database_url", f"sqlite:///{home / 'bench.db'}"),
             storage_url=str(pick("storage_url", str(home / "datasets"))),
             storage_options=storage_options,
-            upload_max_bytes=_integer("upload_max_bytes", pick("upload_max_bytes", cls.upload_max_bytes)),
+            upload_max_bytes=upload_max_bytes,
+            **integers,
             rate_limit_per_minute=_integer("rate_limit_per_minute",
                                            pick("rate_limit_per_minute", cls.rate_limit_per_minute)),
             server=(pick("server", None) or None),

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.datasets.trajectories import Trajectories
-from bench.errors import InvalidInput
+from bench.errors import BenchError, InvalidInput
+from bench.platform.settings import ImportLimits
 
 
 @dataclass
@@ -57,8 +58,17 @@ def detect_format(path: Path) -> str:
     )
 
 
-def read_source(path: Path, format: str | None = None, options: dict[str, Any] | None = None) -> SourceData:
-    """Read a source file or directory; ``options`` reach importers that take them (real-robot logs)."""
+def read_source(path: Path, format: str | None = None, options: dict[str, Any] | None = None,
+                limits: ImportLimits = ImportLimits()) -> SourceData:
+    """Read a source file or directory; ``options`` reach importers that take them (real-robot logs).
+
+    Importers parse files from anyone: before any of them runs, a directory is checked against the
+    limits (files, path lengths and depth, no links) and every HDF5 and Parquet file in it is walked
+    by the guards; whatever a parser still trips over is the input's fault and is reported as such
+    (an InvalidInput naming the file), never as a crash.
+    """
+    from bench.datasets.interop import guards
+
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidInput(f"{path}: no such file or directory")
@@ -68,7 +78,20 @@ def read_source(path: Path, format: str | None = None, options: dict[str, Any] |
     module = _formats()[name]
     if options and name not in ROBOT_LOG_FORMATS:
         raise InvalidInput(f"the {name} importer takes no robot-log options ({', '.join(sorted(options))})")
-    return module.read(path, **(options or {})) if name in ROBOT_LOG_FORMATS else module.read(path)
+    try:
+        if path.is_dir():
+            guards.check_directory(path, limits)
+            for file in sorted(path.rglob("*.parquet")):
+                guards.check_parquet(file, limits)
+        return module.read(path, limits=limits, **(options or {}))
+    except BenchError:
+        raise
+    except MemoryError:
+        raise guards.TooLarge(f"{path.name}: the input does not fit in this server's memory") from None
+    except RecursionError:
+        raise InvalidInput(f"{path.name}: the {name} input nests too deeply") from None
+    except Exception as exc:  # a parser tripped over the input: the input's fault, said without internals
+        raise InvalidInput(f"{path.name}: not a readable {name} input ({type(exc).__name__})") from None
 
 
 def write_export(dataset, format: str, out: Path) -> list[str]:

@@ -18,11 +18,14 @@ import h5py
 import numpy as np
 
 from bench.datasets.interop import SourceData
+from bench.datasets.interop.guards import check_hdf5, json_metadata, read_hdf5_array
 from bench.datasets.trajectories import Trajectories
 from bench.errors import InvalidInput
+from bench.platform.settings import ImportLimits
 
 _REQUIRED = ("observations", "actions", "rewards", "terminals")
 _HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
+_PER_ROW_SCALARS = ("rewards", "terminals", "timeouts")  # one value per row, as (rows,) or (rows, 1)
 
 
 def detect(path: Path) -> bool:
@@ -39,49 +42,62 @@ def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise InvalidInput(f"{path}: not a readable HDF5 file ({exc})") from exc
+        raise InvalidInput(f"{path.name}: not a readable HDF5 file ({exc})") from None
 
 
-def _walk(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
+def _datasets(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
+    """Every dataset under a group by its relative path (the file was walked by check_hdf5: no links, no loops)."""
     found: dict[str, h5py.Dataset] = {}
     for key, item in group.items():
         name = f"{prefix}/{key}" if prefix else key
         if isinstance(item, h5py.Group):
-            found.update(_walk(item, name))
+            found.update(_datasets(item, name))
         else:
             found[name] = item
     return found
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray):
-        return value.tolist() if value.size <= 64 else f"<array {value.dtype} {list(value.shape)}>"
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def read(path: Path) -> SourceData:
+def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
+    name = path.name
     with _open(path) as handle:
+        check_hdf5(handle, limits, name, path.stat().st_size)
         missing = [key for key in _REQUIRED if key not in handle]
         if missing:
-            raise InvalidInput(f"{path}: not a D4RL file, missing {', '.join(missing)}")
+            raise InvalidInput(f"{name}: not a D4RL file, missing {', '.join(missing)}")
         try:
-            arrays = {key: handle[key][...] for key in (*_REQUIRED, "timeouts", "next_observations") if key in handle}
-            infos = {key: ds[...] for key, ds in _walk(handle["infos"]).items()} if "infos" in handle else {}
+            arrays = {key: read_hdf5_array(handle, key, name, max_ndim=2 if key in _PER_ROW_SCALARS else 8)
+                      for key in (*_REQUIRED, "timeouts", "next_observations") if key in handle}
+            for key in _PER_ROW_SCALARS:
+                if key in arrays and arrays[key].ndim == 2:
+                    if arrays[key].shape[1] != 1:
+                        raise InvalidInput(f"{name}: {key} has shape {arrays[key].shape}; one value per row is expected")
+                    arrays[key] = arrays[key][:, 0]
+            infos = {}
+            if "infos" in handle:
+                if not isinstance(handle["infos"], h5py.Group):
+                    raise InvalidInput(f"{name}: infos is an array; a group of per-transition arrays belongs there")
+                infos = {key: read_hdf5_array(handle["infos"], key, f"{name}: infos")
+                         for key in _datasets(handle["infos"])}
             metadata = {}
             if "metadata" in handle:
-                metadata.update({k: _json_safe(v) for k, v in handle["metadata"].attrs.items()})
-                metadata.update({k: _json_safe(ds[()]) for k, ds in _walk(handle["metadata"]).items()})
-            metadata.update({k: _json_safe(v) for k, v in handle.attrs.items()})
-        except (OSError, KeyError, ValueError) as exc:
-            raise InvalidInput(f"{path}: the HDF5 file is truncated or corrupt ({exc})") from exc
+                node = handle["metadata"]
+                metadata.update({k: json_metadata(v) for k, v in node.attrs.items()})
+                if isinstance(node, h5py.Group):
+                    metadata.update({k: json_metadata(ds[()] if ds.size <= 64 else ds)
+                                     for k, ds in _datasets(node).items()})
+            metadata.update({k: json_metadata(v) for k, v in handle.attrs.items()})
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise InvalidInput(f"{name}: the HDF5 file is truncated or corrupt ({type(exc).__name__})") from None
     rows = len(arrays["actions"])
     for key, value in {**arrays, **{f"infos/{k}": v for k, v in infos.items()}}.items():
         if len(value) != rows:
-            raise InvalidInput(f"{path}: {key} has {len(value)} rows but actions has {rows}")
+            raise InvalidInput(f"{name}: {key} has {len(value)} rows but actions has {rows}")
+    if arrays["observations"].ndim < 2 or arrays["actions"].ndim != 2:
+        raise InvalidInput(f"{name}: observations and actions must be (rows, dims) arrays, got shapes "
+                           f"{arrays['observations'].shape} and {arrays['actions'].shape}")
+    if "next_observations" in arrays and arrays["next_observations"].shape != arrays["observations"].shape:
+        raise InvalidInput(f"{name}: next_observations has shape {arrays['next_observations'].shape} but "
+                           f"observations has {arrays['observations'].shape}")
     source = from_flat_arrays(arrays, infos)
     source.source_metadata = metadata
     return source

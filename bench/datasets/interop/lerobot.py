@@ -11,12 +11,14 @@ success label. Other numeric features are not carried (named in the manifest's n
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.datasets.interop.guards import inside, json_text
 from bench.errors import InvalidInput
 
 INFO = "meta/info.json"
@@ -45,11 +47,35 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray([np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values], dtype=np.float64)
 
 
-def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None):
+_PLACEHOLDER = re.compile(r"\{(video_key|chunk_index|file_index)(?::0(\d)d)?\}")
+
+
+def _fill_template(template: object, **values: object) -> str:
+    """LeRobot's path template with its three placeholders filled. Never ``str.format``: a template from
+    an upload could reach attributes of the values through it."""
+    if not isinstance(template, str) or len(template) > 500:
+        raise InvalidInput(f"{INFO}: video_path must be a path template of at most 500 characters")
+
+    def fill(match: re.Match) -> str:
+        value = values[match.group(1)]
+        if match.group(2):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidInput(f"{INFO}: {match.group(1)} must be an integer, got {value!r}"[:200])
+            return f"{value:0{match.group(2)}d}"
+        return str(value)
+
+    filled = _PLACEHOLDER.sub(fill, template)
+    if "{" in filled or "}" in filled:
+        raise InvalidInput(f"{INFO}: video_path uses placeholders other than video_key, chunk_index, file_index")
+    return filled
+
+
+def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
+         limits: object = None):
     from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
     from bench.datasets.video import decode_mp4, encode_mp4
 
-    info = json.loads((path / INFO).read_text())
+    info = json_text((path / INFO).read_bytes(), INFO)
     fps = float(info.get("fps") or 0)
     if fps <= 0:
         raise InvalidInput(f"{INFO}: fps is missing")
@@ -87,8 +113,9 @@ def read(path: Path, robot: str | None = None, task: str | None = None, lab: str
             raise InvalidInput(f"{where}: meta says {meta['length']} frames, data has {len(rows)}")
         videos = {}
         for camera in cameras:
-            video_path = path / info["video_path"].format(video_key=camera, chunk_index=meta[f"videos/{camera}/chunk_index"],
-                                                          file_index=meta[f"videos/{camera}/file_index"])
+            video_path = inside(path, _fill_template(info.get("video_path"), video_key=camera,
+                                                     chunk_index=meta[f"videos/{camera}/chunk_index"],
+                                                     file_index=meta[f"videos/{camera}/file_index"]), INFO)
             if not video_path.is_file():
                 raise InvalidInput(f"{where}: video {video_path.relative_to(path)} is missing")
             if video_path not in decoded:

@@ -16,9 +16,13 @@ from typing import Any
 
 import numpy as np
 
+import h5py
+
 from bench.datasets.interop import SourceData
+from bench.datasets.interop.guards import DecodedBudget, check_directory, check_hdf5, check_parquet, json_text
 from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
 from bench.errors import InvalidInput
+from bench.platform.settings import ImportLimits
 
 
 def _data_dir(path: Path) -> Path:
@@ -37,12 +41,36 @@ def _concat(parts: list[Any]) -> Any:
     return np.concatenate([np.asarray(part) for part in parts])
 
 
-def read(path: Path) -> SourceData:
+def _check_files(path: Path, data_dir: Path, limits: ImportLimits) -> dict[str, Any]:
+    """The metadata, and every data file walked by the guards before Minari opens any of them."""
+    stored = check_directory(path, limits)
+    metadata = json_text((data_dir / "metadata.json").read_bytes(), "metadata.json")
+    for key in ("env_spec", "eval_env_spec"):
+        if metadata.get(key) is not None:
+            json_text(metadata[key], f"metadata.json {key}")
+    for key in ("description", "author", "algorithm_name", "code_permalink", "dataset_id", "minari_version"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], (str, list)):
+            raise InvalidInput(f"metadata.json {key} must be text, got {type(metadata[key]).__name__}")
+    budget = DecodedBudget(limits, stored, path.name)
+    for file in sorted(data_dir.rglob("*")):
+        if file.suffix.lower() in (".hdf5", ".h5"):
+            try:
+                with h5py.File(file, "r") as handle:
+                    check_hdf5(handle, limits, file.name, file.stat().st_size)
+            except OSError as exc:
+                raise InvalidInput(f"{file.name}: not a readable HDF5 file ({type(exc).__name__})") from None
+        elif file.suffix.lower() == ".parquet":
+            check_parquet(file, limits)
+    budget.check_ratio()
+    return metadata
+
+
+def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
     from minari.dataset.minari_storage import MinariStorage
 
     data_dir = _data_dir(path)
+    metadata = _check_files(path, data_dir, limits)
     try:
-        metadata = json.loads((data_dir / "metadata.json").read_text())
         storage = MinariStorage.read(data_dir)
         total = int(metadata.get("total_episodes", storage.total_episodes))
         episodes = list(storage.get_episodes(range(total)))
@@ -78,8 +106,10 @@ def read(path: Path) -> SourceData:
         raise InvalidInput(f"{path}: Dict action spaces are not supported yet")
     env = None
     if metadata.get("env_spec"):
-        spec = json.loads(metadata["env_spec"])
-        env = {"id": spec.get("id"), "kwargs": spec.get("kwargs", {}), "source": "minari env_spec"}
+        spec = json_text(metadata["env_spec"], "metadata.json env_spec")
+        if not isinstance(spec.get("id"), str) or not isinstance(spec.get("kwargs", {}), dict):
+            raise InvalidInput("metadata.json env_spec needs an 'id' string and 'kwargs' object")
+        env = {"id": spec["id"], "kwargs": spec.get("kwargs", {}), "source": "minari env_spec"}
     source_metadata = {key: metadata[key] for key in ("dataset_id", "minari_version", "algorithm_name", "author",
                                                       "code_permalink", "data_format") if key in metadata}
     return SourceData(data, "minari", [], env=env, description=metadata.get("description"),

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets.interop import SourceData
+from bench.datasets.interop.guards import check_npz
 from bench.datasets.trajectories import Trajectories
 from bench.errors import InvalidInput
+from bench.platform.settings import ImportLimits
 
 _INFO_KEYS = ("qpos", "qvel", "button_states")
 
@@ -25,21 +27,31 @@ def detect(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
-def read(path: Path) -> SourceData:
+def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
+    name = path.name
+    declared = check_npz(path, limits)  # shapes and types from the headers, before any array is read
+    missing = [key for key in ("observations", "actions", "terminals") if key not in declared]
+    if missing:
+        raise InvalidInput(f"{name}: not an OGBench dataset, missing {', '.join(missing)}")
+    for key, (shape, _) in declared.items():
+        if not shape:
+            raise InvalidInput(f"{name}: {key} is a scalar; every array has one row per step")
+    for key in ("terminals", "rewards"):
+        if key in declared and len(declared[key][0]) != 1:
+            raise InvalidInput(f"{name}: {key} has shape {declared[key][0]}; one value per row is expected")
+    if len(declared["observations"][0]) < 2 or len(declared["actions"][0]) < 2:
+        raise InvalidInput(f"{name}: observations and actions must be (rows, dims) arrays")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InvalidInput(f"{path}: not a readable .npz file ({exc})") from exc
-    missing = [key for key in ("observations", "actions", "terminals") if key not in arrays]
-    if missing:
-        raise InvalidInput(f"{path}: not an OGBench dataset, missing {', '.join(missing)}")
+        raise InvalidInput(f"{name}: not a readable .npz file ({type(exc).__name__})") from None
     rows = len(arrays["observations"])
     for key, value in arrays.items():
-        if value.ndim == 0 or len(value) != rows:
-            raise InvalidInput(f"{path}: {key} has {len(value) if value.ndim else 0} rows but observations has {rows}")
+        if len(value) != rows:
+            raise InvalidInput(f"{name}: {key} has {len(value)} rows but observations has {rows}")
     if rows == 0:
-        raise InvalidInput(f"{path}: the dataset is empty")
+        raise InvalidInput(f"{name}: the dataset is empty")
     ends = arrays["terminals"].astype(bool).reshape(-1).copy()
     notes = ["OGBench rows: each episode's last action has no successor observation and is dropped"]
     if not ends[-1]:
@@ -49,7 +61,7 @@ def read(path: Path) -> SourceData:
     start_rows = np.concatenate([[0], end_rows[:-1] + 1])
     lengths = end_rows - start_rows  # L rows -> L-1 steps
     if (lengths < 1).any():
-        raise InvalidInput(f"{path}: episode {int(np.flatnonzero(lengths < 1)[0])} has a single row and no transition")
+        raise InvalidInput(f"{name}: episode {int(np.flatnonzero(lengths < 1)[0])} has a single row and no transition")
     step_mask = np.ones(rows, dtype=bool)
     step_mask[end_rows] = False
     rewards = arrays["rewards"][step_mask] if "rewards" in arrays else np.zeros(int(lengths.sum()), np.float32)

@@ -61,7 +61,8 @@ def _labels(root: Path) -> dict[str, dict[str, Any]]:
     return labels
 
 
-def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None):
+def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
+         limits: object = None):
     from PIL import Image
 
     from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source

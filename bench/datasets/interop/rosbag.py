@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.datasets.interop.guards import inside
 from bench.errors import InvalidInput
 
 COMMAND_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped", "std_msgs/msg/Float64MultiArray",
@@ -105,11 +106,33 @@ def _mapping(path: Path | None) -> dict[str, Any]:
         return value
 
 
+def _check_bag_files(bag: Path) -> None:
+    """A ROS 2 bag's metadata.yaml names its storage files: each must be a file inside the bag directory."""
+    if not bag.is_dir():
+        return
+    import yaml
+
+    try:
+        metadata = yaml.safe_load((bag / "metadata.yaml").read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{bag.name}/metadata.yaml: not valid YAML ({type(exc).__name__})") from None
+    info = metadata.get("rosbag2_bagfile_information") if isinstance(metadata, dict) else None
+    if not isinstance(info, dict):
+        raise InvalidInput(f"{bag.name}/metadata.yaml: no rosbag2_bagfile_information")
+    names = list(info.get("relative_file_paths") or [])
+    names += [entry.get("path") for entry in info.get("files") or [] if isinstance(entry, dict)]
+    for name in names:
+        if not isinstance(name, str):
+            raise InvalidInput(f"{bag.name}/metadata.yaml: a storage file name that is not text")
+        inside(bag, name, f"{bag.name}/metadata.yaml")
+
+
 def _read_bag(bag: Path, mapping: dict[str, Any]) -> dict[str, Any]:
     """Every message of the topics in use, by role, as (times in seconds, values)."""
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
+    _check_bag_files(bag)
     try:
         reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
         reader.open()
@@ -180,6 +203,7 @@ def _align(bag: Path, streams: dict[str, tuple[list[float], list[Any]]], clock: 
 
 
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
+         limits: object = None,
          mapping: str | None = None):
     from bench.datasets.interop.robot_folder import _labels
     from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source

@@ -23,7 +23,7 @@ from bench.errors import (BenchError, Conflict, Forbidden, IntegrityError, Inval
 from bench.platform import db
 from bench.platform.settings import Settings
 from bench.web.api import accounts, datasets, episodes, leaderboards, robot, runs, uploads
-from bench.web.api.services import Services
+from bench.web.api.services import Services, scrub_paths
 from bench.web.api.streaming import RangeNotSatisfiable
 
 # Most specific first: the first class an error is an instance of decides its status.
@@ -105,9 +105,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "Send an API token as `Authorization: Bearer <token>` to publish.",
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
 
+    # Error details never show where this server keeps its files.
+    hidden = {settings.home: "<server>", settings.home.resolve(): "<server>"}
+    if "://" not in settings.storage_url:
+        hidden[settings.storage_url] = "<storage>"
+
     @app.exception_handler(BenchError)
     async def bench_error(request: Request, exc: BenchError) -> JSONResponse:
-        return error_response(status_of(exc), str(exc))
+        return error_response(status_of(exc), scrub_paths(str(exc), hidden))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: logged with its traceback by the server, answered without internals.
+        import logging
+
+        logging.getLogger("bench.api").exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal server error; the server's log has the details")
 
     @app.get("/api/v1/health", tags=["service"], summary="Liveness and the database's schema revision")
     def health() -> dict[str, Any]:

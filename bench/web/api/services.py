@@ -61,3 +61,11 @@ def principal(request: Request) -> Principal:
     found = services(request).accounts.authenticate(bearer_token(request))
     request.state.principal = found
     return found
+
+
+def scrub_paths(message: str, replacements: dict) -> str:
+    """A message with server paths replaced: longest first, each by what the caller knows it as."""
+    for path, shown in sorted(((str(k), v) for k, v in replacements.items()), key=lambda kv: -len(kv[0])):
+        if path:
+            message = message.replace(path + "/", "").replace(path, shown)
+    return message

@@ -30,11 +30,13 @@ from bench.datasets.format import file_sha256
 from bench.datasets.ids import DatasetId
 from bench.datasets.registry import pid_alive
 from bench.datasets.interop import IMPORT_FORMATS
+from bench.datasets.interop.guards import TooLarge, check_relative_name
 from bench.errors import BenchError, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from bench.platform import db
 from bench.platform.accounts import Principal, require_user
 from bench.platform.db import UploadRow, UploadState
-from bench.web.api.services import Services, principal, services
+from bench.platform.settings import ImportLimits
+from bench.web.api.services import Services, principal, scrub_paths, services
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
 ServicesDep = Annotated[Services, Depends(services)]
@@ -214,17 +216,25 @@ def complete(upload_id: str, svc: ServicesDep, caller: CallerDep) -> dict[str, A
     try:
         if file_sha256(directory / "data") != details["sha256"]:
             raise UnprocessableUpload("the received file's sha256 differs from the one declared; upload it again")
-        source = _unpack(directory, details["filename"])
+        source = _unpack(directory, details["filename"], svc.registry.settings.import_limits)
         options = details["options"]
         version = svc.registry.import_path(source, details["dataset_id"], format=options.get("format"),
                                            description=options.get("description"), license=options.get("license"),
                                            env_id=options.get("env_id"), tags=options.get("tags"),
                                            private=options.get("private"))
     except BaseException as exc:
-        _finish(svc, upload_id, UploadState.FAILED, error=str(exc) or type(exc).__name__)
+        # Messages name files as the uploader knows them, never where this server keeps them.
+        shown = details["filename"]
+        message = scrub_paths(str(exc) or type(exc).__name__, {
+            directory / "named" / shown: shown, directory.resolve() / "named" / shown: shown,
+            directory / "unpacked": shown, directory.resolve() / "unpacked": shown,
+            directory.resolve(): shown, directory: shown})
+        _finish(svc, upload_id, UploadState.FAILED, error=message)
         shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(exc, PayloadTooLarge):
+            raise PayloadTooLarge(f"{details['filename']}: {message}") from None
         if isinstance(exc, (InvalidInput, UnprocessableUpload)):
-            raise UnprocessableUpload(f"{details['filename']}: {exc}") from None
+            raise UnprocessableUpload(f"{details['filename']}: {message}") from None
         raise
     shutil.rmtree(directory, ignore_errors=True)
     state = _finish(svc, upload_id, UploadState.COMPLETED, version=version.id)
@@ -251,8 +261,13 @@ def _finish(svc: Services, upload_id: str, state: str, version: str | None = Non
         return _json(row)
 
 
-def _unpack(directory: Path, filename: str) -> Path:
-    """The path to import: the file itself, renamed to its name, or a tar of a directory unpacked safely."""
+def _unpack(directory: Path, filename: str, limits: ImportLimits) -> Path:
+    """The path to import: the file itself, renamed to its name, or a tar of a directory unpacked safely.
+
+    A tar's member list is checked whole before anything is written: only files and directories,
+    nothing outside the upload, no sparse files (a few bytes that claim gigabytes), at most
+    ``max_files`` members of bounded name length and depth, and their sizes within ``max_bytes``.
+    """
     data = directory / "data"
     if not filename.endswith(".tar"):
         named = directory / "named" / filename
@@ -262,16 +277,35 @@ def _unpack(directory: Path, filename: str) -> Path:
     target = (directory / "unpacked").resolve()
     try:
         with tarfile.open(data, "r:") as archive:
-            members = archive.getmembers()
-            for member in members:
-                destination = (target / member.name).resolve()
+            members, total = [], 0
+            for member in archive:
+                members.append(member)
+                if len(members) > limits.max_files:
+                    raise TooLarge(f"the archive holds more than {limits.max_files} members (BENCH_IMPORT_MAX_FILES)")
+                shown = member.name[:100]
                 if not (member.isfile() or member.isdir()):
-                    raise UnprocessableUpload(f"the archive holds {member.name!r}, which is not a file or directory")
+                    raise UnprocessableUpload(f"the archive holds {shown!r}, which is not a file or directory")
+                if member.issparse():
+                    raise UnprocessableUpload(f"the archive member {shown!r} is a sparse file; archive it without --sparse")
+                try:
+                    check_relative_name(member.name, limits, "the archive")
+                except InvalidInput as exc:
+                    raise UnprocessableUpload(str(exc)) from None
+                destination = (target / member.name).resolve()
                 if destination != target and target not in destination.parents:
-                    raise UnprocessableUpload(f"the archive member {member.name!r} points outside the archive")
+                    raise UnprocessableUpload(f"the archive member {shown!r} points outside the archive")
+                total += member.size
+                if total > limits.max_bytes:
+                    raise TooLarge(f"the archive's files add up to more than {limits.max_bytes} bytes "
+                                   "(BENCH_IMPORT_MAX_BYTES)")
+            kinds: dict[str, bool] = {}
+            for member in members:
+                name = os.path.normpath(member.name)
+                if kinds.setdefault(name, member.isdir()) != member.isdir():
+                    raise UnprocessableUpload(f"the archive holds {member.name[:100]!r} both as a file and as a directory")
             archive.extractall(target, members=members, filter="data")
-    except tarfile.TarError as exc:
-        raise UnprocessableUpload(f"not a readable tar archive ({exc})") from None
+    except (tarfile.TarError, OSError, ValueError) as exc:
+        raise UnprocessableUpload(f"not a readable tar archive ({type(exc).__name__})") from None
     tops = [p for p in target.iterdir()] if target.is_dir() else []
     if len(tops) != 1 or not tops[0].is_dir():
         raise UnprocessableUpload("a directory upload must be a tar holding exactly one top-level directory")
