@@ -95,12 +95,16 @@ def cases():
         api.client.post("/api/v1/runs", json={"run": run, "curves": []}, headers=api.headers["owner"])
         return "DELETE", f"/api/v1/runs/{run['id']}", {}
 
+    def public_dataset(api):
+        return api.publish(f"alice/{fresh('boarded')}").rsplit("-v", 1)[0]
+
     def create_board(api):
-        return "POST", "/api/v1/leaderboards", {"json": {"name": fresh("board"), "datasets": ["alice/x"]}}
+        return "POST", "/api/v1/leaderboards", {"json": {"name": fresh("board"), "datasets": [public_dataset(api)]}}
 
     def delete_board(api):
         name = fresh("board")
-        api.client.post("/api/v1/leaderboards", json={"name": name, "datasets": ["alice/x"]}, headers=api.headers["owner"])
+        api.client.post("/api/v1/leaderboards", json={"name": name, "datasets": [public_dataset(api)]},
+                        headers=api.headers["owner"])
         return "DELETE", f"/api/v1/leaderboards/{name}", {}
 
     def create_user(api):

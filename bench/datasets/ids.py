@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bench.errors import InvalidInput
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+MAX_VERSION = 2**31 - 1  # the database's integer column
 _VERSION_SUFFIX = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 MAX_NAMESPACE_DEPTH = 4
 
@@ -48,6 +49,8 @@ class DatasetId:
             last, version = match["name"], int(match["version"])
             if version < 1:
                 raise InvalidInput(f"dataset id {text!r}: versions start at v1")
+            if version > MAX_VERSION:
+                raise InvalidInput(f"dataset id {text!r}: versions go up to v{MAX_VERSION}")
             if _VERSION_SUFFIX.match(last):
                 raise InvalidInput(f"dataset id {text!r}: a name may not end in -vN itself")
         return cls("/".join(namespace), last, version)

@@ -547,11 +547,12 @@ class Registry:
             raise InvalidInput("yank needs a reason")
         with self.session.begin() as session:
             row = self._resolve_row(session, dataset_id)
-            if row.state == VersionState.YANKED:
+            # Conditional, so that of two concurrent yanks exactly one succeeds and the other is told.
+            moved = session.execute(sa.update(VersionRow).where(VersionRow.id == row.id,
+                                                                VersionRow.state == VersionState.PUBLISHED)
+                                    .values(state=VersionState.YANKED, yanked_at=db.utcnow(), yank_reason=reason.strip()))
+            if moved.rowcount != 1:
                 raise Conflict(f"{target} is already yanked")
-            row.state = VersionState.YANKED
-            row.yanked_at = db.utcnow()
-            row.yank_reason = reason.strip()
         return self.show(dataset_id)
 
     def gc(self, older_than: dt.timedelta = STALE_AFTER) -> GcReport:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import sqlalchemy as sa
 
-from bench.errors import InvalidInput, NotFound
+from bench.errors import Conflict, InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import RunMetricRow, RunRow, RunState
 
@@ -199,17 +199,37 @@ class RunStore:
 
     def import_run(self, run: dict[str, Any], curves: list[dict[str, Any]], owner: str) -> RunInfo:
         """Store a finished run made elsewhere (``bench results push``) with its curve, as one transaction."""
-        def when(value: str | None) -> dt.datetime | None:
-            return dt.datetime.fromisoformat(value) if value else None
+        def when(key: str) -> dt.datetime | None:
+            value = run.get(key)
+            if not value:
+                return None
+            try:
+                if not isinstance(value, str) or len(value) > 64:
+                    raise ValueError
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise InvalidInput(f"run {key} must be an ISO 8601 time such as 2026-01-31T12:00:00+00:00") from None
 
+        created_at, started_at, finished_at = when("created_at"), when("started_at"), when("finished_at")
+        for key, value in (("seed", run["seed"]), *((f"curve step {p['step']}", p["step"]) for p in curves)):
+            if not -2**31 <= value < 2**31:
+                raise InvalidInput(f"run {key} is outside the 32-bit integers the database stores")
+        try:
+            return self._insert_run(run, curves, owner, created_at, started_at, finished_at)
+        except sa.exc.IntegrityError:
+            raise Conflict(f"run {run['id']} already exists on this server") from None
+        except sa.exc.DataError:  # e.g. NaN in a JSON column of PostgreSQL
+            raise InvalidInput("the run holds values the database cannot store (NaN or infinity in JSON, "
+                               "numbers out of range)") from None
+
+    def _insert_run(self, run, curves, owner, created_at, started_at, finished_at) -> RunInfo:
         with self.session.begin() as session:
             row = RunRow(
                 id=run["id"], sweep_id=run["sweep_id"], algorithm=run["algorithm"], config=run["config"],
                 config_hash=run["config_hash"], seed=run["seed"], dataset_id=run["dataset_id"],
                 dataset_content_sha256=run["dataset_content_sha256"], env_name=run.get("env_name"),
                 plan=run["plan"], status=run["status"], code_version=run.get("code_version"), host=run.get("host"),
-                created_at=when(run.get("created_at")) or db.utcnow(), started_at=when(run.get("started_at")),
-                finished_at=when(run.get("finished_at")), progress=run.get("progress"), timings=run.get("timings"),
+                created_at=created_at or db.utcnow(), started_at=started_at, finished_at=finished_at, progress=run.get("progress"), timings=run.get("timings"),
                 results=run.get("results"), checkpoint=None, error=run.get("error"), owner=owner)
             session.add(row)
             for point in curves:

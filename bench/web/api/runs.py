@@ -62,8 +62,6 @@ def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
     run = body.run
     _check(run, body.curves)
     dataset = _same_data(svc, run["dataset_id"], run["dataset_content_sha256"])
-    if dataset.private:
-        raise Conflict(f"{dataset.id} is private; results are public, so make the dataset public first")
     if dataset.id != run["dataset_id"]:
         # The same data under another version number (the client's registry counts its own versions):
         # record the server's version, and where the run came from.
@@ -84,16 +82,21 @@ def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
 
 
 def _same_data(svc: Services, dataset_id: str, content_sha256: str):
-    """The server's version of the run's dataset with the same content (any version number)."""
+    """The server's public version of the run's dataset with the same content (any version number).
+
+    A missing dataset, a private one and a wrong hash get one and the same answer, so a push cannot
+    tell whether a private dataset exists or which content it has.
+    """
     target = DatasetId.parse(dataset_id)
+    refusal = Conflict(f"this server has no public version of {target.unversioned} with content sha256 "
+                       f"{content_sha256[:12]}...; results are public, so upload that data (public) first")
     try:
         versions = svc.registry.versions(target.unversioned)
     except NotFound:
-        raise Conflict(f"this server has no dataset {target.unversioned}; upload it first so the run's data is public") from None
-    matching = [v for v in versions if v.content_sha256 == content_sha256]
+        raise refusal from None
+    matching = [v for v in versions if v.content_sha256 == content_sha256 and not v.private]
     if not matching:
-        raise Conflict(f"the run trained on data with content sha256 {content_sha256[:12]}..., but no version of "
-                       f"{target.unversioned} on this server has it; upload that data first")
+        raise refusal
     exact = [v for v in matching if v.id == str(target)]
     return (exact or matching)[-1]
 

@@ -26,13 +26,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The (start, stop) byte range a Range header asks for; None for the whole file."""
     if not header:
         return None
-    match = _RANGE.match(header.strip())
+    match = _RANGE.match(header.strip()) if len(header) <= 100 else None
     if not match:
-        raise InvalidInput(f"unsupported Range header {header!r}; use 'bytes=START-' or 'bytes=START-END'")
+        raise InvalidInput(f"unsupported Range header {header[:40]!r}; use 'bytes=START-' or 'bytes=START-END' "
+                           "(at most 100 characters)")
     start = int(match[1])
     stop = int(match[2]) + 1 if match[2] else size
     if start >= size and size > 0 or stop <= start and size > 0:
-        raise RangeNotSatisfiable(f"range {header!r} is outside the file's {size} bytes")
+        raise RangeNotSatisfiable(f"range {header[:60]!r} is outside the file's {size} bytes")
     return start, min(stop, size)
 
 
