@@ -41,7 +41,11 @@ app.add_typer(leaderboard_app, name="leaderboard")
 # -- serving ---------------------------------------------------------------------------------------------
 @serve_app.command("api")
 def serve_api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
-              workers: int = typer.Option(1, "--workers", help="uvicorn worker processes")) -> None:
+              workers: int = typer.Option(1, "--workers", help="uvicorn worker processes"),
+              forwarded_allow_ips: str = typer.Option(
+                  "127.0.0.1", "--forwarded-allow-ips",
+                  help="reverse proxies whose X-Forwarded-For is trusted as the client address (rate limits "
+                       "count per address); comma-separated, '*' for any")) -> None:
     """Serve the REST API (/api/v1, schema at /api/v1/openapi.json), migrating the database first."""
     import uvicorn
 
@@ -49,7 +53,8 @@ def serve_api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer
         registry = _registry()  # migrates, and reports bad settings as one line before uvicorn starts
         registry.close()
         uvicorn.run("bench.web.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", timeout_graceful_shutdown=10)
+                    log_level="info", timeout_graceful_shutdown=10, proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips)
 
 
 @serve_app.command("ui")

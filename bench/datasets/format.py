@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -357,3 +357,57 @@ def read_version(directory: Path, expected_manifest_sha256: str | None = None,
     data.observation_space = space_from_json(manifest["observation_space"])
     data.action_space = space_from_json(manifest["action_space"])
     return data, manifest, table
+
+
+def episode_slices(table: pa.Table, index: int) -> tuple[slice, slice]:
+    """One episode's observation rows (T+1) and step rows (T) in the concatenated arrays."""
+    row = table.slice(index, 1).select(["obs_start", "step_start", "length"]).to_pylist()[0]
+    obs_start, step_start, length = int(row["obs_start"]), int(row["step_start"]), int(row["length"])
+    return slice(obs_start, obs_start + length + 1), slice(step_start, step_start + length)
+
+
+def _group_metadata_files(arrays: dict[str, Any]) -> list[str]:
+    groups = {""}
+    for path in arrays:
+        parts = path.split("/")
+        groups.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return [f"{STEPS}/{group}/zarr.json" if group else f"{STEPS}/zarr.json" for group in sorted(groups)]
+
+
+def read_rows(directory: Path, manifest: dict[str, Any], obs_rows: slice, step_rows: slice,
+              ensure: Callable[[list[str]], None] = lambda names: None) -> dict[str, np.ndarray]:
+    """The given rows of every array, reading and verifying only the chunks they touch.
+
+    ``ensure(names)`` makes those files present under ``directory`` first (a no-op on local storage;
+    a download into a partial cache for remote storage). A chunk the manifest does not list was all
+    fill values when written and must still be absent; one it lists must be present and intact.
+    """
+    import zarr
+
+    arrays = manifest["arrays"]
+    for path in arrays:
+        if not isinstance(path, str) or not _ARRAY_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise InvalidInput(f"{MANIFEST}: array path {str(path)[:100]!r} is not a plain relative name")
+    metadata = [name for name in _group_metadata_files(arrays) if name in manifest["files"]]
+    metadata += [f"{STEPS}/{path}/zarr.json" for path in arrays]
+    ensure(metadata)
+    verify_files(directory, manifest, metadata)
+    chunks, unlisted = [], []
+    for path, described in arrays.items():
+        rows = obs_rows if described.get("rows") == "observations" else step_rows
+        if rows.stop <= rows.start:
+            continue
+        array_metadata = json.loads((directory / STEPS / path / "zarr.json").read_bytes())
+        chunk_rows = int(array_metadata["chunk_grid"]["configuration"]["chunk_shape"][0])
+        tail = "/0" * (len(array_metadata["shape"]) - 1)
+        for chunk in range(rows.start // chunk_rows, (rows.stop - 1) // chunk_rows + 1):
+            name = f"{STEPS}/{path}/c/{chunk}{tail}"
+            (chunks if name in manifest["files"] else unlisted).append(name)
+    ensure(chunks)
+    verify_files(directory, manifest, chunks)
+    for name in unlisted:
+        if (directory / name).exists():
+            raise IntegrityError(f"{name}: a file the manifest does not list; the stored version is damaged")
+    group = zarr.open_group(directory / STEPS, mode="r", zarr_format=3)
+    return {path: group[path][obs_rows if described.get("rows") == "observations" else step_rows]
+            for path, described in arrays.items()}

@@ -28,22 +28,27 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 import bench
-from bench.datasets.dataset import Dataset
-from bench.datasets.format import MANIFEST, file_sha256, parse_manifest, read_version, write_version
+
+from bench.datasets.dataset import Dataset, Episode
+from bench.datasets.format import (EPISODES, MANIFEST, episode_slices, file_sha256, parse_manifest, read_manifest,
+                                   read_rows, read_version, verify_files, write_version)
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import SourceData, read_source, write_export
 from bench.datasets.storage import Storage
-from bench.datasets.trajectories import Trajectories
+from bench.datasets.trajectories import Trajectories, unflatten_tree
 from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
 from bench.platform.environments import EnvironmentCatalogue, env_reference, spaces_of
 from bench.platform.settings import Settings
 
+# Partial local copies of remote versions: just the files that single episodes needed.
+PARTS_SUFFIX = ".parts"
 # A staging row from another host is only presumed dead after this long (we cannot see its pid).
 STALE_AFTER = dt.timedelta(hours=24)
 
@@ -494,7 +499,11 @@ class Registry:
 
     def manifest(self, dataset_id: str) -> dict[str, Any]:
         info = self.show(dataset_id)
-        return parse_manifest(self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"), f"{info.id} {MANIFEST}")
+        raw = self.storage.read_bytes(f"{info.storage_path}/{MANIFEST}")
+        if _sha256_bytes(raw) != info.manifest_sha256:
+            raise IntegrityError(f"{info.id} {MANIFEST}: sha256 differs from the registry's record; the stored "
+                                 "version was changed")
+        return parse_manifest(raw, f"{info.id} {MANIFEST}")
 
     def local_dir(self, dataset_id: str) -> Path:
         """A local directory holding the version: in place on local storage, else a verified cached copy."""
@@ -508,6 +517,13 @@ class Registry:
             warnings.warn(f"{info.id} is yanked: {info.yank_reason}", YankedVersionWarning, stacklevel=2)
         return load_stored_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
                                    info.manifest_sha256)
+
+    def episode(self, dataset_id: str, index: int) -> Episode:
+        """One episode, reading (and verifying) only the chunks it touches: what the API's viewers serve."""
+        info = self.show(dataset_id)
+        if not 0 <= index < (info.episodes or 0):
+            raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
+        return read_stored_episode(self.storage, self.settings.cache_dir, info.storage_path, info.manifest_sha256, index)
 
     def verify(self, dataset_id: str) -> list[str]:
         """Re-hash every stored file against the manifest; return one line per problem (empty: intact)."""
@@ -608,6 +624,49 @@ def stored_version_dir(storage: Storage, cache_dir: Path, storage_path: str, man
         manifest = parse_manifest(storage.read_bytes(f"{storage_path}/{MANIFEST}"), MANIFEST)
         storage.download_dir(storage_path, cached, manifest["files"])
     return cached
+
+
+def read_stored_episode(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
+                        index: int) -> Episode:
+    """One episode of a published version by its storage location. On remote storage only the files the
+    episode needs are fetched, into ``cache/<manifest sha256>.parts`` (or a whole cached copy is used)."""
+    if storage.is_local:
+        directory, ensure = storage.local_path(storage_path), (lambda names: None)
+    elif (cache_dir / manifest_sha256 / MANIFEST).is_file():
+        directory, ensure = cache_dir / manifest_sha256, (lambda names: None)
+    else:
+        directory = cache_dir / f"{manifest_sha256}{PARTS_SUFFIX}"
+
+        def ensure(names: list[str]) -> None:
+            missing = [name for name in names if not (directory / name).is_file()]
+            for name in missing:  # each file appears whole or not at all; verify_files checks its hash
+                target = directory / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                partial.write_bytes(storage.read_bytes(f"{storage_path}/{name}"))
+                os.replace(partial, target)
+            if missing:
+                os.utime(directory)  # recently used, for the cache's eviction
+
+        ensure([MANIFEST])
+    manifest = read_manifest(directory, manifest_sha256)
+    ensure([EPISODES])
+    verify_files(directory, manifest, [EPISODES])
+    table = pq.read_table(directory / EPISODES)
+    obs_rows, step_rows = episode_slices(table, index)
+    arrays = read_rows(directory, manifest, obs_rows, step_rows, ensure)
+    observations = {path: value for path, value in arrays.items() if path.split("/")[0] == "observations"}
+    reserved = {"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"}
+    row = table.slice(index, 1).to_pylist()[0]
+    return Episode(
+        index=index,
+        observations=(observations["observations"] if list(observations) == ["observations"] else
+                      unflatten_tree({path.split("/", 1)[1]: value for path, value in observations.items()})),
+        actions=arrays["actions"], rewards=arrays["rewards"], terminations=arrays["terminations"],
+        truncations=arrays["truncations"],
+        infos={path[len("infos/"):]: value for path, value in arrays.items() if path.startswith("infos/")},
+        attrs={name: value for name, value in row.items() if name not in reserved},
+    )
 
 
 def load_stored_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,

@@ -51,11 +51,48 @@ def error_response(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-class RateLimit:
-    """ASGI middleware: at most N requests per minute per token (anonymous callers: per address)."""
+class KnownTokens:
+    """Hashes of bearer tokens that authenticated recently: only these get a rate-limit window of their own.
 
-    def __init__(self, app, per_minute: int):
-        self.app, self.per_minute = app, per_minute
+    Any other request (anonymous, or with a token nobody has seen succeed) counts against its client
+    address, so a fresh random token per request buys no new window, and the database lookups that
+    invalid tokens cost are bounded by the address's limit.
+    """
+
+    TTL_SECONDS = 600
+    MAX_ENTRIES = 100_000
+
+    def __init__(self) -> None:
+        self.expires: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def digest(credential: bytes | str) -> str:
+        return hashlib.sha256(credential if isinstance(credential, bytes) else credential.encode()).hexdigest()
+
+    def remember(self, credential: str) -> None:
+        now = time.time()
+        with self.lock:
+            if len(self.expires) >= self.MAX_ENTRIES:
+                self.expires = {k: v for k, v in self.expires.items() if v > now}
+            if len(self.expires) < self.MAX_ENTRIES:
+                self.expires[self.digest(credential)] = now + self.TTL_SECONDS
+
+    def known(self, credential: bytes) -> str | None:
+        key = self.digest(credential)
+        with self.lock:
+            return key if self.expires.get(key, 0) > time.time() else None
+
+
+class RateLimit:
+    """ASGI middleware: at most N requests per minute per known token, else per client address.
+
+    Behind a reverse proxy the client address is the proxy's unless uvicorn trusts its
+    X-Forwarded-For (``bench serve api --forwarded-allow-ips``); docs/deploy.md, "Security".
+    """
+
+    def __init__(self, app, per_minute: int, tokens: KnownTokens):
+        self.app, self.per_minute, self.tokens = app, per_minute, tokens
         self.windows: dict[str, tuple[int, int]] = {}
         self.lock = threading.Lock()
 
@@ -63,9 +100,9 @@ class RateLimit:
         if scope["type"] != "http" or not self.per_minute:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        credential = headers.get(b"authorization")
-        key = (hashlib.sha256(credential).hexdigest() if credential
-               else f"address:{(scope.get('client') or ('?',))[0]}")
+        credential = headers.get(b"authorization", b"").partition(b" ")[2].strip()
+        token = self.tokens.known(credential) if credential else None
+        key = f"token:{token}" if token else f"address:{(scope.get('client') or ('?',))[0]}"
         window = int(time.time() // 60)
         with self.lock:
             start, count = self.windows.get(key, (window, 0))
@@ -131,5 +168,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # episodes before datasets: its routes are more specific than the dataset catch-all.
     for module in (accounts, episodes, datasets, uploads, runs, leaderboards, robot):
         app.include_router(module.router)
-    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    app.state.known_tokens = KnownTokens()
+    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, tokens=app.state.known_tokens)
     return app

@@ -1,14 +1,16 @@
 """What the UI looks at inside a version: per-episode statistics, one episode's arrays, single frames.
 
-Statistics come from episodes.parquet alone; episode arrays and frames need the version's arrays,
-so the last few loaded versions stay in memory (loading is the expensive part, indexing is free).
+Statistics come from episodes.parquet alone. An episode's arrays and frames are read from just the
+chunks that episode touches (each checked against the manifest), never the whole version, and the
+episodes and decoded videos that were asked for stay in a cache bounded by bytes (BENCH_API_CACHE_BYTES).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -16,10 +18,10 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from bench.datasets.dataset import Dataset
+from bench.datasets.dataset import Episode
 from bench.datasets.format import EPISODES, is_image_array
 from bench.datasets.trajectories import flatten_tree
-from bench.errors import InvalidInput, NotFound
+from bench.errors import IntegrityError, InvalidInput, NotFound
 from bench.platform.accounts import Principal
 from bench.web.api.datasets import readable
 from bench.web.api.services import Services, fast_json, principal, services
@@ -27,51 +29,53 @@ from bench.web.api.services import Services, fast_json, principal, services
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 ServicesDep = Annotated[Services, Depends(services)]
 CallerDep = Annotated[Principal, Depends(principal)]
-LOADED_VERSIONS = 4
 HISTOGRAM_BINS = 20
 MAX_EPISODE_STEPS = 100_000
 EPISODE_ROWS = 1000  # one episode's arrays go out as JSON; beyond this, use the file downloads
 
-_loaded: OrderedDict[str, Dataset] = OrderedDict()
+
+@dataclass(frozen=True)
+class ShownEpisode:
+    """One episode as the viewers need it: its arrays (only its chunks were read) and the log's cameras."""
+
+    episode: Episode
+    cameras: dict[str, dict[str, Any]]
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [*flatten_tree(self.episode.observations, "").values(), self.episode.actions, self.episode.rewards,
+                  self.episode.terminations, self.episode.truncations, *self.episode.infos.values()]
+        return int(sum(np.asarray(a).nbytes for a in arrays))
 
 
-def _dataset(svc: Services, version_id: str) -> Dataset:
-    with svc.lock:
-        if version_id in _loaded:
-            _loaded.move_to_end(version_id)
-            return _loaded[version_id]
-    dataset = svc.registry.load(version_id)
-    with svc.lock:
-        _loaded[version_id] = dataset
-        while len(_loaded) > LOADED_VERSIONS:
-            _loaded.popitem(last=False)
-    return dataset
+def _episode(svc: Services, version_id: str, index: int) -> ShownEpisode:
+    def read() -> ShownEpisode:
+        return ShownEpisode(svc.registry.episode(version_id, index), robot_cameras(svc.registry.manifest(version_id)))
+
+    return svc.episodes.get(("episode", version_id, index), read, lambda shown: shown.nbytes)
 
 
-def robot_cameras(dataset: Dataset) -> dict[str, dict[str, Any]]:
+def robot_cameras(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A real-robot log's cameras (docs/robot-logs.md), from its manifest; {} for other datasets."""
-    robot = ((dataset.manifest.get("provenance") or {}).get("source_metadata") or {}).get("robot") or {}
+    robot = ((manifest.get("provenance") or {}).get("source_metadata") or {}).get("robot") or {}
     return robot.get("cameras") or {}
 
 
-_decoded: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
-
-
-def _video_frames(svc: Services, version_id: str, storage_path: str, camera: str, index: int) -> np.ndarray:
-    """One episode's video from media/, decoded once and kept (a few episodes at a time)."""
+def _video_frames(svc: Services, version_id: str, storage_path: str, camera: str, index: int,
+                  described: dict[str, Any]) -> np.ndarray:
+    """One episode's video from media/, checked against the manifest, decoded once and kept (bounded by bytes)."""
     from bench.datasets.video import decode_mp4
 
-    key = (version_id, camera, index)
-    with svc.lock:
-        if key in _decoded:
-            _decoded.move_to_end(key)
-            return _decoded[key]
-    frames = decode_mp4(svc.registry.storage.read_bytes(f"{storage_path}/media/{camera}/episode_{index:06d}.mp4"))
-    with svc.lock:
-        _decoded[key] = frames
-        while len(_decoded) > 8:
-            _decoded.popitem(last=False)
-    return frames
+    def decode() -> np.ndarray:
+        name = f"media/{camera}/episode_{index:06d}.mp4"
+        entry = svc.registry.manifest(version_id)["files"].get(name)
+        raw = svc.registry.storage.read_bytes(f"{storage_path}/{name}")
+        if entry is None or hashlib.sha256(raw).hexdigest() != entry.get("sha256"):
+            raise IntegrityError(f"{name}: sha256 differs from the manifest; the stored version is damaged")
+        frames_limit = 3 * int(described.get("height", 0)) * int(described.get("width", 0)) * (MAX_EPISODE_STEPS + 1)
+        return decode_mp4(raw, max_bytes=max(frames_limit, 1))
+
+    return svc.episodes.get(("video", version_id, camera, index), decode, lambda frames: frames.nbytes)
 
 
 def _histogram(values: np.ndarray) -> dict[str, Any]:
@@ -118,14 +122,14 @@ def episode(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], svc: S
     info = readable(svc, caller, dataset_id)
     if index >= (info.episodes or 0):
         raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
-    dataset = _dataset(svc, info.id)
-    shown = dataset.episode(index)
+    viewed = _episode(svc, info.id, index)
+    shown = viewed.episode
     if len(shown) > MAX_EPISODE_STEPS:
         raise InvalidInput(f"episode {index} has {len(shown)} steps; download it instead (episodes {index}:{index + 1})")
     observations = flatten_tree(shown.observations, "")
     frames = {key or "observation": {"count": len(array), "shape": list(array.shape[1:]), "storage": "array"}
               for key, array in observations.items() if is_image_array(array)}
-    for camera, described in robot_cameras(dataset).items():
+    for camera, described in viewed.cameras.items():
         if described.get("storage") == "video":
             frames[camera] = {"count": len(shown) + 1, "shape": [described["height"], described["width"], 3],
                               "storage": "video"}
@@ -149,11 +153,12 @@ def frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], key: str
     info = readable(svc, caller, dataset_id)
     if index >= (info.episodes or 0):
         raise NotFound(f"{info.id} has no episode {index}")
-    dataset = _dataset(svc, info.id)
-    observations = flatten_tree(dataset.episode(index).observations, "")
+    viewed = _episode(svc, info.id, index)
+    observations = flatten_tree(viewed.episode.observations, "")
     array = observations.get("" if key == "observation" else key)
-    if robot_cameras(dataset).get(key, {}).get("storage") == "video":
-        array = _video_frames(svc, info.id, info.storage_path, key, index)[observations[f"frame/{key}"]]
+    described = viewed.cameras.get(key, {})
+    if described.get("storage") == "video":
+        array = _video_frames(svc, info.id, info.storage_path, key, index, described)[observations[f"frame/{key}"]]
     if array is None or not is_image_array(array):
         raise NotFound(f"{info.id} has no camera {key!r}; its frames are {sorted(k or 'observation' for k, a in observations.items() if is_image_array(a))}")
     if t >= len(array):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -15,6 +16,34 @@ from bench.errors import Unauthorized
 from bench.leaderboards.suites import Suites
 from bench.platform.accounts import Accounts, Principal
 from bench.platform.runs import RunStore
+
+
+class ByteBoundedCache:
+    """Least recently used values, bounded by their total bytes (a value's size is given when it is stored).
+
+    One value larger than the bound is handed out but not kept, so no request can pin more memory.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.entries: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], Any], size_of: Callable[[Any], int]) -> Any:
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key][0]
+        value = make()
+        size = size_of(value)
+        with self.lock:
+            if size <= self.max_bytes and key not in self.entries:
+                self.entries[key] = (value, size)
+                self.bytes += size
+                while self.bytes > self.max_bytes:
+                    _, (_, dropped) = self.entries.popitem(last=False)
+                    self.bytes -= dropped
+        return value
 
 
 @dataclass
@@ -27,10 +56,13 @@ class Services:
     board_cache: dict[tuple[str, Any], dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.time)
+    # Episodes and decoded camera videos that viewers asked for, bounded by bytes (settings.api_cache_bytes).
+    episodes: ByteBoundedCache = field(default_factory=lambda: ByteBoundedCache(0))
 
     @classmethod
     def open(cls, registry: Registry) -> "Services":
-        return cls(registry, Accounts(registry.engine), RunStore(registry.engine), Suites(registry.engine))
+        return cls(registry, Accounts(registry.engine), RunStore(registry.engine), Suites(registry.engine),
+                   episodes=ByteBoundedCache(registry.settings.api_cache_bytes))
 
 
 def fast_json(payload: Any) -> JSONResponse:
@@ -58,7 +90,12 @@ def principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    found = services(request).accounts.authenticate(bearer_token(request))
+    token = bearer_token(request)
+    found = services(request).accounts.authenticate(token)
+    if token is not None:  # it authenticated: from now on it is rate-limited on its own window
+        known = getattr(request.app.state, "known_tokens", None)
+        if known is not None:
+            known.remember(token)
     request.state.principal = found
     return found
 
