@@ -275,13 +275,14 @@ def yank(id: str = typer.Argument(...), reason: str = typer.Option(..., "--reaso
 
 @datasets_app.command()
 def gc(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Remove what crashed imports left behind (staging rows, staging directories, orphan files)."""
+    """Remove what crashed imports and uploads left behind (staging rows and directories, orphan files, upload
+    directories) and trim the download cache to its size bound."""
     with _user_errors():
         report = _registry().gc()
         if as_json:
             _print_json(report.to_json())
             return
-        removed = report.staging_versions + report.staging_dirs + report.orphan_dirs
+        removed = report.removed
         for item in removed:
             out.print(f"removed {item}", highlight=False)
         out.print(f"gc: removed {len(removed)} leftover(s)", highlight=False)

@@ -96,7 +96,7 @@ def test_lab_shares_data_and_results_through_the_server(request, tmp_path, backe
                                 "--set", "hidden_dims=32x32", "--set", "batch_size=64", "--json").stdout)["runs"]
         run_ids = [run["run_id"] for run in runs]
         not_there = bench(env, "results", "push", *run_ids, check=False)
-        assert not_there.returncode == 1 and "upload it first" in not_there.stderr
+        assert not_there.returncode == 1 and "upload that data" in not_there.stderr
         bench(env, "datasets", "upload", version_dir, "--id", "alice/pendulum")
         pushed = bench(env, "results", "push", *run_ids).stdout
         assert pushed.count("as alice") == 2

@@ -256,9 +256,11 @@ class TokenRow(Base):
 
 
 class UploadState:
-    """An upload session: open (parts arrive) -> completed (a version was published) | failed | aborted."""
+    """An upload session: open (parts arrive) -> importing -> completed (a version was published) | failed;
+    or open -> aborted."""
 
     OPEN = "open"
+    IMPORTING = "importing"  # completion under way; only one request may do it
     COMPLETED = "completed"
     FAILED = "failed"
     ABORTED = "aborted"

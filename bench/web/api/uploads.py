@@ -42,7 +42,7 @@ router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
 ServicesDep = Annotated[Services, Depends(services)]
 CallerDep = Annotated[Principal, Depends(principal)]
 
-IMPORTING = "importing"  # completion under way; only one request may do it
+IMPORTING = UploadState.IMPORTING
 IDLE_DAYS = 7  # an open upload with no new part for this long is abandoned at the next start-up
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
