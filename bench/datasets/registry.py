@@ -704,6 +704,7 @@ def open_stored_parts(storage: Storage, cache_dir: Path, storage_path: str,
     when there is one, else ``cache/<manifest sha256>.parts``, into which ``ensure(names)`` fetches
     just the files a read needs (each appears whole or not at all; the reader verifies its hash).
     """
+    known: dict[str, Any] = {}  # the verified manifest, once read
     if storage.is_local:
         directory, ensure = storage.local_path(storage_path), (lambda names: None)
     elif (cache_dir / manifest_sha256 / MANIFEST).is_file():
@@ -712,18 +713,25 @@ def open_stored_parts(storage: Storage, cache_dir: Path, storage_path: str,
         directory = cache_dir / f"{manifest_sha256}{PARTS_SUFFIX}"
 
         def ensure(names: list[str]) -> None:
+            """Fetch the missing files; one that does not match the manifest is never kept."""
             missing = [name for name in names if not (directory / name).is_file()]
             for name in missing:
+                raw = storage.read_bytes(f"{storage_path}/{name}")
+                expected = manifest_sha256 if name == MANIFEST else known["files"].get(name, {}).get("sha256")
+                if _sha256_bytes(raw) != expected:
+                    raise IntegrityError(f"{name}: sha256 differs from the manifest; the stored version is damaged "
+                                         "(bench datasets verify lists every problem)")
                 target = directory / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-                partial.write_bytes(storage.read_bytes(f"{storage_path}/{name}"))
+                partial.write_bytes(raw)
                 os.replace(partial, target)
             if missing:
                 os.utime(directory)  # recently used, for the cache's eviction
 
         ensure([MANIFEST])
     manifest = read_manifest(directory, manifest_sha256)
+    known.update(manifest)
     ensure([EPISODES])
     verify_files(directory, manifest, [EPISODES])
     return directory, ensure, manifest, pq.read_table(directory / EPISODES)
