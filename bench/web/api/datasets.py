@@ -157,7 +157,8 @@ def episodes_file(dataset_id: str, name: str, start: EpisodeStart, stop: Episode
 def episodes_download(dataset_id: str, start: EpisodeStart, stop: EpisodeStop, svc: ServicesDep,
                       caller: CallerDep) -> StreamingResponse:
     info, directory = _subset(svc, caller, dataset_id, start, stop)
-    members = [(e["name"], e["size"], (lambda p=directory / e["name"]: open(p, "rb"))) for e in _subset_files(directory)]
+    # Opened now: the subset cache may evict this directory while the tar streams (open files stay readable).
+    members = [(e["name"], e["size"], (lambda h=open(directory / e["name"], "rb"): h)) for e in _subset_files(directory)]
     prefix = f"{info.id.replace('/', '__')}-episodes-{start}-{stop}"
     return StreamingResponse(tar_stream(prefix, members), media_type="application/x-tar", headers={
         "Content-Disposition": f'attachment; filename="{prefix}.tar"', "Content-Length": str(tar_size(prefix, members))})
