@@ -272,8 +272,8 @@ def parse_manifest(raw: bytes, where: str) -> dict[str, Any]:
     """A manifest's JSON, or one line naming it: damaged files are reported, never shown as a traceback."""
     try:
         manifest = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise IntegrityError(f"{where}: the manifest is damaged (not valid JSON: {type(exc).__name__})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise IntegrityError(f"{where}: the manifest is damaged (not valid JSON)") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise IntegrityError(f"{where}: the manifest is damaged (no files table)")
     if manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:

@@ -550,8 +550,8 @@ class Registry:
             problems.append(f"{MANIFEST}: sha256 differs from the registry's record")
         try:
             manifest = parse_manifest(manifest_bytes, MANIFEST)
-        except BenchError as exc:
-            return problems + [str(exc)]
+        except BenchError as exc:  # nothing else can be checked without it: one line says so
+            return [f"{exc}; the version cannot be checked or loaded"]
         stored = self.storage.sizes(info.storage_path)
         for name, entry in manifest["files"].items():
             if not isinstance(entry, dict) or not {"size", "sha256"} <= set(entry):

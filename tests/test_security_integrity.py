@@ -1,0 +1,135 @@
+"""Classes 7 and 8 of the security review: damaged data never loads, and verify reports damage in one line.
+
+Loading a version checks every file it reads against the manifest, and the manifest against the
+registry's record: a flipped byte, a truncated, deleted or added chunk, a changed episode table or
+manifest is an error naming the file (never different data, never a missing chunk read as zeros),
+on local disk and on S3 (the object itself, or the local cache of it). ``bench datasets verify`` on a
+damaged or missing manifest prints one line naming it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.errors import IntegrityError
+from bench.testing.data import random_trajectories
+from tests.conftest import settings_env
+
+CHUNK = "steps.zarr/actions/c/0/0"
+
+
+def _damage(data: bytes, how: str) -> bytes | None:
+    if how == "flip":
+        raw = bytearray(data)
+        raw[len(raw) // 2] ^= 0x01
+        return bytes(raw)
+    if how == "truncate":
+        return data[: len(data) // 2]
+    return None  # delete
+
+
+def _publish(registry):
+    return registry.publish(random_trajectories(np.random.default_rng(0), episodes=5), "lab/integrity")
+
+
+def _replace(registry, storage_path: str, name: str, data: bytes | None) -> None:
+    if data is None:
+        registry.storage.fs.rm(registry.storage.path(f"{storage_path}/{name}"))
+    else:
+        registry.storage.write_bytes(f"{storage_path}/{name}", data)
+
+
+@pytest.mark.parametrize("name", [CHUNK, "steps.zarr/observations/c/0/0", "steps.zarr/rewards/zarr.json",
+                                  "episodes.parquet"])
+@pytest.mark.parametrize("how", ["flip", "truncate", "delete"])
+def test_a_damaged_file_in_storage_is_refused_naming_it(request, tmp_path, how, name):
+    from tests.conftest import make_settings
+    from bench.datasets import Registry
+
+    for backend in ("sqlite-local", "postgres-s3") if how == "flip" else ("sqlite-local",):
+        registry = Registry.open(make_settings(request, tmp_path / backend, backend))
+        try:
+            version = _publish(registry)
+            original = registry.storage.read_bytes(f"{version.storage_path}/{name}")
+            _replace(registry, version.storage_path, name, _damage(original, how))
+            with pytest.raises(IntegrityError, match=name.replace(".", r"\.")):
+                registry.load(version.id)
+            _replace(registry, version.storage_path, name, original)
+            assert registry.load(version.id).num_episodes == 5
+        finally:
+            registry.close()
+
+
+def test_an_added_chunk_and_a_changed_manifest_are_refused(local_registry):
+    version = _publish(local_registry)
+    directory = local_registry.local_dir(version.id)
+    extra = directory / "steps.zarr/rewards/c/7"
+    extra.write_bytes(b"\0" * 16)
+    with pytest.raises(IntegrityError, match="steps.zarr/rewards/c/7: a file the manifest does not list"):
+        local_registry.load(version.id)
+    extra.unlink()
+    manifest = directory / "manifest.json"
+    original = manifest.read_bytes()
+    manifest.write_bytes(original.replace(b'"description": null', b'"description": "edited"'))
+    with pytest.raises(IntegrityError, match="manifest.json: sha256 differs from the registry's record"):
+        local_registry.load(version.id)
+    manifest.write_bytes(original)
+    assert local_registry.load(version.id).num_steps == version.steps
+
+
+def test_a_damaged_local_cache_of_a_remote_version_is_refused(request, tmp_path):
+    from bench.datasets import Registry
+    from tests.conftest import make_settings
+
+    registry = Registry.open(make_settings(request, tmp_path, "sqlite-s3"))
+    try:
+        version = _publish(registry)
+        registry.load(version.id)  # downloads and verifies a cached copy
+        cached = registry.settings.cache_dir / version.manifest_sha256 / CHUNK
+        cached.unlink()  # a deleted chunk would otherwise read as fill values: zeros
+        with pytest.raises(IntegrityError, match=f"{CHUNK}: missing"):
+            registry.load(version.id)
+    finally:
+        registry.close()
+
+
+def test_the_cli_refuses_damaged_data_in_one_line(local_settings, tmp_path):
+    from bench.datasets import Registry
+
+    registry = Registry.open(local_settings)
+    version = _publish(registry)
+    registry.close()
+    chunk = local_settings.home / "datasets" / version.storage_path / CHUNK
+    chunk.write_bytes(_damage(chunk.read_bytes(), "flip"))
+    result = subprocess.run([sys.executable, "-m", "bench.cli", "datasets", "export", version.id, "--format", "d4rl",
+                             "--out", str(tmp_path / "out.hdf5")], env=settings_env(local_settings),
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and CHUNK in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.hdf5").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty", "list", "no files", "missing"])
+def test_verify_on_a_damaged_or_missing_manifest_is_one_line(local_settings, damage):
+    from bench.datasets import Registry
+
+    registry = Registry.open(local_settings)
+    version = _publish(registry)
+    registry.close()
+    manifest = local_settings.home / "datasets" / version.storage_path / "manifest.json"
+    if damage == "missing":
+        manifest.unlink()
+    else:
+        manifest.write_text({"garbage": "{not json", "empty": "", "list": "[1, 2]",
+                             "no files": '{"format": "bench", "format_version": 1}'}[damage])
+    result = subprocess.run([sys.executable, "-m", "bench.cli", "datasets", "verify", version.id],
+                            env=settings_env(local_settings), capture_output=True, text=True)
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).strip()
+    assert "manifest.json" in output and "Traceback" not in output and "JSONDecodeError" not in output
+    assert str(local_settings.home) not in output
+    assert len(output.splitlines()) <= 2, output
