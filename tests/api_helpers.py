@@ -64,6 +64,19 @@ def make_api(settings, tmp: Path):
     return Api(client, registry, accounts, headers, tmp)
 
 
+def reopen_api(settings, tmp: Path):
+    """The same server restarted (lifespan run again): its users exist, so only new tokens are made."""
+    registry = Registry.open(settings)
+    accounts = Accounts(registry.engine)
+    headers = {"anonymous": {}}
+    for role, name in (("owner", "alice"), ("other", "bob"), ("admin", "root")):
+        token, _ = accounts.create_token(name, "again")
+        headers[role] = {"Authorization": f"Bearer {token}"}
+    client = TestClient(create_app(settings))
+    client.__enter__()
+    return Api(client, registry, accounts, headers, tmp)
+
+
 def tar_bytes(members: list[tuple[str, bytes | None, str]]) -> bytes:
     """A tar from (name, content, kind) with kind 'file', 'dir' or 'symlink' (content is the link target)."""
     buffer = io.BytesIO()

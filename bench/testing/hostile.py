@@ -227,7 +227,9 @@ def malformed_hdf5_variants() -> dict[str, Callable[[h5py.File], None]]:
         group.attrs["reference"] = handle.ref
         group.attrs["nan"] = np.nan
         group.attrs["compound"] = np.zeros(2, dtype=[("a", "f4"), ("b", "i4")])
-        group["blob"] = np.void(b"\x00\x01")
+
+    def opaque_metadata(handle):
+        handle.create_group("metadata")["blob"] = np.void(b"\x00\x01")
 
     return {
         "compound_observations": set_("observations", np.zeros(ROWS, dtype=[("a", "f4"), ("b", "i4")])),
@@ -250,6 +252,7 @@ def malformed_hdf5_variants() -> dict[str, Callable[[h5py.File], None]]:
         "soft_link_loop": soft_loop,
         "group_containing_itself": group_containing_itself,
         "metadata_not_json": metadata_not_json,
+        "opaque_metadata": opaque_metadata,
     }
 
 

@@ -231,10 +231,11 @@ def complete(upload_id: str, svc: ServicesDep, caller: CallerDep) -> dict[str, A
             directory.resolve(): shown, directory: shown})
         _finish(svc, upload_id, UploadState.FAILED, error=message)
         shutil.rmtree(directory, ignore_errors=True)
+        shown_message = message if message.startswith(f"{shown}:") else f"{shown}: {message}"
         if isinstance(exc, PayloadTooLarge):
-            raise PayloadTooLarge(f"{details['filename']}: {message}") from None
+            raise PayloadTooLarge(shown_message) from None
         if isinstance(exc, (InvalidInput, UnprocessableUpload)):
-            raise UnprocessableUpload(f"{details['filename']}: {message}") from None
+            raise UnprocessableUpload(shown_message) from None
         raise
     shutil.rmtree(directory, ignore_errors=True)
     state = _finish(svc, upload_id, UploadState.COMPLETED, version=version.id)
