@@ -58,3 +58,18 @@ def test_a_real_token_gets_its_own_window_once_it_has_authenticated(api):
     assert spent.count(429) >= 1  # the address is spent
     assert _statuses(api, lambda i: owner, LIMIT) == [200] * LIMIT  # the token's own window
     assert api.client.get("/api/v1/me", headers=owner).status_code == 429
+
+
+def test_tokens_in_urls_are_refused_and_never_logged(api, caplog):
+    import logging
+
+    from bench.web.api.app import RedactTokens
+
+    token = api.headers["owner"]["Authorization"].split()[1]
+    for query in ({"token": token}, {"access_token": "x"}, {"q": token}):
+        response = api.client.get("/api/v1/datasets", params=query)
+        assert response.status_code == 400 and "Authorization header" in response.json()["detail"]
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1", "GET", f"/api/v1/datasets?token={token}", "1.1", 400), None)
+    RedactTokens().filter(record)
+    assert token not in record.getMessage() and "bench_***" in record.getMessage()

@@ -8,6 +8,8 @@ what crashed publishes left behind (``gc``), and fails uploads whose completion 
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -49,6 +51,42 @@ def status_of(exc: BenchError) -> int:
 def error_response(status: int, detail: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+_TOKEN_TEXT = re.compile(r"bench_[A-Za-z0-9_\-]{16,}")
+_CREDENTIAL_PARAMETERS = {b"token", b"access_token", b"api_key", b"apikey", b"key"}
+
+
+class RedactTokens(logging.Filter):
+    """Masks anything shaped like a bench token in log lines (the access log records query strings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_TEXT.sub("bench_***", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_TEXT.sub("bench_***", record.msg)
+        return True
+
+
+_REDACT_TOKENS = RedactTokens()
+
+
+class NoTokensInUrls:
+    """ASGI middleware: a credential in a query string is refused (400), so nobody gets used to putting one
+    where logs, proxies and browser histories keep it. Tokens go in the Authorization header."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            query = scope.get("query_string") or b""
+            names = {part.split(b"=", 1)[0].lower() for part in query.split(b"&") if part}
+            if names & _CREDENTIAL_PARAMETERS or _TOKEN_TEXT.search(query.decode("latin-1")):
+                response = JSONResponse({"detail": "send API tokens in the Authorization header "
+                                                   "('Bearer <token>'), never in a URL"}, status_code=400)
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class KnownTokens:
@@ -154,8 +192,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         # A bug, not bad input: logged with its traceback by the server, answered without internals.
-        import logging
-
         logging.getLogger("bench.api").exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal server error; the server's log has the details")
 
@@ -170,4 +206,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.state.known_tokens = KnownTokens()
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, tokens=app.state.known_tokens)
+    app.add_middleware(NoTokensInUrls)
+    logging.getLogger("uvicorn.access").addFilter(_REDACT_TOKENS)  # one instance: added once however many apps
     return app
