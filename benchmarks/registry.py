@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/registry.py [--transitions 1000000]
 
 Measures import throughput (MB of input file per second, end to end: read, validate, write,
-verify, hash, publish), load-to-memory throughput (MB of decoded arrays per second),
+verify, hash, publish), load-to-memory throughput (MB of decoded arrays per second, with every file
+checked against the manifest as every load does, and without the check for comparison),
 ``Dataset.sample(256)`` against plain numpy fancy indexing of the flat D4RL arrays, and the
 version's size on disk against the input file. Targets: import >= 100 MB/s, load >= 300 MB/s,
 sampling >= 80% of numpy, size <= input.
@@ -22,6 +23,7 @@ import h5py
 import numpy as np
 
 from bench.datasets import Registry
+from bench.datasets.format import read_version
 from bench.platform.settings import Settings
 
 
@@ -91,6 +93,9 @@ def main() -> None:
         memory_bytes = sum(a.nbytes for a in (dataset.observations, dataset.actions, dataset.rewards,
                                               dataset.data.terminations, dataset.data.truncations))
         load_seconds = best_of(lambda: registry.load(info.id), args.repeats)
+        # The same load without checking files against the manifest, to show what verification costs.
+        directory = registry.local_dir(info.id)
+        unverified_seconds = best_of(lambda: read_version(directory, info.manifest_sha256, verify=False), args.repeats)
 
         with h5py.File(source, "r") as handle:
             flat = {key: handle[key][...] for key in handle}
@@ -118,6 +123,7 @@ def main() -> None:
             "import_mb_per_s": round(input_bytes / 1e6 / import_seconds, 1),
             "load_seconds": round(load_seconds, 3),
             "load_mb_per_s": round(memory_bytes / 1e6 / load_seconds, 1),
+            "load_unverified_mb_per_s": round(memory_bytes / 1e6 / unverified_seconds, 1),
             "sample_256_transitions_per_s": round(bench_rate),
             "numpy_fancy_index_256_transitions_per_s": round(numpy_rate),
             "sampling_vs_numpy": round(bench_rate / numpy_rate, 3),
