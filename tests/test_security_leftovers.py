@@ -14,6 +14,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from tests.api_helpers import make_api, reopen_api
 from tests.conftest import make_settings, settings_env
 
@@ -27,8 +29,9 @@ def _leftover(settings, age_seconds: float):
     return directory
 
 
-def test_start_up_and_gc_remove_upload_directories_nothing_points_to(request, tmp_path):
-    settings = make_settings(request, tmp_path, "sqlite-local")
+@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-s3"])
+def test_start_up_and_gc_remove_upload_directories_nothing_points_to(request, tmp_path, backend):
+    settings = make_settings(request, tmp_path, backend)
     first = make_api(settings, tmp_path)
     open_upload = first.upload(first.d4rl_bytes(), "alice/open", complete=False)
     first.client.__exit__(None, None, None)

@@ -111,3 +111,23 @@ def test_limits_are_settings_with_documented_defaults(tmp_path, monkeypatch):
     for variable in ("BENCH_IMPORT_MAX_BYTES", "BENCH_IMPORT_MAX_ARRAY_BYTES", "BENCH_IMPORT_MAX_FILES",
                      "BENCH_IMPORT_MAX_RATIO", "BENCH_API_CACHE_BYTES", "BENCH_SUBSET_CACHE_BYTES"):
         assert variable in ENVIRONMENT_VARIABLES and variable in deploy
+
+
+def test_a_small_image_that_decodes_to_a_huge_frame_is_refused(tmp_path):
+    from PIL import Image
+
+    from bench.datasets.interop import read_source
+    from bench.errors import InvalidInput
+    from bench.testing.data import write_robot_folder
+
+    directory = tmp_path / "folder"
+    write_robot_folder(directory)
+    episode = sorted(p for p in directory.iterdir() if p.is_dir())[0]
+    for video in episode.glob("*.mp4"):
+        video.unlink()
+    frames = episode / "wrist"
+    frames.mkdir()
+    Image.new("RGB", (5000, 5000)).save(frames / "000.png")
+    assert (frames / "000.png").stat().st_size < 200_000
+    with pytest.raises(InvalidInput, match="5000x5000 pixels"):
+        read_source(directory)

@@ -56,6 +56,10 @@ def decode_mp4(source: Path | bytes, size: tuple[int, int] | None = None, max_by
     try:
         with av.open(io.BytesIO(data), format="mp4", options={"enable_drefs": "0"}) as container:
             stream = container.streams.video[0]
+            declared = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+            if declared > MAX_FRAME_PIXELS:
+                raise InvalidInput(f"{name}: frames of {stream.codec_context.width}x{stream.codec_context.height} "
+                                   f"pixels are larger than {MAX_FRAME_PIXELS} pixels")
             for frame in container.decode(stream):
                 if frame.width * frame.height > MAX_FRAME_PIXELS:
                     raise InvalidInput(f"{name}: frames of {frame.width}x{frame.height} pixels are larger than "

@@ -33,7 +33,11 @@ def detect(path: Path) -> bool:
         return False
     try:
         with h5py.File(path, "r") as handle:
-            return "observations" in handle and "actions" in handle and "data" not in handle
+            # Links are looked at, not followed: `name in handle` would open an external link's file.
+            def linked(name: str) -> bool:
+                return handle.get(name, getlink=True) is not None
+
+            return linked("observations") and linked("actions") and not linked("data")
     except OSError:
         return path.suffix.lower() in _HDF5_SUFFIXES  # let read() report the corrupt file
 

@@ -198,6 +198,26 @@ def json_metadata(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
+# -- images ------------------------------------------------------------------------------------------
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def decode_image(source: Path | bytes, where: str) -> np.ndarray:
+    """An uploaded PNG/JPEG as uint8 RGB, its size checked from the header before the pixels are decoded."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InvalidInput(f"{where}: an image of {width}x{height} pixels; at most {MAX_IMAGE_PIXELS} pixels")
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(f"{where}: an image that does not decode ({type(exc).__name__})") from None
+
+
 # -- npz -------------------------------------------------------------------------------------------
 def check_npz(path: Path, limits: ImportLimits) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Every member's declared shape and dtype from its .npy header, checked before any array is read."""

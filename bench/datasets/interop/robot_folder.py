@@ -23,7 +23,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bench.datasets.interop.guards import decode_image
 from bench.errors import InvalidInput
+from bench.platform.settings import ImportLimits
 
 MARKER = "robot.json"
 
@@ -62,9 +64,7 @@ def _labels(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
-         limits: object = None):
-    from PIL import Image
-
+         limits: ImportLimits | None = None):  # read_source checked the files against the limits
     from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
 
     try:
@@ -93,7 +93,8 @@ def read(path: Path, robot: str | None = None, task: str | None = None, lab: str
             frames = sorted(camera_dir.glob("*.png")) + sorted(camera_dir.glob("*.jpg"))
             if frames:
                 try:
-                    images[camera_dir.name] = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in frames])
+                    images[camera_dir.name] = np.stack([decode_image(f, f"{where}/{camera_dir.name}/{f.name}")
+                                                        for f in frames])
                 except (OSError, ValueError) as exc:
                     raise InvalidInput(f"{where}/{camera_dir.name}: unreadable or mismatched images ({exc})") from None
         episodes.append(RobotEpisode(

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.datasets.interop.guards import inside
+from bench.datasets.interop.guards import decode_image, inside
 from bench.errors import InvalidInput
+from bench.platform.settings import ImportLimits
 
 COMMAND_TYPES = ("geometry_msgs/msg/Twist", "geometry_msgs/msg/TwistStamped", "std_msgs/msg/Float64MultiArray",
                  "std_msgs/msg/Float32MultiArray", "sensor_msgs/msg/JointState")
@@ -64,14 +65,7 @@ def _vector(msg: Any, msgtype: str) -> np.ndarray:
 
 def _image(msg: Any, msgtype: str, topic: str) -> np.ndarray:
     if msgtype.endswith("CompressedImage"):
-        import io
-
-        from PIL import Image
-
-        try:
-            return np.asarray(Image.open(io.BytesIO(bytes(msg.data))).convert("RGB"))
-        except OSError as exc:
-            raise InvalidInput(f"{topic}: an image that does not decode ({exc})") from None
+        return decode_image(bytes(msg.data), topic)
     encoding = msg.encoding.lower()
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding)
@@ -203,8 +197,7 @@ def _align(bag: Path, streams: dict[str, tuple[list[float], list[Any]]], clock: 
 
 
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
-         limits: object = None,
-         mapping: str | None = None):
+         limits: ImportLimits | None = None, mapping: str | None = None):  # limits: checked by read_source
     from bench.datasets.interop.robot_folder import _labels
     from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
     from bench.datasets.video import encode_mp4
