@@ -6,6 +6,7 @@ the same content hash, so every leaderboard number points at data anyone can dow
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -34,7 +35,23 @@ class RunPush(BaseModel):
     curves: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
 
 
+def _finite(value: Any, depth: int = 0) -> bool:
+    """Whether a JSON value holds only finite numbers (Python's parser accepts NaN and Infinity; JSON has neither)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 32:
+        return False
+    if isinstance(value, dict):
+        return all(_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v, depth + 1) for v in value)
+    return True
+
+
 def _check(run: dict[str, Any], curves: list[dict[str, Any]]) -> None:
+    if not _finite(run) or not _finite(curves):
+        raise InvalidInput("the run holds NaN or infinity (or nests deeper than 32 levels); send null for "
+                           "a missing number")
     missing = [key for key in REQUIRED if key not in run]
     if missing:
         raise InvalidInput(f"the run lacks {', '.join(missing)}")
