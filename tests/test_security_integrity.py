@@ -110,3 +110,19 @@ def test_the_cli_refuses_damaged_data_in_one_line(local_settings, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and CHUNK in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.hdf5").exists()
+
+
+def test_the_statistics_route_refuses_a_damaged_episode_table(local_settings, tmp_path):
+    from tests.api_helpers import make_api
+
+    api = make_api(local_settings, tmp_path)
+    try:
+        version = _publish(api.registry)
+        table = local_settings.home / "datasets" / version.storage_path / "episodes.parquet"
+        assert api.client.get(f"/api/v1/datasets/{version.id}/-/stats").status_code == 200
+        table.write_bytes(_damage(table.read_bytes(), "flip"))
+        damaged = api.client.get(f"/api/v1/datasets/{version.id}/-/stats")
+        assert damaged.status_code == 500 and "episodes.parquet" in damaged.json()["detail"]
+    finally:
+        api.client.__exit__(None, None, None)
+        api.registry.close()

@@ -89,7 +89,10 @@ def _histogram(values: np.ndarray) -> dict[str, Any]:
 @router.get("/{dataset_id:path}/-/stats", summary="Per-episode statistics: return and length histograms, success rate")
 def stats(dataset_id: str, svc: ServicesDep, caller: CallerDep):
     info = readable(svc, caller, dataset_id)
-    table = pq.read_table(io.BytesIO(svc.registry.storage.read_bytes(f"{info.storage_path}/{EPISODES}")))
+    raw = svc.registry.storage.read_bytes(f"{info.storage_path}/{EPISODES}")
+    if hashlib.sha256(raw).hexdigest() != svc.registry.manifest(info.id)["files"].get(EPISODES, {}).get("sha256"):
+        raise IntegrityError(f"{EPISODES}: sha256 differs from the manifest; the stored version is damaged")
+    table = pq.read_table(io.BytesIO(raw))
     returns = table.column("return").to_numpy().astype(np.float64)
     lengths = table.column("length").to_numpy().astype(np.float64)
     success = None
