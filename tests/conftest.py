@@ -25,6 +25,19 @@ S3_BUCKET = "bench-test"
 BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"]
 
 
+def pytest_collection_modifyitems(items):
+    """Mark tests by the servers they start, so `pytest -m "not postgres and not s3"` is the fast unit suite:
+    a test whose parameters name a backend with PostgreSQL or S3 (or that asks for the servers) is marked."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        values = [str(value) for value in callspec.params.values()] if callspec else []
+        names = set(getattr(item, "fixturenames", ()))
+        if "pg_server" in names or any(value.startswith("postgres") for value in values):
+            item.add_marker(pytest.mark.postgres)
+        if "s3_server" in names or any(value.endswith("-s3") for value in values):
+            item.add_marker(pytest.mark.s3)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     with services.postgres_server() as url:

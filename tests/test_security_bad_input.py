@@ -142,6 +142,8 @@ def _concurrently(count: int, call) -> list[httpx.Response]:
         return list(pool.map(lambda _: call(), range(count)))
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
 def test_concurrent_pushes_of_one_run_give_one_201_and_no_500(server):
     running, registry, headers = server
     dataset = registry.publish(random_trajectories(np.random.default_rng(3), episodes=3), "alice/raced")
@@ -152,6 +154,8 @@ def test_concurrent_pushes_of_one_run_give_one_201_and_no_500(server):
     assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}, [r.text for r in responses]
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
 def test_concurrent_yanks_of_one_version_give_one_200_and_409s(server):
     running, registry, headers = server
     version = registry.publish(random_trajectories(np.random.default_rng(4), episodes=3), "alice/yanked").id

@@ -42,25 +42,27 @@ def _replace(registry, storage_path: str, name: str, data: bytes | None) -> None
         registry.storage.write_bytes(f"{storage_path}/{name}", data)
 
 
+DAMAGES = [(how, "sqlite-local") for how in ("flip", "truncate", "delete")] + [("flip", "postgres-s3")]
+
+
 @pytest.mark.parametrize("name", [CHUNK, "steps.zarr/observations/c/0/0", "steps.zarr/rewards/zarr.json",
                                   "episodes.parquet"])
-@pytest.mark.parametrize("how", ["flip", "truncate", "delete"])
-def test_a_damaged_file_in_storage_is_refused_naming_it(request, tmp_path, how, name):
-    from tests.conftest import make_settings
+@pytest.mark.parametrize("how, backend", DAMAGES)
+def test_a_damaged_file_in_storage_is_refused_naming_it(request, tmp_path, how, backend, name):
     from bench.datasets import Registry
+    from tests.conftest import make_settings
 
-    for backend in ("sqlite-local", "postgres-s3") if how == "flip" else ("sqlite-local",):
-        registry = Registry.open(make_settings(request, tmp_path / backend, backend))
-        try:
-            version = _publish(registry)
-            original = registry.storage.read_bytes(f"{version.storage_path}/{name}")
-            _replace(registry, version.storage_path, name, _damage(original, how))
-            with pytest.raises(IntegrityError, match=name.replace(".", r"\.")):
-                registry.load(version.id)
-            _replace(registry, version.storage_path, name, original)
-            assert registry.load(version.id).num_episodes == 5
-        finally:
-            registry.close()
+    registry = Registry.open(make_settings(request, tmp_path, backend))
+    try:
+        version = _publish(registry)
+        original = registry.storage.read_bytes(f"{version.storage_path}/{name}")
+        _replace(registry, version.storage_path, name, _damage(original, how))
+        with pytest.raises(IntegrityError, match=name.replace(".", r"\.")):
+            registry.load(version.id)
+        _replace(registry, version.storage_path, name, original)
+        assert registry.load(version.id).num_episodes == 5
+    finally:
+        registry.close()
 
 
 def test_an_added_chunk_and_a_changed_manifest_are_refused(local_registry):
@@ -80,6 +82,7 @@ def test_an_added_chunk_and_a_changed_manifest_are_refused(local_registry):
     assert local_registry.load(version.id).num_steps == version.steps
 
 
+@pytest.mark.s3
 def test_a_damaged_local_cache_of_a_remote_version_is_refused(request, tmp_path):
     from bench.datasets import Registry
     from tests.conftest import make_settings
