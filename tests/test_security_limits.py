@@ -131,3 +131,23 @@ def test_a_small_image_that_decodes_to_a_huge_frame_is_refused(tmp_path):
     assert (frames / "000.png").stat().st_size < 200_000
     with pytest.raises(InvalidInput, match="5000x5000 pixels"):
         read_source(directory)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4"])
+def test_minari_arrow_with_compressed_batches_is_refused_before_decoding(tmp_path, compression):
+    import pyarrow as pa
+
+    from bench.datasets.interop import read_source
+    from bench.errors import InvalidInput
+    from bench.testing.data import write_minari_dir
+
+    directory = write_minari_dir(tmp_path / "arrow", random_trajectories(np.random.default_rng(0), episodes=2),
+                                 data_format="arrow")
+    assert read_source(directory).trajectories.num_steps > 0  # Minari's own files are uncompressed
+    episode = directory / "data" / "0" / "part-0.arrow"
+    table = pa.ipc.open_file(str(episode)).read_all()
+    with pa.OSFile(str(episode), "wb") as sink:
+        with pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
+            writer.write_table(table)
+    with pytest.raises(InvalidInput, match="compressed buffers"):
+        read_source(directory)

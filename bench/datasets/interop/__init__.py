@@ -63,8 +63,8 @@ def read_source(path: Path, format: str | None = None, options: dict[str, Any] |
     """Read a source file or directory; ``options`` reach importers that take them (real-robot logs).
 
     Importers parse files from anyone: before any of them runs, a directory is checked against the
-    limits (files, path lengths and depth, no links) and every HDF5 and Parquet file in it is walked
-    by the guards; whatever a parser still trips over is the input's fault and is reported as such
+    limits (files, path lengths and depth, no links) and its Parquet and Arrow files by the guards
+    (HDF5 files are walked by the importers that open them); whatever a parser still trips over is the input's fault and is reported as such
     (an InvalidInput naming the file), never as a crash.
     """
     from bench.datasets.interop import guards
@@ -81,8 +81,11 @@ def read_source(path: Path, format: str | None = None, options: dict[str, Any] |
     try:
         if path.is_dir():
             guards.check_directory(path, limits)
-            for file in sorted(path.rglob("*.parquet")):
-                guards.check_parquet(file, limits)
+            for file in sorted(path.rglob("*")):
+                if file.suffix == ".parquet":
+                    guards.check_parquet(file, limits)
+                elif file.suffix in guards.ARROW_SUFFIXES:
+                    guards.check_arrow_ipc(file)
         return module.read(path, limits=limits, **(options or {}))
     except BenchError:
         raise

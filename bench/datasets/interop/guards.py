@@ -280,6 +280,65 @@ def check_parquet(path: Path, limits: ImportLimits) -> None:
     budget.check_ratio()
 
 
+# -- Arrow IPC -------------------------------------------------------------------------------------
+ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
+_ARROW_MAGIC = b"ARROW1"
+
+
+def check_arrow_ipc(path: Path) -> None:
+    """Refuse Arrow IPC files whose record batches are compressed.
+
+    Uncompressed, a batch decodes to the bytes it occupies in the file, so the file's size bounds the
+    cost; compressed (LZ4/ZSTD buffers), a few KB may claim gigabytes, and pyarrow allocates them
+    before anything can be checked. Minari writes its Arrow datasets uncompressed. The flag lives in
+    each message's flatbuffer header (RecordBatch.compression), read here without decoding a body.
+    """
+    import pyarrow as pa
+
+    with pa.OSFile(str(path)) as source:
+        if source.read(len(_ARROW_MAGIC)) == _ARROW_MAGIC:
+            source.seek(8)  # the file format: magic, padding, then a stream of messages
+        else:
+            source.seek(0)  # the stream format
+        reader = pa.ipc.MessageReader.open_stream(source)
+        while True:
+            try:
+                message = reader.read_next_message()
+            except StopIteration:
+                return
+            if message is None:
+                return
+            if _batch_is_compressed(message.metadata.to_pybytes()):
+                raise InvalidInput(f"{path.name}: Arrow record batches with compressed buffers are not accepted "
+                                   "(their decoded size cannot be checked first); write the file uncompressed")
+
+
+def _batch_is_compressed(metadata: bytes) -> bool:
+    """Whether a Message flatbuffer is a RecordBatch, or a DictionaryBatch holding one, with a compression table."""
+    import struct
+
+    def field(table: int, index: int) -> int:  # the field's offset within its table, 0 when absent
+        vtable = table - struct.unpack_from("<i", metadata, table)[0]
+        slot = 4 + 2 * index
+        return struct.unpack_from("<H", metadata, vtable + slot)[0] if slot < struct.unpack_from("<H", metadata, vtable)[0] else 0
+
+    def child(table: int, index: int) -> int | None:
+        offset = field(table, index)
+        return None if not offset else table + offset + struct.unpack_from("<I", metadata, table + offset)[0]
+
+    root = struct.unpack_from("<I", metadata, 0)[0]
+    header_type = metadata[root + field(root, 1)] if field(root, 1) else 0
+    header = child(root, 2)
+    if header is None:
+        return False
+    if header_type == 3:  # RecordBatch: field 3 is its BodyCompression
+        return field(header, 3) != 0
+    if header_type == 2:  # DictionaryBatch: field 1 is its RecordBatch
+        data = child(header, 1)
+        return data is not None and field(data, 3) != 0
+    return False
+
+
 # -- directories and archives ---------------------------------------------------------------------
 def check_relative_name(name: str, limits: ImportLimits, where: str) -> None:
     """A path inside an archive or directory: bounded length, depth and component length."""
