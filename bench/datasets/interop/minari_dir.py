@@ -19,7 +19,7 @@ import numpy as np
 import h5py
 
 from bench.datasets.interop import SourceData
-from bench.datasets.interop.guards import DecodedBudget, check_directory, check_hdf5, check_parquet, json_text
+from bench.datasets.interop.guards import check_hdf5, json_text
 from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits
@@ -42,8 +42,8 @@ def _concat(parts: list[Any]) -> Any:
 
 
 def _check_files(path: Path, data_dir: Path, limits: ImportLimits) -> dict[str, Any]:
-    """The metadata, and every data file walked by the guards before Minari opens any of them."""
-    stored = check_directory(path, limits)
+    """The metadata, and every HDF5 file walked by the guards before Minari opens any of them (read_source has
+    checked the directory, its Parquet and its Arrow files)."""
     metadata = json_text((data_dir / "metadata.json").read_bytes(), "metadata.json")
     for key in ("env_spec", "eval_env_spec"):
         if metadata.get(key) is not None:
@@ -51,7 +51,6 @@ def _check_files(path: Path, data_dir: Path, limits: ImportLimits) -> dict[str, 
     for key in ("description", "author", "algorithm_name", "code_permalink", "dataset_id", "minari_version"):
         if metadata.get(key) is not None and not isinstance(metadata[key], (str, list)):
             raise InvalidInput(f"metadata.json {key} must be text, got {type(metadata[key]).__name__}")
-    budget = DecodedBudget(limits, stored, path.name)
     for file in sorted(data_dir.rglob("*")):
         if file.suffix.lower() in (".hdf5", ".h5"):
             try:
@@ -59,9 +58,6 @@ def _check_files(path: Path, data_dir: Path, limits: ImportLimits) -> dict[str, 
                     check_hdf5(handle, limits, file.name, file.stat().st_size)
             except OSError as exc:
                 raise InvalidInput(f"{file.name}: not a readable HDF5 file ({type(exc).__name__})") from None
-        elif file.suffix.lower() == ".parquet":
-            check_parquet(file, limits)
-    budget.check_ratio()
     return metadata
 
 
