@@ -34,6 +34,10 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from bench.platform.envs.tabletop_layout import (BUTTON, BUTTON_XY, DRAWER, DRAWER_TRAVEL, GRIP, HANDLE, OBJECT,  # noqa: F401
+                                                 OPEN, PRESENT, STATE_DIM, STEP, TRAY_XY)
+from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
+
 IMAGE_SIZE = 48
 SINGLE_STAGE_TASKS = ("drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
 # Planning to Practice's target tasks (ch. 10.6.1): stages the prior data never shows together in
@@ -55,14 +59,7 @@ HELD_OUT_COLOURS = {"orange": (1.0, 0.5, 0.0), "cyan": (0.1, 0.85, 0.85), "pink"
 FIXTURE_COLOURS = {"train": ((0.45, 0.3, 0.15), (0.35, 0.35, 0.4), (0.55, 0.45, 0.3)),
                    "held-out": ((0.2, 0.45, 0.35), (0.5, 0.25, 0.3))}
 
-# The privileged state vector, by slice.
-GRIP, OPEN, OBJECT, DRAWER, BUTTON = slice(0, 3), 3, slice(4, 7), 7, 8
-HANDLE, BUTTON_XY, TRAY_XY, PRESENT = slice(9, 12), slice(12, 14), slice(14, 16), slice(16, 20)
-STATE_DIM = 20  # present = (drawer, button, tray, object)
-
-STEP = 0.02  # metres the gripper moves per step at full action
 SUBSTEPS = 5  # 5 x 10 ms physics per environment step (20 Hz control)
-DRAWER_TRAVEL = 0.12
 TRAY_HALF = 0.065
 PARKED = np.array([3.0, 3.0, -1.0])
 WORKSPACE_LOW, WORKSPACE_HIGH = np.array([-0.27, -0.22, 0.02]), np.array([0.27, 0.26, 0.22])
@@ -267,8 +264,6 @@ class TabletopEnv(gym.Env):
         # Practice episodes (``options={"pose_task": False}``) skip the scripted goal: the learner
         # imagines its own.
         if self.task is not None and (options or {}).get("pose_task", True):
-            from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
-
             self._goal = run_primitives(self, primitives_for_task(self.task))
             self._set_start(start)  # back to the episode's start, now with a goal to reach
             info.update(goal_image=self._goal["image"], goal_state=self._goal["state"])

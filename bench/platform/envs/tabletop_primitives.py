@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from bench.platform.envs.tabletop import (BUTTON_XY, DRAWER, DRAWER_TRAVEL, GRIP, HANDLE, OBJECT, PRESENT, STEP,
-                                          TRAY_XY)
+from bench.platform.envs.tabletop_layout import (BUTTON_XY, DRAWER, DRAWER_TRAVEL, GRIP, HANDLE, OBJECT, PRESENT,
+                                                 STEP, TRAY_XY)
 
 PRIMITIVES = ("open-drawer", "close-drawer", "press-button", "grasp-lift", "place-in-tray", "place-in-drawer",
               "push")
