@@ -19,6 +19,7 @@ Every importer (plain folder, LeRobot v3, ROS bags) reads its source into ``Robo
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.datasets.interop import SourceData
+from bench.datasets.interop.source import SourceData
 from bench.datasets.trajectories import Trajectories
 from bench.datasets.video import decode_mp4
 from bench.errors import InvalidInput
@@ -47,6 +48,19 @@ class RobotEpisode:
     task: str | None = None
     started_at: str | None = None
     source: str | None = None  # which file or directory it came from
+
+
+def read_labels(root: Path) -> dict[str, dict[str, Any]]:
+    """Per-episode labels from ``root/labels.csv`` (column ``episode`` names each episode), as the folder and
+    bag layouts share them; {} when there is no such file."""
+    labels: dict[str, dict[str, Any]] = {}
+    if (root / "labels.csv").is_file():
+        with open(root / "labels.csv", newline="") as handle:
+            for row in csv.DictReader(handle):
+                if "episode" not in row:
+                    raise InvalidInput("labels.csv needs an 'episode' column naming each episode's directory")
+                labels[row["episode"]] = row
+    return labels
 
 
 def parse_success(value: Any, where: str) -> bool | None:

@@ -6,33 +6,19 @@ can be written also offer ``write(dataset, out) -> list[str]`` (notes on anythin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.datasets.trajectories import Trajectories
+from bench.datasets.interop.source import SourceData
 from bench.errors import BenchError, InvalidInput
 from bench.platform.settings import ImportLimits
 
 
-@dataclass
-class SourceData:
-    """What an importer read: the trajectories plus what the manifest should say about them."""
-
-    trajectories: Trajectories
-    source_format: str
-    # Notes on how the source was interpreted (e.g. dropped transitions), kept in the manifest.
-    notes: list[str] = field(default_factory=list)
-    env: dict[str, Any] | None = None
-    description: str | None = None
-    source_metadata: dict[str, Any] = field(default_factory=dict)
-    # Real-robot logs: camera videos for media/, the source files kept under original/, tags to add.
-    media: dict[str, bytes | Path] = field(default_factory=dict)
-    originals: dict[str, Path] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
+__all__ = ["SourceData", "read_source", "write_export", "detect_format", "IMPORT_FORMATS", "EXPORT_FORMATS"]
 
 
 def _formats() -> dict[str, Any]:
+    # Imported when first needed (start-up time): the format modules load h5py, pyarrow, minari and PyAV.
     from bench.datasets.interop import bench_dir, d4rl, lerobot, minari_dir, ogbench, robot_folder, rosbag
 
     # Detection order matters: bench versions, Minari datasets, LeRobot datasets, robot folders and bag

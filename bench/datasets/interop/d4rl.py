@@ -12,12 +12,11 @@ TD target). ``infos/*`` are per-transition, ``metadata/*`` scalars are kept in t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 
-from bench.datasets.interop import SourceData
+from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import check_hdf5, json_metadata, read_hdf5_array
 from bench.datasets.trajectories import Trajectories
 from bench.errors import InvalidInput

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.datasets.interop.guards import inside, json_text
+from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
+from bench.datasets.video import decode_mp4, encode_mp4
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits
 
@@ -73,8 +75,6 @@ def _fill_template(template: object, **values: object) -> str:
 
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
          limits: ImportLimits | None = None):  # read_source checked the files against the limits
-    from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
-    from bench.datasets.video import decode_mp4, encode_mp4
 
     info = json_text((path / INFO).read_bytes(), INFO)
     fps = float(info.get("fps") or 0)

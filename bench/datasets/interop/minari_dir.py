@@ -8,7 +8,6 @@ Images are written losslessly (no JPEG).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 import h5py
 
-from bench.datasets.interop import SourceData
+from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import check_hdf5, json_text
 from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
 from bench.errors import InvalidInput

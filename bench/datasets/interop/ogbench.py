@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.interop import SourceData
+from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import check_npz
 from bench.datasets.trajectories import Trajectories
 from bench.errors import InvalidInput

@@ -12,11 +12,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bench.datasets.interop.guards import decode_image
+from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, read_labels, to_source
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits
 
@@ -52,26 +51,14 @@ def _read_steps(directory: Path) -> pa.Table:
     raise InvalidInput(f"{directory.name}: no steps.csv or steps.parquet")
 
 
-def _labels(root: Path) -> dict[str, dict[str, Any]]:
-    labels: dict[str, dict[str, Any]] = {}
-    if (root / "labels.csv").is_file():
-        with open(root / "labels.csv", newline="") as handle:
-            for row in csv.DictReader(handle):
-                if "episode" not in row:
-                    raise InvalidInput("labels.csv needs an 'episode' column naming each episode's directory")
-                labels[row["episode"]] = row
-    return labels
-
-
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
          limits: ImportLimits | None = None):  # read_source checked the files against the limits
-    from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
 
     try:
         meta = json.loads((path / MARKER).read_text())
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{MARKER}: not valid JSON ({exc.msg})") from None
-    labels = _labels(path)
+    labels = read_labels(path)
     directories = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not directories:
         raise InvalidInput(f"{path}: no episode directories next to {MARKER}")

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench.datasets.interop.guards import decode_image, inside
+from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, read_labels, to_source
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits
 
@@ -198,15 +199,13 @@ def _align(bag: Path, streams: dict[str, tuple[list[float], list[Any]]], clock: 
 
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
          limits: ImportLimits | None = None, mapping: str | None = None):  # limits: checked by read_source
-    from bench.datasets.interop.robot_folder import _labels
-    from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, to_source
     from bench.datasets.video import encode_mp4
 
     bags = _bags(path)
     if not bags:
         raise InvalidInput(f"{path}: no ROS bag (a .bag file or a directory with metadata.yaml)")
     mapping_values = _mapping(Path(mapping) if mapping else None)
-    labels = _labels(path) if path.is_dir() and not _is_bag(path) else {}
+    labels = read_labels(path) if path.is_dir() and not _is_bag(path) else {}
     episodes, clock_text = [], None
     for bag in bags:
         content = _read_bag(bag, mapping_values)
