@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bench.datasets import Registry
-from bench.datasets.registry import trim_cache
+from bench.datasets.housekeeping import trim_cache
 from bench.testing.data import random_trajectories
 from tests.api_helpers import make_api
 from tests.conftest import make_settings

@@ -21,41 +21,30 @@ import shutil
 import socket
 import uuid
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 import bench
 
 from bench.datasets.dataset import Dataset, Episode
-from bench.datasets.format import (EPISODES, MANIFEST, episode_slices, file_sha256, parse_manifest, read_manifest,
-                                   read_rows, read_version, verify_files, write_version)
+from bench.datasets.format import MANIFEST, file_sha256, parse_manifest, write_version
+from bench.datasets.housekeeping import STALE_AFTER, SUBSETS, GcReport, collect_garbage, trim_cache
 from bench.datasets.ids import DatasetId
-from bench.datasets.spaces import space_from_json
 from bench.datasets.interop import SourceData, read_source, write_export
 from bench.datasets.storage import Storage
-from bench.datasets.trajectories import Trajectories, unflatten_tree
+from bench.datasets.stored import load_stored_version, read_stored_episode, read_stored_episodes, stored_version_dir
+from bench.datasets.trajectories import Trajectories
 from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound
 from bench.platform import db
-from bench.platform.db import DatasetRow, DatasetTagRow, UploadRow, UploadState, VersionRow, VersionState
+from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
 from bench.platform.environments import EnvironmentCatalogue, env_reference, spaces_of
 from bench.platform.settings import Settings
-
-# Partial local copies of remote versions: just the files that single episodes needed.
-PARTS_SUFFIX = ".parts"
-# Episode-range subsets built for downloads, under the cache directory.
-SUBSETS = "subsets"
-# An upload directory with no open upload is left this long first: create() makes it before its row commits.
-UPLOAD_DIR_GRACE = dt.timedelta(minutes=10)
-# A staging row from another host is only presumed dead after this long (we cannot see its pid).
-STALE_AFTER = dt.timedelta(hours=24)
-
 
 class YankedVersionWarning(UserWarning):
     """A yanked version was loaded by its exact id."""
@@ -123,22 +112,6 @@ def _iso(value: dt.datetime | None) -> str | None:
     if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
         value = value.replace(tzinfo=dt.timezone.utc)
     return value.isoformat()
-
-
-@dataclass(frozen=True)
-class GcReport:
-    staging_versions: list[str]
-    staging_dirs: list[str]
-    orphan_dirs: list[str]
-    upload_dirs: list[str] = ()  # upload directories with no open upload behind them
-    cache_entries: list[str] = ()  # subsets and partial copies over the cache's size bound
-
-    @property
-    def removed(self) -> list[str]:
-        return [*self.staging_versions, *self.staging_dirs, *self.orphan_dirs, *self.upload_dirs, *self.cache_entries]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Registry:
@@ -567,6 +540,10 @@ class Registry:
         return write_export(self.load(dataset_id), format, Path(out))
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def gc(self, older_than: dt.timedelta = STALE_AFTER) -> GcReport:
+        """Remove what crashed imports and uploads left behind, and trim the download cache (housekeeping.py)."""
+        return collect_garbage(self.session, self.storage, self.settings, older_than)
+
     def yank(self, dataset_id: str, reason: str) -> VersionInfo:
         target = DatasetId.parse(dataset_id)
         if target.version is None:
@@ -582,211 +559,6 @@ class Registry:
             if moved.rowcount != 1:
                 raise Conflict(f"{target} is already yanked")
         return self.show(dataset_id)
-
-    def gc(self, older_than: dt.timedelta = STALE_AFTER) -> GcReport:
-        """Remove what crashed imports left: staging rows whose writer is gone, their files, staging dirs."""
-        host = socket.gethostname()
-        now = db.utcnow()
-        removed_versions, removed_dirs, orphans = [], [], []
-        with self.session() as session:
-            staging_rows = session.scalars(sa.select(VersionRow).where(VersionRow.state == VersionState.STAGING)).all()
-            candidates = []
-            for row in staging_rows:
-                created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.timezone.utc)
-                alive = pid_alive(row.writer_pid) if row.writer_host == host else now - created < older_than
-                if not alive:
-                    candidates.append((row.id, row.storage_path, f"{row.dataset.namespace}/{row.dataset.name}-v{row.version}"))
-        for row_id, storage_path, label in candidates:
-            self.storage.remove(storage_path)
-            with self.session.begin() as session:
-                session.execute(sa.delete(VersionRow).where(VersionRow.id == row_id, VersionRow.state == VersionState.STAGING))
-            removed_versions.append(label)
-        if self.settings.staging_dir.is_dir():
-            for entry in sorted(self.settings.staging_dir.iterdir()):
-                entry_host, _, rest = entry.name.rpartition("-")[0].rpartition("-")
-                pid = rest if rest.isdigit() else None
-                if entry_host != host or pid is None or not pid_alive(int(pid)):
-                    shutil.rmtree(entry, ignore_errors=True)
-                    removed_dirs.append(str(entry))
-        orphans = self._remove_orphan_dirs()
-        uploads = self._remove_upload_leftovers(older_than=min(older_than, UPLOAD_DIR_GRACE))
-        cached = trim_cache(self.settings.cache_dir, self.settings.subset_cache_bytes)
-        return GcReport(removed_versions, removed_dirs, orphans, uploads, cached)
-
-    def _remove_upload_leftovers(self, older_than: dt.timedelta) -> list[str]:
-        """Upload directories whose upload is no longer open (or whose row was never committed: a server
-        killed between making the directory and committing), once they are ``older_than`` old."""
-        root = self.settings.home / "uploads"
-        if not root.is_dir():
-            return []
-        with self.session() as session:
-            live = set(session.scalars(sa.select(UploadRow.id).where(
-                UploadRow.state.in_([UploadState.OPEN, UploadState.IMPORTING]))).all())
-        cutoff = dt.datetime.now().timestamp() - older_than.total_seconds()
-        removed = []
-        for entry in sorted(root.iterdir()):
-            if entry.name not in live and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-                removed.append(str(entry))
-        return removed
-
-    def _remove_orphan_dirs(self) -> list[str]:
-        """Version directories in storage with no row at all (e.g. a row deleted after a crash)."""
-        removed = []
-        with self.session() as session:
-            known = set(session.scalars(sa.select(VersionRow.storage_path)).all())
-            datasets = session.scalars(sa.select(DatasetRow)).all()
-            prefixes = [f"{d.namespace}/{d.name}" for d in datasets]
-        for prefix in prefixes:
-            for child in self.storage.list_dirs(prefix):
-                path = f"{prefix}/{child}"
-                if (child.startswith("v") and child[1:].isdigit() or child.endswith(".partial")) and path not in known:
-                    self.storage.remove(path)
-                    removed.append(path)
-        return removed
-
-
-def _tree_bytes(path: Path) -> int:
-    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
-
-
-def trim_cache(cache_dir: Path, max_bytes: int, keep: set[Path] = frozenset()) -> list[str]:
-    """Hold what requests leave in the cache (episode-range subsets, partial copies of remote versions) under
-    ``max_bytes``: least recently used first, never what is in ``keep``, leftovers of crashed writers always.
-
-    Whole cached copies of remote versions (``cache/<sha256>``) are what training loads and are not
-    counted. Everything removed is rebuilt the same way on the next request (subsets are deterministic).
-    """
-    removed, entries = [], []
-    subsets = cache_dir / SUBSETS
-    candidates = list(subsets.iterdir()) if subsets.is_dir() else []
-    candidates += [p for p in cache_dir.iterdir() if p.name.endswith(PARTS_SUFFIX)] if cache_dir.is_dir() else []
-    for entry in candidates:
-        if ".partial-" in entry.name:
-            pid = entry.name.rsplit(".partial-", 1)[1].split("-")[0]
-            if not (pid.isdigit() and pid_alive(int(pid))):
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(str(entry))
-            continue
-        try:
-            entries.append((entry.stat().st_mtime, entry, _tree_bytes(entry)))
-        except FileNotFoundError:  # removed by a concurrent trim
-            continue
-    total = sum(size for _, _, size in entries)
-    for _, entry, size in sorted(entries, key=lambda e: e[0]):
-        if total <= max_bytes:
-            break
-        if entry in keep:
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(str(entry))
-        total -= size
-    return removed
-
-
-def stored_version_dir(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str) -> Path:
-    """A published version's files as a local directory: in place on local storage, else a verified cache."""
-    if storage.is_local:
-        return storage.local_path(storage_path)
-    cached = cache_dir / manifest_sha256
-    if not (cached / MANIFEST).is_file():
-        manifest = parse_manifest(storage.read_bytes(f"{storage_path}/{MANIFEST}"), MANIFEST)
-        storage.download_dir(storage_path, cached, manifest["files"])
-    return cached
-
-
-def open_stored_parts(storage: Storage, cache_dir: Path, storage_path: str,
-                      manifest_sha256: str) -> tuple[Path, Callable[[list[str]], None], dict[str, Any], Any]:
-    """A published version for reading parts of it: (directory, ensure, verified manifest, episode table).
-
-    On local storage the directory is the version itself. On remote storage it is a whole cached copy
-    when there is one, else ``cache/<manifest sha256>.parts``, into which ``ensure(names)`` fetches
-    just the files a read needs (each appears whole or not at all; the reader verifies its hash).
-    """
-    known: dict[str, Any] = {}  # the verified manifest, once read
-    if storage.is_local:
-        directory, ensure = storage.local_path(storage_path), (lambda names: None)
-    elif (cache_dir / manifest_sha256 / MANIFEST).is_file():
-        directory, ensure = cache_dir / manifest_sha256, (lambda names: None)
-    else:
-        directory = cache_dir / f"{manifest_sha256}{PARTS_SUFFIX}"
-
-        def ensure(names: list[str]) -> None:
-            """Fetch the missing files; one that does not match the manifest is never kept."""
-            missing = [name for name in names if not (directory / name).is_file()]
-            for name in missing:
-                raw = storage.read_bytes(f"{storage_path}/{name}")
-                expected = manifest_sha256 if name == MANIFEST else known["files"].get(name, {}).get("sha256")
-                if _sha256_bytes(raw) != expected:
-                    raise IntegrityError(f"{name}: sha256 differs from the manifest; the stored version is damaged "
-                                         "(bench datasets verify lists every problem)")
-                target = directory / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-                partial.write_bytes(raw)
-                os.replace(partial, target)
-            if missing:
-                os.utime(directory)  # recently used, for the cache's eviction
-
-        ensure([MANIFEST])
-    manifest = read_manifest(directory, manifest_sha256)
-    known.update(manifest)
-    ensure([EPISODES])
-    verify_files(directory, manifest, [EPISODES])
-    return directory, ensure, manifest, pq.read_table(directory / EPISODES)
-
-
-_RESERVED_COLUMNS = {"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"}
-
-
-def _split_arrays(arrays: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
-    """(observations as an array or a tree, infos) from the flat paths of the steps group."""
-    observations = {path: value for path, value in arrays.items() if path.split("/")[0] == "observations"}
-    tree = (observations["observations"] if list(observations) == ["observations"] else
-            unflatten_tree({path.split("/", 1)[1]: value for path, value in observations.items()}))
-    return tree, {path[len("infos/"):]: value for path, value in arrays.items() if path.startswith("infos/")}
-
-
-def read_stored_episode(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
-                        index: int) -> Episode:
-    """One episode of a published version by its storage location, reading only the chunks it touches."""
-    directory, ensure, manifest, table = open_stored_parts(storage, cache_dir, storage_path, manifest_sha256)
-    obs_rows, step_rows = episode_slices(table, index)
-    arrays = read_rows(directory, manifest, obs_rows, step_rows, ensure)
-    observations, infos = _split_arrays(arrays)
-    row = table.slice(index, 1).to_pylist()[0]
-    return Episode(index=index, observations=observations, actions=arrays["actions"], rewards=arrays["rewards"],
-                   terminations=arrays["terminations"], truncations=arrays["truncations"], infos=infos,
-                   attrs={name: value for name, value in row.items() if name not in _RESERVED_COLUMNS})
-
-
-def read_stored_episodes(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
-                         start: int, stop: int) -> tuple[Trajectories, dict[str, Any]]:
-    """Episodes ``start:stop`` as trajectories (with spaces and episode attributes), reading only their chunks."""
-    directory, ensure, manifest, table = open_stored_parts(storage, cache_dir, storage_path, manifest_sha256)
-    (first_obs, first_steps), (last_obs, last_steps) = episode_slices(table, start), episode_slices(table, stop - 1)
-    arrays = read_rows(directory, manifest, slice(first_obs.start, last_obs.stop),
-                       slice(first_steps.start, last_steps.stop), ensure)
-    observations, infos = _split_arrays(arrays)
-    part = table.slice(start, stop - start)
-    data = Trajectories(
-        observations=observations, actions=arrays["actions"], rewards=arrays["rewards"],
-        terminations=arrays["terminations"], truncations=arrays["truncations"],
-        lengths=part.column("length").to_numpy().astype(np.int64), infos=infos,
-        episode_attrs={name: part.column(name).to_numpy(zero_copy_only=False)
-                       for name in part.column_names if name not in _RESERVED_COLUMNS},
-        observation_space=space_from_json(manifest["observation_space"]),
-        action_space=space_from_json(manifest["action_space"]))
-    return data, manifest
-
-
-def load_stored_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,
-                        manifest_sha256: str) -> Dataset:
-    """Load a version by its storage location alone (no database): how remote workers read datasets."""
-    data, manifest, table = read_version(stored_version_dir(storage, cache_dir, storage_path, manifest_sha256),
-                                         expected_manifest_sha256=manifest_sha256)
-    return Dataset(dataset_id, data, manifest, table)
-
 
 def _adopt_env_spaces(data: Trajectories, env: dict[str, Any]) -> None:
     observation_space, action_space = spaces_of(env)
@@ -847,16 +619,3 @@ def _provenance(source: SourceData, path: Path) -> dict[str, Any]:
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id runs on this host (a staging writer, an upload's importer)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

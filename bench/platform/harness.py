@@ -29,7 +29,7 @@ import torch
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import COMPILE_AUTO_UPDATES, config_from_json
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
-from bench.datasets.registry import load_stored_version
+from bench.datasets.stored import load_stored_version
 from bench.datasets.storage import Storage
 from bench.platform.db import RunState
 from bench.platform.runs import Recorder

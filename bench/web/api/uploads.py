@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from bench.datasets.format import file_sha256
 from bench.datasets.ids import DatasetId
-from bench.datasets.registry import pid_alive
+from bench.datasets.housekeeping import pid_alive
 from bench.datasets.interop import IMPORT_FORMATS
 from bench.datasets.interop.guards import TooLarge, check_relative_name
 from bench.errors import BenchError, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
