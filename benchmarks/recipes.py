@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 
 from bench.datasets.recipes import all_recipes, get_recipe
-from bench.datasets.recipes.base import collect_episodes, to_trajectories, worker_pool
+from bench.datasets.recipes.base import to_trajectories
+from bench.datasets.recipes.collection import collect_episodes, worker_pool
 
 
 def raw_step_rate(recipe, steps: int = 5000) -> float:

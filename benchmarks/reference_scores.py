@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.datasets import Registry
 from bench.datasets.recipes import all_recipes
-from bench.datasets.recipes.base import worker_pool
+from bench.datasets.recipes.collection import worker_pool
 from bench.datasets.recipes.build import REFERENCE_EPISODES, calibrate
 from bench.platform.settings import Settings
 

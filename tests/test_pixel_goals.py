@@ -18,7 +18,7 @@ from bench.algorithms import make_config
 from bench.algorithms.latent_goals import LatentGoalAlgorithm
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, to_float_images
 from bench.datasets.recipes import get_recipe
-from bench.datasets.recipes.base import collect_episodes
+from bench.datasets.recipes.collection import collect_episodes
 from bench.platform.envs.tabletop import (HELD_OUT_COLOURS, HELD_OUT_SHAPES, TRAIN_COLOURS, TRAIN_SHAPES, TabletopEnv,
                                           sample_scene)
 from bench.platform.envs.tabletop_primitives import Primitive

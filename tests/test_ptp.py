@@ -9,7 +9,7 @@ import pytest
 
 from bench.algorithms import build_algorithm, make_config
 from bench.datasets.recipes import get_recipe
-from bench.datasets.recipes.base import collect_episodes
+from bench.datasets.recipes.collection import collect_episodes
 from bench.errors import InvalidInput
 from bench.platform.envs.tabletop import MULTI_STAGE_TASKS, TASK_HORIZONS, TabletopEnv, task_success
 from bench.platform.envs.tabletop_primitives import TASK_STAGES, completes_a_multi_stage_task, primitives_for_task

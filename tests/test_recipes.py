@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from bench.datasets.recipes import all_recipes, get_recipe
-from bench.datasets.recipes.base import collect_episodes, to_trajectories, worker_pool
+from bench.datasets.recipes.base import to_trajectories
+from bench.datasets.recipes.collection import collect_episodes, worker_pool
 from bench.datasets.recipes.build import build, calibrate
 from bench.datasets.format import content_sha256
 from bench.leaderboards import normalized_score

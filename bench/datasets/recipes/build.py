@@ -11,7 +11,8 @@ import numpy as np
 
 import bench
 from bench.datasets.recipes import get_recipe
-from bench.datasets.recipes.base import Recipe, collect_episodes, to_trajectories, worker_pool
+from bench.datasets.recipes.base import Recipe, to_trajectories
+from bench.datasets.recipes.collection import collect_episodes, worker_pool
 from bench.datasets.recipes.preview import preview_frames
 
 # Reference scores are measured on episodes whose seeds no dataset build uses by default.
