@@ -45,16 +45,12 @@ KNOWN_DEBTS = {
         ('bench.platform.harness', 'bench.platform.pixel_harness', 'bench.platform.planning_harness'),
     },
     "private": {
-        ('bench.algorithms', 'bench.algorithms.base._REGISTRY'),
         ('bench.cli_service', 'bench.cli._client'),
         ('bench.cli_service', 'bench.cli._print_json'),
         ('bench.cli_service', 'bench.cli._registry'),
         ('bench.cli_service', 'bench.cli._size'),
         ('bench.cli_service', 'bench.cli._stages'),
         ('bench.cli_service', 'bench.cli._user_errors'),
-        ('bench.platform.pixel_harness', 'bench.platform.harness._LossAverager'),
-        ('bench.platform.pixel_harness', 'bench.platform.harness._PhaseResults'),
-        ('bench.platform.planning_harness', 'bench.platform.harness._LossAverager'),
     },
 }
 

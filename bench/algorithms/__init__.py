@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.algorithms.base import _REGISTRY, Algorithm, AlgorithmSpec, Batch, register
+from bench.algorithms.base import REGISTRY, Algorithm, AlgorithmSpec, Batch, register
 from bench.algorithms.config import AlgorithmConfig, config_hash, config_to_json, resolve_config
 from bench.errors import NotFound
 
@@ -17,14 +17,14 @@ from bench.algorithms import awac, bc, cql, iql, latent_goals, ptp  # noqa: E402
 
 
 def list_algorithms() -> list[AlgorithmSpec]:
-    return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
+    return sorted(REGISTRY.values(), key=lambda spec: spec.name)
 
 
 def get_algorithm(name: str) -> AlgorithmSpec:
     try:
-        return _REGISTRY[name]
+        return REGISTRY[name]
     except KeyError:
-        raise NotFound(f"unknown algorithm {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise NotFound(f"unknown algorithm {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
 
 
 def make_config(name: str, domain: str | None = None, overrides: dict[str, Any] | None = None) -> AlgorithmConfig:

@@ -108,14 +108,14 @@ class AlgorithmSpec:
     paper: str
 
 
-_REGISTRY: dict[str, AlgorithmSpec] = {}
+REGISTRY: dict[str, AlgorithmSpec] = {}
 
 
 def register(name: str, description: str, paper: str, **defaults: Any):
     """Class decorator: make an algorithm available under ``name`` (call again for variants like bc-10%)."""
 
     def decorate(cls: type[Algorithm]) -> type[Algorithm]:
-        _REGISTRY[name] = AlgorithmSpec(name, description, cls, cls.config_class, defaults, paper)
+        REGISTRY[name] = AlgorithmSpec(name, description, cls, cls.config_class, defaults, paper)
         return cls
 
     return decorate

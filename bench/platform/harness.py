@@ -103,7 +103,9 @@ def code_version() -> str:
 
 
 @dataclass
-class _PhaseResults:
+class PhaseResults:
+    """One phase's evaluations (offline or online) and their summary: final and best scores."""
+
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any] | None:
@@ -170,7 +172,7 @@ class Run:
         self.replay = Replay(self.offline, self.online, self.config.online_fraction, self.relabel,
                              self.task.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
                              self.reward_shift, seed=spec.seed)
-        self.results = {"offline": _PhaseResults(), "online": _PhaseResults()}
+        self.results = {"offline": PhaseResults(), "online": PhaseResults()}
         self.timings: dict[str, float] = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0}
         self.phase, self.step = "offline", 0
 
@@ -290,7 +292,7 @@ class Run:
 
     # -- phases ------------------------------------------------------------------------------------------
     def run_offline(self, start: int) -> None:
-        total, losses = self.spec.offline_steps, _LossAverager()
+        total, losses = self.spec.offline_steps, LossAverager()
         self.phase, self.step, self._clock = "offline", start, time.perf_counter()
         for step in range(start, total):
             losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
@@ -300,7 +302,7 @@ class Run:
             self._evaluate_and_checkpoint("offline", 0)  # the untrained policy, so "offline" has a value
 
     def run_online(self, start: int) -> None:
-        total, losses = self.spec.online_steps, _LossAverager()
+        total, losses = self.spec.online_steps, LossAverager()
         observation, goals = self._reset_online()
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
@@ -321,7 +323,7 @@ class Run:
             self._after_step("online", step + 1, total, losses)
         self._charge_time("online")
 
-    def _after_step(self, phase: str, done: int, total: int, losses: "_LossAverager") -> None:
+    def _after_step(self, phase: str, done: int, total: int, losses: "LossAverager") -> None:
         """Bookkeeping after ``done`` steps of a phase: losses, evaluation + checkpoint, progress."""
         spec = self.spec
         self.step = done  # completed steps: what a checkpoint resumes from
@@ -461,7 +463,7 @@ class Run:
         return RunOutcome(self.spec.run_id, status, results, timings, error)
 
 
-class _LossAverager:
+class LossAverager:
     """Sums loss tensors between log points; converts to floats only when logged (no sync per step)."""
 
     def __init__(self):

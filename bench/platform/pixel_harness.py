@@ -27,7 +27,7 @@ import torch
 from bench.algorithms.latent_goals import LatentGoalAlgorithm
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.errors import InvalidInput
-from bench.platform.harness import ActionScaler, FixedGoal, ProgressCallback, Run, RunSpec, _LossAverager, _PhaseResults
+from bench.platform.harness import ActionScaler, FixedGoal, ProgressCallback, Run, RunSpec, LossAverager, PhaseResults
 from bench.platform.runs import Recorder
 from bench.platform.settings import Settings
 from bench.platform.tasks import evaluation_seed
@@ -74,7 +74,7 @@ class PixelGoalRun(Run):
         self.unit_actions = self.actions.to_unit(data.actions).astype(np.float32)
         self.online_images: list[np.ndarray] = []
         self.latents_ready = False
-        self.results = {"offline": _PhaseResults(), "online": _PhaseResults()}
+        self.results = {"offline": PhaseResults(), "online": PhaseResults()}
         self.timings = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0,
                         "representation_seconds": 0.0}
         self.artifacts: list[str] = []
@@ -88,7 +88,7 @@ class PixelGoalRun(Run):
     def train_representation(self) -> None:
         c, algorithm = self.config, self.algorithm
         started = time.perf_counter()
-        losses = _LossAverager()
+        losses = LossAverager()
         n = len(self.images)
         for step in range(algorithm.representation_updates, c.representation_steps):
             rows = torch.randint(n, (c.representation_batch_size,), generator=self.generator)
@@ -100,7 +100,7 @@ class PixelGoalRun(Run):
             self._train_proposer(losses)
         self.timings["representation_seconds"] += time.perf_counter() - started
 
-    def _train_proposer(self, losses: _LossAverager) -> None:
+    def _train_proposer(self, losses: LossAverager) -> None:
         """VAL's affordance model p(z_t | z_0): pairs of an episode's first image and a later one."""
         c, algorithm = self.config, self.algorithm
         codes = torch.cat([algorithm.representation.codes_of(self.images[i:i + 512]).detach()
@@ -258,7 +258,7 @@ class PixelGoalRun(Run):
     def run_online(self, start: int) -> None:
         self._ensure_latents()
         c = self.config
-        total, losses = self.spec.online_steps, _LossAverager()
+        total, losses = self.spec.online_steps, LossAverager()
         observation, initial, z0, z_goal = self._new_episode()
         z = self._encode_one(observation["image"], initial)
         episodes_done = 0

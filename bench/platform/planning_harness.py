@@ -27,7 +27,7 @@ import torch
 from bench.algorithms.ptp import PTP, StatePTP
 from bench.algorithms.subgoals import SubgoalSchedule
 from bench.errors import InvalidInput
-from bench.platform.harness import Run, _LossAverager
+from bench.platform.harness import Run, LossAverager
 from bench.platform.pixel_harness import PixelGoalRun, artifact_path
 
 SHOWN_PLANS = 10  # evaluation episodes whose plans go into the subgoal figure (all, at the default 10)
@@ -82,7 +82,7 @@ class PlanningRun(PixelGoalRun):
     def run_online(self, start: int) -> None:
         self._ensure_latents()
         c = self.config
-        total, losses = self.spec.online_steps, _LossAverager()
+        total, losses = self.spec.online_steps, LossAverager()
         observation, initial, schedule = self._new_practice_episode()
         z = self._encode_one(observation["image"], initial)
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
@@ -148,7 +148,7 @@ def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> No
     if not planner.active or planner.updates >= c.generator_steps:
         return
     started = time.perf_counter()
-    losses = _LossAverager()
+    losses = LossAverager()
     for step in range(planner.updates, c.generator_steps):
         losses.add(planner.update(states, episode_end, c.generator_batch_size, run.generator))
         if (step + 1) % run.spec.log_every == 0 or step + 1 == c.generator_steps:
