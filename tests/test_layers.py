@@ -41,17 +41,9 @@ KNOWN_DEBTS = {
         ('bench.platform.tasks', 'bench.datasets.trajectories'),
     },
     "circle": {
-        ('bench.cli', 'bench.cli_service'),
         ('bench.platform.harness', 'bench.platform.pixel_harness', 'bench.platform.planning_harness'),
     },
-    "private": {
-        ('bench.cli_service', 'bench.cli._client'),
-        ('bench.cli_service', 'bench.cli._print_json'),
-        ('bench.cli_service', 'bench.cli._registry'),
-        ('bench.cli_service', 'bench.cli._size'),
-        ('bench.cli_service', 'bench.cli._stages'),
-        ('bench.cli_service', 'bench.cli._user_errors'),
-    },
+    "private": set(),
 }
 
 
@@ -60,8 +52,6 @@ def _layer(module: str) -> str | None:
     if len(parts) < 2:
         return None
     top = parts[1]
-    if top in ("cli", "cli_service"):
-        return "cli"
     return top if top in ORDER else None
 
 

@@ -1,0 +1,252 @@
+"""`bench evaluate`, `bench runs ...` and `bench results push`: run sweeps, read them, resume them, publish them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.table import Table
+
+from bench.cli.common import SERVER_HELP, client_for, err, open_registry, out, print_json, require_client, user_errors
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs: list, inspect, resume, mark failed.")
+results_app = typer.Typer(no_args_is_help=True, help="Publish evaluation runs to a server.")
+
+
+@contextlib.contextmanager
+def _run_progress(enabled: bool) -> Iterator[Any]:
+    """Progress bars on stderr, one per run; yields the harness's progress callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def callback(run_id: str, phase: str, step: int, total: int) -> None:
+            if run_id not in tasks:
+                tasks[run_id] = progress.add_task(run_id, total=total)
+            progress.update(tasks[run_id], description=f"{run_id} {phase}", completed=step, total=total)
+
+        yield callback
+
+
+def _report_sweep(store, run_ids: list[str], as_json: bool) -> None:
+    from bench.platform.runs import run_json, summarize
+
+    runs = [store.get(run_id) for run_id in run_ids]
+    summary = summarize(runs)
+    if as_json:
+        print_json({"runs": [run_json(run) for run in runs], "summary": summary})
+    else:
+        table = Table("run", "seed", "status", "offline return", "offline score", "offline success",
+                      "online return", "online score", "online success", box=None)
+        for run in runs:
+            item = run_json(run)
+            cells = []
+            for phase in ("offline", "online"):
+                values = item[phase] or {}
+                cells += [_number(values.get("return")), _number(values.get("normalized_score")),
+                          _number(values.get("success_rate"))]
+            table.add_row(run.id, str(run.seed), run.status, *cells)
+        out.print(table)
+        for phase in ("offline", "online"):
+            if summary.get(phase):
+                parts = [f"{metric} {_interval(summary[phase][metric])}" for metric in summary[phase]
+                         if summary[phase][metric]]
+                out.print(f"{phase}: " + "; ".join(parts), highlight=False)
+    for run in runs:
+        if run.error:
+            err.print(f"{run.id}: {run.error}", markup=False, highlight=False)
+    statuses = {run.status for run in runs}
+    if "interrupted" in statuses:
+        err.print(f"interrupted; continue with: bench runs resume {' '.join(r.id for r in runs if r.status != 'completed')}",
+                  markup=False)
+        raise typer.Exit(130)
+    if statuses != {"completed"}:
+        raise typer.Exit(1)
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _interval(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return "-"
+    if stat["ci95"] is None:
+        return f"{stat['mean']:.3g} (n=1)"
+    low, high = stat["ci95"]
+    return f"{stat['mean']:.3g} [{low:.3g}, {high:.3g}] (n={stat['n']})"
+
+
+def evaluate(
+    algorithm: str = typer.Argument(..., help="an algorithm name (bench algorithms list)"),
+    dataset: str = typer.Argument(..., help="a dataset version, or namespace/name for its latest"),
+    seeds: int = typer.Option(1, "--seeds", help="number of seeds (0, 1, ..., n-1)"),
+    seed_list: Optional[str] = typer.Option(None, "--seed-list", help="explicit seeds, e.g. 3,7,11"),
+    offline_steps: int = typer.Option(20000, "--offline-steps", help="gradient updates on the dataset"),
+    online_steps: int = typer.Option(20000, "--online-steps", help="environment steps of online fine-tuning"),
+    eval_every: int = typer.Option(5000, "--eval-every", help="evaluate every K updates / environment steps"),
+    eval_episodes: int = typer.Option(10, "--eval-episodes", help="evaluation episodes (fixed seeds)"),
+    log_every: int = typer.Option(1000, "--log-every", help="record training losses every K steps"),
+    overrides: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
+    online_env: str = typer.Option("dataset", "--online-env",
+                                   help="'dataset' (its own environment) or 'held-out' (a new scene of held-out "
+                                        "shapes and colours, per seed; tabletop)"),
+    task: Optional[str] = typer.Option(None, "--task", help="the evaluation task of a scene family (tabletop: "
+                                                            "drawer-open, button-press, object-in-tray, ...)"),
+    executor: str = typer.Option("local", "--executor", help="local, process or ray"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster (ray executor)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train ALGORITHM on DATASET offline, fine-tune it online, and score it over seeds."""
+    from bench.platform.runs import RunStore
+    from bench.platform.sweeps import Budget, execute_sweep, parse_overrides, plan_sweep, seeds_from
+
+    with user_errors():
+        registry = open_registry()
+        store = RunStore(registry.engine)
+        budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every)
+        specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
+                           parse_overrides(overrides), executor, online_env, task)
+        err.print(f"sweep of {len(specs)} run(s): {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
+        with _run_progress(not as_json and executor != "ray") as progress:
+            execute_sweep(specs, registry.settings, store, executor, ray_address, progress)
+        _report_sweep(store, [s.run_id for s in specs], as_json)
+
+
+@runs_app.command("list")
+def runs_list(
+    algorithm: Optional[str] = typer.Option(None, "--algo"),
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    status: Optional[str] = typer.Option(None, "--status"),
+    limit: int = typer.Option(100, "--limit"),
+    server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Runs, newest first, with their final offline and online results."""
+    from bench.platform.runs import RunInfo, RunStore, run_json
+
+    with user_errors():
+        client = client_for(server)
+        if client is not None:
+            page = client.runs(algorithm=algorithm, dataset=dataset, status=status, limit=min(limit, 500))
+            runs = [RunInfo(**{**item, "checkpoint": None}) for item in page["items"]]
+        else:
+            runs = RunStore(open_registry().engine).list(algorithm, dataset, status, limit=limit)
+        if as_json:
+            print_json([{**run_json(run), "algorithm": run.algorithm, "dataset_id": run.dataset_id,
+                          "sweep_id": run.sweep_id, "created_at": run.created_at} for run in runs])
+            return
+        table = Table("run", "algorithm", "dataset", "seed", "status", "progress", "offline", "online", box=None)
+        for run in runs:
+            item = run_json(run)
+            progress = f"{run.progress['phase']} {run.progress['step']}/{run.progress['total']}" if run.progress else "-"
+            table.add_row(run.id, run.algorithm, run.dataset_id, str(run.seed), run.status, progress,
+                          _headline(item["offline"]), _headline(item["online"]))
+        out.print(table)
+
+
+def _headline(values: dict[str, Any] | None) -> str:
+    if not values:
+        return "-"
+    if values.get("normalized_score") is not None:
+        return f"score {values['normalized_score']:.1f}"
+    return f"return {values['return']:.3g}"
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(...), server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """One run: config, provenance, curves and results."""
+    from bench.platform.runs import RunInfo, RunStore
+
+    with user_errors():
+        client = client_for(server)
+        if client is not None:
+            run = RunInfo(**{**client.run(run_id), "checkpoint": None})
+            curves = client.curves(run_id)
+        else:
+            store = RunStore(open_registry().engine)
+            run = store.get(run_id)
+            curves = store.curves(run_id)
+        if as_json:
+            print_json({**run.to_json(), "curves": curves})
+            return
+        out.print(f"run {run.id} ({run.status}): {run.algorithm} on {run.dataset_id}, seed {run.seed}", highlight=False)
+        out.print(f"dataset content sha256 {run.dataset_content_sha256}; env {run.env_name}", highlight=False)
+        out.print(f"code {run.code_version} on {run.host}; config hash {run.config_hash[:16]}", highlight=False)
+        out.print(f"config {json.dumps(run.config)}", highlight=False)
+        plan = run.plan
+        out.print(f"plan: {plan['offline_steps']} offline updates, {plan['online_steps']} online steps, "
+                  f"eval every {plan['eval_every']} x {plan['eval_episodes']} episodes, executor {plan['executor']}",
+                  highlight=False)
+        table = Table("phase", "step", "return", "score", "success", box=None)
+        for point in curves:
+            if point["kind"] == "eval":
+                table.add_row(point["phase"], str(point["step"]), _number(point["return"]),
+                              _number(point.get("normalized_score")), _number(point.get("success_rate")))
+        out.print(table)
+        if run.timings:
+            out.print("timings " + ", ".join(f"{k} {v:.3g}" for k, v in run.timings.items()), highlight=False)
+        if run.error:
+            out.print(f"error: {run.error}", highlight=False)
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run_ids: list[str] = typer.Argument(..., help="interrupted, failed or pending runs"),
+    executor: str = typer.Option("local", "--executor"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Continue runs from their last checkpoints (a run without one starts over)."""
+    from bench.platform.runs import RunStore
+    from bench.platform.sweeps import execute_sweep, spec_for_resume
+
+    with user_errors():
+        registry = open_registry()
+        store = RunStore(registry.engine)
+        specs = [spec_for_resume(store, run_id) for run_id in run_ids]
+        with _run_progress(not as_json and executor != "ray") as progress:
+            execute_sweep(specs, registry.settings, store, executor, ray_address, progress, resume=True)
+        _report_sweep(store, run_ids, as_json)
+
+
+@runs_app.command("mark-failed")
+def runs_mark_failed(
+    run_ids: list[str] = typer.Argument(..., help="running or pending runs whose worker is gone"),
+    reason: str = typer.Option("its worker died", "--reason"),
+) -> None:
+    """Mark runs whose worker died as failed, so `bench runs resume` can continue them from their checkpoints."""
+    from bench.platform.runs import RunStore
+
+    with user_errors():
+        store = RunStore(open_registry().engine)
+        for run_id in run_ids:
+            store.mark_failed(run_id, reason)
+            out.print(f"{run_id} marked failed; `bench runs resume {run_id}` continues it", highlight=False)
+
+
+# -- results and leaderboards ---------------------------------------------------------------------------------
+@results_app.command("push")
+def results_push(run_ids: list[str] = typer.Argument(..., help="finished local runs (bench runs list)"),
+                 server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP)) -> None:
+    """Publish local runs (config, provenance, curves, results) to a server's leaderboards."""
+    from bench.platform.runs import RunStore
+
+    with user_errors():
+        client = require_client(server, "bench results push")
+        store = RunStore(open_registry().engine)
+        for run_id in run_ids:
+            run = store.get(run_id)
+            stored = client.push_run({k: v for k, v in run.to_json().items() if k not in {"checkpoint", "owner"}},
+                                     store.curves(run_id))
+            out.print(f"pushed {stored['id']} ({run.algorithm} on {run.dataset_id}, seed {run.seed}) as {stored['owner']}",
+                      highlight=False)
