@@ -28,7 +28,7 @@ import numpy as np
 from bench.datasets import Registry
 from bench.leaderboards.suites import shipped_suites
 from bench.platform.accounts import Accounts
-from bench.platform.runs import RunStore
+from bench.evaluation.store import RunStore
 from bench.platform.settings import Settings
 from bench.testing import services
 from bench.testing.data import random_trajectories, write_d4rl_file

@@ -19,10 +19,11 @@ import numpy as np
 
 from bench.datasets import Registry
 from bench.platform.envs.tabletop import GRIP, TabletopEnv
-from bench.platform.harness import RunSpec, build_run
-from bench.platform.runs import RunStore
+from bench.evaluation.harness import RunSpec
+from bench.evaluation.kinds import build_run
+from bench.evaluation.store import RunStore
 from bench.platform.settings import Settings
-from bench.platform.tasks import evaluation_seed
+from bench.evaluation.layouts import evaluation_seed
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ from bench.algorithms.config import domain_of
 from bench.datasets import Registry
 from bench.datasets.recipes.build import build
 from bench.errors import NotFound
-from bench.platform.runs import RunStore, summarize
+from bench.evaluation.store import RunStore, summarize
 from bench.platform.settings import Settings
-from bench.platform.sweeps import Budget, execute_sweep, plan_sweep
+from bench.evaluation.sweeps import Budget, execute_sweep, plan_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {  # recipe -> episodes (None: the recipe's default)

@@ -6,8 +6,8 @@ import pytest
 
 from bench.datasets import Registry
 from bench.platform.environments import env_reference
-from bench.platform.runs import RunStore, summarize
-from bench.platform.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
+from bench.evaluation.store import RunStore, summarize
+from bench.evaluation.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
 from bench.testing.data import gym_random_rollouts
 from conftest import make_settings
 
@@ -107,7 +107,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(pendulum
 
 def test_ctrl_c_during_an_evaluation_owes_that_evaluation_to_the_resumed_run(pendulum, monkeypatch):
     """SIGINT can land inside an evaluation; the checkpoint then has the step but not its curve point."""
-    from bench.platform.harness import Run
+    from bench.evaluation.harness import Run
 
     registry, store, dataset_id = pendulum
     budget = Budget(offline_steps=150, online_steps=0, eval_every=60, eval_episodes=1, log_every=50)

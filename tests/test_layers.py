@@ -3,7 +3,7 @@
 Layers, bottom first: errors -> platform -> datasets -> algorithms (errors only, besides torch and
 numpy) -> evaluation -> leaderboards -> web, cli; testing may use them all. A module imports bench
 modules of its own layer or of layers below. Every import counts, inside functions too. What the
-code breaks today is listed in KNOWN_DEBTS (issue 16 removes them): a new violation fails, and so
+code still breaks would be listed in KNOWN_DEBTS (empty since issue 16): a new violation fails, and so
 does a listed one that has gone, so the list only shrinks.
 """
 
@@ -18,31 +18,8 @@ SAME_RANK = {"web": "cli"}  # web and cli sit side by side and do not import eac
 
 # (importer, imported) edges that run against the layers, module circles, and private imports that exist today.
 KNOWN_DEBTS = {
-    "layer": {
-        ('bench.platform.harness', 'bench.algorithms'),
-        ('bench.platform.harness', 'bench.algorithms.config'),
-        ('bench.platform.harness', 'bench.algorithms.replay'),
-        ('bench.platform.harness', 'bench.datasets.storage'),
-        ('bench.platform.harness', 'bench.datasets.stored'),
-        ('bench.platform.pixel_harness', 'bench.algorithms'),
-        ('bench.platform.pixel_harness', 'bench.algorithms.config'),
-        ('bench.platform.pixel_harness', 'bench.algorithms.latent_goals'),
-        ('bench.platform.pixel_harness', 'bench.algorithms.replay'),
-        ('bench.platform.pixel_harness', 'bench.algorithms.representations'),
-        ('bench.platform.planning_harness', 'bench.algorithms.ptp'),
-        ('bench.platform.planning_harness', 'bench.algorithms.representations'),
-        ('bench.platform.planning_harness', 'bench.algorithms.subgoals'),
-        ('bench.platform.robot_evals', 'bench.datasets.ids'),
-        ('bench.platform.robot_evals', 'bench.datasets.robot_logs'),
-        ('bench.platform.robot_evals', 'bench.leaderboards.statistics'),
-        ('bench.platform.sweeps', 'bench.algorithms'),
-        ('bench.platform.sweeps', 'bench.algorithms.config'),
-        ('bench.platform.sweeps', 'bench.datasets.registry'),
-        ('bench.platform.tasks', 'bench.datasets.trajectories'),
-    },
-    "circle": {
-        ('bench.platform.harness', 'bench.platform.pixel_harness', 'bench.platform.planning_harness'),
-    },
+    "layer": set(),
+    "circle": set(),
     "private": set(),
 }
 

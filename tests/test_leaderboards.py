@@ -11,7 +11,7 @@ from bench.leaderboards.render import MARK, table_rows, to_markdown
 from bench.leaderboards.statistics import bootstrap_mean, suite_aggregates, wilson_interval
 from bench.leaderboards.suites import LeaderboardSpec, Suites, shipped_suites
 from bench.platform.accounts import Accounts
-from bench.platform.runs import RunInfo
+from bench.evaluation.store import RunInfo
 
 
 def make_run(run_id, algorithm, dataset, seed, offline, online, metric="normalized_score", config_hash="c0",

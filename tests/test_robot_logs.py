@@ -16,7 +16,7 @@ from bench.datasets.format import read_version
 from bench.datasets.video import decode_mp4, encode_mp4
 from bench.errors import InvalidInput
 from bench.platform.db import VersionRow
-from bench.platform.robot_evals import RobotEvals
+from bench.leaderboards.robot_evals import RobotEvals
 from bench.testing.data import write_lerobot_dir, write_robot_folder
 from conftest import make_settings, settings_env
 

@@ -132,7 +132,7 @@ def test_a_subgoal_counts_as_reached_within_one_steps_distance_and_the_schedule_
     from types import SimpleNamespace
 
     from bench.algorithms.subgoals import SubgoalSchedule
-    from bench.platform.planning_harness import reach_epsilon
+    from bench.evaluation.planning import reach_epsilon
 
     # Two episodes on a line: steps of 1 in the first (4 states), of 3 in the second (3 states).
     states = torch.tensor([[0.0], [1.0], [2.0], [3.0], [10.0], [13.0], [16.0]])

@@ -14,9 +14,9 @@ import pytest
 from bench.datasets import Registry
 from bench.leaderboards.suites import Suites
 from bench.platform.accounts import Accounts
-from bench.platform.runs import RunStore
+from bench.evaluation.store import RunStore
 from bench.datasets.recipes.build import build
-from bench.platform.robot_evals import RobotEvals
+from bench.leaderboards.robot_evals import RobotEvals
 from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder
 from bench.testing.services import ApiServer, UiServer
 from conftest import make_settings, settings_env

@@ -29,12 +29,15 @@ class Batch:
 
 
 class Algorithm(nn.Module):
-    """Base class: subclasses build networks and optimizers in ``__init__`` and implement ``update``."""
+    """Base class: subclasses build networks and optimizers in ``__init__`` and implement ``losses``."""
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     # Whether the online phase trains this algorithm (BC only imitates the data it was given).
     learns_online: ClassVar[bool] = True
+    # Which kind of evaluation run drives it (bench.evaluation.kinds.RUN_KINDS): "states" (observations as
+    # they are), "pixels" (images and imagined goals), "planning" or "state-planning" (subgoal plans).
+    run_kind: ClassVar[str] = "states"
 
     def __init__(self, config: AlgorithmConfig, obs_dim: int, action_dim: int):
         super().__init__()

@@ -18,7 +18,7 @@ The RL algorithm is AWAC (ch. 7) for all three. The dissertation's RIG and CC-RI
 learned online only; in the offline-then-online setting of ch. 9 the comparison needs an
 algorithm that pretrains offline and fine-tunes (AWAC, as VAL), so the three differ only in their
 representation, goal proposals, reward and relabeling. This module holds the learner; the
-harness (bench/platform/pixel_harness.py) feeds it images, episodes and environments.
+harness (bench/evaluation/pixels.py) feeds it images, episodes and environments.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _validate(c: LatentGoalConfig) -> None:
 class LatentGoalAlgorithm(Algorithm):
     """A representation, a goal proposer and AWAC on (z, z_g); see the module docstring."""
 
-    pixel_goals = True  # the harness runs it with images (bench.platform.pixel_harness)
+    run_kind = "pixels"  # images in, latents to the learner (bench.evaluation.pixels)
     config_class = LatentGoalConfig
 
     def __init__(self, config: LatentGoalConfig, obs_dim: int, action_dim: int):

@@ -16,7 +16,7 @@ at the finest dt, "PTP w/o H"); ``ptp-no-buffer`` ("w/o B"); ``ptp-flat`` (both)
 (model-free: the final goal only, no plan). All share the representation, reward, relabeling and
 IQL, so the differences are the planner's. The latent machinery (VQ-VAE, encoding, the sparse
 reward and its eps) is VAL's (``bench.algorithms.latent_goals``); the planner lives in
-``bench.algorithms.subgoals``; the harness is ``bench.platform.planning_harness``.
+``bench.algorithms.subgoals``; the harness is ``bench.evaluation.planning``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class PTPConfig(LatentGoalConfig, SubgoalPlanningConfig):
 class PTP(_CheckpointsPlanner, LatentGoalAlgorithm):
     """VAL's latents, goal-conditioned IQL, and a subgoal planner; see the module docstring."""
 
-    planning = True  # the harness runs it with bench.platform.planning_harness
+    run_kind = "planning"  # VAL's pixel run with subgoal plans (bench.evaluation.planning)
     config_class = PTPConfig
 
     def __init__(self, config: PTPConfig, obs_dim: int, action_dim: int):
@@ -186,7 +186,7 @@ class StatePTP(_CheckpointsPlanner, IQL):
     """Goal-conditioned IQL on (s, g) plus a subgoal planner on normalized states (no representation to learn)."""
 
     name = "ptp-state"
-    state_planning = True  # the harness runs it with bench.platform.planning_harness.StatePlanningRun
+    run_kind = "state-planning"  # plans between OGBench observations (bench.evaluation.planning)
     config_class = StatePTPConfig
 
     def __init__(self, config: StatePTPConfig, obs_dim: int, action_dim: int):

@@ -66,7 +66,7 @@ def robot_evals_add(
     judge: Optional[str] = typer.Option(None, "--judge", help="who labeled them, when the CSV has no judge column"),
 ) -> None:
     """Record real-robot trials with their success labels."""
-    from bench.platform.robot_evals import RobotEvals, read_trials_csv
+    from bench.leaderboards.robot_evals import RobotEvals, read_trials_csv
 
     with user_errors():
         registry = open_registry()
@@ -78,7 +78,7 @@ def robot_evals_add(
 @robot_evals_app.command("show")
 def robot_evals_show(dataset: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """Success rates per task and policy, offline -> online, with Wilson 95% intervals."""
-    from bench.platform.robot_evals import RobotEvals, rate_text
+    from bench.leaderboards.robot_evals import RobotEvals, rate_text
 
     with user_errors():
         evals = RobotEvals(open_registry().engine)

@@ -37,7 +37,7 @@ def _run_progress(enabled: bool) -> Iterator[Any]:
 
 
 def _report_sweep(store, run_ids: list[str], as_json: bool) -> None:
-    from bench.platform.runs import run_json, summarize
+    from bench.evaluation.store import run_json, summarize
 
     runs = [store.get(run_id) for run_id in run_ids]
     summary = summarize(runs)
@@ -106,8 +106,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train ALGORITHM on DATASET offline, fine-tune it online, and score it over seeds."""
-    from bench.platform.runs import RunStore
-    from bench.platform.sweeps import Budget, execute_sweep, parse_overrides, plan_sweep, seeds_from
+    from bench.evaluation.store import RunStore
+    from bench.evaluation.sweeps import Budget, execute_sweep, parse_overrides, plan_sweep, seeds_from
 
     with user_errors():
         registry = open_registry()
@@ -131,7 +131,7 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Runs, newest first, with their final offline and online results."""
-    from bench.platform.runs import RunInfo, RunStore, run_json
+    from bench.evaluation.store import RunInfo, RunStore, run_json
 
     with user_errors():
         client = client_for(server)
@@ -165,7 +165,7 @@ def _headline(values: dict[str, Any] | None) -> str:
 def runs_show(run_id: str = typer.Argument(...), server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """One run: config, provenance, curves and results."""
-    from bench.platform.runs import RunInfo, RunStore
+    from bench.evaluation.store import RunInfo, RunStore
 
     with user_errors():
         client = client_for(server)
@@ -207,8 +207,8 @@ def runs_resume(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Continue runs from their last checkpoints (a run without one starts over)."""
-    from bench.platform.runs import RunStore
-    from bench.platform.sweeps import execute_sweep, spec_for_resume
+    from bench.evaluation.store import RunStore
+    from bench.evaluation.sweeps import execute_sweep, spec_for_resume
 
     with user_errors():
         registry = open_registry()
@@ -225,7 +225,7 @@ def runs_mark_failed(
     reason: str = typer.Option("its worker died", "--reason"),
 ) -> None:
     """Mark runs whose worker died as failed, so `bench runs resume` can continue them from their checkpoints."""
-    from bench.platform.runs import RunStore
+    from bench.evaluation.store import RunStore
 
     with user_errors():
         store = RunStore(open_registry().engine)
@@ -239,7 +239,7 @@ def runs_mark_failed(
 def results_push(run_ids: list[str] = typer.Argument(..., help="finished local runs (bench runs list)"),
                  server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP)) -> None:
     """Publish local runs (config, provenance, curves, results) to a server's leaderboards."""
-    from bench.platform.runs import RunStore
+    from bench.evaluation.store import RunStore
 
     with user_errors():
         client = require_client(server, "bench results push")

@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.leaderboards.statistics import bootstrap_mean, suite_aggregates, wilson_interval
 from bench.leaderboards.suites import LeaderboardSpec
-from bench.platform.runs import RunInfo
+from bench.evaluation.store import RunInfo
 
 PHASES = ("offline", "online")
 
@@ -141,7 +141,7 @@ def _aggregate(spec: LeaderboardSpec, per_dataset: dict[str, list[dict[str, Any]
 
 
 def robot_leaderboard(spec: LeaderboardSpec, summary: list[dict[str, Any]]) -> dict[str, Any]:
-    """A "robot success rate" leaderboard from real-robot trials (bench.platform.robot_evals.summary):
+    """A "robot success rate" leaderboard from real-robot trials (bench.leaderboards.robot_evals.summary):
     one entry per log, task and policy, success offline -> online with Wilson intervals."""
     per_dataset: dict[str, list[dict[str, Any]]] = {dataset: [] for dataset in spec.datasets}
     for item in summary:
@@ -168,9 +168,9 @@ def robot_leaderboard(spec: LeaderboardSpec, summary: list[dict[str, Any]]) -> d
 def build_leaderboard(spec: LeaderboardSpec, engine) -> dict[str, Any]:
     """The leaderboard a spec describes, from the runs (or robot trials) in the database."""
     if spec.kind == "robot":
-        from bench.platform.robot_evals import RobotEvals
+        from bench.leaderboards.robot_evals import RobotEvals
 
         return robot_leaderboard(spec, RobotEvals(engine).summary(list(spec.datasets)))
-    from bench.platform.runs import RunStore
+    from bench.evaluation.store import RunStore
 
     return compute_leaderboard(spec, RunStore(engine).for_datasets(list(spec.datasets)))

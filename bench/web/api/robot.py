@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from bench.platform.accounts import Principal, require_user
-from bench.platform.robot_evals import RobotEvals
+from bench.leaderboards.robot_evals import RobotEvals
 from bench.web.api.datasets import readable
 from bench.web.api.services import Services, fast_json, principal, services
 

@@ -15,7 +15,7 @@ from bench.datasets import Registry
 from bench.errors import Unauthorized
 from bench.leaderboards.suites import Suites
 from bench.platform.accounts import Accounts, Principal
-from bench.platform.runs import RunStore
+from bench.evaluation.store import RunStore
 
 
 class ByteBoundedCache:

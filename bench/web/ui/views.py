@@ -263,7 +263,7 @@ def _robot_log(info: dict[str, Any]) -> None:
     evals = _fetch("/robot-evals", dataset=name)
     st.subheader("Success rates")
     if evals and evals["summary"]:
-        from bench.platform.robot_evals import rate_text
+        from bench.leaderboards.robot_evals import rate_text
 
         rows = [[e["task"], e["policy"], rate_text(e["offline_success"]), rate_text(e["online_success"])]
                 for e in evals["summary"]]

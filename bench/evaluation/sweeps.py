@@ -24,9 +24,9 @@ from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
 from bench.platform import db
 from bench.platform.db import RunState
-from bench.platform.harness import (ProgressCallback, RunOutcome, RunSpec, code_version, default_torch_threads,
-                                    execute_run)
-from bench.platform.runs import EventLog, RunStore
+from bench.evaluation.harness import ProgressCallback, RunOutcome, RunSpec, code_version, default_torch_threads
+from bench.evaluation.kinds import execute_run
+from bench.evaluation.store import EventLog, RunStore
 from bench.platform.settings import Settings
 
 EXECUTORS = ("local", "process", "ray")
@@ -99,10 +99,10 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     env_name = env.get("name")
     family = env_name.split("/")[0] if env_name and "/" in env_name else None
     config = make_config(algorithm, domain_of(family), overrides)
-    if getattr(spec.algorithm_class, "pixel_goals", False) and not task:
+    if spec.algorithm_class.run_kind in ("pixels", "planning") and not task:
         raise InvalidInput(f"{algorithm} is evaluated on a goal-image task: pass --task (tabletop: drawer-open, "
                            "button-press, object-in-tray, object-lift, drawer-close, button-then-tray, ...)")
-    if getattr(spec.algorithm_class, "state_planning", False) and family != "ogbench":
+    if spec.algorithm_class.run_kind == "state-planning" and family != "ogbench":
         raise InvalidInput(f"{algorithm} plans between observations: it needs an OGBench goal-conditioned dataset, "
                            f"and {info.id} is not one")
     reference = None

@@ -27,8 +27,8 @@ import torch
 from bench.algorithms.ptp import PTP, StatePTP
 from bench.algorithms.subgoals import SubgoalSchedule
 from bench.errors import InvalidInput
-from bench.platform.harness import Run, LossAverager
-from bench.platform.pixel_harness import PixelGoalRun, artifact_path
+from bench.evaluation.harness import Run, LossAverager
+from bench.evaluation.pixels import PixelGoalRun, artifact_path
 
 SHOWN_PLANS = 10  # evaluation episodes whose plans go into the subgoal figure (all, at the default 10)
 

@@ -27,10 +27,10 @@ import torch
 from bench.algorithms.latent_goals import LatentGoalAlgorithm
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.errors import InvalidInput
-from bench.platform.harness import ActionScaler, FixedGoal, ProgressCallback, Run, RunSpec, LossAverager, PhaseResults
-from bench.platform.runs import Recorder
+from bench.evaluation.harness import ActionScaler, FixedGoal, ProgressCallback, Run, RunSpec, LossAverager, PhaseResults
+from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
-from bench.platform.tasks import evaluation_seed
+from bench.evaluation.layouts import evaluation_seed
 
 GRID_COLUMNS = 8
 

@@ -32,9 +32,9 @@ from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, Trans
 from bench.datasets.stored import load_stored_version
 from bench.datasets.storage import Storage
 from bench.platform.db import RunState
-from bench.platform.runs import Recorder
+from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
-from bench.platform.tasks import Task, evaluation_seed, success_of
+from bench.evaluation.layouts import Task, evaluation_seed, success_of
 
 ProgressCallback = Callable[[str, str, int, int], None]  # (run_id, phase, step, total)
 
@@ -353,7 +353,7 @@ class Run:
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "FixedGoal":
         """What the policy is conditioned on during an episode: the task's goal throughout.
 
-        A planner overrides it to hand out subgoals (PTP on states, bench.platform.planning_harness);
+        A planner overrides it to hand out subgoals (PTP on states, bench.evaluation.planning);
         ``practice`` tells an online episode from an evaluation one."""
         return FixedGoal(goal)
 
@@ -479,40 +479,6 @@ class LossAverager:
         out = {key: float(value) / max(1, self.count) for key, value in self.sums.items()}
         self.sums, self.count = {}, 0
         return out
-
-
-def build_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress: ProgressCallback | None = None) -> Run:
-    """The kind of run the algorithm needs: on states, with pixel goals, or with subgoal plans."""
-    algorithm_class = get_algorithm(spec.algorithm).algorithm_class
-    if getattr(algorithm_class, "state_planning", False):
-        from bench.platform.planning_harness import StatePlanningRun
-
-        return StatePlanningRun(spec, settings, recorder, progress)
-    if getattr(algorithm_class, "planning", False):
-        from bench.platform.planning_harness import PlanningRun
-
-        return PlanningRun(spec, settings, recorder, progress)
-    if getattr(algorithm_class, "pixel_goals", False):
-        from bench.platform.pixel_harness import PixelGoalRun
-
-        return PixelGoalRun(spec, settings, recorder, progress)
-    return Run(spec, settings, recorder, progress)
-
-
-def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress: ProgressCallback | None = None,
-                resume: bool = False) -> RunOutcome:
-    """Build and execute one run; setup errors (a missing dataset file, say) are recorded as failures."""
-    try:
-        run = build_run(spec, settings, recorder, progress)
-    except KeyboardInterrupt:
-        recorder.finished(spec.run_id, RunState.INTERRUPTED, {}, {}, error="interrupted before it started")
-        return RunOutcome(spec.run_id, RunState.INTERRUPTED, {}, {}, "interrupted before it started")
-    except Exception as exc:
-        recorder.started(spec.run_id, socket.gethostname())
-        error = f"{type(exc).__name__}: {exc}"
-        recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
-        return RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error)
-    return run.execute(resume=resume)
 
 
 def default_torch_threads(parallel_runs: int) -> int:

@@ -1,0 +1,47 @@
+"""Which run drives which algorithm: one visible table keyed by the algorithm's ``run_kind``, and one entry point.
+
+A new kind of run is a subclass of ``harness.Run`` in a module of its own, named here.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from bench.algorithms import get_algorithm
+from bench.errors import InvalidInput
+from bench.evaluation.harness import ProgressCallback, Recorder, Run, RunOutcome, RunSpec
+from bench.evaluation.pixels import PixelGoalRun
+from bench.evaluation.planning import PlanningRun, StatePlanningRun
+from bench.platform.db import RunState
+from bench.platform.settings import Settings
+
+RUN_KINDS: dict[str, type[Run]] = {
+    "states": Run,  # observations as they are: BC, AWAC, IQL, CQL
+    "pixels": PixelGoalRun,  # images, a learned representation, imagined goals: RIG, CC-RIG, VAL
+    "planning": PlanningRun,  # VAL's pixel run with subgoal plans: PTP and its ablations
+    "state-planning": StatePlanningRun,  # subgoal plans between OGBench observations: ptp-state
+}
+
+
+def build_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress: ProgressCallback | None = None) -> Run:
+    """The kind of run the algorithm needs, by its ``run_kind``: on states, with pixel goals, or with subgoal plans."""
+    kind = get_algorithm(spec.algorithm).algorithm_class.run_kind
+    if kind not in RUN_KINDS:
+        raise InvalidInput(f"algorithm {spec.algorithm} asks for run kind {kind!r}; known: {', '.join(RUN_KINDS)}")
+    return RUN_KINDS[kind](spec, settings, recorder, progress)
+
+
+def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress: ProgressCallback | None = None,
+                resume: bool = False) -> RunOutcome:
+    """Build and execute one run; setup errors (a missing dataset file, say) are recorded as failures."""
+    try:
+        run = build_run(spec, settings, recorder, progress)
+    except KeyboardInterrupt:
+        recorder.finished(spec.run_id, RunState.INTERRUPTED, {}, {}, error="interrupted before it started")
+        return RunOutcome(spec.run_id, RunState.INTERRUPTED, {}, {}, "interrupted before it started")
+    except Exception as exc:
+        recorder.started(spec.run_id, socket.gethostname())
+        error = f"{type(exc).__name__}: {exc}"
+        recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
+        return RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error)
+    return run.execute(resume=resume)
