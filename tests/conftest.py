@@ -11,6 +11,8 @@ import os
 # Tests run two at a time (pytest -n 2) on two cores: one torch thread each, or OpenMP's spinning
 # threads oversubscribe the cores and every update slows down many times. Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,8 +20,10 @@ import numpy as np
 import pytest
 
 from bench.datasets import Registry
+from bench.platform.environments import env_reference
 from bench.platform.settings import Settings
 from bench.testing import services
+from bench.testing.data import gym_random_rollouts
 
 S3_BUCKET = "bench-test"
 BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"]
@@ -119,3 +123,44 @@ def local_registry(local_settings):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# -- helpers several test modules share --------------------------------------------------------------------
+RANDOM, EXPERT = -1200.0, -150.0  # the Pendulum reference scores publish_pendulum registers
+
+
+def publish_pendulum(registry: Registry, dataset_id: str = "test/pendulum") -> str:
+    """Random Pendulum episodes with a catalogue environment that has reference scores."""
+    registry.environments.register("test/pendulum", "Pendulum-v1", {}, family="test", description="Pendulum")
+    registry.environments.set_reference("test/pendulum", "bench", "random", RANDOM, 1, "test value")
+    registry.environments.set_reference("test/pendulum", "bench", "expert", EXPERT, 1, "test value")
+    data = gym_random_rollouts("Pendulum-v1", episodes=4, seed=0)
+    env = {**env_reference("Pendulum-v1"), "name": "test/pendulum"}
+    return registry.publish(data, dataset_id, env=env).id
+
+
+def run_bench(env, *args, check=True):
+    """`bench ARGS` in a subprocess with the given environment; a non-zero exit fails the test (unless check=False)."""
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True,
+                            text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bench {' '.join(map(str, args))} exited with {result.returncode}:\n"
+                             f"stderr: {result.stderr[-3000:]}\nstdout: {result.stdout[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def tabletop_registry(tmp_path_factory):
+    class Request:  # make_settings only needs getfixturevalue for PostgreSQL / S3
+        def getfixturevalue(self, name):
+            raise AssertionError(name)
+
+    settings = make_settings(Request(), tmp_path_factory.mktemp("tabletop"), "sqlite-local")
+    env = settings_env(settings)
+    run_bench(env, "datasets", "build", "tabletop/prior", "--episodes", "12", "--workers", "1")
+    return settings, env
+
+
+PIXEL_TINY = ["--offline-steps", "40", "--online-steps", "60", "--eval-every", "60", "--eval-episodes", "1",
+        "--log-every", "20", "--set", "representation_steps=30", "--set", "proposer_steps=20",
+        "--set", "hidden_dims=32x32", "--set", "batch_size=32", "--set", "proposals_per_episode=2"]

@@ -14,21 +14,11 @@ from pathlib import Path
 import pytest
 
 from bench.datasets import Registry
-from conftest import make_settings, settings_env
-from test_harness import publish_pendulum
+from conftest import make_settings, publish_pendulum, run_bench, settings_env
 
 pytestmark = pytest.mark.slow
 TINY = ["--offline-steps", "30", "--online-steps", "30", "--eval-every", "30", "--eval-episodes", "1",
         "--log-every", "10", "--set", "hidden_dims=32x32", "--set", "batch_size=64"]
-
-
-def _bench(env, *args, check=True):
-    result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True,
-                            text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"bench {' '.join(map(str, args))} exited with {result.returncode}:\n"
-                             f"stderr: {result.stderr[-3000:]}\nstdout: {result.stdout[-3000:]}")
-    return result
 
 
 @pytest.fixture
@@ -42,20 +32,20 @@ def pendulum_env(request, tmp_path):
 
 def test_algorithms_list_and_show(pendulum_env):
     _, env = pendulum_env
-    listed = json.loads(_bench(env, "algorithms", "list", "--json").stdout)
+    listed = json.loads(run_bench(env, "algorithms", "list", "--json").stdout)
     assert {"bc", "bc-10%", "awac", "iql", "cql"} <= {a["name"] for a in listed}
-    shown = json.loads(_bench(env, "algorithms", "show", "iql", "--json").stdout)
+    shown = json.loads(run_bench(env, "algorithms", "show", "iql", "--json").stdout)
     fields = {f["name"]: f for f in shown["fields"]}
     assert fields["expectile"]["default"] == 0.7 and "IQL paper" in fields["expectile"]["source"]
     assert fields["expectile"]["presets"]["maze"] == 0.9 and shown["presets"]["locomotion"]["values"]["temperature"] == 3.0
-    text = _bench(env, "algorithms", "show", "bc-10%").stdout
+    text = run_bench(env, "algorithms", "show", "bc-10%").stdout
     assert "top_fraction" in text and "bc-10% variant" in text
 
 
 @pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange"])
 def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
     settings, env = pendulum_env
-    result = json.loads(_bench(env, "evaluate", algorithm, "test/pendulum", "--seeds", "2", *TINY, "--json").stdout)
+    result = json.loads(run_bench(env, "evaluate", algorithm, "test/pendulum", "--seeds", "2", *TINY, "--json").stdout)
     assert [run["status"] for run in result["runs"]] == ["completed", "completed"]
     assert [run["seed"] for run in result["runs"]] == [0, 1]
     for run in result["runs"]:
@@ -64,13 +54,13 @@ def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
     assert result["summary"]["offline"]["normalized_score"]["n"] == 2
     assert len(result["summary"]["offline"]["normalized_score"]["ci95"]) == 2
 
-    shown = json.loads(_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
+    shown = json.loads(run_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
     assert shown["algorithm"] == algorithm and shown["dataset_id"] == "test/pendulum-v1"
     assert shown["config"]["hidden_dims"] == [32, 32] and shown["plan"]["offline_steps"] == 30
     assert shown["dataset_content_sha256"] and shown["code_version"] and shown["config_hash"]
     assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == ([30] if algorithm.startswith("bc") else [30, 30])
     assert (settings.home / "datasets" / shown["checkpoint"]).is_file()
-    listed = json.loads(_bench(env, "runs", "list", "--algo", algorithm, "--json").stdout)
+    listed = json.loads(run_bench(env, "runs", "list", "--algo", algorithm, "--json").stdout)
     assert {run["run_id"] for run in listed} == {run["run_id"] for run in result["runs"]}
 
 
@@ -87,11 +77,11 @@ def test_evaluate_bad_input_is_one_line_and_records_nothing(pendulum_env):
         (["runs", "resume", "nope"], "no run 'nope'"),
     ]
     for args, message in cases:
-        result = _bench(env, *args, check=False)
+        result = run_bench(env, *args, check=False)
         assert result.returncode == 1, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, result.stderr)
-    assert json.loads(_bench(env, "runs", "list", "--json").stdout) == []
+    assert json.loads(run_bench(env, "runs", "list", "--json").stdout) == []
 
 
 def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
@@ -106,8 +96,8 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
-        runs = json.loads(_bench(env, "runs", "list", "--json").stdout)
-        if runs and runs[0]["status"] == "running" and _bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout.count('"eval"'):
+        runs = json.loads(run_bench(env, "runs", "list", "--json").stdout)
+        if runs and runs[0]["status"] == "running" and run_bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout.count('"eval"'):
             break
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)
@@ -116,13 +106,13 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     assert "bench runs resume" in stderr
     run = json.loads(stdout)["runs"][0]
     assert run["status"] == "interrupted"
-    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     assert shown["checkpoint"] and shown["results"]["offline"]["final"]["step"] >= 200
     assert shown["results"]["offline"]["final"]["step"] < 3000
 
-    resumed = json.loads(_bench(env, "runs", "resume", run["run_id"], "--json").stdout)
+    resumed = json.loads(run_bench(env, "runs", "resume", run["run_id"], "--json").stdout)
     assert resumed["runs"][0]["status"] == "completed"
-    steps = [c["step"] for c in json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)["curves"]
+    steps = [c["step"] for c in json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)["curves"]
              if c["kind"] == "eval"]
     assert steps == list(range(200, 3001, 200))  # every evaluation once: none lost, none repeated
 
@@ -140,24 +130,24 @@ def test_a_run_whose_worker_was_killed_is_marked_failed_then_resumed(pendulum_en
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
-        runs = json.loads(_bench(env, "runs", "list", "--json").stdout)
+        runs = json.loads(run_bench(env, "runs", "list", "--json").stdout)
         if runs and runs[0]["status"] == "running" and json.loads(
-                _bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout)["checkpoint"]:
+                run_bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout)["checkpoint"]:
             break
         time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     run_id = runs[0]["run_id"]
-    refused = _bench(env, "runs", "resume", run_id, check=False)
+    refused = run_bench(env, "runs", "resume", run_id, check=False)
     assert refused.returncode == 1 and f"bench runs mark-failed {run_id}" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
-    assert "marked failed" in _bench(env, "runs", "mark-failed", run_id, "--reason", "killed in a test").stdout
-    shown = json.loads(_bench(env, "runs", "show", run_id, "--json").stdout)
+    assert "marked failed" in run_bench(env, "runs", "mark-failed", run_id, "--reason", "killed in a test").stdout
+    shown = json.loads(run_bench(env, "runs", "show", run_id, "--json").stdout)
     assert shown["status"] == "failed" and shown["error"] == "marked failed: killed in a test"
-    resumed = json.loads(_bench(env, "runs", "resume", run_id, "--json").stdout)
+    resumed = json.loads(run_bench(env, "runs", "resume", run_id, "--json").stdout)
     assert resumed["runs"][0]["status"] == "completed"
-    again = _bench(env, "runs", "mark-failed", run_id, check=False)  # a finished run cannot be marked
+    again = run_bench(env, "runs", "mark-failed", run_id, check=False)  # a finished run cannot be marked
     assert again.returncode == 1 and "only running or pending runs" in again.stderr
 
 
@@ -172,14 +162,14 @@ def test_evaluate_every_recipe_family(request, tmp_path, recipe):
     settings = make_settings(request, tmp_path, "sqlite-local")
     env = settings_env(settings)
     episodes = RECIPE_EPISODES[recipe]
-    _bench(env, "datasets", "build", recipe, "--episodes", episodes, "--reference-episodes", "2", "--workers", "1")
-    result = json.loads(_bench(env, "evaluate", "iql", recipe, "--offline-steps", "20", "--online-steps", "20",
+    run_bench(env, "datasets", "build", recipe, "--episodes", episodes, "--reference-episodes", "2", "--workers", "1")
+    result = json.loads(run_bench(env, "evaluate", "iql", recipe, "--offline-steps", "20", "--online-steps", "20",
                                "--eval-every", "20", "--eval-episodes", "1", "--set", "hidden_dims=32x32",
                                "--set", "relabel_final=0.1", "--set", "relabel_random=0.2", "--json").stdout)
     run = result["runs"][0]
     assert run["status"] == "completed", run["error"]
     assert 0.0 <= run["offline"]["success_rate"] <= 1.0 and run["online"] is not None
-    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     assert shown["env_name"] == recipe.rsplit("/", 1)[0]
     if not recipe.startswith("ogbench"):  # OGBench's tasks have success rates, bench has no reference returns
         assert run["offline"]["normalized_score"] is not None
@@ -215,11 +205,11 @@ def ray_cluster():
 
 def test_evaluate_through_a_ray_cluster(pendulum_env, ray_cluster):
     _, env = pendulum_env
-    result = json.loads(_bench(env, "evaluate", "iql", "test/pendulum", "--seeds", "2", *TINY, "--executor", "ray",
+    result = json.loads(run_bench(env, "evaluate", "iql", "test/pendulum", "--seeds", "2", *TINY, "--executor", "ray",
                                "--ray-address", ray_cluster, "--json").stdout)
     assert [run["status"] for run in result["runs"]] == ["completed", "completed"]
     for run in result["runs"]:
-        shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+        shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
         # The workers' records were returned to the driver and written by it.
         assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == [30, 30]
         assert shown["plan"]["executor"] == "ray" and shown["host"] and shown["checkpoint"]

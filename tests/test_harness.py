@@ -5,24 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench.datasets import Registry
-from bench.platform.environments import env_reference
 from bench.evaluation.store import RunStore, summarize
 from bench.evaluation.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
-from bench.testing.data import gym_random_rollouts
-from conftest import make_settings
+from conftest import EXPERT, RANDOM, make_settings, publish_pendulum
 
-RANDOM, EXPERT = -1200.0, -150.0
 SMALL = {"hidden_dims": "32x32", "batch_size": "64"}
-
-
-def publish_pendulum(registry: Registry, dataset_id: str = "test/pendulum") -> str:
-    """Random Pendulum episodes with a catalogue environment that has reference scores."""
-    registry.environments.register("test/pendulum", "Pendulum-v1", {}, family="test", description="Pendulum")
-    registry.environments.set_reference("test/pendulum", "bench", "random", RANDOM, 1, "test value")
-    registry.environments.set_reference("test/pendulum", "bench", "expert", EXPERT, 1, "test value")
-    data = gym_random_rollouts("Pendulum-v1", episodes=4, seed=0)
-    env = {**env_reference("Pendulum-v1"), "name": "test/pendulum"}
-    return registry.publish(data, dataset_id, env=env).id
 
 
 @pytest.fixture

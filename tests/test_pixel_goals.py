@@ -22,8 +22,7 @@ from bench.datasets.recipes.collection import collect_episodes
 from bench.platform.envs.tabletop import (HELD_OUT_COLOURS, HELD_OUT_SHAPES, TRAIN_COLOURS, TRAIN_SHAPES, TabletopEnv,
                                           sample_scene)
 from bench.platform.envs.tabletop_primitives import Primitive
-from conftest import make_settings, settings_env
-from test_evaluate_cli import _bench
+from conftest import PIXEL_TINY, run_bench
 
 TASK_PRIMITIVE = {"drawer-open": "open-drawer", "button-press": "press-button", "object-in-tray": "place-in-tray",
                   "object-lift": "grasp-lift"}
@@ -192,34 +191,17 @@ def test_latent_goal_algorithms_reject_mismatched_parts():
 
 
 # -- end to end through the CLI ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tabletop_registry(tmp_path_factory):
-    class Request:  # make_settings only needs getfixturevalue for PostgreSQL / S3
-        def getfixturevalue(self, name):
-            raise AssertionError(name)
-
-    settings = make_settings(Request(), tmp_path_factory.mktemp("tabletop"), "sqlite-local")
-    env = settings_env(settings)
-    _bench(env, "datasets", "build", "tabletop/prior", "--episodes", "12", "--workers", "1")
-    return settings, env
-
-
-TINY = ["--offline-steps", "40", "--online-steps", "60", "--eval-every", "60", "--eval-episodes", "1",
-        "--log-every", "20", "--set", "representation_steps=30", "--set", "proposer_steps=20",
-        "--set", "hidden_dims=32x32", "--set", "batch_size=32", "--set", "proposals_per_episode=2"]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["rig", "ccrig", "val"])
 def test_each_pixel_algorithm_runs_offline_then_online_in_a_held_out_scene(tabletop_registry, algorithm):
     settings, env = tabletop_registry
     extra = ["--set", "finetune_every_episodes=1", "--set", "finetune_steps=5"] if algorithm == "rig" else []
-    result = json.loads(_bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out",
-                               "--task", "button-press", *TINY, *extra, "--json").stdout)
+    result = json.loads(run_bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out",
+                               "--task", "button-press", *PIXEL_TINY, *extra, "--json").stdout)
     run = result["runs"][0]
     assert run["status"] == "completed" and run["online"] is not None
     assert 0.0 <= run["offline"]["success_rate"] <= 1.0
-    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     assert shown["plan"]["env_overrides"] == {"task": "button-press", "scene_split": "held-out", "scene_seed": 900_000}
     phases = {c["phase"] for c in shown["curves"] if c["kind"] == "train"}
     assert {"representation", "offline", "online"} <= phases
@@ -234,8 +216,8 @@ def test_each_pixel_algorithm_runs_offline_then_online_in_a_held_out_scene(table
 @pytest.mark.slow
 def test_pixel_runs_need_a_task_and_a_scene_family(tabletop_registry):
     _, env = tabletop_registry
-    missing = _bench(env, "evaluate", "val", "tabletop/prior", *TINY, check=False)
+    missing = run_bench(env, "evaluate", "val", "tabletop/prior", *PIXEL_TINY, check=False)
     assert missing.returncode == 1 and "--task" in missing.stderr
-    unknown = _bench(env, "evaluate", "val", "tabletop/prior", "--task", "fly", *TINY, check=False)
+    unknown = run_bench(env, "evaluate", "val", "tabletop/prior", "--task", "fly", *PIXEL_TINY, check=False)
     assert unknown.returncode == 1 and "unknown tabletop task" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1

@@ -13,8 +13,7 @@ from bench.datasets.recipes.collection import collect_episodes
 from bench.errors import InvalidInput
 from bench.platform.envs.tabletop import MULTI_STAGE_TASKS, TASK_HORIZONS, TabletopEnv, task_success
 from bench.platform.envs.tabletop_primitives import TASK_STAGES, completes_a_multi_stage_task, primitives_for_task
-from test_evaluate_cli import _bench
-from test_pixel_goals import TINY, tabletop_registry  # noqa: F401  (a fixture)
+from conftest import PIXEL_TINY, run_bench
 
 
 @pytest.mark.parametrize("task", MULTI_STAGE_TASKS)
@@ -84,11 +83,11 @@ PLANNING = ["--set", "generator_steps=30", "--set", "planning_samples=32", "--se
 @pytest.mark.parametrize("algorithm", ["ptp", "gc-iql"])
 def test_ptp_and_the_model_free_baseline_practice_a_multi_stage_task(tabletop_registry, algorithm):  # noqa: F811
     settings, env = tabletop_registry
-    result = json.loads(_bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out",
-                               "--task", "button-then-tray", *TINY, *PLANNING, "--json").stdout)
+    result = json.loads(run_bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out",
+                               "--task", "button-then-tray", *PIXEL_TINY, *PLANNING, "--json").stdout)
     run = result["runs"][0]
     assert run["status"] == "completed" and run["online"] is not None
-    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     assert shown["plan"]["env_overrides"]["max_episode_steps"] == 100
     results = shown["results"]
     assert results["online"]["final"]["return"] >= -100  # 100-step episodes
@@ -114,26 +113,26 @@ def test_the_same_planner_runs_on_states_of_an_ogbench_manipulation_task(request
     from conftest import make_settings, settings_env
 
     env = settings_env(make_settings(request, tmp_path, "sqlite-local"))
-    _bench(env, "datasets", "build", "ogbench/scene/play", "--episodes", "3", "--reference-episodes", "1",
+    run_bench(env, "datasets", "build", "ogbench/scene/play", "--episodes", "3", "--reference-episodes", "1",
            "--workers", "1")
-    result = json.loads(_bench(env, "evaluate", "ptp-state", "ogbench/scene/play", "--offline-steps", "30",
+    result = json.loads(run_bench(env, "evaluate", "ptp-state", "ogbench/scene/play", "--offline-steps", "30",
                                "--online-steps", "30", "--eval-every", "30", "--eval-episodes", "1",
                                "--set", "hidden_dims=32x32", "--set", "generator_steps=20",
                                "--set", "planning_samples=32", "--set", "mppi_iterations=1", "--json").stdout)
     run = result["runs"][0]
     assert run["status"] == "completed", run["error"]
-    shown = json.loads(_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     assert "subgoals" in {c["phase"] for c in shown["curves"] if c["kind"] == "train"}
     results = shown["results"]
     assert results["planner"]["subgoals"] == 8 and results["seconds_per_plan"] > 0
     assert results["offline"]["final"]["plan_seconds"] > 0 and results["reach_epsilon"] > 0
     # A dataset without observation goals is refused in one line.
-    _bench(env, "datasets", "build", "metaworld/drawer-open/expert", "--episodes", "1", "--reference-episodes", "1",
+    run_bench(env, "datasets", "build", "metaworld/drawer-open/expert", "--episodes", "1", "--reference-episodes", "1",
            "--workers", "1")
-    refused = _bench(env, "evaluate", "ptp-state", "metaworld/drawer-open/expert", "--offline-steps", "5",
+    refused = run_bench(env, "evaluate", "ptp-state", "metaworld/drawer-open/expert", "--offline-steps", "5",
                      "--online-steps", "0", check=False)
     assert refused.returncode == 1 and "OGBench" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
-    assert json.loads(_bench(env, "runs", "list", "--json").stdout)[0]["run_id"] == run["run_id"]  # none recorded
+    assert json.loads(run_bench(env, "runs", "list", "--json").stdout)[0]["run_id"] == run["run_id"]  # none recorded
 
 
 @pytest.mark.slow
@@ -146,7 +145,7 @@ def test_a_ptp_run_interrupted_while_practising_resumes_to_the_same_result(table
     registry = Registry.open(settings)
     store = RunStore(registry.engine)
     budget = Budget(offline_steps=40, online_steps=120, eval_every=60, eval_episodes=1, log_every=20)
-    flags = TINY + PLANNING
+    flags = PIXEL_TINY + PLANNING
     overrides = dict(value.split("=", 1) for flag, value in zip(flags, flags[1:]) if flag == "--set")
 
     def sweep(progress=None):

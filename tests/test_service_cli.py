@@ -20,8 +20,7 @@ from bench.datasets.format import read_version
 from bench.platform.settings import Settings
 from bench.testing.data import random_trajectories, write_d4rl_file
 from bench.testing.services import api_server
-from conftest import make_settings, settings_env
-from test_harness import publish_pendulum
+from conftest import make_settings, publish_pendulum, settings_env
 
 pytestmark = pytest.mark.slow
 
