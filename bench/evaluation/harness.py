@@ -34,7 +34,7 @@ from bench.datasets.storage import Storage
 from bench.platform.db import RunState
 from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
-from bench.evaluation.layouts import Task, evaluation_seed, success_of
+from bench.evaluation.layouts import ObservationLayout, evaluation_seed, success_of
 
 ProgressCallback = Callable[[str, str, int, int], None]  # (run_id, phase, step, total)
 
@@ -154,7 +154,7 @@ class Run:
         # Evaluation gets its own environment, so it never disturbs an online episode in progress.
         self.env = self.dataset.make_env()
         self.eval_env = self.dataset.make_env()
-        self.task = Task.of(self.dataset.manifest.get("env"), self.dataset.observation_space)
+        self.layout = ObservationLayout.of(self.dataset.manifest.get("env"), self.dataset.observation_space)
         self.actions = ActionScaler(self.env.action_space)
         algorithm_spec = get_algorithm(spec.algorithm)
         self.config = config_from_json(algorithm_spec.config_class, spec.config)
@@ -170,7 +170,7 @@ class Run:
         self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], self.offline.action.shape[1],
                                         goal_dim) if self.learns_online else None)
         self.replay = Replay(self.offline, self.online, self.config.online_fraction, self.relabel,
-                             self.task.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
+                             self.layout.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
                              self.reward_shift, seed=spec.seed)
         self.results = {"offline": PhaseResults(), "online": PhaseResults()}
         self.timings: dict[str, float] = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0}
@@ -193,7 +193,7 @@ class Run:
 
     # -- data ------------------------------------------------------------------------------------
     def _build_offline_buffer(self, algorithm_spec) -> None:
-        data, task = self.dataset.data, self.task
+        data, layout = self.dataset.data, self.layout
         obs_rows = self.dataset.obs_row_of_step
         lengths = np.asarray(data.lengths)
         returns = np.add.reduceat(data.rewards.astype(np.float64), data.step_starts) if len(lengths) else np.zeros(0)
@@ -203,7 +203,7 @@ class Run:
         kept_lengths = lengths if selector is None else lengths[selector]
         kept_returns = returns if selector is None else returns[selector]
 
-        states = task.state(data.observations, batched=True)
+        states = layout.state(data.observations, batched=True)
         state, next_state = states[obs_rows[steps]], states[obs_rows[steps] + 1]
         if self.config.normalize_observations:
             self.state_mean = state.mean(0).astype(np.float32)
@@ -211,8 +211,8 @@ class Run:
         else:
             self.state_mean = np.zeros(state.shape[1], np.float32)
             self.state_std = np.ones(state.shape[1], np.float32)
-        achieved = task.achieved(data.observations)
-        goals = task.dataset_goal(data.observations)
+        achieved = layout.achieved(data.observations)
+        goals = layout.dataset_goal(data.observations)
         next_achieved = None if achieved is None else achieved.reshape(len(achieved), -1)[obs_rows[steps] + 1]
         goal = None if goals is None else goals.reshape(len(goals), -1)[obs_rows[steps]]
         self.offline = TransitionBuffer.from_arrays(
@@ -221,14 +221,14 @@ class Run:
 
         c = self.config
         self.relabel = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random)
-        if task.goal_conditioned and goals is None:
+        if layout.goal_conditioned and goals is None:
             # No goals in the data (OGBench): every goal comes from relabeling; "keep" becomes "future".
             self.relabel = RelabelShares(0.0, c.relabel_keep + c.relabel_future, c.relabel_final, c.relabel_random)
         self.goal_normalizer = None
-        if task.goal_mode == "dict" and c.normalize_observations:
+        if layout.goal_mode == "dict" and c.normalize_observations:
             self.goal_normalizer = GoalNormalizer(torch.as_tensor(next_achieved.mean(0)),
                                                   torch.as_tensor(next_achieved.std(0) + 1e-3))
-        elif task.goal_mode == "observation":
+        elif layout.goal_mode == "observation":
             self.goal_normalizer = GoalNormalizer(torch.as_tensor(self.state_mean), torch.as_tensor(self.state_std))
         self.reward_scale, self.reward_shift = 1.0, 0.0
         if c.reward_transform == "returns" and len(kept_returns) > 1 and np.ptp(kept_returns) > 0:
@@ -240,7 +240,7 @@ class Run:
         return ((state - self.state_mean) / self.state_std).astype(np.float32)
 
     def _policy_input(self, observation: Any, goal: np.ndarray | None) -> torch.Tensor:
-        state = torch.from_numpy(self._normalize(self.task.state(observation)))
+        state = torch.from_numpy(self._normalize(self.layout.state(observation)))
         if goal is not None:
             g = torch.from_numpy(np.asarray(goal, np.float32).reshape(-1))
             state = torch.cat([state, self.goal_normalizer(g) if self.goal_normalizer is not None else g])
@@ -257,8 +257,8 @@ class Run:
         returns, successes, lengths = [], [], []
         for episode in range(self.spec.eval_episodes):
             observation, info = self.eval_env.reset(seed=evaluation_seed(episode),
-                                                    options=self.task.reset_options(episode))
-            goals = self.episode_goals(observation, self.task.goal_after_reset(observation, info), practice=False)
+                                                    options=self.layout.reset_options(episode))
+            goals = self.episode_goals(observation, self.layout.goal_after_reset(observation, info), practice=False)
             total, success, length = 0.0, False, 0
             while True:
                 action, _ = self.act(observation, goals.current, deterministic=True)
@@ -267,7 +267,7 @@ class Run:
                 total += float(reward)
                 length += 1
                 step_success = success_of(info)
-                success = step_success if self.task.success_rule == "final" else (success or step_success)
+                success = step_success if self.layout.success_rule == "final" else (success or step_success)
                 if terminated or truncated:
                     break
             returns.append(total)
@@ -309,9 +309,9 @@ class Run:
             goal = goals.current
             action, unit = self.act(observation, goal, deterministic=False)
             next_observation, reward, terminated, truncated, info = self.env.step(action)
-            achieved = self.task.achieved(next_observation)
-            self.online.add(self._normalize(self.task.state(observation)), unit, float(reward),
-                            self._normalize(self.task.state(next_observation)), bool(terminated), goal,
+            achieved = self.layout.achieved(next_observation)
+            self.online.add(self._normalize(self.layout.state(observation)), unit, float(reward),
+                            self._normalize(self.layout.state(next_observation)), bool(terminated), goal,
                             None if achieved is None else achieved.reshape(-1))
             observation = next_observation
             goals.observe(observation)
@@ -346,8 +346,8 @@ class Run:
     def _reset_online(self) -> tuple[Any, "FixedGoal"]:
         episode = int(self.rng.integers(2**31))
         observation, info = self.env.reset(seed=int(self.rng.integers(2**31)),
-                                           options=self.task.reset_options(episode))
-        return observation, self.episode_goals(observation, self.task.goal_after_reset(observation, info),
+                                           options=self.layout.reset_options(episode))
+        return observation, self.episode_goals(observation, self.layout.goal_after_reset(observation, info),
                                                practice=True)
 
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "FixedGoal":

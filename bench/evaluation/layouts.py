@@ -32,13 +32,18 @@ def evaluation_seed(episode: int) -> int:
 
 
 @dataclass(frozen=True)
-class Task:
+class ObservationLayout:
+    """How a dataset's observations pose its problem: where the state and the goal are, and what success means.
+
+    (Not a task in the sense of ``--task``, a tabletop goal; it was called ``Task`` until issue 16.)
+    """
+
     goal_mode: str  # "none", "dict" or "observation"
     family: str | None
     success_rule: str  # "any" step or the "final" step (Fetch)
 
     @classmethod
-    def of(cls, env_reference: dict[str, Any] | None, observation_space: gym.Space) -> "Task":
+    def of(cls, env_reference: dict[str, Any] | None, observation_space: gym.Space) -> "ObservationLayout":
         reference = env_reference or {}
         name = reference.get("name") or ""
         family = name.split("/")[0] if "/" in name else None

@@ -208,13 +208,13 @@ class StatePlanningRun(Run):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if self.task.goal_mode != "observation":
+        if self.layout.goal_mode != "observation":
             raise InvalidInput(f"{self.spec.algorithm} plans between observations: it needs an OGBench "
                                f"goal-conditioned dataset, and {self.spec.dataset_id} is not one")
         self.generator = torch.Generator().manual_seed(self.spec.seed)
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
         data = self.dataset.data
-        self.states = torch.from_numpy(self._normalize(self.task.state(data.observations, batched=True)))
+        self.states = torch.from_numpy(self._normalize(self.layout.state(data.observations, batched=True)))
         lengths = np.asarray(data.lengths)
         obs_starts = self.dataset.obs_row_of_step[data.step_starts]
         self.obs_episode_end = torch.from_numpy(np.repeat(obs_starts + lengths, lengths + 1))
@@ -231,7 +231,7 @@ class StatePlanningRun(Run):
         return self.algorithm.value(torch.cat([states, subgoals], 1))
 
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "_StateSchedule":
-        start = torch.from_numpy(self._normalize(self.task.state(observation)))
+        start = torch.from_numpy(self._normalize(self.layout.state(observation)))
         target = torch.from_numpy(self._normalize(np.asarray(goal, np.float32).reshape(-1)))
         targets, seconds = planned_targets(self, start, target, remember=practice)
         if practice:
@@ -260,4 +260,4 @@ class _StateSchedule:
         return (self.schedule.current * self.run.std + self.run.mean).numpy()
 
     def observe(self, observation: Any) -> None:
-        self.schedule.observe(torch.from_numpy(self.run._normalize(self.run.task.state(observation))))
+        self.schedule.observe(torch.from_numpy(self.run._normalize(self.run.layout.state(observation))))
