@@ -30,7 +30,8 @@ from bench.datasets.recipes.build import build
 from bench.errors import NotFound
 from bench.evaluation.store import RunStore, summarize
 from bench.platform.settings import Settings
-from bench.evaluation.sweeps import Budget, execute_sweep, plan_sweep
+from bench.evaluation.executors import execute_sweep
+from bench.evaluation.sweeps import Budget, plan_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {  # recipe -> episodes (None: the recipe's default)

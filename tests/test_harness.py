@@ -6,7 +6,8 @@ import pytest
 
 from bench.datasets import Registry
 from bench.evaluation.store import RunStore, summarize
-from bench.evaluation.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
+from bench.evaluation.executors import execute_sweep
+from bench.evaluation.sweeps import Budget, plan_sweep, spec_for_resume
 from conftest import EXPERT, RANDOM, make_settings, publish_pendulum
 
 SMALL = {"hidden_dims": "32x32", "batch_size": "64"}

@@ -139,7 +139,8 @@ def test_the_same_planner_runs_on_states_of_an_ogbench_manipulation_task(request
 def test_a_ptp_run_interrupted_while_practising_resumes_to_the_same_result(tabletop_registry):  # noqa: F811
     from bench.datasets import Registry
     from bench.evaluation.store import RunStore
-    from bench.evaluation.sweeps import Budget, execute_sweep, plan_sweep, spec_for_resume
+    from bench.evaluation.executors import execute_sweep
+    from bench.evaluation.sweeps import Budget, plan_sweep, spec_for_resume
 
     settings, _ = tabletop_registry
     registry = Registry.open(settings)

@@ -107,7 +107,8 @@ def evaluate(
 ) -> None:
     """Train ALGORITHM on DATASET offline, fine-tune it online, and score it over seeds."""
     from bench.evaluation.store import RunStore
-    from bench.evaluation.sweeps import Budget, execute_sweep, parse_overrides, plan_sweep, seeds_from
+    from bench.evaluation.executors import execute_sweep
+    from bench.evaluation.sweeps import Budget, parse_overrides, plan_sweep, seeds_from
 
     with user_errors():
         registry = open_registry()
@@ -208,7 +209,8 @@ def runs_resume(
 ) -> None:
     """Continue runs from their last checkpoints (a run without one starts over)."""
     from bench.evaluation.store import RunStore
-    from bench.evaluation.sweeps import execute_sweep, spec_for_resume
+    from bench.evaluation.executors import execute_sweep
+    from bench.evaluation.sweeps import spec_for_resume
 
     with user_errors():
         registry = open_registry()
