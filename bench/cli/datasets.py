@@ -13,9 +13,10 @@ from typing import Any, Iterator, Optional
 import typer
 from rich.table import Table
 
+from bench.cli.common import (SERVER_HELP, client_for, err, json_object, open_registry, out, print_json, require_client,
+                              stages, user_errors)
 from bench.errors import Conflict, InvalidInput
-from bench.cli.common import (SERVER_HELP, client_for, err, human_size, json_object, open_registry, out, print_json,
-                              require_client, stages, user_errors)
+from bench.platform.units import human_size
 
 
 datasets_app = typer.Typer(no_args_is_help=True, help="Import, list, inspect, verify, export and yank dataset versions.")

@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from bench.cli.common import open_registry, out, print_json, stages, user_errors
 from bench.errors import InvalidInput
-from bench.cli.common import human_size, open_registry, out, print_json, stages, user_errors
+from bench.platform.units import human_size
 
 
 robot_logs_app = typer.Typer(no_args_is_help=True, help="Real-robot logs: import ROS bags, LeRobot v3 datasets, plain folders.")

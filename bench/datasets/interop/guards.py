@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.errors import InvalidInput, PayloadTooLarge
 from bench.platform.settings import ImportLimits
+from bench.platform.units import human_size
 
 # Below this many decoded bytes an input's compression ratio is never a concern.
 RATIO_FLOOR_BYTES = 64 << 20
@@ -48,26 +49,18 @@ class DecodedBudget:
             count *= int(length)
         size = count * int(itemsize)
         if size > self.limits.max_array_bytes:
-            raise TooLarge(f"{self.what}: {name} would decode to {_human(size)}, over the limit of "
-                           f"{_human(self.limits.max_array_bytes)} for one array (BENCH_IMPORT_MAX_ARRAY_BYTES)")
+            raise TooLarge(f"{self.what}: {name} would decode to {human_size(size)}, over the limit of "
+                           f"{human_size(self.limits.max_array_bytes)} for one array (BENCH_IMPORT_MAX_ARRAY_BYTES)")
         self.total += size
         if self.total > self.limits.max_bytes:
-            raise TooLarge(f"{self.what}: its arrays would decode to more than {_human(self.limits.max_bytes)} "
+            raise TooLarge(f"{self.what}: its arrays would decode to more than {human_size(self.limits.max_bytes)} "
                            "(BENCH_IMPORT_MAX_BYTES)")
 
     def check_ratio(self) -> None:
         if self.total > RATIO_FLOOR_BYTES and self.total > self.limits.max_ratio * self.stored_bytes:
-            raise TooLarge(f"{self.what}: {_human(self.stored_bytes)} would expand to {_human(self.total)} "
+            raise TooLarge(f"{self.what}: {human_size(self.stored_bytes)} would expand to {human_size(self.total)} "
                            f"({self.total // self.stored_bytes}x; at most {self.limits.max_ratio}x is accepted, "
                            "BENCH_IMPORT_MAX_RATIO)")
-
-
-def _human(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024 or unit == "PiB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
 
 
 # -- HDF5 ------------------------------------------------------------------------------------------
@@ -374,7 +367,7 @@ def check_directory(path: Path, limits: ImportLimits) -> int:
         if item.is_file():
             total += item.stat().st_size
     if total > limits.max_bytes:
-        raise TooLarge(f"{path.name}: {_human(total)} of files, over {_human(limits.max_bytes)} (BENCH_IMPORT_MAX_BYTES)")
+        raise TooLarge(f"{path.name}: {human_size(total)} of files, over {human_size(limits.max_bytes)} (BENCH_IMPORT_MAX_BYTES)")
     return total
 
 
