@@ -32,6 +32,7 @@ from bench.algorithms.awac import AWAC, AWACConfig
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import param
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation
+from bench.errors import InvalidInput
 
 
 @dataclass
@@ -73,8 +74,6 @@ class LatentGoalConfig(AWACConfig):
 
 
 def _validate(c: LatentGoalConfig) -> None:
-    from bench.errors import InvalidInput
-
     if c.representation not in ("vae", "ccvae", "vqvae"):
         raise InvalidInput(f"representation must be vae, ccvae or vqvae, not {c.representation!r}")
     if c.goal_proposal not in ("prior", "context-prior", "pixelcnn", "none"):

@@ -29,6 +29,7 @@ from bench.algorithms.config import AlgorithmConfig, param
 from bench.algorithms.iql import IQL, IQLConfig
 from bench.algorithms.latent_goals import LatentGoalAlgorithm, LatentGoalConfig
 from bench.algorithms.subgoals import PlannerSettings, SubgoalPlanner
+from bench.errors import InvalidInput
 
 PLANNERS = ("hierarchical", "flat", "none")
 
@@ -62,8 +63,6 @@ class SubgoalPlanningConfig(AlgorithmConfig):
 
 def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:
     """The planner a config asks for; "flat" (w/o H) plans all K M^(L-1) subgoals on one level at the finest dt."""
-    from bench.errors import InvalidInput
-
     if c.planner not in PLANNERS:
         raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {c.planner!r}")
     if c.planning_levels < 1 or c.subgoals < 1 or c.multiplier < 1 or c.finest_interval < 1:
@@ -118,8 +117,6 @@ class PTP(_CheckpointsPlanner, LatentGoalAlgorithm):
     config_class = PTPConfig
 
     def __init__(self, config: PTPConfig, obs_dim: int, action_dim: int):
-        from bench.errors import InvalidInput
-
         if config.representation != "vqvae":
             raise InvalidInput("PTP plans in VQ-VAE latents: representation=vqvae")
         super().__init__(config, obs_dim, action_dim)

@@ -1,7 +1,9 @@
 """The `bench` command: the CLI mirrors the Python API (``bench datasets ...`` is ``Registry``).
 
 One module per command group; each defines its Typer sub-app (or, for `init` and `evaluate`, a plain
-function) and this module puts them together. The entry point is ``bench.cli:app``.
+function) and this module puts them together. The entry point is ``bench.cli:app``. Commands import
+the rest of bench inside their bodies, on purpose: `bench --help` and every command start without
+loading torch, simulators or the web stack they do not use.
 """
 
 from __future__ import annotations

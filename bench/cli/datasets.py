@@ -13,8 +13,8 @@ from typing import Any, Iterator, Optional
 import typer
 from rich.table import Table
 
-from bench.cli.common import (SERVER_HELP, client_for, err, json_object, open_registry, out, print_json, require_client,
-                              stages, user_errors)
+from bench.cli.common import (SERVER_HELP, client_for, err, json_object, open_registry, out, print_json,
+                              require_client, stages, user_errors)
 from bench.errors import Conflict, InvalidInput
 from bench.platform.units import human_size
 

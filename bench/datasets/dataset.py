@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench.datasets.trajectories import ObservationArrays, Trajectories, flatten_tree, map_tree, unflatten_tree
+from bench.platform.environments import make_env
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,6 @@ class Dataset:
 
     def make_env(self, **overrides: Any) -> gym.Env:
         """The gymnasium environment that evaluates this dataset, from its environment reference."""
-        from bench.platform.environments import make_env
-
         return make_env(self.manifest.get("env"), **overrides)
 
     def __repr__(self) -> str:

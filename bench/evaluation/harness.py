@@ -26,15 +26,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+import bench
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import COMPILE_AUTO_UPDATES, config_from_json
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
-from bench.datasets.stored import load_stored_version
 from bench.datasets.storage import Storage
-from bench.platform.db import RunState
-from bench.evaluation.store import Recorder
-from bench.platform.settings import Settings
+from bench.datasets.stored import load_stored_version
 from bench.evaluation.layouts import ObservationLayout, evaluation_seed, success_of
+from bench.evaluation.store import Recorder
+from bench.platform.db import RunState
+from bench.platform.settings import Settings
 
 ProgressCallback = Callable[[str, str, int, int], None]  # (run_id, phase, step, total)
 
@@ -85,8 +86,6 @@ def checkpoint_path(run_id: str) -> str:
 
 def code_version() -> str:
     """bench's version, plus the git commit (and '-dirty') when running from a source checkout."""
-    import bench
-
     version = getattr(bench, "__version__", "0")
     root = Path(bench.__file__).resolve().parents[1]
     if (root / ".git").exists():

@@ -24,13 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.algorithms import build_algorithm, get_algorithm
+from bench.algorithms.config import config_from_json
 from bench.algorithms.latent_goals import LatentGoalAlgorithm
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
+from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
-from bench.evaluation.harness import ActionScaler, FixedGoal, ProgressCallback, Run, RunSpec, LossAverager, PhaseResults
+from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, ProgressCallback, Run, RunSpec
+from bench.evaluation.layouts import evaluation_seed
 from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
-from bench.evaluation.layouts import evaluation_seed
 
 GRID_COLUMNS = 8
 
@@ -44,9 +47,6 @@ class PixelGoalRun(Run):
 
     def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
                  progress: ProgressCallback | None = None):
-        from bench.algorithms import build_algorithm, get_algorithm
-        from bench.algorithms.config import config_from_json
-
         self._begin(spec, settings, recorder, progress)
         self.generator = torch.Generator().manual_seed(spec.seed)
         observations = self.dataset.data.observations
@@ -349,8 +349,6 @@ class PixelGoalRun(Run):
         """Reconstructions of dataset images, and goals imagined in the run's evaluation scene (Figures 42 and 47)."""
         from PIL import Image
 
-        from bench.algorithms.representations import to_uint8_images
-
         algorithm = self.algorithm
         rows = torch.linspace(0, len(self.images) - 1, GRID_COLUMNS).long()
         originals = self.images[rows]
@@ -370,8 +368,6 @@ class PixelGoalRun(Run):
     def _imagined_goals(self) -> list[torch.Tensor]:
         """Columns: 8 starts s_0 in the evaluation environment (with --online-env held-out: the run's
         held-out scene); rows: s_0, then goals imagined from it."""
-        from bench.algorithms.representations import to_uint8_images
-
         algorithm = self.algorithm
         starts = []
         for column in range(GRID_COLUMNS):

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from bench.algorithms.ptp import PTP, StatePTP
+from bench.algorithms.representations import to_uint8_images
 from bench.algorithms.subgoals import SubgoalSchedule
 from bench.errors import InvalidInput
-from bench.evaluation.harness import Run, LossAverager
+from bench.evaluation.harness import LossAverager, Run
 from bench.evaluation.pixels import PixelGoalRun, artifact_path
 
 SHOWN_PLANS = 10  # evaluation episodes whose plans go into the subgoal figure (all, at the default 10)
@@ -116,8 +117,6 @@ class PlanningRun(PixelGoalRun):
     def _save_plans(self, shown: list[tuple[np.ndarray, torch.Tensor, np.ndarray]]) -> None:
         """One row per evaluation episode: s_0, the decoded subgoals in order, the goal image (Figure 52)."""
         from PIL import Image
-
-        from bench.algorithms.representations import to_uint8_images
 
         if not shown:
             return

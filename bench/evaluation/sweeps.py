@@ -16,6 +16,8 @@ from bench.evaluation.executors import EXECUTORS
 from bench.evaluation.harness import RunSpec, code_version, default_torch_threads
 from bench.evaluation.store import RunStore
 from bench.platform.db import RunState
+from bench.platform.environments import make_env
+from bench.platform.envs.tabletop import TASK_HORIZONS
 
 
 @dataclass
@@ -54,15 +56,11 @@ def environment_overrides(env: dict[str, Any], online_env: str, task: str | None
     if not scene_family:
         return None
     overrides: dict[str, Any] = {"task": task} if task else {}
-    from bench.platform.envs.tabletop import TASK_HORIZONS
-
     if task in TASK_HORIZONS:  # a multi-stage task runs longer than the dataset's episodes
         overrides["max_episode_steps"] = TASK_HORIZONS[task]
     if online_env == "held-out":
         overrides.update(scene_split="held-out", scene_seed=HELD_OUT_SCENE_SEED + int(seed))
     if overrides:
-        from bench.platform.environments import make_env
-
         make_env(env, **overrides).close()  # an unknown task fails here, before any run is recorded
     return overrides or None
 

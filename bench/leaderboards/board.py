@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.evaluation.store import RunInfo, RunStore
+from bench.leaderboards.robot_evals import RobotEvals
 from bench.leaderboards.statistics import bootstrap_mean, suite_aggregates, wilson_interval
 from bench.leaderboards.suites import LeaderboardSpec
-from bench.evaluation.store import RunInfo
 
 PHASES = ("offline", "online")
 
@@ -168,9 +169,5 @@ def robot_leaderboard(spec: LeaderboardSpec, summary: list[dict[str, Any]]) -> d
 def build_leaderboard(spec: LeaderboardSpec, engine) -> dict[str, Any]:
     """The leaderboard a spec describes, from the runs (or robot trials) in the database."""
     if spec.kind == "robot":
-        from bench.leaderboards.robot_evals import RobotEvals
-
         return robot_leaderboard(spec, RobotEvals(engine).summary(list(spec.datasets)))
-    from bench.evaluation.store import RunStore
-
     return compute_leaderboard(spec, RunStore(engine).for_datasets(list(spec.datasets)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.datasets import Registry
 from bench.errors import NotFound
 from bench.platform.environments import EnvironmentInfo
 
@@ -14,8 +15,6 @@ def normalized_score(env: EnvironmentInfo | str, episode_return: float, catalogu
     """
     if isinstance(env, str):
         if catalogue is None:
-            from bench.datasets import Registry
-
             catalogue = Registry.open().environments
         env = catalogue.get(env)
     pair = env.reference_pair()

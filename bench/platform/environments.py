@@ -20,6 +20,7 @@ import gymnasium as gym
 import sqlalchemy as sa
 
 from bench.errors import InvalidInput, NotFound
+from bench.platform.db import EnvironmentRow, ReferenceScoreRow
 
 
 def _distribution_of(entry_point: Any) -> str | None:
@@ -140,8 +141,6 @@ class EnvironmentCatalogue:
 
     def register(self, name: str, gym_id: str, kwargs: dict[str, Any], family: str | None = None,
                  description: str | None = None) -> None:
-        from bench.platform.db import EnvironmentRow
-
         for _ in range(3):
             try:
                 with self.session.begin() as session:
@@ -157,8 +156,6 @@ class EnvironmentCatalogue:
 
     def set_reference(self, name: str, source: str, kind: str, value: float, episodes: int | None = None,
                       method: str | None = None) -> None:
-        from bench.platform.db import EnvironmentRow, ReferenceScoreRow
-
         if kind not in ("random", "expert"):
             raise InvalidInput(f"reference kind must be 'random' or 'expert', not {kind!r}")
         with self.session.begin() as session:
@@ -175,8 +172,6 @@ class EnvironmentCatalogue:
                 row.value, row.episodes, row.method = float(value), episodes, method
 
     def get(self, name: str) -> EnvironmentInfo:
-        from bench.platform.db import EnvironmentRow
-
         with self.session() as session:
             row = session.scalar(sa.select(EnvironmentRow).where(EnvironmentRow.name == name))
             if row is None:
@@ -184,8 +179,6 @@ class EnvironmentCatalogue:
             return _info(row)
 
     def list(self, family: str | None = None) -> list[EnvironmentInfo]:
-        from bench.platform.db import EnvironmentRow
-
         query = sa.select(EnvironmentRow).order_by(EnvironmentRow.name)
         if family:
             query = query.where(EnvironmentRow.family == family)

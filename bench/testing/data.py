@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from bench.datasets.trajectories import Trajectories
+from bench.datasets.video import encode_mp4
 
 
 def random_trajectories(
@@ -166,8 +167,6 @@ def write_robot_folder(path: Path, lengths: tuple[int, ...] = (6, 8), fps: float
     import csv
     import json
 
-    from bench.datasets.video import encode_mp4
-
     path.mkdir(parents=True)
     (path / "robot.json").write_text(json.dumps({"robot": "franka", "lab": "test-lab", "task": "wipe", "fps": fps}))
     rng = np.random.default_rng(len(lengths))
@@ -202,8 +201,6 @@ def write_lerobot_dir(path: Path, lengths: tuple[int, ...] = (6, 9), fps: float 
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from bench.datasets.video import encode_mp4
 
     rng = np.random.default_rng(3)
     (path / "meta" / "episodes" / "chunk-000").mkdir(parents=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.datasets.interop import guards
 from bench.datasets.interop.source import SourceData
 from bench.errors import BenchError, InvalidInput
 from bench.platform.settings import ImportLimits
@@ -50,11 +51,9 @@ def read_source(path: Path, format: str | None = None, options: dict[str, Any] |
 
     Importers parse files from anyone: before any of them runs, a directory is checked against the
     limits (files, path lengths and depth, no links) and its Parquet and Arrow files by the guards
-    (HDF5 files are walked by the importers that open them); whatever a parser still trips over is the input's fault and is reported as such
-    (an InvalidInput naming the file), never as a crash.
+    (HDF5 files are walked by the importers that open them); whatever a parser still trips over is the
+    input's fault and is reported as such (an InvalidInput naming the file), never as a crash.
     """
-    from bench.datasets.interop import guards
-
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidInput(f"{path}: no such file or directory")

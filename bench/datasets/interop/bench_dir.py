@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets.format import MANIFEST, STEPS, content_sha256, read_manifest, read_version
-from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import DecodedBudget, check_directory, json_text
+from bench.datasets.interop.source import SourceData
 from bench.errors import IntegrityError, InvalidInput
 from bench.platform.settings import ImportLimits
 

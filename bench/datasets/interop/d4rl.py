@@ -16,8 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import check_hdf5, json_metadata, read_hdf5_array
+from bench.datasets.interop.source import SourceData
 from bench.datasets.trajectories import Trajectories
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits

@@ -17,8 +17,8 @@ import numpy as np
 
 import h5py
 
-from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import check_hdf5, json_text
+from bench.datasets.interop.source import SourceData
 from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.interop.source import SourceData
 from bench.datasets.interop.guards import check_npz
+from bench.datasets.interop.source import SourceData
 from bench.datasets.trajectories import Trajectories
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits

@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.datasets.interop.guards import decode_image, inside
 from bench.datasets.robot_logs import RobotEpisode, original_files, parse_success, read_labels, to_source
+from bench.datasets.video import encode_mp4
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits
 
@@ -199,8 +200,6 @@ def _align(bag: Path, streams: dict[str, tuple[list[float], list[Any]]], clock: 
 
 def read(path: Path, robot: str | None = None, task: str | None = None, lab: str | None = None,
          limits: ImportLimits | None = None, mapping: str | None = None):  # limits: checked by read_source
-    from bench.datasets.video import encode_mp4
-
     bags = _bags(path)
     if not bags:
         raise InvalidInput(f"{path}: no ROS bag (a .bag file or a directory with metadata.yaml)")

@@ -10,6 +10,7 @@ from bench.errors import NotFound
 
 @lru_cache(maxsize=1)
 def _catalogue() -> dict[str, Recipe]:
+    # Imported when first needed (start-up time): the recipe modules load MuJoCo, Meta-World and OGBench.
     from bench.datasets.recipes import fetch, locomotion, metaworld, ogbench, pointmaze, tabletop
 
     recipes = [*metaworld.recipes(), *ogbench.recipes(), *pointmaze.recipes(), *fetch.recipes(),

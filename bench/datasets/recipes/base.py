@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.datasets.trajectories import Trajectories
+from bench.platform.environments import env_reference, make_env
 
 
 class Policy(Protocol):
@@ -38,13 +39,9 @@ class EnvironmentSpec:
     module: str | None = None
 
     def make(self, **overrides: Any) -> gym.Env:
-        from bench.platform.environments import make_env
-
         return make_env(self.reference(), **overrides)
 
     def reference(self) -> dict[str, Any]:
-        from bench.platform.environments import env_reference
-
         return {**env_reference(self.gym_id, self.kwargs, self.packages, self.module), "name": self.name}
 
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 import bench
-from bench.datasets.recipes import get_recipe
+from bench.datasets.recipes import all_recipes, get_recipe
 from bench.datasets.recipes.base import Recipe, to_trajectories
 from bench.datasets.recipes.collection import collect_episodes, worker_pool
 from bench.datasets.recipes.preview import preview_frames
@@ -40,8 +40,6 @@ def kind_tag(recipe_name: str) -> str | None:
 
 def register_recipe_environments(registry) -> None:
     """Every recipe's environment in the catalogue, with its published reference scores."""
-    from bench.datasets.recipes import all_recipes
-
     seen = set()
     for recipe in all_recipes():
         if recipe.env.name not in seen:

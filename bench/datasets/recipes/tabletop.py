@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.datasets.recipes.base import EnvironmentSpec, EpisodeRecord, Recipe
+from bench.platform.envs.tabletop_primitives import Primitive, affordances, completes_a_multi_stage_task
 
 EPISODE_STEPS = 50
 MAX_NOISE = 0.3
@@ -44,8 +45,6 @@ def environment() -> EnvironmentSpec:
 
 def collect(env: gym.Env, kind: str, reset_seed: int, rng: np.random.Generator,
             on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
-    from bench.platform.envs.tabletop_primitives import Primitive, affordances, completes_a_multi_stage_task
-
     on_step = on_step or (lambda step: None)
     observation, info = env.reset(seed=reset_seed)
     on_step(0)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 import bench
 from bench.datasets import Registry
+from bench.datasets.recipes.build import register_recipe_environments
 from bench.errors import (BenchError, Conflict, Forbidden, IntegrityError, InvalidInput, NotFound, PayloadTooLarge,
                           RateLimited, Unauthorized)
 from bench.platform import db
@@ -164,8 +165,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         registry = Registry.open(settings)  # migrates pending schema changes first
-        from bench.datasets.recipes.build import register_recipe_environments
-
         register_recipe_environments(registry)
         registry.gc()
         app.state.services = Services.open(registry)

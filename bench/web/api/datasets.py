@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from bench.datasets.format import MANIFEST
+from bench.datasets.cards import dataset_card
+from bench.datasets.format import MANIFEST, file_sha256
 from bench.datasets.ids import DatasetId
 from bench.datasets.registry import VersionInfo
 from bench.errors import InvalidInput, NotFound
@@ -124,8 +125,6 @@ def _subset(svc: Services, caller: Principal, dataset_id: str, start: int, stop:
 
 def _subset_files(directory: Path) -> list[dict[str, Any]]:
     manifest = json.loads((directory / MANIFEST).read_text())
-    from bench.datasets.format import file_sha256
-
     return _file_list(manifest, (directory / MANIFEST).stat().st_size, file_sha256(directory / MANIFEST))
 
 
@@ -166,8 +165,6 @@ def episodes_download(dataset_id: str, start: EpisodeStart, stop: EpisodeStop, s
 
 @router.get("/{dataset_id:path}/-/card", summary="The dataset card (Markdown)", response_class=PlainTextResponse)
 def card(dataset_id: str, svc: ServicesDep, caller: CallerDep) -> PlainTextResponse:
-    from bench.datasets.cards import dataset_card
-
     info = readable(svc, caller, dataset_id)
     return PlainTextResponse(dataset_card(svc.registry, info.id), media_type="text/markdown")
 

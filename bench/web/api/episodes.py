@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from bench.datasets.dataset import Episode
 from bench.datasets.format import EPISODES, is_image_array
 from bench.datasets.trajectories import flatten_tree
+from bench.datasets.video import decode_mp4
 from bench.errors import IntegrityError, InvalidInput, NotFound
 from bench.platform.accounts import Principal
 from bench.web.api.datasets import readable
@@ -64,8 +65,6 @@ def robot_cameras(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _video_frames(svc: Services, version_id: str, storage_path: str, camera: str, index: int,
                   described: dict[str, Any]) -> np.ndarray:
     """One episode's video from media/, checked against the manifest, decoded once and kept (bounded by bytes)."""
-    from bench.datasets.video import decode_mp4
-
     def decode() -> np.ndarray:
         name = f"media/{camera}/episode_{index:06d}.mp4"
         entry = svc.registry.manifest(version_id)["files"].get(name)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from bench.platform.accounts import Principal, require_user
 from bench.leaderboards.robot_evals import RobotEvals
+from bench.platform.accounts import Principal, require_user
 from bench.web.api.datasets import readable
 from bench.web.api.services import Services, fast_json, principal, services
 

@@ -17,6 +17,7 @@ from bench.datasets.ids import DatasetId
 from bench.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bench.platform.accounts import Principal, require_user
 from bench.platform.db import RunState
+from bench.web.api.leaderboards import warm
 from bench.web.api.services import Services, fast_json, principal, services
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -92,8 +93,6 @@ def push(body: RunPush, svc: ServicesDep, caller: CallerDep):
             return JSONResponse(existing.to_json(), status_code=200)  # the same push again: nothing to do
         raise Conflict(f"run {run['id']} already exists on this server")
     stored = svc.runs.import_run(run, body.curves, owner=caller.name)
-    from bench.web.api.leaderboards import warm
-
     warm(svc, {dataset.id.rsplit("-v", 1)[0]})  # the boards this run changes, recomputed before they are read
     return stored.to_json()
 

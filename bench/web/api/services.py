@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 
 from bench.datasets import Registry
 from bench.errors import Unauthorized
+from bench.evaluation.store import RunStore
 from bench.leaderboards.suites import Suites
 from bench.platform.accounts import Accounts, Principal
-from bench.evaluation.store import RunStore
 
 
 class ByteBoundedCache:

@@ -27,15 +27,17 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
 from bench.datasets.format import file_sha256
-from bench.datasets.ids import DatasetId
 from bench.datasets.housekeeping import pid_alive
+from bench.datasets.ids import DatasetId
 from bench.datasets.interop import IMPORT_FORMATS
 from bench.datasets.interop.guards import TooLarge, check_relative_name
+from bench.datasets.registry import check_tags
 from bench.errors import BenchError, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from bench.platform import db
 from bench.platform.accounts import Principal, require_user
 from bench.platform.db import UploadRow, UploadState
 from bench.platform.settings import ImportLimits
+from bench.web.api.datasets import public_json
 from bench.web.api.services import Services, principal, scrub_paths, services
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
@@ -100,8 +102,6 @@ def create(body: UploadCreate, svc: ServicesDep, caller: CallerDep) -> dict[str,
     limit = svc.registry.settings.upload_max_bytes
     if body.size > limit:
         raise PayloadTooLarge(f"the file has {body.size} bytes; this server accepts uploads up to {limit}")
-    from bench.datasets.registry import check_tags
-
     check_tags(body.tags)
     svc.registry.check_publishable(target)
     with svc.registry.session.begin() as session:
@@ -239,8 +239,6 @@ def complete(upload_id: str, svc: ServicesDep, caller: CallerDep) -> dict[str, A
         raise
     shutil.rmtree(directory, ignore_errors=True)
     state = _finish(svc, upload_id, UploadState.COMPLETED, version=version.id)
-    from bench.web.api.datasets import public_json
-
     return {**state, "dataset": public_json(version)}
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import streamlit as st
 
+from bench.datasets.robot_logs import label_tag
+from bench.leaderboards.robot_evals import rate_text
 from bench.platform.units import human_size
 from bench.web.ui.api import dataset_path, page_link, public_url
 from bench.web.ui.widgets import PAGE_SIZE, fetch, markdown_table, page_offset, pager
@@ -21,8 +23,6 @@ def robot_logs_page() -> None:
     task = columns[2].text_input("Task", placeholder="text in the description")
     after = columns[3].date_input("Published from", value=None)
     before = columns[4].date_input("Published before", value=None)
-    from bench.datasets.robot_logs import label_tag
-
     tags = [label_tag(kind, value) for kind, value in (("robot", robot), ("lab", lab)) if value]
     filters = dict(tag=tags[0] if tags else "real-robot", q=task or None,
                    published_after=after.isoformat() if after else None,
@@ -47,8 +47,6 @@ def robot_log_section(info: dict[str, Any]) -> None:
     evals = fetch("/robot-evals", dataset=name)
     st.subheader("Success rates")
     if evals and evals["summary"]:
-        from bench.leaderboards.robot_evals import rate_text
-
         rows = [[e["task"], e["policy"], rate_text(e["offline_success"]), rate_text(e["online_success"])]
                 for e in evals["summary"]]
         st.markdown(markdown_table(["task", "policy", "offline", "online (after fine-tuning)"], rows))

@@ -9,13 +9,12 @@ from pathlib import Path
 import streamlit as st
 
 from bench.errors import BenchError
+from bench.web.client import Client
 from bench.web.ui.api import get, page_link, server_url
 
 
 # -- upload ----------------------------------------------------------------------------------------------------
 def upload_page() -> None:
-    from bench.web.client import Client
-
     st.title("Upload a dataset")
     st.caption("Signed-in users publish into namespaces they own. The server validates the file exactly as "
                "`bench datasets import` does; nothing is published unless all of it is valid.")
