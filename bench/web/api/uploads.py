@@ -31,7 +31,7 @@ from bench.datasets.housekeeping import pid_alive
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import IMPORT_FORMATS
 from bench.datasets.interop.guards import TooLarge, check_relative_name
-from bench.datasets.registry import check_tags
+from bench.datasets.publishing import check_tags
 from bench.errors import BenchError, Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from bench.platform import db
 from bench.platform.accounts import Principal, require_user
