@@ -242,12 +242,17 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
 _ARRAY_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}(/[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}){0,15}")
 
 
-def read_steps(directory: Path, arrays: dict[str, dict[str, Any]], lengths: np.ndarray) -> Trajectories:
-    import zarr
-
+def _check_array_paths(arrays: dict[str, Any]) -> None:
+    """A manifest's array paths must be plain relative names: they are looked up inside steps.zarr."""
     for path in arrays:
         if not isinstance(path, str) or not _ARRAY_PATH.fullmatch(path) or ".." in path.split("/"):
             raise InvalidInput(f"{MANIFEST}: array path {str(path)[:100]!r} is not a plain relative name")
+
+
+def read_steps(directory: Path, arrays: dict[str, dict[str, Any]], lengths: np.ndarray) -> Trajectories:
+    import zarr
+
+    _check_array_paths(arrays)
     if not {"actions", "rewards", "terminations", "truncations"} <= set(arrays):
         raise InvalidInput(f"{MANIFEST}: the arrays must include actions, rewards, terminations and truncations")
     group = zarr.open_group(directory / STEPS, mode="r", zarr_format=3)
@@ -385,9 +390,7 @@ def read_rows(directory: Path, manifest: dict[str, Any], obs_rows: slice, step_r
     import zarr
 
     arrays = manifest["arrays"]
-    for path in arrays:
-        if not isinstance(path, str) or not _ARRAY_PATH.fullmatch(path) or ".." in path.split("/"):
-            raise InvalidInput(f"{MANIFEST}: array path {str(path)[:100]!r} is not a plain relative name")
+    _check_array_paths(arrays)
     metadata = [name for name in _group_metadata_files(arrays) if name in manifest["files"]]
     metadata += [f"{STEPS}/{path}/zarr.json" for path in arrays]
     ensure(metadata)
