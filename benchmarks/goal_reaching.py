@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.datasets import Registry
 from bench.platform.envs.tabletop import GRIP, TabletopEnv
-from bench.evaluation.harness import RunSpec
+from bench.evaluation.specs import RunSpec
 from bench.evaluation.kinds import build_run
 from bench.evaluation.store import RunStore
 from bench.platform.settings import Settings

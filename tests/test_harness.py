@@ -95,11 +95,11 @@ def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(pendulum
 
 def test_ctrl_c_during_an_evaluation_owes_that_evaluation_to_the_resumed_run(pendulum, monkeypatch):
     """SIGINT can land inside an evaluation; the checkpoint then has the step but not its curve point."""
-    from bench.evaluation.harness import Run
+    from bench.evaluation.states import StateRun
 
     registry, store, dataset_id = pendulum
     budget = Budget(offline_steps=150, online_steps=0, eval_every=60, eval_episodes=1, log_every=50)
-    evaluate, calls = Run.evaluate, []
+    evaluate, calls = StateRun.evaluate, []
 
     def interrupted_second_evaluation(self):
         calls.append(self.step)
@@ -107,7 +107,7 @@ def test_ctrl_c_during_an_evaluation_owes_that_evaluation_to_the_resumed_run(pen
             raise KeyboardInterrupt
         return evaluate(self)
 
-    monkeypatch.setattr(Run, "evaluate", interrupted_second_evaluation)
+    monkeypatch.setattr(StateRun, "evaluate", interrupted_second_evaluation)
     specs, outcomes = _sweep(registry, store, dataset_id, "awac", budget=budget)
     assert outcomes[0].status == "interrupted" and calls == [60, 120]
     assert [c["step"] for c in store.curves(specs[0].run_id, kind="eval")] == [60]

@@ -161,7 +161,9 @@ class PTPFlat(PTP):
 
 @register("gc-iql", "Model-free baseline of ch. 10: goal-conditioned IQL on VQ-VAE latents, the final goal only",
           planner="none", **_PTP)
-class GoalConditionedIQL(PTP):
+class PTPWithoutPlanner(PTP):
+    """PTP's policy and value with the planner switched off: ch. 10's "Model-Free" baseline, registered as gc-iql."""
+
     name = "gc-iql"
 
 
@@ -193,5 +195,7 @@ class StatePTP(_CheckpointsPlanner, IQL):
 
 @register("gc-iql-state", "Model-free baseline of ptp-state: the same goal-conditioned IQL on states, the final goal "
           "only (OGBench goal-conditioned datasets)", planner="none", **_PTP)
-class GoalConditionedIQLOnStates(StatePTP):
+class StatePTPWithoutPlanner(StatePTP):
+    """``ptp-state`` with the planner switched off: goal-conditioned IQL on states, the final goal only."""
+
     name = "gc-iql-state"

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from bench.errors import InvalidInput
-from bench.evaluation.harness import ProgressCallback, RunOutcome, RunSpec
+from bench.evaluation.specs import ProgressCallback, RunOutcome, RunSpec
 from bench.evaluation.kinds import execute_run
 from bench.evaluation.store import EventLog, RunStore
 from bench.platform import db

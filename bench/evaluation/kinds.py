@@ -9,14 +9,17 @@ import socket
 
 from bench.algorithms import get_algorithm
 from bench.errors import InvalidInput
-from bench.evaluation.harness import ProgressCallback, Recorder, Run, RunOutcome, RunSpec
+from bench.evaluation.harness import Run
 from bench.evaluation.pixels import PixelGoalRun
 from bench.evaluation.planning import PlanningRun, StatePlanningRun
+from bench.evaluation.specs import ProgressCallback, RunOutcome, RunSpec
+from bench.evaluation.states import StateRun
+from bench.evaluation.store import Recorder
 from bench.platform.db import RunState
 from bench.platform.settings import Settings
 
 RUN_KINDS: dict[str, type[Run]] = {
-    "states": Run,  # observations as they are: BC, AWAC, IQL, CQL
+    "states": StateRun,  # observations as they are: BC, AWAC, IQL, CQL
     "pixels": PixelGoalRun,  # images, a learned representation, imagined goals: RIG, CC-RIG, VAL
     "planning": PlanningRun,  # VAL's pixel run with subgoal plans: PTP and its ablations
     "state-planning": StatePlanningRun,  # subgoal plans between OGBench observations: ptp-state

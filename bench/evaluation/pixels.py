@@ -30,7 +30,8 @@ from bench.algorithms.latent_goals import LatentGoalAlgorithm
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
-from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, ProgressCallback, Run, RunSpec
+from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
+from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.layouts import evaluation_seed
 from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
@@ -47,7 +48,7 @@ class PixelGoalRun(Run):
 
     def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
                  progress: ProgressCallback | None = None):
-        self._begin(spec, settings, recorder, progress)
+        super().__init__(spec, settings, recorder, progress)
         self.generator = torch.Generator().manual_seed(spec.seed)
         observations = self.dataset.data.observations
         if not isinstance(observations, dict) or "image" not in observations:

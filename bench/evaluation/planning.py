@@ -28,8 +28,9 @@ from bench.algorithms.ptp import PTP, StatePTP
 from bench.algorithms.representations import to_uint8_images
 from bench.algorithms.subgoals import SubgoalSchedule
 from bench.errors import InvalidInput
-from bench.evaluation.harness import LossAverager, Run
+from bench.evaluation.harness import LossAverager
 from bench.evaluation.pixels import PixelGoalRun, artifact_path
+from bench.evaluation.states import StateRun
 
 SHOWN_PLANS = 10  # evaluation episodes whose plans go into the subgoal figure (all, at the default 10)
 
@@ -194,7 +195,7 @@ def planner_results(planner, config, timings: dict[str, float]) -> dict[str, Any
 
 
 # -- the same planner on states (OGBench goal-conditioned datasets) ---------------------------------------------------
-class StatePlanningRun(Run):
+class StatePlanningRun(StateRun):
     """``ptp-state``: subgoals planned between normalized states, followed by the goal-conditioned IQL policy.
 
     The generators train on the data's normalized states before the offline phase; every episode
@@ -213,7 +214,7 @@ class StatePlanningRun(Run):
         self.generator = torch.Generator().manual_seed(self.spec.seed)
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
         data = self.dataset.data
-        self.states = torch.from_numpy(self._normalize(self.layout.state(data.observations, batched=True)))
+        self.states = torch.from_numpy(self.normalize(self.layout.state(data.observations, batched=True)))
         lengths = np.asarray(data.lengths)
         obs_starts = self.dataset.obs_row_of_step[data.step_starts]
         self.obs_episode_end = torch.from_numpy(np.repeat(obs_starts + lengths, lengths + 1))
@@ -230,8 +231,8 @@ class StatePlanningRun(Run):
         return self.algorithm.value(torch.cat([states, subgoals], 1))
 
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "_StateSchedule":
-        start = torch.from_numpy(self._normalize(self.layout.state(observation)))
-        target = torch.from_numpy(self._normalize(np.asarray(goal, np.float32).reshape(-1)))
+        start = torch.from_numpy(self.normalize(self.layout.state(observation)))
+        target = torch.from_numpy(self.normalize(np.asarray(goal, np.float32).reshape(-1)))
         targets, seconds = planned_targets(self, start, target, remember=practice)
         if practice:
             self._clock += seconds  # charged to planning, not to training
@@ -259,4 +260,4 @@ class _StateSchedule:
         return (self.schedule.current * self.run.std + self.run.mean).numpy()
 
     def observe(self, observation: Any) -> None:
-        self.schedule.observe(torch.from_numpy(self.run._normalize(self.run.layout.state(observation))))
+        self.schedule.observe(torch.from_numpy(self.run.normalize(self.run.layout.state(observation))))

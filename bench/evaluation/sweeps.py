@@ -13,7 +13,7 @@ from bench.algorithms.config import domain_of
 from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
 from bench.evaluation.executors import EXECUTORS
-from bench.evaluation.harness import RunSpec, code_version, default_torch_threads
+from bench.evaluation.specs import RunSpec, code_version, default_torch_threads
 from bench.evaluation.store import RunStore
 from bench.platform.db import RunState
 from bench.platform.environments import make_env

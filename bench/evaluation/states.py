@@ -1,0 +1,186 @@
+"""The run on states: observations as they are (flat, dict or goal-conditioned), for BC, AWAC, IQL, CQL and kin.
+
+    offline buffer  <- the dataset's transitions, states normalized, actions in [-1, 1], goals relabeled
+    offline phase   <- N updates on batches from it
+    online phase    <- M environment steps with the stochastic policy, each followed by updates on
+                       batches mixing offline and online transitions
+    evaluation      <- E episodes with the deterministic policy on fixed seeds
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.algorithms import build_algorithm, get_algorithm
+from bench.algorithms.config import COMPILE_AUTO_UPDATES, config_from_json
+from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
+from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
+from bench.evaluation.layouts import ObservationLayout, evaluation_seed, success_of
+from bench.evaluation.specs import ProgressCallback, RunSpec
+from bench.evaluation.store import Recorder
+from bench.platform.settings import Settings
+
+
+class StateRun(Run):
+    """A run whose policy sees the environment's observations (through their ``ObservationLayout``)."""
+
+    def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
+                 progress: ProgressCallback | None = None):
+        super().__init__(spec, settings, recorder, progress)
+        # Evaluation gets its own environment, so it never disturbs an online episode in progress.
+        self.env = self.dataset.make_env()
+        self.eval_env = self.dataset.make_env()
+        self.layout = ObservationLayout.of(self.dataset.manifest.get("env"), self.dataset.observation_space)
+        self.actions = ActionScaler(self.env.action_space)
+        algorithm_spec = get_algorithm(spec.algorithm)
+        self.config = config_from_json(algorithm_spec.config_class, spec.config)
+        self._build_offline_buffer(algorithm_spec)
+        goal_dim = 0 if self.offline.goal is None else self.offline.goal.shape[1]
+        self.algorithm = build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
+                                         self.offline.action.shape[1])
+        self.learns_online = self.algorithm.learns_online and spec.online_steps > 0
+        total_updates = spec.offline_steps + (spec.online_steps * self.config.updates_per_env_step
+                                              if self.learns_online else 0)
+        if self.config.compile == "on" or (self.config.compile == "auto" and total_updates >= COMPILE_AUTO_UPDATES):
+            self.algorithm.compile_losses()
+        self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], self.offline.action.shape[1],
+                                        goal_dim) if self.learns_online else None)
+        self.replay = Replay(self.offline, self.online, self.config.online_fraction, self.relabel,
+                             self.layout.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
+                             self.reward_shift, seed=spec.seed)
+        self.results = {"offline": PhaseResults(), "online": PhaseResults()}
+        self.timings: dict[str, float] = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0}
+        self.phase, self.step = "offline", 0
+
+    # -- data ------------------------------------------------------------------------------------
+    def _build_offline_buffer(self, algorithm_spec) -> None:
+        data, layout = self.dataset.data, self.layout
+        obs_rows = self.dataset.obs_row_of_step
+        lengths = np.asarray(data.lengths)
+        returns = np.add.reduceat(data.rewards.astype(np.float64), data.step_starts) if len(lengths) else np.zeros(0)
+        # Algorithms may train on a subset of episodes (BC-x%); ask before building anything.
+        selector = algorithm_spec.algorithm_class.select_episodes(self.config, returns)
+        steps = np.ones(data.num_steps, dtype=bool) if selector is None else np.repeat(selector, lengths)
+        kept_lengths = lengths if selector is None else lengths[selector]
+        kept_returns = returns if selector is None else returns[selector]
+
+        states = layout.state(data.observations, batched=True)
+        state, next_state = states[obs_rows[steps]], states[obs_rows[steps] + 1]
+        if self.config.normalize_observations:
+            self.state_mean = state.mean(0).astype(np.float32)
+            self.state_std = (state.std(0) + 1e-3).astype(np.float32)
+        else:
+            self.state_mean = np.zeros(state.shape[1], np.float32)
+            self.state_std = np.ones(state.shape[1], np.float32)
+        achieved = layout.achieved(data.observations)
+        goals = layout.dataset_goal(data.observations)
+        next_achieved = None if achieved is None else achieved.reshape(len(achieved), -1)[obs_rows[steps] + 1]
+        goal = None if goals is None else goals.reshape(len(goals), -1)[obs_rows[steps]]
+        self.offline = TransitionBuffer.from_arrays(
+            self.normalize(state), self.normalize(next_state), self.actions.to_unit(data.actions[steps]),
+            data.rewards[steps], data.terminations[steps], kept_lengths, goal, next_achieved)
+
+        c = self.config
+        self.relabel = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random)
+        if layout.goal_conditioned and goals is None:
+            # No goals in the data (OGBench): every goal comes from relabeling; "keep" becomes "future".
+            self.relabel = RelabelShares(0.0, c.relabel_keep + c.relabel_future, c.relabel_final, c.relabel_random)
+        self.goal_normalizer = None
+        if layout.goal_mode == "dict" and c.normalize_observations:
+            self.goal_normalizer = GoalNormalizer(torch.as_tensor(next_achieved.mean(0)),
+                                                  torch.as_tensor(next_achieved.std(0) + 1e-3))
+        elif layout.goal_mode == "observation":
+            self.goal_normalizer = GoalNormalizer(torch.as_tensor(self.state_mean), torch.as_tensor(self.state_std))
+        self.reward_scale, self.reward_shift = 1.0, 0.0
+        if c.reward_transform == "returns" and len(kept_returns) > 1 and np.ptp(kept_returns) > 0:
+            self.reward_scale = float(1000.0 / np.ptp(kept_returns))
+        elif c.reward_transform == "minus_one":
+            self.reward_shift = -1.0
+
+    def normalize(self, state: np.ndarray) -> np.ndarray:
+        return ((state - self.state_mean) / self.state_std).astype(np.float32)
+
+    def _policy_input(self, observation: Any, goal: np.ndarray | None) -> torch.Tensor:
+        state = torch.from_numpy(self.normalize(self.layout.state(observation)))
+        if goal is not None:
+            g = torch.from_numpy(np.asarray(goal, np.float32).reshape(-1))
+            state = torch.cat([state, self.goal_normalizer(g) if self.goal_normalizer is not None else g])
+        return state.unsqueeze(0)
+
+    def act(self, observation: Any, goal: np.ndarray | None, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(action for the environment, the same action in [-1, 1])."""
+        unit = self.algorithm.act(self._policy_input(observation, goal), deterministic)[0].numpy().astype(np.float64)
+        return self.actions.to_env(unit).astype(self.env.action_space.dtype), unit
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        returns, successes, lengths = [], [], []
+        for episode in range(self.spec.eval_episodes):
+            observation, info = self.eval_env.reset(seed=evaluation_seed(episode),
+                                                    options=self.layout.reset_options(episode))
+            goals = self.episode_goals(observation, self.layout.goal_after_reset(observation, info), practice=False)
+            total, success, length = 0.0, False, 0
+            while True:
+                action, _ = self.act(observation, goals.current, deterministic=True)
+                observation, reward, terminated, truncated, info = self.eval_env.step(action)
+                goals.observe(observation)
+                total += float(reward)
+                length += 1
+                step_success = success_of(info)
+                success = step_success if self.layout.success_rule == "final" else (success or step_success)
+                if terminated or truncated:
+                    break
+            returns.append(total)
+            successes.append(success)
+            lengths.append(length)
+        self.timings["eval_seconds"] += time.perf_counter() - started
+        mean_return = float(np.mean(returns))
+        score = None
+        if self.spec.reference is not None:
+            random, expert, _ = self.spec.reference
+            score = 100.0 * (mean_return - random) / (expert - random)
+        return {"return": mean_return, "return_std": float(np.std(returns)), "normalized_score": score,
+                "success_rate": float(np.mean(successes)), "episodes": len(returns),
+                "episode_length": float(np.mean(lengths))}
+
+    # -- phases ------------------------------------------------------------------------------------------
+    def run_online(self, start: int) -> None:
+        total, losses = self.spec.online_steps, LossAverager()
+        observation, goals = self._reset_online()
+        self.phase, self.step, self._clock = "online", start, time.perf_counter()
+        for step in range(start, total):
+            goal = goals.current
+            action, unit = self.act(observation, goal, deterministic=False)
+            next_observation, reward, terminated, truncated, info = self.env.step(action)
+            achieved = self.layout.achieved(next_observation)
+            self.online.add(self.normalize(self.layout.state(observation)), unit, float(reward),
+                            self.normalize(self.layout.state(next_observation)), bool(terminated), goal,
+                            None if achieved is None else achieved.reshape(-1))
+            observation = next_observation
+            goals.observe(observation)
+            if terminated or truncated:
+                self.online.end_episode()
+                observation, goals = self._reset_online()
+            for _ in range(self.config.updates_per_env_step):
+                losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
+            self._after_step("online", step + 1, total, losses)
+        self._charge_time("online")
+
+    def _reset_online(self) -> tuple[Any, "FixedGoal"]:
+        episode = int(self.rng.integers(2**31))
+        observation, info = self.env.reset(seed=int(self.rng.integers(2**31)),
+                                           options=self.layout.reset_options(episode))
+        return observation, self.episode_goals(observation, self.layout.goal_after_reset(observation, info),
+                                               practice=True)
+
+    def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "FixedGoal":
+        """What the policy is conditioned on during an episode: the task's goal throughout.
+
+        A planner overrides it to hand out subgoals (PTP on states, bench.evaluation.planning);
+        ``practice`` tells an online episode from an evaluation one."""
+        return FixedGoal(goal)
