@@ -45,6 +45,25 @@ def test_config_layers_defaults_then_domain_preset_then_overrides():
         resolve_config(IQLConfig, None, {"relabel_keep": 0.9})
 
 
+def test_a_preset_never_replaces_an_algorithms_own_defaults_with_another_domains():
+    from bench.algorithms.config import domain_of, value_origins
+    from bench.algorithms.ptp import StatePTPConfig
+
+    # IQL's Kitchen/Adroit preset tunes IQL; ptp-state's own OGBench values survive it.
+    assert make_config("iql", "kitchen-adroit").temperature == 0.5
+    kept = resolve_config(StatePTPConfig, "kitchen-adroit")
+    assert (kept.expectile, kept.temperature) == (0.9, 3.0) and kept.policy_dropout == 0.1
+    # Meta-World, Fetch and the tabletop are not Kitchen/Adroit: the algorithm's defaults, sourced.
+    for family in ("metaworld", "fetch", "tabletop"):
+        assert make_config("iql", domain_of(family)) == make_config("iql")
+    ogbench = make_config("ptp-state", domain_of("ogbench"))
+    assert (ogbench.expectile, ogbench.temperature, ogbench.policy_dropout) == (0.9, 3.0, 0.0)
+    origins = value_origins(IQLConfig, "maze", "iql", {})
+    assert origins["expectile"].startswith("preset maze: IQL paper") and "IQL paper" in origins["learning_rate"]
+    assert value_origins(StatePTPConfig, "goal-reaching", "ptp-state", {"planner": "cem"})["planner"] == \
+        "ptp-state variant"
+
+
 def test_expectile_loss_is_asymmetric():
     diff = torch.tensor([-1.0, 1.0])
     assert torch.allclose(expectile_loss(diff, 0.9), torch.tensor([0.1, 0.9]))

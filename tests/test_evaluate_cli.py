@@ -40,6 +40,11 @@ def test_algorithms_list_and_show(pendulum_env):
     assert fields["expectile"]["presets"]["maze"] == 0.9 and shown["presets"]["locomotion"]["values"]["temperature"] == 3.0
     text = run_bench(env, "algorithms", "show", "bc-10%").stdout
     assert "top_fraction" in text and "bc-10% variant" in text
+    resolved = json.loads(run_bench(env, "algorithms", "show", "iql", "--dataset", "test/pendulum-v1",
+                                    "--json").stdout)
+    assert resolved["environment"] == "test/pendulum" and resolved["domain"] is None
+    assert resolved["config"]["expectile"] == 0.7 and "IQL paper" in resolved["origins"]["expectile"]
+    assert "expectile" in run_bench(env, "algorithms", "show", "iql", "--dataset", "test/pendulum").stdout
 
 
 @pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange"])

@@ -1,9 +1,13 @@
 """Algorithm configs: typed dataclasses whose fields carry their defaults' sources, per-domain presets, overrides.
 
-A config value is resolved in three layers: the dataclass default (the paper's), then the preset
-for the dataset's domain (the IQL paper's per-domain settings, say), then the user's
-``--set key=value``. Every field says where its default comes from, so ``bench algorithms show``
-can print it.
+A config value is resolved in layers: the dataclass default (the paper's), then the preset for the
+dataset's domain (the IQL paper's per-domain settings, say), then a registered variant's values,
+then the user's ``--set key=value``. Every field says where its default comes from, so ``bench
+algorithms show`` can print it (``--dataset ID``: resolved for that dataset, each value's origin).
+
+The preset rule: a preset tunes the algorithm that declares it. A subclass that sets its own default
+for a field keeps it (``ptp-state`` keeps OGBench's GCIQL expectile although IQL's presets exist),
+and a domain gets a preset only from a source written for it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ def param(default: Any, source: str, help: str = "") -> Any:
     return dataclasses.field(default=default, metadata={"source": source, "help": help})
 
 
-# Environment families -> the domain whose presets apply (IQL's paper tunes per domain).
-DOMAINS = {"mujoco": "locomotion", "pointmaze": "maze", "antmaze": "maze", "metaworld": "manipulation",
-           "fetch": "manipulation", "ogbench": "manipulation", "tabletop": "manipulation"}
+# Environment families -> the domain whose presets apply (IQL's paper tunes per domain). D4RL's
+# Kitchen and Adroit ("kitchen-adroit") are the IQL paper's manipulation settings; Meta-World, Fetch
+# and the tabletop are other tasks (scripted data, goals) and use each algorithm's own defaults;
+# OGBench is goal-conditioned ("goal-reaching": OGBench's own GCIQL settings).
+DOMAINS = {"mujoco": "locomotion", "pointmaze": "maze", "antmaze": "maze", "kitchen": "kitchen-adroit",
+           "adroit": "kitchen-adroit", "metaworld": "manipulation", "fetch": "manipulation",
+           "tabletop": "manipulation", "ogbench": "goal-reaching"}
 
 
 COMPILE_AUTO_UPDATES = 20_000
@@ -35,6 +43,11 @@ COMPILE_AUTO_UPDATES = 20_000
 
 def domain_of(family: str | None) -> str | None:
     return DOMAINS.get(family or "")
+
+
+def family_of(env_name: str | None) -> str | None:
+    """An environment's family: the part of its catalogue name before the first '/' (``tabletop/drawer``)."""
+    return env_name.split("/")[0] if env_name and "/" in env_name else None
 
 
 @dataclasses.dataclass
@@ -99,12 +112,26 @@ def _coerce(value: str, annotation: Any, name: str) -> Any:
     raise InvalidInput(f"--set {name}={value}: expected {getattr(annotation, '__name__', annotation)}")
 
 
+def preset_for(config_cls: type[AlgorithmConfig], domain: str | None) -> dict[str, Any]:
+    """The domain's preset values that apply to ``config_cls``: those of fields it does not set itself.
+
+    ``PRESETS`` is inherited; a field that a subclass of the declaring class declares again (with its
+    own default and source) keeps the subclass's value, never the other domain's."""
+    preset = config_cls.PRESETS.get(domain or "", {})
+    if not preset:
+        return {}
+    mro = config_cls.__mro__
+    owner = next(i for i, cls in enumerate(mro) if "PRESETS" in vars(cls))
+    own = {name for cls in mro[:owner] for name in vars(cls).get("__annotations__", {})}
+    return {key: value for key, value in preset.items() if key not in own}
+
+
 def resolve_config(config_cls: type[AlgorithmConfig], domain: str | None = None,
                    overrides: dict[str, Any] | None = None) -> AlgorithmConfig:
     """Defaults, then the domain preset, then overrides (strings from the CLI are parsed by field type)."""
     hints = typing.get_type_hints(config_cls)
     names = {f.name for f in dataclasses.fields(config_cls)}
-    values: dict[str, Any] = dict(config_cls.PRESETS.get(domain or "", {}))
+    values: dict[str, Any] = preset_for(config_cls, domain)
     for key, value in (overrides or {}).items():
         if key not in names:
             raise InvalidInput(f"unknown config field {key!r} for {config_cls.__name__}; "
@@ -145,6 +172,21 @@ def config_from_json(config_cls: type[AlgorithmConfig], data: dict[str, Any]) ->
 def config_hash(algorithm: str, config: AlgorithmConfig) -> str:
     canonical = json.dumps({"algorithm": algorithm, "config": config_to_json(config)}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def value_origins(config_cls: type[AlgorithmConfig], domain: str | None, variant: str,
+                  variant_values: dict[str, Any]) -> dict[str, str]:
+    """Where each resolved value comes from: the registered variant, the domain's preset, or the field's own source."""
+    preset = preset_for(config_cls, domain)
+    origins = {}
+    for field in dataclasses.fields(config_cls):
+        if field.name in variant_values:
+            origins[field.name] = f"{variant} variant"
+        elif field.name in preset:
+            origins[field.name] = f"preset {domain}: {config_cls.PRESET_SOURCES.get(domain or '', '')}"
+        else:
+            origins[field.name] = field.metadata.get("source", "")
+    return origins
 
 
 def describe_fields(config_cls: type[AlgorithmConfig]) -> list[dict[str, Any]]:

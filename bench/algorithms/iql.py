@@ -44,12 +44,14 @@ class IQLConfig(AlgorithmConfig):
     PRESETS: ClassVar[dict] = {
         "locomotion": {"expectile": 0.7, "temperature": 3.0, "reward_transform": "returns"},
         "maze": {"expectile": 0.9, "temperature": 10.0, "reward_transform": "minus_one"},
-        "manipulation": {"expectile": 0.7, "temperature": 0.5, "policy_dropout": 0.1},
+        "kitchen-adroit": {"expectile": 0.7, "temperature": 0.5, "policy_dropout": 0.1},
+        "goal-reaching": {"expectile": 0.9, "temperature": 3.0},
     }
     PRESET_SOURCES: ClassVar[dict] = {
         "locomotion": "IQL paper, D4RL MuJoCo settings",
         "maze": "IQL paper, AntMaze settings (mazes need stitching)",
-        "manipulation": "IQL paper, Kitchen/Adroit settings",
+        "kitchen-adroit": "IQL paper, Kitchen/Adroit settings",
+        "goal-reaching": "OGBench GCIQL (expectile 0.9, AWR temperature 3 on manipulation)",
     }
 
 

@@ -98,13 +98,36 @@ def algorithms_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @algorithms_app.command("show")
-def algorithms_show(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
-    """An algorithm's config fields: default, where the default comes from, and per-domain presets."""
-    from bench.algorithms import get_algorithm
-    from bench.algorithms.config import DOMAINS, describe_fields
+def algorithms_show(name: str = typer.Argument(...),
+                    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                                          help="resolve the config for this dataset's domain"),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """An algorithm's config fields: default, where the default comes from, and per-domain presets.
+
+    With --dataset: the config `bench evaluate` would use on that dataset, each value with its origin."""
+    from bench.algorithms import get_algorithm, make_config
+    from bench.algorithms.config import DOMAINS, config_to_json, describe_fields, domain_of, family_of, value_origins
 
     with user_errors():
         spec = get_algorithm(name)
+        if dataset is not None:
+            registry = open_registry()
+            env_name = (registry.manifest(registry.show(dataset).id).get("env") or {}).get("name")
+            domain = domain_of(family_of(env_name))
+            values = config_to_json(make_config(name, domain))
+            origins = value_origins(spec.config_class, domain, spec.name, spec.defaults)
+            if as_json:
+                print_json({"name": spec.name, "dataset": dataset, "environment": env_name, "domain": domain,
+                            "config": values, "origins": origins})
+                return
+            out.print(f"{spec.name} on {dataset} (environment {env_name or 'none'}, domain {domain or 'none'}):",
+                      highlight=False)
+            table = Table("field", "value", "from", box=None)
+            table.columns[2].overflow = "fold"
+            for key, value in values.items():
+                table.add_row(key, json.dumps(value), origins[key])
+            out.print(table)
+            return
         rows = describe_fields(spec.config_class)
         for row in rows:
             if row["name"] in spec.defaults:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.algorithms import config_hash, config_to_json, get_algorithm, make_config
-from bench.algorithms.config import domain_of
+from bench.algorithms.config import domain_of, family_of
 from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
 from bench.evaluation.executors import EXECUTORS
@@ -81,7 +81,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     if not env or not env.get("id"):
         raise InvalidInput(f"{info.id} has no environment reference, so it cannot be evaluated online or offline")
     env_name = env.get("name")
-    family = env_name.split("/")[0] if env_name and "/" in env_name else None
+    family = family_of(env_name)
     config = make_config(algorithm, domain_of(family), overrides)
     if spec.algorithm_class.run_kind in ("pixels", "planning") and not task:
         raise InvalidInput(f"{algorithm} is evaluated on a goal-image task: pass --task (tabletop: drawer-open, "
