@@ -6,6 +6,8 @@ All three follow one recipe (dissertation Algorithms 1, 2 and 7) and differ in t
     rig   ch. 2  beta-VAE                   z_g ~ N(0, I)                     -||z' - z_g||      50% future, 50% proposals
     ccrig ch. 3  CC-VAE, z = (mu, z_c)      (z ~ N(0, I), z_c of s_0)         -||z' - z_g||      50% future, 50% proposals
     val   ch. 9  VQ-VAE                     conditional PixelCNN p(z_t|z_0)   -1[||z'-z_g||>eps]  20% kept, 40% future, 40% proposals
+    val-state    the privileged state       states of D (uniform)             -1[||s'-g||>eps]    as VAL
+                 (bench's diagnostic: VAL's learner without pictures; not in the dissertation)
 
     1. learn the encoder phi by the generative model of D's images            (Alg. 1 l.2, Alg. 2 l.1, Alg. 7 l.1)
     2. learn the goal proposer from D (VAL's PixelCNN on pairs (z_0, z_t))    (Alg. 7 l.2)
@@ -31,14 +33,16 @@ import torch
 from bench.algorithms.awac import AWAC, AWACConfig
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import param
-from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation
+from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation, StateIdentity
 from bench.errors import InvalidInput
 
 
 @dataclass
 class LatentGoalConfig(AWACConfig):
-    representation: str = param("vae", "rig: beta-VAE (ch. 2); ccrig: CC-VAE (ch. 3); val: VQ-VAE (ch. 9.5.1)")
-    goal_proposal: str = param("prior", "rig: N(0, I); ccrig: (N(0, I), z_c); val: conditional PixelCNN")
+    representation: str = param("vae", "rig: beta-VAE (ch. 2); ccrig: CC-VAE (ch. 3); val: VQ-VAE (ch. 9.5.1); "
+                                "state: the privileged state (bench's diagnostic)")
+    goal_proposal: str = param("prior", "rig: N(0, I); ccrig: (N(0, I), z_c); val: conditional PixelCNN; "
+                               "data: latents of D's observations, uniformly")
     # Sizes: the dissertation's appendices with RIG's and CC-RIG's VAE sizes are not in the text;
     # VAL's VQ-VAE is 512 codes on a 12x12 grid of 5-D embeddings (720-D latents, ch. 10.6.2).
     latent_dim: int = param(16, "bench: VAE / CC-VAE z_t size (the dissertation's appendix value is not in its text)")
@@ -59,7 +63,13 @@ class LatentGoalConfig(AWACConfig):
     # -1[||z - z_g|| > eps] (ch. 9.5.2). eps = 0 means "calibrate from the data": the median latent
     # distance between states 5 steps apart in D (the dissertation fixes eps by hand: 3 on PTP's 720-D).
     reward: str = param("distance", "rig/ccrig: latent distance (ch. 2.4.2); val: sparse (ch. 9.5.2)")
-    reward_epsilon: float = param(0.0, "0 = the median ||z_t - z_(t+5)|| in the data (bench); PTP ch. 10.6.2: 3")
+    reward_epsilon: float = param(0.0, "0 = calibrate (epsilon_calibration); PTP ch. 10.6.2: 3 by hand")
+    # How eps is calibrated when reward_epsilon is 0. "scripted": the threshold on ||z - z_g|| that best
+    # tells scripted attempts that reached a posed goal from their nearest misses (balanced accuracy),
+    # in training-split scenes; "median-5-step": the median ||z_t - z_(t+5)|| in the data, which
+    # fires on gripper motion alone (measured: benchmarks/latent_geometry.py).
+    epsilon_calibration: str = param("scripted", "bench: the dissertation sets eps by hand")
+    calibration_attempts: int = param(30, "bench: scripted attempts for epsilon_calibration=scripted")
     relabel_keep: float = param(0.0, "RIG: goals are relabeled; VAL: 20% kept (ch. 9.5.2)")
     relabel_future: float = param(0.5, "RIG ch. 2.4.3: half future; VAL: 40%")
     relabel_final: float = param(0.0, "unused")
@@ -74,10 +84,13 @@ class LatentGoalConfig(AWACConfig):
 
 
 def _validate(c: LatentGoalConfig) -> None:
-    if c.representation not in ("vae", "ccvae", "vqvae"):
-        raise InvalidInput(f"representation must be vae, ccvae or vqvae, not {c.representation!r}")
-    if c.goal_proposal not in ("prior", "context-prior", "pixelcnn", "none"):
-        raise InvalidInput(f"goal_proposal must be prior, context-prior, pixelcnn or none, not {c.goal_proposal!r}")
+    if c.representation not in ("vae", "ccvae", "vqvae", "state"):
+        raise InvalidInput(f"representation must be vae, ccvae, vqvae or state, not {c.representation!r}")
+    if c.goal_proposal not in ("prior", "context-prior", "pixelcnn", "data", "none"):
+        raise InvalidInput(f"goal_proposal must be prior, context-prior, pixelcnn, data or none, "
+                           f"not {c.goal_proposal!r}")
+    if c.representation == "state" and c.goal_proposal == "prior":
+        raise InvalidInput("N(0, I) goals mean nothing in state space: use goal_proposal=data with representation=state")
     if c.goal_proposal == "none" and c.relabel_proposal > 0:
         raise InvalidInput("relabel_proposal needs a goal proposer (goal_proposal is none)")
     if c.goal_proposal == "pixelcnn" and c.representation != "vqvae":
@@ -88,6 +101,22 @@ def _validate(c: LatentGoalConfig) -> None:
         raise InvalidInput("fine-tuning the representation online is RIG's (Algorithm 1 l.16): representation=vae only")
     if c.reward not in ("distance", "sparse"):
         raise InvalidInput(f"reward must be distance or sparse, not {c.reward!r}")
+    if c.epsilon_calibration not in ("scripted", "median-5-step"):
+        raise InvalidInput(f"epsilon_calibration must be scripted or median-5-step, not {c.epsilon_calibration!r}")
+
+
+def separating_threshold(reached: torch.Tensor, missed: torch.Tensor) -> tuple[float, float]:
+    """The distance threshold that best tells ``reached`` distances from ``missed`` ones, and its balanced accuracy.
+
+    Candidates are the midpoints between consecutive sorted distances; the accuracy is the mean of
+    the share of reached below it and the share of missed above it (1.0: the distance separates them)."""
+    values = torch.cat([reached, missed]).sort().values
+    candidates = torch.cat([values[:1] - 1e-6, (values[1:] + values[:-1]) / 2, values[-1:] + 1e-6])
+    hit = (reached[None, :] <= candidates[:, None]).float().mean(1)
+    reject = (missed[None, :] > candidates[:, None]).float().mean(1)
+    accuracy = (hit + reject) / 2
+    best = int(accuracy.argmax())
+    return float(candidates[best]), float(accuracy[best])
 
 
 class LatentGoalAlgorithm(Algorithm):
@@ -104,10 +133,12 @@ class LatentGoalAlgorithm(Algorithm):
             "vae": lambda: BetaVAE(c.latent_dim, c.beta, c.channels),
             "ccvae": lambda: CCVAE(c.latent_dim, c.context_dim, c.beta, c.channels),
             "vqvae": lambda: VQVAE(c.vq_codes, c.vq_embedding_dim, c.channels),
+            "state": lambda: StateIdentity(obs_dim),  # obs_dim: the state vector's size (the harness passes it)
         }[c.representation]()
         self.latent_dim = self.representation.latent_dim
-        self.representation_optimizer = torch.optim.Adam(self.representation.parameters(),
-                                                         lr=c.representation_learning_rate)
+        self.representation_optimizer = (torch.optim.Adam(self.representation.parameters(),
+                                                          lr=c.representation_learning_rate)
+                                         if self.representation.trainable else None)
         self.proposer = (PixelCNN(c.vq_codes, c.pixelcnn_channels, c.pixelcnn_layers)
                          if c.goal_proposal == "pixelcnn" else None)
         self.proposer_optimizer = (torch.optim.Adam(self.proposer.parameters(), lr=c.proposer_learning_rate)
@@ -116,6 +147,7 @@ class LatentGoalAlgorithm(Algorithm):
         self.rl = self.build_rl(c, 2 * self.latent_dim, action_dim)
         self.optimizer = self.rl.optimizer
         self.reward_epsilon = float(c.reward_epsilon)
+        self.data_goals: torch.Tensor | None = None  # goal_proposal=data: the latents of D (set by the harness)
         self.representation_updates = 0
         self.proposer_updates = 0
 
@@ -162,6 +194,8 @@ class LatentGoalAlgorithm(Algorithm):
             raise ValueError(f"{self.name} proposes no goals (goal_proposal is none)")
         if self.config.goal_proposal == "prior":
             return torch.randn(n, self.latent_dim, generator=generator)
+        if self.config.goal_proposal == "data":
+            return self.data_goals[torch.randint(len(self.data_goals), (n,), generator=generator)]
         if self.config.goal_proposal == "context-prior":
             z = torch.randn(n, self.representation.z_dim, generator=generator)
             return torch.cat([z, initial_latents[:, self.representation.z_dim:]], 1)
@@ -189,7 +223,8 @@ class LatentGoalAlgorithm(Algorithm):
     # -- checkpoints --------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
         state = super().checkpoint_state()
-        state.update(representation_optimizer=self.representation_optimizer.state_dict(),
+        state.update(representation_optimizer=None if self.representation_optimizer is None
+                     else self.representation_optimizer.state_dict(),
                      proposer_optimizer=None if self.proposer_optimizer is None else self.proposer_optimizer.state_dict(),
                      reward_epsilon=self.reward_epsilon, representation_updates=self.representation_updates,
                      proposer_updates=self.proposer_updates)
@@ -197,7 +232,8 @@ class LatentGoalAlgorithm(Algorithm):
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         super().load_checkpoint_state(state)
-        self.representation_optimizer.load_state_dict(state["representation_optimizer"])
+        if self.representation_optimizer is not None:
+            self.representation_optimizer.load_state_dict(state["representation_optimizer"])
         if self.proposer_optimizer is not None:
             self.proposer_optimizer.load_state_dict(state["proposer_optimizer"])
         self.reward_epsilon = state["reward_epsilon"]
@@ -227,3 +263,12 @@ class CCRIG(LatentGoalAlgorithm):
           relabel_proposal=0.4)
 class VAL(LatentGoalAlgorithm):
     name = "val"
+
+
+@register("val-state", "VAL's learner on the privileged state: no representation to learn, goals from D's states "
+          "(bench's diagnostic: does goal reaching work before pictures?)",
+          paper="bench; the learner of dissertation ch. 9, Algorithm 7",
+          representation="state", goal_proposal="data", reward="sparse", relabel_keep=0.2, relabel_future=0.4,
+          relabel_proposal=0.4, representation_steps=0, proposer_steps=0)
+class VALOnStates(LatentGoalAlgorithm):
+    name = "val-state"

@@ -15,6 +15,9 @@ first image z_0:
     conditional PixelCNN (VAL, ch. 9.5.1): p(codes_t | codes_0), an autoregressive model over the
         grid's code indices in raster order with masked convolutions, conditioned on the initial
         image's code grid at every layer; goals are its samples, decoded through the codebook
+    state (bench's diagnostic, issue "pixels on a CPU", rung 1): the identity on the environment's
+        privileged state vector, nothing to learn; the same RL, relabeling, rewards and practice
+        then show whether a failure lies in the pictures or in everything after them
 
 Networks are small convolutional stacks sized for a CPU (configurable); sizes live in the
 algorithm configs (bench/algorithms/latent_goals.py) with the dissertation's values beside them.
@@ -78,6 +81,8 @@ class Representation(nn.Module):
 
     latent_dim: int
     conditional: bool = False  # whether encoding needs the episode's first image
+    reads: str = "image"  # the observation key it encodes
+    trainable: bool = True  # whether phase A trains it
 
     def loss(self, images: torch.Tensor, initial: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -88,6 +93,22 @@ class Representation(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> float images in [0, 1]."""
         raise NotImplementedError
+
+
+class StateIdentity(Representation):
+    """z = s: the privileged state as its own latent (float vectors in, the same vectors out)."""
+
+    reads = "state"
+    trainable = False
+
+    def __init__(self, state_dim: int):
+        super().__init__()
+        if state_dim <= 0:
+            raise ValueError("the state representation needs observations with a 'state' vector")
+        self.latent_dim = state_dim
+
+    def encode(self, states, initial=None):
+        return states.float()
 
 
 class BetaVAE(Representation):

@@ -12,7 +12,9 @@
              scene, encoded by the representation; success is the task's check on privileged
              state at the episode's last step (the dissertation: "whether the final state of the
              policy's trajectory matches the state of the goal image within a chosen threshold")
-The learner never sees the environment's privileged state: only ``observation["image"]``.
+The learner never sees the environment's privileged state: only ``observation["image"]``; the
+exception is the diagnostic representation ``state`` (``val-state``), which reads
+``observation["state"]`` and the goal's ``info["goal_state"]`` in place of the images.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import config_from_json
-from bench.algorithms.latent_goals import LatentGoalAlgorithm
+from bench.algorithms.latent_goals import LatentGoalAlgorithm, separating_threshold
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
@@ -51,8 +53,13 @@ class PixelGoalRun(Run):
         super().__init__(spec, settings, recorder, progress)
         self.generator = torch.Generator().manual_seed(spec.seed)
         observations = self.dataset.data.observations
-        if not isinstance(observations, dict) or "image" not in observations:
-            raise InvalidInput(f"{spec.algorithm} learns from images: {spec.dataset_id} has no 'image' observations")
+        self.config = config_from_json(get_algorithm(spec.algorithm).config_class, spec.config)
+        # What the representation reads: images, or the privileged state for the diagnostic variant.
+        self.view = "state" if self.config.representation == "state" else "image"
+        self.goal_key = f"goal_{self.view}"
+        if not isinstance(observations, dict) or self.view not in observations:
+            raise InvalidInput(f"{spec.algorithm} learns from {self.view}s: {spec.dataset_id} has no "
+                               f"'{self.view}' observations")
         overrides = dict(spec.env_overrides or {})
         if not overrides.get("task"):
             raise InvalidInput(f"{spec.algorithm} is evaluated on a goal-image task: pass --task "
@@ -60,12 +67,14 @@ class PixelGoalRun(Run):
         self.env = self.dataset.make_env(**overrides)
         self.eval_env = self.dataset.make_env(**overrides)
         self.actions = ActionScaler(self.env.action_space)
-        self.config = config_from_json(get_algorithm(spec.algorithm).config_class, spec.config)
         data = self.dataset.data
-        self.algorithm: LatentGoalAlgorithm = build_algorithm(spec.algorithm, self.config, 0, data.actions.shape[1])
+        state_dim = observations[self.view].shape[-1] if self.view == "state" else 0
+        self.algorithm: LatentGoalAlgorithm = build_algorithm(spec.algorithm, self.config, state_dim,
+                                                              data.actions.shape[1])
         self.learns_online = spec.online_steps > 0
-        # Images in memory (uint8), and for every observation row the row of its episode's s_0.
-        self.images = torch.from_numpy(np.ascontiguousarray(observations["image"]))
+        # Images in memory (uint8; the state vectors for the state variant), and for every observation
+        # row the row of its episode's s_0.
+        self.images = torch.from_numpy(np.ascontiguousarray(observations[self.view]))
         lengths = np.asarray(data.lengths)
         obs_starts = self.dataset.obs_row_of_step[data.step_starts]
         self.initial_row = torch.from_numpy(np.repeat(obs_starts, lengths + 1).astype(np.int64))
@@ -75,6 +84,7 @@ class PixelGoalRun(Run):
         self.unit_actions = self.actions.to_unit(data.actions).astype(np.float32)
         self.online_images: list[np.ndarray] = []
         self.latents_ready = False
+        self.calibration: dict[str, float] | None = None  # how eps was calibrated (epsilon_calibration=scripted)
         self.results = {"offline": PhaseResults(), "online": PhaseResults()}
         self.timings = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0,
                         "representation_seconds": 0.0}
@@ -91,7 +101,8 @@ class PixelGoalRun(Run):
         started = time.perf_counter()
         losses = LossAverager()
         n = len(self.images)
-        for step in range(algorithm.representation_updates, c.representation_steps):
+        steps = c.representation_steps if algorithm.representation.trainable else 0
+        for step in range(algorithm.representation_updates, steps):
             rows = torch.randint(n, (c.representation_batch_size,), generator=self.generator)
             losses.add(algorithm.update_representation(self.images[rows], self._initial_images(rows)))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.representation_steps:
@@ -124,8 +135,13 @@ class PixelGoalRun(Run):
         c, algorithm = self.config, self.algorithm
         latents = self._encode_all()
         self.latents = latents
+        if c.goal_proposal == "data":
+            algorithm.data_goals = latents
         if c.reward == "sparse" and algorithm.reward_epsilon <= 0:
-            algorithm.reward_epsilon = self._median_distance(latents, 5)
+            if c.epsilon_calibration == "scripted":
+                algorithm.reward_epsilon, self.calibration = self._scripted_threshold()
+            else:
+                algorithm.reward_epsilon = self._median_distance(latents, 5)
         steps = self.step_rows
         self.state_mean = latents.mean(0).numpy()
         self.state_std = (latents.std(0) + 1e-3).numpy()
@@ -153,6 +169,31 @@ class PixelGoalRun(Run):
         self.replay = Replay(self.offline, self.online, c.online_fraction, shares, self._goal_reward,
                              self.goal_normalizer, seed=self.spec.seed, propose=self._propose_for_rows)
         self.latents_ready = True
+
+    def _scripted_threshold(self) -> tuple[float, dict[str, float]]:
+        """eps from scripted attempts at the run's task in training-split scenes: the distance that best
+        separates their successful ends from their nearest misses (``separating_threshold``)."""
+        overrides = {**(self.spec.env_overrides or {}), "scene_split": "train", "scene_seed": None}
+        env = self.dataset.make_env(**overrides)
+        try:
+            examples = getattr(env.unwrapped, "goal_examples", None)
+            if examples is None:
+                raise InvalidInput("epsilon_calibration=scripted needs an environment with scripted goal examples "
+                                   "(the tabletop); set reward_epsilon or epsilon_calibration=median-5-step")
+            found = examples(self.config.calibration_attempts, seed=self.spec.seed)
+        finally:
+            env.close()
+        if len(found["goal"][self.view]) < 2:
+            raise InvalidInput("too few scripted attempts reached the task's goal to calibrate eps")
+        goal, reached, missed = (torch.from_numpy(np.ascontiguousarray(found[k][self.view]))
+                                 for k in ("goal", "reached", "missed"))
+        context = goal if self.algorithm.representation.conditional else None  # same scene as s_0
+        z_goal = self.algorithm.encode(goal, context)
+        d_reached = (self.algorithm.encode(reached, context) - z_goal).norm(dim=1)
+        d_missed = (self.algorithm.encode(missed, context) - z_goal).norm(dim=1)
+        epsilon, accuracy = separating_threshold(d_reached, d_missed)
+        return epsilon, {"attempts": len(goal), "balanced_accuracy": accuracy,
+                         "reached_median": float(d_reached.median()), "missed_median": float(d_missed.median())}
 
     def _median_distance(self, latents: torch.Tensor, offset: int) -> float:
         rows = self.step_rows
@@ -192,9 +233,9 @@ class PixelGoalRun(Run):
     def _ensure_latents(self) -> None:
         if self.latents_ready:
             return
-        c = self.config
-        if (self.algorithm.representation_updates < c.representation_steps
-                or (self.algorithm.proposer is not None and self.algorithm.proposer_updates < c.proposer_steps)):
+        c, algorithm = self.config, self.algorithm
+        if ((algorithm.representation.trainable and algorithm.representation_updates < c.representation_steps)
+                or (algorithm.proposer is not None and algorithm.proposer_updates < c.proposer_steps)):
             self.train_representation()
             self._save_grids("offline")
         self._prepare_latents()
@@ -219,15 +260,15 @@ class PixelGoalRun(Run):
         successes, progress, returns, distances = [], [], [], []
         for episode in range(self.spec.eval_episodes):
             observation, info = self.eval_env.reset(seed=evaluation_seed(episode))
-            initial = observation["image"]
+            initial = observation[self.view]
             z = self._encode_one(initial, initial)
-            z_goal = self._encode_one(info["goal_image"], initial)
+            z_goal = self._encode_one(info[self.goal_key], initial)
             goals = self._evaluation_goals(z, z_goal, observation, info)
             total = 0.0
             while True:
                 action, _ = self._act(z, goals.current, deterministic=True)
                 observation, reward, terminated, truncated, info = self.eval_env.step(action)
-                z = self._encode_one(observation["image"], initial)
+                z = self._encode_one(observation[self.view], initial)
                 goals.observe(z)
                 total += float(reward)
                 if terminated or truncated:
@@ -261,7 +302,7 @@ class PixelGoalRun(Run):
         c = self.config
         total, losses = self.spec.online_steps, LossAverager()
         observation, initial, z0, z_goal = self._new_episode()
-        z = self._encode_one(observation["image"], initial)
+        z = self._encode_one(observation[self.view], initial)
         episodes_done = 0
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
@@ -272,7 +313,7 @@ class PixelGoalRun(Run):
                 if c.finetune_every_episodes and episodes_done % c.finetune_every_episodes == 0:
                     self._finetune_representation()
                 observation, initial, z0, z_goal = self._new_episode()
-                z = self._encode_one(observation["image"], initial)
+                z = self._encode_one(observation[self.view], initial)
             for _ in range(c.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
             self._after_step("online", step + 1, total, losses)
@@ -283,19 +324,19 @@ class PixelGoalRun(Run):
         """Act towards ``z_goal``, store the transition (rewarded against that goal) and the image; the new latent."""
         action, unit = self._act(z, z_goal, deterministic=False)
         observation, _, terminated, truncated, _ = self.env.step(action)
-        z_next = self._encode_one(observation["image"], initial)
+        z_next = self._encode_one(observation[self.view], initial)
         reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
         self.online_episode[self.online.size] = len(self.online_initial) - 1
         self.online.add(self._normalize_latent(z).numpy(), unit, reward, self._normalize_latent(z_next).numpy(),
                         False, z_goal.numpy(), z_next.numpy())
-        self.online_images.append(observation["image"])
+        self.online_images.append(observation[self.view])
         return observation, z_next, terminated, truncated
 
     def _new_episode(self):
         """Alg. 7 l.7-8: s_0 ~ p_new(s_0), z_g ~ p(z_t | z_0); the task's goal image is not used here."""
         episode = int(self.rng.integers(2**31))
         observation, _ = self.env.reset(seed=episode, options={"pose_task": False})
-        initial = observation["image"]
+        initial = observation[self.view]
         self.online_images.append(initial)
         z0 = self._encode_one(initial, initial)
         k = self.config.proposals_per_episode if self.config.goal_proposal == "pixelcnn" else 1
@@ -348,6 +389,8 @@ class PixelGoalRun(Run):
     # -- artifacts: reconstructions and imagined goals -------------------------------------------------------
     def _save_grids(self, phase: str) -> None:
         """Reconstructions of dataset images, and goals imagined in the run's evaluation scene (Figures 42 and 47)."""
+        if self.view != "image":
+            return  # the state variant has no pictures to show
         from PIL import Image
 
         algorithm = self.algorithm
@@ -373,7 +416,7 @@ class PixelGoalRun(Run):
         starts = []
         for column in range(GRID_COLUMNS):
             observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
-            starts.append(observation["image"])
+            starts.append(observation[self.view])
         starts = torch.from_numpy(np.asarray(starts))
         z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
         return [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, self.generator))) for _ in range(3)]
@@ -383,7 +426,7 @@ class PixelGoalRun(Run):
         n = self.online.size if self.online is not None else 0
         return {"online_episode": self.online_episode[:n].clone(), "online_initial": list(self.online_initial),
                 "online_bank": list(self.online_bank), "online_images": list(self.online_images),
-                "artifacts": list(self.artifacts)}
+                "artifacts": list(self.artifacts), "calibration": self.calibration}
 
     def models_restored(self) -> None:
         """The restored representation re-encodes D and rebuilds the buffers the online rows go into."""
@@ -395,9 +438,11 @@ class PixelGoalRun(Run):
             self.online_initial, self.online_bank = state["online_initial"], state["online_bank"]
             self.online_images = state["online_images"]
         self.artifacts = state["artifacts"]
+        self.calibration = state.get("calibration")
 
     def extra_results(self) -> dict[str, Any]:
         overrides = self.spec.env_overrides or {}
         return {"artifacts": [artifact_path(self.spec.run_id, name) for name in self.artifacts],
                 "task": overrides.get("task"), "online_env": overrides,
-                "reward_epsilon": self.algorithm.reward_epsilon if self.config.reward == "sparse" else None}
+                "reward_epsilon": self.algorithm.reward_epsilon if self.config.reward == "sparse" else None,
+                "reward_calibration": self.calibration}

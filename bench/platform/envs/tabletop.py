@@ -39,7 +39,9 @@ from bench.platform.envs.tabletop_layout import (BUTTON, BUTTON_XY, DRAWER, DRAW
 from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
 
 IMAGE_SIZE = 48
-SINGLE_STAGE_TASKS = ("drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
+SINGLE_STAGE_TASKS = ("reach", "drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
+# ``reach``: the goal image shows the gripper at a pose; success is the gripper within this distance of it.
+REACH_TOLERANCE = 0.04  # metres: two full-speed steps
 # Planning to Practice's target tasks (ch. 10.6.1): stages the prior data never shows together in
 # one episode (the recipe keeps them apart), each longer than a prior episode.
 MULTI_STAGE_TASKS = ("button-then-tray", "tray-then-close-drawer", "drawer-button-tray")
@@ -264,7 +266,10 @@ class TabletopEnv(gym.Env):
         # Practice episodes (``options={"pose_task": False}``) skip the scripted goal: the learner
         # imagines its own.
         if self.task is not None and (options or {}).get("pose_task", True):
-            self._goal = run_primitives(self, primitives_for_task(self.task))
+            # Kept so that scripted attempts at this episode's task (``goal_examples``) draw the same
+            # random targets (a reach pose) as the goal did.
+            self._task_rng_state = self.np_random.bit_generator.state
+            self._goal = run_primitives(self, primitives_for_task(self.task), self.np_random)
             self._set_start(start)  # back to the episode's start, now with a goal to reach
             info.update(goal_image=self._goal["image"], goal_state=self._goal["state"])
         observation = self._observation()
@@ -406,6 +411,44 @@ class TabletopEnv(gym.Env):
         stages = task_stages(self.task, state, self._goal["state"])
         return {"success": all(stages), "stage_progress": sum(stages) / len(stages)}
 
+    def goal_examples(self, attempts: int, seed: int = 0, noise: float = 0.1) -> dict[str, dict[str, np.ndarray]]:
+        """Observations that do and do not reach a posed goal, for calibrating a goal-reaching threshold.
+
+        Per attempt (a reset with the task posed, then the task's scripted primitives again with action
+        noise ``noise``, as the goal was made, and the same settling steps): the goal observation, the
+        attempt's final observation when it succeeds (``reached``), and the last observation at which
+        the task had not succeeded yet (``missed``: the nearest miss). Failed attempts are left out.
+        Returns ``{"goal" | "reached" | "missed": {"image": array, "state": array}}``.
+        """
+        if self.task is None:
+            raise ValueError("goal_examples needs an environment with a task")
+        out: dict[str, dict[str, list[np.ndarray]]] = {k: {"image": [], "state": []} for k in ("goal", "reached", "missed")}
+        seeds = np.random.default_rng(seed)
+        for _ in range(attempts):
+            observation, info = self.reset(seed=int(seeds.integers(2**31)))
+            goal = {"image": info["goal_image"], "state": info["goal_state"]}
+            rng = np.random.default_rng()
+            rng.bit_generator.state = self._task_rng_state  # the goal's own random targets
+            primitives = primitives_for_task(self.task, noise)
+            missed, success = observation, False
+            for primitive in primitives:
+                for _ in range(80):
+                    observation, _, _, _, info = self.step(primitive(observation, rng))
+                    if not info["success"]:
+                        missed = observation
+                    if primitive.done:
+                        break
+            closed = primitives[-1].waypoints[-1][1]
+            for _ in range(3):
+                observation, _, _, _, info = self.step(np.array([0, 0, 0, 1 if closed else -1], np.float32))
+                if not info["success"]:
+                    missed = observation
+            if info["success"]:
+                for key, value in (("goal", goal), ("reached", observation), ("missed", missed)):
+                    out[key]["image"].append(value["image"])
+                    out[key]["state"].append(value["state"])
+        return {key: {view: np.asarray(values) for view, values in views.items()} for key, views in out.items()}
+
     def render(self) -> np.ndarray:
         return self._render(self.render_size)
 
@@ -436,6 +479,8 @@ def task_stages(task: str, state: np.ndarray, goal: np.ndarray) -> tuple[bool, .
     a multi-stage task, which the success rate alone hides.
     """
     drawer_open = bool(state[DRAWER] > 0.08)
+    if task == "reach":
+        return (bool(np.linalg.norm(state[GRIP] - goal[GRIP]) < REACH_TOLERANCE),)
     if task == "drawer-open":
         return (drawer_open and abs(state[DRAWER] - goal[DRAWER]) < 0.03,)
     if task == "drawer-close":

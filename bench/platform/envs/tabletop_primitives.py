@@ -17,8 +17,10 @@ from bench.platform.envs.tabletop_layout import (BUTTON_XY, DRAWER, DRAWER_TRAVE
                                                  STEP, TRAY_XY)
 
 PRIMITIVES = ("open-drawer", "close-drawer", "press-button", "grasp-lift", "place-in-tray", "place-in-drawer",
-              "push")
+              "push", "reach")
 HOVER = 0.11
+# ``reach`` targets: gripper poses above the table, inside the part of the workspace the camera sees.
+REACH_LOW, REACH_HIGH = (-0.15, -0.16, 0.05), (0.15, 0.06, 0.16)
 
 
 def affordances(state: np.ndarray) -> list[str]:
@@ -63,6 +65,9 @@ class Primitive:
                               # Back off above the released handle: a fixed point (a target relative
                               # to the gripper itself would recede forever and never finish).
                               (lambda st: hover(st[HANDLE] + (0, -0.03, 0)), False, 0.015)]
+        elif name == "reach":
+            target = rng.uniform(REACH_LOW, REACH_HIGH)
+            self.waypoints = [(lambda st: target, False, 0.008)]
         elif name == "press-button":
             button = lambda st: np.array([*st[BUTTON_XY], 0.045])  # noqa: E731
             self.waypoints = [(lambda st: hover(button(st)), False, 0.015), (button, False, 0.008),
@@ -118,7 +123,7 @@ class Primitive:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
-TASK_PRIMITIVES = {"drawer-open": "open-drawer", "drawer-close": "close-drawer", "button-press": "press-button",
+TASK_PRIMITIVES = {"reach": "reach", "drawer-open": "open-drawer", "drawer-close": "close-drawer", "button-press": "press-button",
                    "object-in-tray": "place-in-tray", "object-lift": "grasp-lift"}
 # The stages of the multi-stage tasks, in order (PTP's target tasks).
 TASK_STAGES = {"button-then-tray": ("press-button", "place-in-tray"),
@@ -126,10 +131,10 @@ TASK_STAGES = {"button-then-tray": ("press-button", "place-in-tray"),
                "drawer-button-tray": ("open-drawer", "press-button", "place-in-tray")}
 
 
-def primitives_for_task(task: str) -> list[Primitive]:
-    """The scripted primitives that accomplish ``task``, one per stage."""
+def primitives_for_task(task: str, noise: float = 0.0) -> list[Primitive]:
+    """The scripted primitives that accomplish ``task``, one per stage (with Gaussian action noise ``noise``)."""
     stages = TASK_STAGES[task] if task in TASK_STAGES else (TASK_PRIMITIVES[task],)
-    return [Primitive(name) for name in stages]
+    return [Primitive(name, noise) for name in stages]
 
 
 def completes_a_multi_stage_task(names: list[str]) -> bool:
@@ -141,10 +146,12 @@ def completes_a_multi_stage_task(names: list[str]) -> bool:
     return any(set(stages) <= set(names) for stages in TASK_STAGES.values())
 
 
-def run_primitives(env, primitives: list[Primitive], max_steps: int = 80) -> dict[str, np.ndarray]:
-    """Run noise-free primitives one after another in ``env`` from its current state; the final image and state."""
+def run_primitives(env, primitives: list[Primitive], rng: np.random.Generator,
+                   max_steps: int = 80) -> dict[str, np.ndarray]:
+    """Run noise-free primitives one after another in ``env`` from its current state; the final image and state.
+
+    ``rng`` draws what a primitive randomizes (a reach target, a push direction): the episode's own."""
     observation = env._observation()
-    rng = np.random.default_rng(0)
     for primitive in primitives:
         for _ in range(max_steps):
             observation, *_ = env.step(primitive(observation, rng))
