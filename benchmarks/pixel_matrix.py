@@ -51,7 +51,8 @@ def ensure_dataset(env: dict[str, str], recipe: str, episodes: int) -> None:
 
 
 def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
-               overrides: list[str], figure: str, parallel: int | None = None) -> tuple[dict, dict[str, str]]:
+               overrides: list[str], figure: str, parallel: int | None = None,
+               online_env: str = "held-out") -> tuple[dict, dict[str, str]]:
     """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task.
 
     Every (algorithm, task, seed) is one ``bench evaluate`` run; ``parallel`` of them (default: one
@@ -65,7 +66,8 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
     run_env = runs_env(env, parallel)
     saved_path = Path(home) / "report.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    same = saved.get("budget") == budget and saved.get("overrides") == overrides and "seed_runs" in saved
+    same = (saved.get("budget") == budget and saved.get("overrides") == overrides and "seed_runs" in saved
+            and saved.get("online_env", "held-out") == online_env)
     seed_runs: dict[str, dict] = saved.get("seed_runs", {}) if same else {}
     spent = saved.get("seconds", 0.0) if same else 0.0
     started = time.perf_counter()
@@ -73,7 +75,7 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
 
     def run_one(algorithm: str, task: str, seed: int) -> None:
         t0 = time.perf_counter()
-        out = bench(run_env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out", "--task", task,
+        out = bench(run_env, "evaluate", algorithm, "tabletop/prior", "--online-env", online_env, "--task", task,
                     "--seed-list", str(seed), "--offline-steps", str(budget["offline_steps"]),
                     "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
                     "--eval-episodes", str(budget["eval_episodes"]),
@@ -87,7 +89,7 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
             seed_runs[f"{algorithm}|{task}|{seed}"] = record
             print(json.dumps({"algorithm": algorithm, "task": task, "seed": seed, **record}), file=sys.stderr)
             saved_path.write_text(json.dumps({**report_of(budget, overrides, episodes, seeds, {},
-                                                          spent + time.perf_counter() - started),
+                                                          spent + time.perf_counter() - started, online_env),
                                               "seed_runs": seed_runs}))
 
     jobs = [(a, t, s) for a in algorithms for t in tasks for s in range(seeds) if f"{a}|{t}|{s}" not in seed_runs]
@@ -105,13 +107,14 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
                 "online": sum(online) / len(online) if online else None,
                 "offline_per_seed": offline, "online_per_seed": online, "runs": [r["run"] for r in records],
                 "seconds": round(sum(r["seconds"] for r in records), 1)}
-    report = report_of(budget, overrides, episodes, seeds, results, spent + time.perf_counter() - started)
+    report = report_of(budget, overrides, episodes, seeds, results, spent + time.perf_counter() - started, online_env)
     return add_run_details(report, home, figure)
 
 
-def report_of(budget: dict, overrides: list[str], episodes: int, seeds: int, results: dict, seconds: float) -> dict:
+def report_of(budget: dict, overrides: list[str], episodes: int, seeds: int, results: dict, seconds: float,
+              online_env: str = "held-out") -> dict:
     return {"budget": budget, "overrides": overrides, "episodes": episodes, "seeds": seeds, "results": results,
-            "seconds": round(seconds, 1)}
+            "seconds": round(seconds, 1), "online_env": online_env}
 
 
 def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[str, str]]:
@@ -160,8 +163,10 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
         return text
 
     budget = report["budget"]
-    block = (f"{table(success)}\nSuccess rate offline -> after {budget['online_steps']} online steps in a "
-             f"held-out scene, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes "
+    where = ("a held-out scene (one per seed)" if report.get("online_env", "held-out") == "held-out"
+             else "training-split scenes (a new one every episode)")
+    block = (f"{table(success)}\nSuccess rate offline -> after {budget['online_steps']} online steps in "
+             f"{where}, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes "
              "(d: mean latent distance of the last state to the goal, in each algorithm's own latent space); "
              f"prior data {report['episodes']} episodes; overrides {', '.join(report['overrides']) or 'none'}; "
              f"{report['seconds'] / 60:.0f} min on this machine. {caption}\n\n")
@@ -197,6 +202,8 @@ def main(doc: str, algorithms: tuple[str, ...], tasks: tuple[str, ...], budget: 
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(tasks))
     parser.add_argument("--algorithms", default=",".join(algorithms))
+    parser.add_argument("--online-env", default="held-out", choices=("held-out", "dataset"),
+                        help="practise and evaluate in held-out scenes (one per seed) or in training-split scenes")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--from-report", help="a JSON report this script printed before (its runs are in --home)")
     args = parser.parse_args()
@@ -204,7 +211,8 @@ def main(doc: str, algorithms: tuple[str, ...], tasks: tuple[str, ...], budget: 
         report, figures = add_run_details(json.loads(Path(args.from_report).read_text()), args.home, figure)
     else:
         report, figures = run_matrix(args.home, args.episodes, args.algorithms.split(","), args.tasks.split(","),
-                                     args.seeds, budget, overrides, figure)
+                                     args.seeds, budget, overrides, figure, online_env=args.online_env)
     print(json.dumps(report, indent=2))
     if args.write_docs:
-        write_docs(report, figures, marker, image_prefix, caption)
+        suffix = "" if args.online_env == "held-out" else f"-{args.online_env}"
+        write_docs(report, figures, marker + suffix, image_prefix + suffix.replace("-", "_"), caption)

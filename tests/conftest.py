@@ -163,4 +163,5 @@ def tabletop_registry(tmp_path_factory):
 
 PIXEL_TINY = ["--offline-steps", "40", "--online-steps", "60", "--eval-every", "60", "--eval-episodes", "1",
         "--log-every", "20", "--set", "representation_steps=30", "--set", "proposer_steps=20",
-        "--set", "hidden_dims=32x32", "--set", "batch_size=32", "--set", "proposals_per_episode=2"]
+        "--set", "hidden_dims=32x32", "--set", "batch_size=32", "--set", "proposals_per_episode=2",
+        "--set", "calibration_attempts=4"]

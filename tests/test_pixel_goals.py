@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from bench.algorithms import make_config
-from bench.algorithms.latent_goals import LatentGoalAlgorithm
+from bench.algorithms.latent_goals import LatentGoalAlgorithm, separating_threshold
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, to_float_images
 from bench.datasets.recipes import get_recipe
 from bench.datasets.recipes.collection import collect_episodes
-from bench.platform.envs.tabletop import (HELD_OUT_COLOURS, HELD_OUT_SHAPES, TRAIN_COLOURS, TRAIN_SHAPES, TabletopEnv,
-                                          sample_scene)
+from bench.platform.envs.tabletop import (HELD_OUT_COLOURS, HELD_OUT_SHAPES, REACH_TOLERANCE, TRAIN_COLOURS,
+                                          TRAIN_SHAPES, TabletopEnv, sample_scene)
 from bench.platform.envs.tabletop_primitives import Primitive
 from conftest import PIXEL_TINY, run_bench
 
@@ -181,6 +181,62 @@ def test_ccvae_samples_keep_their_scene_and_vae_samples_do_not(tabletop_images, 
     assert rates["ccvae"] >= 0.5 and rates["ccvae"] >= rates["vae"] + 0.3, rates
 
 
+def test_reach_goals_are_gripper_poses_that_a_scripted_attempt_reaches_and_its_approach_misses():
+    env = TabletopEnv(scene_split="held-out", task="reach")
+    try:
+        starts, goals = [], []
+        for seed in range(4):
+            observation, info = env.reset(seed=seed)
+            starts.append(observation["state"][:3])
+            goals.append(info["goal_state"][:3])
+            # Only the gripper moves (the object may settle by a millimetre while the goal is made).
+            assert not info["success"] and np.allclose(observation["state"][3:], info["goal_state"][3:], atol=5e-3)
+        assert len({tuple(np.round(g, 3)) for g in goals}) == 4  # each episode its own pose
+        examples = env.goal_examples(6, seed=1)
+    finally:
+        env.close()
+    goal, reached, missed = (examples[k]["state"][:, :3] for k in ("goal", "reached", "missed"))
+    assert len(goal) == 6 and examples["reached"]["image"].shape == (6, 48, 48, 3)
+    assert np.all(np.linalg.norm(reached - goal, axis=1) < REACH_TOLERANCE)
+    assert np.all(np.linalg.norm(missed - goal, axis=1) >= REACH_TOLERANCE)
+
+
+@pytest.mark.parametrize("task", ["button-press", "drawer-open"])
+def test_goal_examples_of_a_task_are_separated_by_state_distance(task):
+    env = TabletopEnv(task=task)
+    try:
+        examples = env.goal_examples(5, seed=0)
+    finally:
+        env.close()
+    goal, reached, missed = (torch.from_numpy(examples[k]["state"]) for k in ("goal", "reached", "missed"))
+    assert len(goal) >= 4
+    epsilon, accuracy = separating_threshold((reached - goal).norm(dim=1), (missed - goal).norm(dim=1))
+    assert accuracy == 1.0 and 0.0 < epsilon < 1.0
+
+
+def test_the_separating_threshold_maximizes_balanced_accuracy():
+    epsilon, accuracy = separating_threshold(torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.5, 0.6]))
+    assert 0.3 < epsilon < 0.5 and accuracy == 1.0
+    # Overlap: one reached distance among the misses; the best cut still keeps the bulk apart.
+    epsilon, accuracy = separating_threshold(torch.tensor([0.1, 0.2, 0.7, 0.15]), torch.tensor([0.5, 0.6, 0.8]))
+    assert 0.2 < epsilon < 0.5 and accuracy == pytest.approx((0.75 + 1.0) / 2)
+
+
+def test_the_pooled_view_averages_the_vq_grid_over_2x2_cells_for_the_policy_only():
+    vq = VQVAE(16, 2, 8)
+    latents = torch.randn(5, vq.latent_dim)
+    pooled = vq.pooled(latents)
+    assert pooled.shape == (5, 72) and vq.pooled(latents[0]).shape == (72,)
+    grid = latents.view(5, 2, 12, 12)
+    assert torch.allclose(pooled.view(5, 2, 6, 6)[:, :, 1, 2], grid[:, :, 2:4, 4:6].mean((2, 3)))
+    algorithm = LatentGoalAlgorithm(make_config("val", None, {"policy_view": "pooled", "vq_codes": "16"}), 0, 4)
+    assert algorithm.view_dim == 72 and algorithm.latent_dim == 288
+    assert algorithm.rl.act(torch.zeros(1, 144)).shape == (1, 4)  # pi sees (view(z), view(z_g))
+    # The reward keeps the full latents.
+    z = torch.zeros(1, 288)
+    assert float(algorithm.reward(z, z + 1.0)[0]) == -1.0
+
+
 def test_latent_goal_algorithms_reject_mismatched_parts():
     from bench.errors import InvalidInput
 
@@ -188,6 +244,10 @@ def test_latent_goal_algorithms_reject_mismatched_parts():
         LatentGoalAlgorithm(make_config("val", None, {"representation": "vae"}), 0, 4)
     with pytest.raises(InvalidInput, match="sum to 1"):
         make_config("val", None, {"relabel_keep": "0.5"})
+    with pytest.raises(InvalidInput, match="goal_proposal=data"):
+        LatentGoalAlgorithm(make_config("val-state", None, {"goal_proposal": "prior"}), 20, 4)
+    with pytest.raises(InvalidInput, match="epsilon_calibration"):
+        LatentGoalAlgorithm(make_config("val", None, {"epsilon_calibration": "guess"}), 0, 4)
 
 
 # -- end to end through the CLI ------------------------------------------------------------------------------

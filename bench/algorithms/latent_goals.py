@@ -79,6 +79,9 @@ class LatentGoalConfig(AWACConfig):
     finetune_every_episodes: int = param(0, "RIG Alg. 1 l.16: fine-tune the VAE every K episodes (0 = never)")
     finetune_steps: int = param(200, "bench: VAE steps per fine-tuning")
     normalize_observations: bool = param(True, "bench: standardize latents with the data's mean/std for pi and Q")
+    # What pi and Q see of (z, z_g): the full latents, or "pooled" (VQ-VAE: the 12x12 grid averaged
+    # over 2x2 cells, 4x smaller); rewards and relabeling always use the full latents.
+    policy_view: str = param("full", "the dissertation: full latents; 'pooled' is bench's CPU reduction")
     batch_size: int = param(128, "bench, CPU (AWAC: 1024)")
     compile: str = param("off", "bench: latent runs are short; compilation would dominate")
 
@@ -101,6 +104,8 @@ def _validate(c: LatentGoalConfig) -> None:
         raise InvalidInput("fine-tuning the representation online is RIG's (Algorithm 1 l.16): representation=vae only")
     if c.reward not in ("distance", "sparse"):
         raise InvalidInput(f"reward must be distance or sparse, not {c.reward!r}")
+    if c.policy_view not in ("full", "pooled"):
+        raise InvalidInput(f"policy_view must be full or pooled, not {c.policy_view!r}")
     if c.epsilon_calibration not in ("scripted", "median-5-step"):
         raise InvalidInput(f"epsilon_calibration must be scripted or median-5-step, not {c.epsilon_calibration!r}")
 
@@ -143,8 +148,9 @@ class LatentGoalAlgorithm(Algorithm):
                          if c.goal_proposal == "pixelcnn" else None)
         self.proposer_optimizer = (torch.optim.Adam(self.proposer.parameters(), lr=c.proposer_learning_rate)
                                    if self.proposer is not None else None)
-        # pi(a | z, z_g) and Q(z, a, z_g): an RL algorithm on the concatenation.
-        self.rl = self.build_rl(c, 2 * self.latent_dim, action_dim)
+        # pi(a | z, z_g) and Q(z, a, z_g): an RL algorithm on the concatenation of their views.
+        self.view_dim = self.representation.pooled_dim() if c.policy_view == "pooled" else self.latent_dim
+        self.rl = self.build_rl(c, 2 * self.view_dim, action_dim)
         self.optimizer = self.rl.optimizer
         self.reward_epsilon = float(c.reward_epsilon)
         self.data_goals: torch.Tensor | None = None  # goal_proposal=data: the latents of D (set by the harness)
@@ -202,6 +208,10 @@ class LatentGoalAlgorithm(Algorithm):
         vq: VQVAE = self.representation
         codes = self.proposer.sample(vq.codes_of_latents(initial_latents), generator=generator)
         return vq.latents_of_codes(codes)
+
+    def view(self, latents: torch.Tensor) -> torch.Tensor:
+        """What pi and Q see of (normalized) latents: all of them, or their pooled view (``policy_view``)."""
+        return self.representation.pooled(latents) if self.config.policy_view == "pooled" else latents
 
     # -- phases B and C: goal-conditioned AWAC in latent space ---------------------------------------
     def reward(self, achieved: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,14 @@ class Representation(nn.Module):
     reads: str = "image"  # the observation key it encodes
     trainable: bool = True  # whether phase A trains it
 
+    def pooled_dim(self) -> int:
+        """The size of ``pooled`` latents (the full size where there is nothing to pool)."""
+        return self.latent_dim
+
+    def pooled(self, latents: torch.Tensor) -> torch.Tensor:
+        """A compact, fixed view of latents (..., latent_dim) for the policy and critics; the identity here."""
+        return latents
+
     def loss(self, images: torch.Tensor, initial: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
@@ -228,6 +236,15 @@ class VQVAE(Representation):
 
     def decode(self, latents):
         return torch.sigmoid(self.decoder(latents.view(-1, self.embedding_dim, self.grid, self.grid)))
+
+    def pooled_dim(self) -> int:
+        return self.embedding_dim * (self.grid // 2) ** 2
+
+    def pooled(self, latents: torch.Tensor) -> torch.Tensor:
+        """The 12x12 grid averaged over 2x2 cells: 6x6 vectors (72-D at 2-D codes instead of 288-D)."""
+        lead = latents.shape[:-1]
+        grid = latents.reshape(-1, self.embedding_dim, self.grid, self.grid)
+        return F.avg_pool2d(grid, 2).flatten(1).reshape(*lead, self.pooled_dim())
 
 
 class _Residual(nn.Module):

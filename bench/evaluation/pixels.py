@@ -41,6 +41,16 @@ from bench.platform.settings import Settings
 GRID_COLUMNS = 8
 
 
+class PolicyView:
+    """Goals as pi and Q see them: standardized, then the algorithm's view (the full latent, or pooled)."""
+
+    def __init__(self, normalize: GoalNormalizer, view):
+        self.normalize, self.view = normalize, view
+
+    def __call__(self, goal: torch.Tensor) -> torch.Tensor:
+        return self.view(self.normalize(goal))
+
+
 def artifact_path(run_id: str, name: str) -> str:
     return f"_runs/{run_id}/artifacts/{name}"
 
@@ -149,7 +159,7 @@ class PixelGoalRun(Run):
         z, z_next = latents[steps], latents[steps + 1]
         data = self.dataset.data
         self.offline = TransitionBuffer.from_arrays(
-            ((z - mean) / std).numpy(), ((z_next - mean) / std).numpy(), self.unit_actions,
+            self._policy_state(z).numpy(), self._policy_state(z_next).numpy(), self.unit_actions,
             np.zeros(data.num_steps, np.float32), np.zeros(data.num_steps, np.float32), self.lengths,
             None, z_next.numpy())
         # Proposals for relabeling come per episode: z_0 of every episode, and for VAL a bank of
@@ -158,14 +168,14 @@ class PixelGoalRun(Run):
         self.offline_initial = latents[self.obs_starts]
         self.offline_bank = self._bank(self.offline_initial)
         capacity = self.spec.online_steps
-        self.online = TransitionBuffer(capacity, latents.shape[1], self.offline.action.shape[1], latents.shape[1]) \
+        self.online = TransitionBuffer(capacity, algorithm.view_dim, self.offline.action.shape[1], latents.shape[1]) \
             if self.learns_online else None
         self.online_episode = torch.zeros(max(capacity, 1), dtype=torch.long)
         self.online_initial: list[torch.Tensor] = []
         self.online_bank: list[torch.Tensor] = []
         shares = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random,
                                c.relabel_proposal)
-        self.goal_normalizer = GoalNormalizer(mean, std)
+        self.goal_normalizer = PolicyView(GoalNormalizer(mean, std), algorithm.view)
         self.replay = Replay(self.offline, self.online, c.online_fraction, shares, self._goal_reward,
                              self.goal_normalizer, seed=self.spec.seed, propose=self._propose_for_rows)
         self.latents_ready = True
@@ -227,8 +237,9 @@ class PixelGoalRun(Run):
         reward = self.algorithm.reward(torch.from_numpy(achieved), torch.from_numpy(goal)).numpy()
         return reward, np.zeros_like(reward)
 
-    def _normalize_latent(self, z: torch.Tensor) -> torch.Tensor:
-        return (z - torch.from_numpy(self.state_mean)) / torch.from_numpy(self.state_std)
+    def _policy_state(self, z: torch.Tensor) -> torch.Tensor:
+        """What pi and Q see of a latent: standardized, then the algorithm's view of it (``policy_view``)."""
+        return self.algorithm.view((z - torch.from_numpy(self.state_mean)) / torch.from_numpy(self.state_std))
 
     def _ensure_latents(self) -> None:
         if self.latents_ready:
@@ -248,7 +259,7 @@ class PixelGoalRun(Run):
         return self.algorithm.encode(images, context)[0]
 
     def _act(self, z: torch.Tensor, z_goal: torch.Tensor, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        obs = torch.cat([self._normalize_latent(z), self.goal_normalizer(z_goal)])[None]
+        obs = torch.cat([self._policy_state(z), self.goal_normalizer(z_goal)])[None]
         unit = self.algorithm.act(obs, deterministic)[0].numpy().astype(np.float64)
         return self.actions.to_env(unit).astype(self.env.action_space.dtype), unit
 
@@ -327,7 +338,7 @@ class PixelGoalRun(Run):
         z_next = self._encode_one(observation[self.view], initial)
         reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
         self.online_episode[self.online.size] = len(self.online_initial) - 1
-        self.online.add(self._normalize_latent(z).numpy(), unit, reward, self._normalize_latent(z_next).numpy(),
+        self.online.add(self._policy_state(z).numpy(), unit, reward, self._policy_state(z_next).numpy(),
                         False, z_goal.numpy(), z_next.numpy())
         self.online_images.append(observation[self.view])
         return observation, z_next, terminated, truncated
@@ -357,9 +368,8 @@ class PixelGoalRun(Run):
             algorithm.update_representation(torch.cat([self.images[rows], fresh[new]]), None)
         latents = self._encode_all()
         steps = self.step_rows
-        mean, std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
-        self.offline.state[:] = (latents[steps] - mean) / std
-        self.offline.next_state[:] = (latents[steps + 1] - mean) / std
+        self.offline.state[:] = self._policy_state(latents[steps])
+        self.offline.next_state[:] = self._policy_state(latents[steps + 1])
         self.offline.next_achieved[:] = latents[steps + 1]
         self.offline.goal[:] = latents[steps + 1]
         self.offline_initial = latents[self.obs_starts]
@@ -371,8 +381,8 @@ class PixelGoalRun(Run):
             is_initial[self._online_initial_positions()] = True
             next_latents = online_latents[torch.from_numpy(~is_initial)][:n]
             previous = online_latents[torch.from_numpy(np.flatnonzero(~is_initial) - 1)][:n]
-            self.online.state[:n] = (previous - mean) / std
-            self.online.next_state[:n] = (next_latents - mean) / std
+            self.online.state[:n] = self._policy_state(previous)
+            self.online.next_state[:n] = self._policy_state(next_latents)
             self.online.next_achieved[:n] = next_latents
             self.online_initial = list(online_latents[torch.from_numpy(self._online_initial_positions())])
         self.timings["representation_seconds"] += time.perf_counter() - started

@@ -57,7 +57,7 @@ class PlanningRun(PixelGoalRun):
     @torch.no_grad()
     def _feasibility(self, states: torch.Tensor, subgoals: torch.Tensor) -> torch.Tensor:
         """V(s, s') of the goal-conditioned IQL: how reachable s' is from s (eq. 51's constraint)."""
-        obs = torch.cat([self._normalize_latent(states), self.goal_normalizer(subgoals)], 1)
+        obs = torch.cat([self._policy_state(states), self.goal_normalizer(subgoals)], 1)
         return self.algorithm.rl.value(obs)
 
     def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[SubgoalSchedule, float]:
