@@ -214,5 +214,6 @@ def main(doc: str, algorithms: tuple[str, ...], tasks: tuple[str, ...], budget: 
                                      args.seeds, budget, overrides, figure, online_env=args.online_env)
     print(json.dumps(report, indent=2))
     if args.write_docs:
-        suffix = "" if args.online_env == "held-out" else f"-{args.online_env}"
+        suffix = ("" if args.online_env == "held-out" else f"-{args.online_env}") + \
+            ("" if args.episodes == 200 else f"-{args.episodes}-episodes")
         write_docs(report, figures, marker + suffix, image_prefix + suffix.replace("-", "_"), caption)
