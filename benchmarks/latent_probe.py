@@ -1,11 +1,12 @@
 """Is the gripper's position in a finished pixel run's latents? A supervised probe, privileged labels, no RL.
 
-    python benchmarks/latent_probe.py --home DIR RUN_ID [--steps 3000] [--features latent|prequantized]
+    python benchmarks/latent_probe.py --home DIR RUN_ID [--steps 3000] [--features latent|prequantized] [--probe mlp|conv]
 
 Loads the run's representation from its checkpoint, encodes the prior data's images, and trains
 an MLP (2x256, the policy's size) to predict the gripper's xyz from the latent (the run's
 ``policy_view`` of it: pooled or full; ``--features prequantized``: a VQ-VAE's encoder output
-before quantization), on 80% of the episodes; prints JSON with R^2 and the
+before quantization; ``--probe conv``: two convolutions over the VQ-VAE's 12x12 grid before the
+MLP, a probe with the translation structure an MLP lacks), on 80% of the episodes; prints JSON with R^2 and the
 mean error in centimetres on the other 20% and on images of the run's held-out scene. When the
 probe reads the gripper well but the policy does not move it to a goal, the break is in the RL,
 not in the representation (docs/results.md, "Goal reaching on states first").
@@ -33,10 +34,29 @@ from bench.platform.envs.tabletop_layout import GRIP
 from bench.platform.settings import Settings
 
 
-def r2_and_error(predicted: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
-    residual = (predicted - target).pow(2).sum()
-    total = (target - target.mean(0)).pow(2).sum()
-    return float(1 - residual / total), float((predicted - target).norm(dim=1).mean() * 100)
+def r2_and_error(predicted: torch.Tensor, target: torch.Tensor) -> tuple[float, float, list[float]]:
+    """R^2 over xyz together, the mean error in cm, and R^2 per axis."""
+    residual = (predicted - target).pow(2)
+    total = (target - target.mean(0)).pow(2)
+    per_axis = [round(float(1 - residual[:, i].sum() / total[:, i].sum()), 3) for i in range(3)]
+    return float(1 - residual.sum() / total.sum()), float((predicted - target).norm(dim=1).mean() * 100), per_axis
+
+
+def conv_probe(latent_dim: int) -> torch.nn.Module:
+    """(N, D*144) -> xyz through convolutions over the 12x12 grid of D-vectors, then an MLP."""
+    channels = latent_dim // 144
+    return torch.nn.Sequential(
+        torch.nn.Unflatten(1, (channels, 12, 12)), torch.nn.Conv2d(channels, 32, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 32, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+        mlp(32 * 36, (256,), 3))
+
+
+def pixel_probe() -> torch.nn.Module:
+    """(N, 3*48*48) -> xyz: three strided convolutions down to 6x6, then an MLP."""
+    return torch.nn.Sequential(
+        torch.nn.Unflatten(1, (3, 48, 48)), torch.nn.Conv2d(3, 32, 4, 2, 1), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 32, 4, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 4, 2, 1), torch.nn.ReLU(),
+        torch.nn.Flatten(), mlp(32 * 36, (256,), 3))
 
 
 def main() -> None:
@@ -44,7 +64,8 @@ def main() -> None:
     parser.add_argument("--home", required=True)
     parser.add_argument("run_id")
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--features", choices=("latent", "prequantized"), default="latent")
+    parser.add_argument("--features", choices=("latent", "prequantized", "pixels"), default="latent")
+    parser.add_argument("--probe", choices=("mlp", "conv"), default="mlp")
     args = parser.parse_args()
     os.environ["BENCH_HOME"] = args.home
     shown = json.loads(subprocess.run([sys.executable, "-m", "bench.cli", "runs", "show", args.run_id, "--json"],
@@ -61,19 +82,22 @@ def main() -> None:
         images = torch.from_numpy(np.ascontiguousarray(images))
         if args.features == "latent":
             return algorithm.encode(images)
+        if args.features == "pixels":  # the images themselves: what any representation can keep at best
+            return to_float_images(images).flatten(1)
         return torch.cat([algorithm.representation.encoder(to_float_images(images[i:i + 512])).flatten(1)
                           for i in range(0, len(images), 512)])
 
     latents = features(observations["image"])
     mean, std = latents.mean(0), latents.std(0) + 1e-3
-    view = algorithm.view if args.features == "latent" else (lambda x: x)
+    view = algorithm.view if args.features == "latent" and args.probe == "mlp" else (lambda x: x)
     inputs = view((latents - mean) / std)
     targets = torch.from_numpy(np.ascontiguousarray(observations["state"][:, GRIP]))
     lengths = np.asarray(version.data.lengths) + 1
     episode = torch.from_numpy(np.repeat(np.arange(len(lengths)), lengths))
     train = episode % 5 != 0
     torch.manual_seed(0)
-    probe = mlp(inputs.shape[1], (256, 256), 3)
+    probe = (mlp(inputs.shape[1], (256, 256), 3) if args.probe == "mlp"
+             else pixel_probe() if args.features == "pixels" else conv_probe(inputs.shape[1]))
     optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
     rows = torch.nonzero(train).squeeze(1)
     for _ in range(args.steps):
@@ -94,13 +118,16 @@ def main() -> None:
     env.close()
     held_out = view((features(np.asarray(images)) - mean) / std)
     with torch.no_grad():
-        test_r2, test_cm = r2_and_error(probe(inputs[~train]), targets[~train])
-        held_r2, held_cm = r2_and_error(probe(held_out), torch.from_numpy(np.asarray(grips)))
+        test_r2, test_cm, test_axes = r2_and_error(probe(inputs[~train]), targets[~train])
+        held_r2, held_cm, held_axes = r2_and_error(probe(held_out), torch.from_numpy(np.asarray(grips)))
     print(json.dumps({"run": args.run_id, "algorithm": shown["algorithm"], "features": args.features,
+                      "probe": args.probe,
                       "policy_view": config.policy_view if args.features == "latent" else None,
                       "input_dim": int(inputs.shape[1]), "probe_steps": args.steps,
-                      "held_out_episodes_r2": round(test_r2, 3), "held_out_episodes_error_cm": round(test_cm, 2),
-                      "held_out_scene_r2": round(held_r2, 3), "held_out_scene_error_cm": round(held_cm, 2)},
+                      "held_out_episodes_r2": round(test_r2, 3), "held_out_episodes_r2_xyz": test_axes,
+                      "held_out_episodes_error_cm": round(test_cm, 2),
+                      "held_out_scene_r2": round(held_r2, 3), "held_out_scene_r2_xyz": held_axes,
+                      "held_out_scene_error_cm": round(held_cm, 2)},
                      indent=2))
 
 

@@ -40,7 +40,8 @@ from bench.platform.envs.tabletop_primitives import primitives_for_task, run_pri
 
 IMAGE_SIZE = 48
 SINGLE_STAGE_TASKS = ("reach", "drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
-# ``reach``: the goal image shows the gripper at a pose; success is the gripper within this distance of it.
+# ``reach``: the goal image shows the gripper at a position at the hover height (11 cm); success is
+# the gripper within this distance of it.
 REACH_TOLERANCE = 0.04  # metres: two full-speed steps
 # Planning to Practice's target tasks (ch. 10.6.1): stages the prior data never shows together in
 # one episode (the recipe keeps them apart), each longer than a prior episode.
