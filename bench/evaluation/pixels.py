@@ -33,8 +33,8 @@ from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, Trans
 from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
 from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
-from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.layouts import evaluation_seed
+from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
 
