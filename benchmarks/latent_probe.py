@@ -89,7 +89,8 @@ def main() -> None:
 
     latents = features(observations["image"])
     mean, std = latents.mean(0), latents.std(0) + 1e-3
-    view = algorithm.view if args.features == "latent" and args.probe == "mlp" else (lambda x: x)
+    policy_view = args.features == "latent" and args.probe == "mlp"  # the conv probe reads the whole grid
+    view = algorithm.view if policy_view else (lambda x: x)
     inputs = view((latents - mean) / std)
     targets = torch.from_numpy(np.ascontiguousarray(observations["state"][:, GRIP]))
     lengths = np.asarray(version.data.lengths) + 1
@@ -122,7 +123,7 @@ def main() -> None:
         held_r2, held_cm, held_axes = r2_and_error(probe(held_out), torch.from_numpy(np.asarray(grips)))
     print(json.dumps({"run": args.run_id, "algorithm": shown["algorithm"], "features": args.features,
                       "probe": args.probe,
-                      "policy_view": config.policy_view if args.features == "latent" else None,
+                      "view": config.policy_view if policy_view else "full",
                       "input_dim": int(inputs.shape[1]), "probe_steps": args.steps,
                       "held_out_episodes_r2": round(test_r2, 3), "held_out_episodes_r2_xyz": test_axes,
                       "held_out_episodes_error_cm": round(test_cm, 2),

@@ -284,7 +284,7 @@ def test_the_state_variant_reaches_goal_poses_in_a_small_tabletop_setting(reques
                                   "--eval-episodes", "10", "--set", "hidden_dims=128x128",
                                   "--set", "calibration_attempts=6", "--json").stdout)
     run = result["runs"][0]
-    assert run["status"] == "completed" and run["offline"]["success_rate"] >= 0.5  # measured 0.7
+    assert run["status"] == "completed" and run["offline"]["success_rate"] >= 0.5  # measured 0.8
     shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     calibration = shown["results"]["reward_calibration"]
     # States separate scripted reaches from their nearest misses, and eps sits below the 4 cm tolerance.

@@ -65,11 +65,11 @@ class PixelGoalRun(Run):
         observations = self.dataset.data.observations
         self.config = config_from_json(get_algorithm(spec.algorithm).config_class, spec.config)
         # What the representation reads: images, or the privileged state for the diagnostic variant.
-        self.view = "state" if self.config.representation == "state" else "image"
-        self.goal_key = f"goal_{self.view}"
-        if not isinstance(observations, dict) or self.view not in observations:
-            raise InvalidInput(f"{spec.algorithm} learns from {self.view}s: {spec.dataset_id} has no "
-                               f"'{self.view}' observations")
+        self.observation_key = "state" if self.config.representation == "state" else "image"
+        self.goal_key = f"goal_{self.observation_key}"
+        if not isinstance(observations, dict) or self.observation_key not in observations:
+            raise InvalidInput(f"{spec.algorithm} learns from {self.observation_key}s: {spec.dataset_id} has no "
+                               f"'{self.observation_key}' observations")
         overrides = dict(spec.env_overrides or {})
         if not overrides.get("task"):
             raise InvalidInput(f"{spec.algorithm} is evaluated on a goal-image task: pass --task "
@@ -78,13 +78,13 @@ class PixelGoalRun(Run):
         self.eval_env = self.dataset.make_env(**overrides)
         self.actions = ActionScaler(self.env.action_space)
         data = self.dataset.data
-        state_dim = observations[self.view].shape[-1] if self.view == "state" else 0
+        state_dim = observations[self.observation_key].shape[-1] if self.observation_key == "state" else 0
         self.algorithm: LatentGoalAlgorithm = build_algorithm(spec.algorithm, self.config, state_dim,
                                                               data.actions.shape[1])
         self.learns_online = spec.online_steps > 0
         # Images in memory (uint8; the state vectors for the state variant), and for every observation
         # row the row of its episode's s_0.
-        self.images = torch.from_numpy(np.ascontiguousarray(observations[self.view]))
+        self.images = torch.from_numpy(np.ascontiguousarray(observations[self.observation_key]))
         lengths = np.asarray(data.lengths)
         obs_starts = self.dataset.obs_row_of_step[data.step_starts]
         self.initial_row = torch.from_numpy(np.repeat(obs_starts, lengths + 1).astype(np.int64))
@@ -193,9 +193,9 @@ class PixelGoalRun(Run):
             found = examples(self.config.calibration_attempts, seed=self.spec.seed)
         finally:
             env.close()
-        if len(found["goal"][self.view]) < 2:
+        if len(found["goal"][self.observation_key]) < 2:
             raise InvalidInput("too few scripted attempts reached the task's goal to calibrate eps")
-        goal, reached, missed = (torch.from_numpy(np.ascontiguousarray(found[k][self.view]))
+        goal, reached, missed = (torch.from_numpy(np.ascontiguousarray(found[k][self.observation_key]))
                                  for k in ("goal", "reached", "missed"))
         context = goal if self.algorithm.representation.conditional else None  # same scene as s_0
         z_goal = self.algorithm.encode(goal, context)
@@ -271,7 +271,7 @@ class PixelGoalRun(Run):
         successes, progress, returns, distances = [], [], [], []
         for episode in range(self.spec.eval_episodes):
             observation, info = self.eval_env.reset(seed=evaluation_seed(episode))
-            initial = observation[self.view]
+            initial = observation[self.observation_key]
             z = self._encode_one(initial, initial)
             z_goal = self._encode_one(info[self.goal_key], initial)
             goals = self._evaluation_goals(z, z_goal, observation, info)
@@ -279,7 +279,7 @@ class PixelGoalRun(Run):
             while True:
                 action, _ = self._act(z, goals.current, deterministic=True)
                 observation, reward, terminated, truncated, info = self.eval_env.step(action)
-                z = self._encode_one(observation[self.view], initial)
+                z = self._encode_one(observation[self.observation_key], initial)
                 goals.observe(z)
                 total += float(reward)
                 if terminated or truncated:
@@ -313,7 +313,7 @@ class PixelGoalRun(Run):
         c = self.config
         total, losses = self.spec.online_steps, LossAverager()
         observation, initial, z0, z_goal = self._new_episode()
-        z = self._encode_one(observation[self.view], initial)
+        z = self._encode_one(observation[self.observation_key], initial)
         episodes_done = 0
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
@@ -324,7 +324,7 @@ class PixelGoalRun(Run):
                 if c.finetune_every_episodes and episodes_done % c.finetune_every_episodes == 0:
                     self._finetune_representation()
                 observation, initial, z0, z_goal = self._new_episode()
-                z = self._encode_one(observation[self.view], initial)
+                z = self._encode_one(observation[self.observation_key], initial)
             for _ in range(c.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
             self._after_step("online", step + 1, total, losses)
@@ -335,19 +335,19 @@ class PixelGoalRun(Run):
         """Act towards ``z_goal``, store the transition (rewarded against that goal) and the image; the new latent."""
         action, unit = self._act(z, z_goal, deterministic=False)
         observation, _, terminated, truncated, _ = self.env.step(action)
-        z_next = self._encode_one(observation[self.view], initial)
+        z_next = self._encode_one(observation[self.observation_key], initial)
         reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
         self.online_episode[self.online.size] = len(self.online_initial) - 1
         self.online.add(self._policy_state(z).numpy(), unit, reward, self._policy_state(z_next).numpy(),
                         False, z_goal.numpy(), z_next.numpy())
-        self.online_images.append(observation[self.view])
+        self.online_images.append(observation[self.observation_key])
         return observation, z_next, terminated, truncated
 
     def _new_episode(self):
         """Alg. 7 l.7-8: s_0 ~ p_new(s_0), z_g ~ p(z_t | z_0); the task's goal image is not used here."""
         episode = int(self.rng.integers(2**31))
         observation, _ = self.env.reset(seed=episode, options={"pose_task": False})
-        initial = observation[self.view]
+        initial = observation[self.observation_key]
         self.online_images.append(initial)
         z0 = self._encode_one(initial, initial)
         k = self.config.proposals_per_episode if self.config.goal_proposal == "pixelcnn" else 1
@@ -399,7 +399,7 @@ class PixelGoalRun(Run):
     # -- artifacts: reconstructions and imagined goals -------------------------------------------------------
     def _save_grids(self, phase: str) -> None:
         """Reconstructions of dataset images, and goals imagined in the run's evaluation scene (Figures 42 and 47)."""
-        if self.view != "image":
+        if self.observation_key != "image":
             return  # the state variant has no pictures to show
         from PIL import Image
 
@@ -426,7 +426,7 @@ class PixelGoalRun(Run):
         starts = []
         for column in range(GRID_COLUMNS):
             observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
-            starts.append(observation[self.view])
+            starts.append(observation[self.observation_key])
         starts = torch.from_numpy(np.asarray(starts))
         z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
         return [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, self.generator))) for _ in range(3)]

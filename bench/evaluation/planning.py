@@ -40,7 +40,7 @@ class PlanningRun(PixelGoalRun):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if self.view != "image":
+        if self.observation_key != "image":
             raise InvalidInput(f"{self.spec.algorithm} plans between images; on states use ptp-state")
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
         lengths = np.asarray(self.lengths)

@@ -423,29 +423,24 @@ class TabletopEnv(gym.Env):
         """
         if self.task is None:
             raise ValueError("goal_examples needs an environment with a task")
-        out: dict[str, dict[str, list[np.ndarray]]] = {k: {"image": [], "state": []} for k in ("goal", "reached", "missed")}
+        out: dict[str, dict[str, list[np.ndarray]]] = {key: {"image": [], "state": []}
+                                                       for key in ("goal", "reached", "missed")}
         seeds = np.random.default_rng(seed)
         for _ in range(attempts):
             observation, info = self.reset(seed=int(seeds.integers(2**31)))
             goal = {"image": info["goal_image"], "state": info["goal_state"]}
             rng = np.random.default_rng()
             rng.bit_generator.state = self._task_rng_state  # the goal's own random targets
-            primitives = primitives_for_task(self.task, noise)
-            missed, success = observation, False
-            for primitive in primitives:
-                for _ in range(80):
-                    observation, _, _, _, info = self.step(primitive(observation, rng))
-                    if not info["success"]:
-                        missed = observation
-                    if primitive.done:
-                        break
-            closed = primitives[-1].waypoints[-1][1]
-            for _ in range(3):
-                observation, _, _, _, info = self.step(np.array([0, 0, 0, 1 if closed else -1], np.float32))
+            attempt = {"missed": observation, "success": False}
+
+            def observe(observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+                attempt["success"] = info["success"]
                 if not info["success"]:
-                    missed = observation
-            if info["success"]:
-                for key, value in (("goal", goal), ("reached", observation), ("missed", missed)):
+                    attempt["missed"] = observation
+
+            reached = run_primitives(self, primitives_for_task(self.task, noise), rng, observe=observe)
+            if attempt["success"]:
+                for key, value in (("goal", goal), ("reached", reached), ("missed", attempt["missed"])):
                     out[key]["image"].append(value["image"])
                     out[key]["state"].append(value["state"])
         return {key: {view: np.asarray(values) for view, values in views.items()} for key, views in out.items()}

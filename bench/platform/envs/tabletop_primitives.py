@@ -149,21 +149,29 @@ def completes_a_multi_stage_task(names: list[str]) -> bool:
     return any(set(stages) <= set(names) for stages in TASK_STAGES.values())
 
 
-def run_primitives(env, primitives: list[Primitive], rng: np.random.Generator,
-                   max_steps: int = 80) -> dict[str, np.ndarray]:
-    """Run noise-free primitives one after another in ``env`` from its current state; the final image and state.
+def run_primitives(env, primitives: list[Primitive], rng: np.random.Generator, max_steps: int = 80,
+                   observe: Callable[[dict[str, np.ndarray], dict], None] | None = None) -> dict[str, np.ndarray]:
+    """Run primitives one after another in ``env`` from its current state; the final image and state.
 
-    ``rng`` draws what a primitive randomizes (a reach target, a push direction): the episode's own."""
+    ``rng`` draws what a primitive randomizes (a reach target, a push direction, its action noise):
+    the episode's own. ``observe(observation, info)`` sees every step, settling steps included."""
     observation = env._observation()
+
+    def step(action: np.ndarray) -> dict[str, np.ndarray]:
+        observation, _, _, _, info = env.step(action)
+        if observe is not None:
+            observe(observation, info)
+        return observation
+
     for primitive in primitives:
         for _ in range(max_steps):
-            observation, *_ = env.step(primitive(observation, rng))
+            observation = step(primitive(observation, rng))
             if primitive.done:
                 break
     # Let the scene settle (an object dropped into the tray lands) before taking the goal picture.
     closed = primitives[-1].waypoints[-1][1]
     for _ in range(3):
-        observation, *_ = env.step(np.array([0, 0, 0, 1 if closed else -1], np.float32))
+        observation = step(np.array([0, 0, 0, 1 if closed else -1], np.float32))
     return {"image": observation["image"].copy(), "state": observation["state"].copy()}
 
 
