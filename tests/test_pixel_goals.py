@@ -300,3 +300,66 @@ def test_pixel_runs_need_a_task_and_a_scene_family(tabletop_registry):
     unknown = run_bench(env, "evaluate", "val", "tabletop/prior", "--task", "fly", *PIXEL_TINY, check=False)
     assert unknown.returncode == 1 and "unknown tabletop task" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+# -- the model cache: representation, PixelCNN and offline policy trained once per data, config and seed ----------
+def test_model_keys_change_with_each_thing_a_model_depends_on():
+    from bench.algorithms.config import offline_fields
+    from bench.evaluation.model_cache import model_key
+
+    base = dict(kind="representation", dataset_sha256="a" * 64, seed=0, fields={"vq_codes": 128}, parents=[],
+                code="c")
+    key = model_key(**base)
+    assert model_key(**base) == key and len(key) == 64
+    for change in ({"dataset_sha256": "b" * 64}, {"seed": 1}, {"fields": {"vq_codes": 64}}, {"parents": ["p"]},
+                   {"code": "d"}, {"kind": "proposer"}):
+        assert model_key(**{**base, **change}) != key, change
+    # The offline policy's key ignores what only practice and planning read, so PTP's variants share it.
+    ptp, flat = make_config("ptp", None, {}), make_config("ptp", None, {"planner": "flat", "plan_buffer": "false"})
+    assert offline_fields(ptp) == offline_fields(flat)
+    assert "relabel_future" in offline_fields(ptp) and "online_fraction" not in offline_fields(ptp)
+    assert offline_fields(make_config("val", None, {"relabel_future": "0.3", "relabel_proposal": "0.5"})) != \
+        offline_fields(make_config("val", None, {}))
+
+
+@pytest.mark.slow
+def test_a_later_run_reuses_the_models_and_continues_exactly_as_if_it_had_trained_them(request, tmp_path):
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    env = settings_env(settings)
+    run_bench(env, "datasets", "build", "tabletop/prior", "--episodes", "12", "--workers", "1")
+    # eps by hand, so the reward (and with it the offline policy) is the same on both tasks.
+    tiny = [*PIXEL_TINY, "--set", "reward_epsilon=2.0"]
+
+    def run(dataset: str, task: str, *extra: str) -> dict:
+        result = json.loads(run_bench(env, "evaluate", "val", dataset, "--task", task, *tiny, *extra,
+                                      "--json").stdout)["runs"][0]
+        assert result["status"] == "completed", result["error"]
+        shown = json.loads(run_bench(env, "runs", "show", result["run_id"], "--json").stdout)
+        shown["trained"] = {c["phase"] for c in shown["curves"] if c["kind"] == "train"}
+        shown["last_online_losses"] = [c for c in shown["curves"] if c["kind"] == "train" and c["phase"] == "online"][-1]
+        return shown
+
+    first = run("tabletop/prior", "button-press")
+    assert first["results"]["reused_models"] == {}
+    assert {"representation", "affordances", "offline", "online"} <= first["trained"]
+    entries = sorted(p.parent.name for p in (settings.home / "datasets" / "_cache" / "models").rglob("*.pt"))
+    assert entries == ["offline-policy", "proposer", "representation"]
+
+    # Another task, same data, config and seed: nothing is trained before the online phase.
+    other_task = run("tabletop/prior", "drawer-open")
+    reused = other_task["results"]["reused_models"]
+    assert set(reused) == {"representation", "proposer", "offline-policy"}
+    assert {entry["trained_by"] for entry in reused.values()} == {first["id"]}
+    assert other_task["trained"] == {"online"}
+    assert [c["step"] for c in other_task["curves"] if c["kind"] == "eval" and c["phase"] == "offline"] == [40]
+    # ... and it goes on exactly as the same run without the cache: the same losses to the last bit.
+    fresh = run("tabletop/prior", "drawer-open", "--no-model-cache")
+    assert fresh["results"]["reused_models"] == {} and "representation" in fresh["trained"]
+    assert fresh["last_online_losses"] == other_task["last_online_losses"]
+
+    # A new seed, a changed representation, new data: trained again.
+    assert run("tabletop/prior", "button-press", "--seed-list", "1")["results"]["reused_models"] == {}
+    changed = run("tabletop/prior", "button-press", "--set", "representation_steps=31")
+    assert changed["results"]["reused_models"] == {}
+    run_bench(env, "datasets", "build", "tabletop/prior", "--episodes", "13", "--workers", "1")
+    assert run("tabletop/prior-v2", "button-press")["results"]["reused_models"] == {}

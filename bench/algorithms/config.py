@@ -79,6 +79,9 @@ class AlgorithmConfig:
     # Presets per domain, applied over the defaults before user overrides: {"maze": {...}}.
     PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {}
     PRESET_SOURCES: typing.ClassVar[dict[str, str]] = {}
+    # Fields the offline phase never reads (online practice, planning); a class lists its own, and
+    # ``offline_fields`` collects them over the class's bases. The offline policy cache keys on the rest.
+    OFFLINE_INDEPENDENT: typing.ClassVar[tuple[str, ...]] = ("updates_per_env_step", "online_fraction")
 
 
 def _coerce(value: str, annotation: Any, name: str) -> Any:
@@ -158,6 +161,13 @@ def validate_relabeling(config: AlgorithmConfig) -> None:
         raise InvalidInput(f"compile must be auto, on or off, got {config.compile!r}")
     if config.online_fraction is not None and not 0.0 <= config.online_fraction <= 1.0:
         raise InvalidInput(f"online_fraction must be in [0, 1] or none, got {config.online_fraction}")
+
+
+def offline_fields(config: AlgorithmConfig) -> dict[str, Any]:
+    """The config values the offline phase depends on: every field but those a class in its MRO declares
+    ``OFFLINE_INDEPENDENT``."""
+    skip = {name for cls in type(config).__mro__ for name in vars(cls).get("OFFLINE_INDEPENDENT", ())}
+    return {key: value for key, value in config_to_json(config).items() if key not in skip}
 
 
 def config_to_json(config: AlgorithmConfig) -> dict[str, Any]:

@@ -85,6 +85,18 @@ class LatentGoalConfig(AWACConfig):
     batch_size: int = param(128, "bench, CPU (AWAC: 1024)")
     compile: str = param("off", "bench: latent runs are short; compilation would dominate")
 
+    # The offline phase sees eps, not how it was calibrated; RIG's fine-tuning is online.
+    OFFLINE_INDEPENDENT = ("finetune_every_episodes", "finetune_steps", "epsilon_calibration", "calibration_attempts")
+
+
+# What the models learned from the data alone depend on, besides the data, the seed and the models
+# they train on: the keys of their cache entries (bench.evaluation.model_cache).
+REPRESENTATION_FIELDS = ("representation", "latent_dim", "context_dim", "beta", "channels", "vq_codes",
+                         "vq_embedding_dim", "representation_steps", "representation_batch_size",
+                         "representation_learning_rate")
+PROPOSER_FIELDS = ("goal_proposal", "pixelcnn_channels", "pixelcnn_layers", "proposer_steps", "proposer_batch_size",
+                   "proposer_learning_rate")
+
 
 def _validate(c: LatentGoalConfig) -> None:
     if c.representation not in ("vae", "ccvae", "vqvae", "state"):
@@ -229,6 +241,33 @@ class LatentGoalAlgorithm(Algorithm):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         return self.rl.act(obs, deterministic)
+
+    # -- the parts a later run may reuse (bench.evaluation.model_cache) ---------------------------------
+    def representation_state(self) -> dict[str, Any]:
+        return {"modules": self.representation.state_dict(), "updates": self.representation_updates,
+                "optimizer": self.representation_optimizer.state_dict()}
+
+    def load_representation_state(self, state: dict[str, Any]) -> None:
+        self.representation.load_state_dict(state["modules"])
+        self.representation_optimizer.load_state_dict(state["optimizer"])
+        self.representation_updates = state["updates"]
+
+    def proposer_state(self) -> dict[str, Any]:
+        return {"modules": self.proposer.state_dict(), "updates": self.proposer_updates,
+                "optimizer": self.proposer_optimizer.state_dict()}
+
+    def load_proposer_state(self, state: dict[str, Any]) -> None:
+        self.proposer.load_state_dict(state["modules"])
+        self.proposer_optimizer.load_state_dict(state["optimizer"])
+        self.proposer_updates = state["updates"]
+
+    def learner_state(self) -> dict[str, Any]:
+        """The goal-conditioned learner (pi, Q, their optimizer) and the update count: the offline policy."""
+        return {"rl": self.rl.checkpoint_state(), "updates": self.updates}
+
+    def load_learner_state(self, state: dict[str, Any]) -> None:
+        self.rl.load_checkpoint_state(state["rl"])
+        self.updates = state["updates"]
 
     # -- checkpoints --------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:

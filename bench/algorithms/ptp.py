@@ -21,7 +21,7 @@ reward and its eps) is VAL's (``bench.algorithms.latent_goals``); the planner li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from bench.algorithms.base import Algorithm, register
@@ -59,6 +59,12 @@ class SubgoalPlanningConfig(AlgorithmConfig):
     reach_epsilon: float = param(0.0, "Alg. 8's 'subgoal reached' distance; 0 = the median distance between "
                                  "consecutive data states (bench: the reward's eps, the dissertation's, is larger "
                                  "than one step here and would skip subgoals)")
+
+
+# The planner is trained before the offline phase and used online and in evaluation: the offline
+# policy does not depend on any of its fields (so PTP's variants and gc-iql share one offline policy).
+SubgoalPlanningConfig.OFFLINE_INDEPENDENT = tuple(f.name for f in fields(SubgoalPlanningConfig)
+                                                  if f.name not in {g.name for g in fields(AlgorithmConfig)})
 
 
 def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:

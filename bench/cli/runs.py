@@ -102,6 +102,9 @@ def evaluate(
     task: Optional[str] = typer.Option(None, "--task", help="the evaluation task of a scene family (tabletop: "
                                                             "drawer-open, button-press, object-in-tray, ...)"),
     executor: str = typer.Option("local", "--executor", help="local, process or ray"),
+    model_cache: bool = typer.Option(True, "--model-cache/--no-model-cache",
+                                     help="latent-goal runs: reuse the representation, PixelCNN and offline policy "
+                                          "an earlier run of the same data, config and seed trained"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster (ray executor)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -115,7 +118,7 @@ def evaluate(
         store = RunStore(registry.engine)
         budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every)
         specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
-                           parse_overrides(overrides), executor, online_env, task)
+                           parse_overrides(overrides), executor, online_env, task, model_cache)
         err.print(f"sweep of {len(specs)} run(s): {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress)

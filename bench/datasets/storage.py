@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ class Storage:
         if self.is_local:
             target = self.local_path(relative)
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
+            # One partial file per writer: two processes writing the same file (a shared model cache
+            # entry) must not replace each other's half-written partial.
+            partial = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
             partial.write_bytes(data)
             os.replace(partial, target)
         else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,17 +29,26 @@ import torch
 
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import config_from_json
-from bench.algorithms.latent_goals import LatentGoalAlgorithm, separating_threshold
+from bench.algorithms.config import offline_fields
+from bench.algorithms.latent_goals import (PROPOSER_FIELDS, REPRESENTATION_FIELDS, LatentGoalAlgorithm,
+                                           separating_threshold)
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
 from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
 from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
 from bench.evaluation.layouts import evaluation_seed
+from bench.evaluation.model_cache import ModelCache, model_key, random_state, restore_random_state, source_digest
 from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.store import Recorder
 from bench.platform.settings import Settings
 
 GRID_COLUMNS = 8
+_PACKAGE = Path(__file__).resolve().parents[1]
+# The code each cached model is a function of (bench.evaluation.model_cache).
+PHASE_A_CODE = [_PACKAGE / "algorithms" / "representations.py", _PACKAGE / "algorithms" / "latent_goals.py",
+                Path(__file__).resolve(), _PACKAGE / "evaluation" / "model_cache.py"]
+OFFLINE_CODE = [*sorted((_PACKAGE / "algorithms").glob("*.py")), *[_PACKAGE / "evaluation" / name for name in
+                ("harness.py", "pixels.py", "planning.py", "model_cache.py")]]
 
 
 class PolicyView:
@@ -101,35 +111,84 @@ class PixelGoalRun(Run):
         self.artifacts: list[str] = []
         self.phase, self.step = "offline", 0
         self.online = None
+        self.models = ModelCache(self.storage, spec.run_id, spec.reuse_models)
+        self.model_keys = self._model_keys()
+
+    def _model_keys(self) -> dict[str, str]:
+        """The cache keys of the representation and the proposer; the offline policy's needs eps (``_offline_key``)."""
+        c, spec = self.config, self.spec
+        code = source_digest(*PHASE_A_CODE)
+        keys = {"representation": model_key("representation", spec.manifest_sha256, spec.seed,
+                                            {f: getattr(c, f) for f in REPRESENTATION_FIELDS}, [], code)}
+        if self.algorithm.proposer is not None:
+            keys["proposer"] = model_key("proposer", spec.manifest_sha256, spec.seed,
+                                         {f: getattr(c, f) for f in PROPOSER_FIELDS}, [keys["representation"]], code)
+        return keys
+
+    def _offline_key(self) -> str:
+        """The offline policy's key: the models it learns on, every config field the offline phase reads,
+        the RL learner, the number of updates and the reward's eps (set by the task's calibration)."""
+        fields = {**offline_fields(self.config), "learner": type(self.algorithm.rl).__name__,
+                  "offline_steps": self.spec.offline_steps, "reward_epsilon": float(self.algorithm.reward_epsilon)}
+        return model_key("offline-policy", self.spec.manifest_sha256, self.spec.seed, fields,
+                         list(self.model_keys.values()), source_digest(*OFFLINE_CODE))
 
     # -- phase A: representation and affordances ---------------------------------------------------
     def _initial_images(self, rows: torch.Tensor) -> torch.Tensor | None:
         return self.images[self.initial_row[rows]] if self.algorithm.representation.conditional else None
 
     def train_representation(self) -> None:
+        """Phase A: the representation, then VAL's PixelCNN; each loaded from the model cache when stored.
+
+        Each trains on random streams of its own, seeded by the run's seed (torch's global stream is
+        forked), so the rest of the run draws the same numbers whether it trained or loaded them."""
         c, algorithm = self.config, self.algorithm
         started = time.perf_counter()
+        if algorithm.representation.trainable and algorithm.representation_updates < c.representation_steps:
+            key = self.model_keys["representation"]
+            cached = self.models.load("representation", key)
+            if cached is not None:
+                algorithm.load_representation_state(cached)
+            else:
+                from_scratch = algorithm.representation_updates == 0  # not the rest of an interrupted phase A
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.spec.seed)
+                    self._representation_steps(torch.Generator().manual_seed(self.spec.seed))
+                if from_scratch:
+                    self.models.store("representation", key, algorithm.representation_state())
+        if algorithm.proposer is not None and algorithm.proposer_updates < c.proposer_steps:
+            cached = self.models.load("proposer", self.model_keys["proposer"])
+            if cached is not None:
+                algorithm.load_proposer_state(cached)
+            else:
+                from_scratch = algorithm.proposer_updates == 0
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.spec.seed)
+                    self._proposer_steps(torch.Generator().manual_seed(self.spec.seed))
+                if from_scratch:
+                    self.models.store("proposer", self.model_keys["proposer"], algorithm.proposer_state())
+        self.timings["representation_seconds"] += time.perf_counter() - started
+
+    def _representation_steps(self, generator: torch.Generator) -> None:
+        c, algorithm = self.config, self.algorithm
         losses = LossAverager()
         n = len(self.images)
-        steps = c.representation_steps if algorithm.representation.trainable else 0
-        for step in range(algorithm.representation_updates, steps):
-            rows = torch.randint(n, (c.representation_batch_size,), generator=self.generator)
+        for step in range(algorithm.representation_updates, c.representation_steps):
+            rows = torch.randint(n, (c.representation_batch_size,), generator=generator)
             losses.add(algorithm.update_representation(self.images[rows], self._initial_images(rows)))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.representation_steps:
                 self.recorder.metrics(self.spec.run_id, "train", "representation", step + 1, losses.pop())
                 self.report_progress(self.spec.run_id, "representation", step + 1, c.representation_steps)
-        if algorithm.proposer is not None:
-            self._train_proposer(losses)
-        self.timings["representation_seconds"] += time.perf_counter() - started
 
-    def _train_proposer(self, losses: LossAverager) -> None:
+    def _proposer_steps(self, generator: torch.Generator) -> None:
         """VAL's affordance model p(z_t | z_0): pairs of an episode's first image and a later one."""
         c, algorithm = self.config, self.algorithm
+        losses = LossAverager()
         codes = torch.cat([algorithm.representation.codes_of(self.images[i:i + 512]).detach()
                            for i in range(0, len(self.images), 512)])
         n = len(self.images)
         for step in range(algorithm.proposer_updates, c.proposer_steps):
-            rows = torch.randint(n, (c.proposer_batch_size,), generator=self.generator)
+            rows = torch.randint(n, (c.proposer_batch_size,), generator=generator)
             losses.add(algorithm.update_proposer(codes[self.initial_row[rows]], codes[rows]))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.proposer_steps:
                 self.recorder.metrics(self.spec.run_id, "train", "affordances", step + 1, losses.pop())
@@ -305,8 +364,25 @@ class PixelGoalRun(Run):
 
     # -- phases --------------------------------------------------------------------------------------------
     def run_offline(self, start: int) -> None:
+        """The offline phase, or the offline policy of an earlier run with the same key, evaluated once."""
         self._ensure_latents()
+        total = self.spec.offline_steps
+        key = self._offline_key() if total > 0 else None
+        if start == 0 and key is not None:
+            cached = self.models.load("offline-policy", key)
+            if cached is not None:
+                self.algorithm.load_learner_state(cached["learner"])
+                restore_random_state(cached["random"], self._training_generators(), self.rng)
+                self._evaluate_and_checkpoint("offline", total)
+                return
         super().run_offline(start)
+        if start == 0 and key is not None:
+            self.models.store("offline-policy", key, {"learner": self.algorithm.learner_state(),
+                                                      "random": random_state(self._training_generators(), self.rng)})
+
+    def _training_generators(self) -> dict[str, torch.Generator]:
+        """The random streams training draws from (evaluation draws from none of them)."""
+        return {"run": self.generator, "replay": self.replay.generator}
 
     def run_online(self, start: int) -> None:
         self._ensure_latents()
@@ -429,14 +505,16 @@ class PixelGoalRun(Run):
             starts.append(observation[self.observation_key])
         starts = torch.from_numpy(np.asarray(starts))
         z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
-        return [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, self.generator))) for _ in range(3)]
+        shown = torch.Generator().manual_seed(self.spec.seed)  # a figure draws nothing from the training streams
+        return [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, shown))) for _ in range(3)]
 
     # -- checkpoints and results -------------------------------------------------------------------------------
     def checkpoint_extras(self) -> dict[str, Any]:
         n = self.online.size if self.online is not None else 0
         return {"online_episode": self.online_episode[:n].clone(), "online_initial": list(self.online_initial),
                 "online_bank": list(self.online_bank), "online_images": list(self.online_images),
-                "artifacts": list(self.artifacts), "calibration": self.calibration}
+                "artifacts": list(self.artifacts), "calibration": self.calibration,
+                "reused_models": dict(self.models.reused)}
 
     def models_restored(self) -> None:
         """The restored representation re-encodes D and rebuilds the buffers the online rows go into."""
@@ -449,10 +527,11 @@ class PixelGoalRun(Run):
             self.online_images = state["online_images"]
         self.artifacts = state["artifacts"]
         self.calibration = state.get("calibration")
+        self.models.reused.update(state.get("reused_models", {}))
 
     def extra_results(self) -> dict[str, Any]:
         overrides = self.spec.env_overrides or {}
         return {"artifacts": [artifact_path(self.spec.run_id, name) for name in self.artifacts],
                 "task": overrides.get("task"), "online_env": overrides,
                 "reward_epsilon": self.algorithm.reward_epsilon if self.config.reward == "sparse" else None,
-                "reward_calibration": self.calibration}
+                "reward_calibration": self.calibration, "reused_models": self.models.reused}

@@ -61,8 +61,10 @@ class PlanningRun(PixelGoalRun):
         return self.algorithm.rl.value(obs)
 
     def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[SubgoalSchedule, float]:
-        """Plan (timed) and the schedule that follows the plan; the planning seconds."""
-        targets, seconds = planned_targets(self, z0, z_goal, remember)
+        """Plan (timed) and the schedule that follows the plan; the planning seconds. Practice plans
+        draw from the run's stream, evaluation plans from their own (evaluation perturbs no training)."""
+        rng = self.generator if remember else self._evaluation_rng
+        targets, seconds = planned_targets(self, z0, z_goal, remember, rng)
         return SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
@@ -76,6 +78,7 @@ class PlanningRun(PixelGoalRun):
 
     def evaluate(self) -> dict[str, Any]:
         self._evaluation_plans, self._shown = [], []
+        self._evaluation_rng = torch.Generator().manual_seed(self.spec.seed)
         return super().evaluate()
 
     def _after_evaluation(self) -> dict[str, Any]:
@@ -151,11 +154,16 @@ def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> No
         return
     started = time.perf_counter()
     losses = LossAverager()
-    for step in range(planner.updates, c.generator_steps):
-        losses.add(planner.update(states, episode_end, c.generator_batch_size, run.generator))
-        if (step + 1) % run.spec.log_every == 0 or step + 1 == c.generator_steps:
-            run.recorder.metrics(run.spec.run_id, "train", "subgoals", step + 1, losses.pop())
-            run.report_progress(run.spec.run_id, "subgoals", step + 1, c.generator_steps)
+    # Streams of their own (torch's global one forked): the offline phase after them draws the same
+    # numbers whatever the planner, so PTP's variants share one offline policy (model_cache).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.spec.seed)
+        generator = torch.Generator().manual_seed(run.spec.seed)
+        for step in range(planner.updates, c.generator_steps):
+            losses.add(planner.update(states, episode_end, c.generator_batch_size, generator))
+            if (step + 1) % run.spec.log_every == 0 or step + 1 == c.generator_steps:
+                run.recorder.metrics(run.spec.run_id, "train", "subgoals", step + 1, losses.pop())
+                run.report_progress(run.spec.run_id, "subgoals", step + 1, c.generator_steps)
     run.timings["generator_seconds"] = run.timings.get("generator_seconds", 0.0) + time.perf_counter() - started
 
 
@@ -174,12 +182,13 @@ def reach_epsilon(config, states: torch.Tensor, episode_end: torch.Tensor) -> fl
     return float((states[later[moved]] - states[rows[moved]]).norm(dim=1).median())
 
 
-def planned_targets(run, start: torch.Tensor, goal: torch.Tensor, remember: bool) -> tuple[torch.Tensor, float]:
+def planned_targets(run, start: torch.Tensor, goal: torch.Tensor, remember: bool,
+                    rng: torch.Generator) -> tuple[torch.Tensor, float]:
     """The run's planner from ``start`` to ``goal`` (subgoals, then the goal), and the seconds it took, also
     added to the run's planning time."""
     planner = run.algorithm.planner
     began = time.perf_counter()
-    targets = planner.targets(start, goal, run._feasibility, remember, run.generator)
+    targets = planner.targets(start, goal, run._feasibility, remember, rng)
     if not planner.active:
         return targets, 0.0
     seconds = time.perf_counter() - began
@@ -235,12 +244,14 @@ class StatePlanningRun(StateRun):
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "_StateSchedule":
         start = torch.from_numpy(self.normalize(self.layout.state(observation)))
         target = torch.from_numpy(self.normalize(np.asarray(goal, np.float32).reshape(-1)))
-        targets, seconds = planned_targets(self, start, target, remember=practice)
+        rng = self.generator if practice else self._evaluation_rng  # evaluation perturbs no training stream
+        targets, seconds = planned_targets(self, start, target, practice, rng)
         if practice:
             self._clock += seconds  # charged to planning, not to training
         return _StateSchedule(self, SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon))
 
     def evaluate(self) -> dict[str, Any]:
+        self._evaluation_rng = torch.Generator().manual_seed(self.spec.seed)
         seconds, plans = self.timings["planning_seconds"], self.timings["plans_made"]
         values = super().evaluate()
         made = self.timings["plans_made"] - plans

@@ -38,6 +38,9 @@ class RunSpec:
     # Keyword arguments over the dataset's environment for online practice and evaluation, e.g.
     # a held-out tabletop scene and its task: {"scene_split": "held-out", "scene_seed": 7, "task": ...}.
     env_overrides: dict[str, Any] | None = None
+    # Latent-goal runs: load the representation, PixelCNN and offline policy an earlier run of the
+    # same data, config and seed stored, and store their own (bench.evaluation.model_cache).
+    reuse_models: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

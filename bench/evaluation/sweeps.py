@@ -67,7 +67,7 @@ def environment_overrides(env: dict[str, Any], online_env: str, task: str | None
 
 def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: str, seeds: list[int],
                budget: Budget, overrides: dict[str, str] | None = None, executor: str = "local",
-               online_env: str = "dataset", task: str | None = None) -> list[RunSpec]:
+               online_env: str = "dataset", task: str | None = None, reuse_models: bool = True) -> list[RunSpec]:
     """Resolve the dataset and config, then record one pending run per seed."""
     spec = get_algorithm(algorithm)
     budget.validate()
@@ -107,6 +107,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             offline_steps=budget.offline_steps, online_steps=budget.online_steps, eval_every=budget.eval_every,
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
             log_every=budget.log_every, env_overrides=environment_overrides(env, online_env, task, seed),
+            reuse_models=reuse_models,
             torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
                      "config_hash": config_hash(spec.name, config), "seed": int(seed), "dataset_id": info.id,
