@@ -1,10 +1,11 @@
-"""Updates per second of VAL's AWAC on full VQ-VAE latents vs their pooled view (``policy_view``).
+"""Updates per second of VAL's AWAC on full VQ-VAE latents vs their pooled view (``policy_view``), read by MLPs or a conv trunk (``policy_trunk``).
 
-    python benchmarks/latent_updates.py [--updates 300] [--threads 2]
+    python benchmarks/latent_updates.py [--updates 300] [--threads 2] [--embedding-dim 2]
 
 pi and Q see (z, z_g): 2 x 288 = 576 inputs with the full 12x12x2 grid, 2 x 72 = 144 with the
-grid averaged over 2x2 cells. Synthetic batches of VAL's size (128) through the same AWAC update
-the harness runs; prints JSON. Run it on an idle machine.
+grid averaged over 2x2 cells (x 2.5 at --embedding-dim 5, the dissertation's 720-D). Synthetic
+batches of VAL's size (128) through the same AWAC update the harness runs; prints JSON. Run it
+on an idle machine.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import torch
 from bench.algorithms import Batch, build_algorithm, make_config
 
 
-def updates_per_second(view: str, updates: int, hidden: str) -> float:
-    config = make_config("val", None, {"policy_view": view, "hidden_dims": hidden})
+def updates_per_second(view: str, updates: int, hidden: str, trunk: str = "mlp", embedding_dim: int = 2) -> float:
+    config = make_config("val", None, {"policy_view": view, "hidden_dims": hidden, "policy_trunk": trunk,
+                                       "vq_embedding_dim": embedding_dim})
     algorithm = build_algorithm("val", config, 0, 4)
     obs_dim = 2 * algorithm.view_dim
     generator = torch.Generator().manual_seed(0)
@@ -40,13 +42,14 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--hidden", default="256x256")
+    parser.add_argument("--embedding-dim", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    full = updates_per_second("full", args.updates, args.hidden)
-    pooled = updates_per_second("pooled", args.updates, args.hidden)
+    rates = {f"{view}_{trunk}": round(updates_per_second(view, args.updates, args.hidden, trunk, args.embedding_dim), 1)
+             for view in ("full", "pooled") for trunk in ("mlp", "conv")}
     print(json.dumps({"threads": args.threads, "hidden_dims": args.hidden, "batch": 128,
-                      "full_576_inputs_updates_per_second": round(full, 1),
-                      "pooled_144_inputs_updates_per_second": round(pooled, 1), "speedup": round(pooled / full, 2)}))
+                      "inputs": {"full": 2 * 144 * args.embedding_dim, "pooled": 2 * 36 * args.embedding_dim},
+                      "updates_per_second": rates, "pooled_speedup": round(rates["pooled_mlp"] / rates["full_mlp"], 2)}))
 
 
 if __name__ == "__main__":

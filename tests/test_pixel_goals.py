@@ -302,6 +302,38 @@ def test_pixel_runs_need_a_task_and_a_scene_family(tabletop_registry):
     assert len(unknown.stderr.strip().splitlines()) == 1
 
 
+def test_the_conv_trunk_reads_z_and_its_goal_as_stacked_grids_and_trains():
+    from bench.algorithms import build_algorithm
+    from bench.algorithms.base import Batch
+    from bench.algorithms.networks import GridTrunk
+
+    trunk = GridTrunk(parts=2, channels=5, grid=12)
+    z, goal = torch.randn(3, 5 * 144), torch.randn(3, 5 * 144)
+    features = trunk(torch.cat([z, goal], 1))
+    assert features.shape == (3, trunk.out_dim) == (3, 32 * 36)
+    # The first conv sees z's and z_g's cell (i, j) together: moving one cell of z changes the
+    # features around that cell only (3x3, then a stride-2 3x3: at most 3 cells away).
+    moved = z.clone().view(3, 5, 12, 12)
+    moved[:, :, 0, 0] += 1.0
+    changed = (trunk(torch.cat([moved.flatten(1), goal], 1)) - features).view(3, 32, 6, 6).abs().sum((0, 1))
+    assert changed[0, 0] > 0 and changed[3:, :].sum() == 0 and changed[:, 3:].sum() == 0
+    for view, grid in (("full", 12), ("pooled", 6)):
+        val = build_algorithm("val", make_config("val", None, {"policy_trunk": "conv", "policy_view": view,
+                                                               "vq_embedding_dim": "5", "hidden_dims": "32x32"}), 0, 4)
+        width = 2 * 5 * grid * grid
+        assert val.view_dim * 2 == width
+        batch = Batch(torch.randn(8, width), torch.rand(8, 4) * 2 - 1, torch.zeros(8), torch.randn(8, width),
+                      torch.zeros(8))
+        before = [p.clone() for p in val.rl.policy.parameters()]
+        val.update(batch)
+        assert any(not torch.equal(a, b) for a, b in zip(before, val.rl.policy.parameters()))
+        assert val.act(torch.randn(2, width)).shape == (2, 4)
+    with pytest.raises(Exception, match="vqvae"):
+        LatentGoalAlgorithm(make_config("rig", None, {"policy_trunk": "conv"}), 0, 4)
+    with pytest.raises(Exception, match="MLPs"):
+        build_algorithm("ptp", make_config("ptp", None, {"policy_trunk": "conv"}), 0, 4)
+
+
 # -- the model cache: representation, PixelCNN and offline policy trained once per data, config and seed ----------
 def test_model_keys_change_with_each_thing_a_model_depends_on():
     from bench.algorithms.config import offline_fields

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
+from torch import nn
 
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import AlgorithmConfig, param
@@ -38,10 +40,13 @@ class AWAC(Algorithm):
     name = "awac"
     config_class = AWACConfig
 
-    def __init__(self, config: AWACConfig, obs_dim: int, action_dim: int):
+    def __init__(self, config: AWACConfig, obs_dim: int, action_dim: int,
+                 trunk: Callable[[], nn.Module] | None = None):
+        """``trunk``: a factory of the module that reads observations first (a conv over latent grids), one
+        per network; None reads them with the MLPs alone."""
         super().__init__(config, obs_dim, action_dim)
-        self.policy = GaussianPolicy(obs_dim, action_dim, config.hidden_dims)
-        self.critic = Critic(obs_dim, action_dim, config.hidden_dims)
+        self.policy = GaussianPolicy(obs_dim, action_dim, config.hidden_dims, trunk=trunk() if trunk else None)
+        self.critic = Critic(obs_dim, action_dim, config.hidden_dims, trunk=trunk() if trunk else None)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         # One optimizer, two parameter groups: the critic and actor losses touch disjoint
         # parameters (the weights are constants), so one backward pass and one step do both.

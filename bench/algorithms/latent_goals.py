@@ -26,13 +26,15 @@ harness (bench/evaluation/pixels.py) feeds it images, episodes and environments.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from bench.algorithms.awac import AWAC, AWACConfig
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import param
+from bench.algorithms.networks import GridTrunk
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation, StateIdentity
 from bench.errors import InvalidInput
 
@@ -82,6 +84,9 @@ class LatentGoalConfig(AWACConfig):
     # What pi and Q see of (z, z_g): the full latents, or "pooled" (VQ-VAE: the 12x12 grid averaged
     # over 2x2 cells, 4x smaller); rewards and relabeling always use the full latents.
     policy_view: str = param("full", "the dissertation: full latents; 'pooled' is bench's CPU reduction")
+    # How pi and Q read that view: MLPs on the flattened latents (the dissertation's), or first a small
+    # conv over the VQ grid with z and z_g stacked as channels (networks.GridTrunk).
+    policy_trunk: str = param("mlp", "the dissertation: MLPs on the latents; 'conv' is bench's (VQ-VAE only)")
     batch_size: int = param(128, "bench, CPU (AWAC: 1024)")
     compile: str = param("off", "bench: latent runs are short; compilation would dominate")
 
@@ -118,6 +123,10 @@ def _validate(c: LatentGoalConfig) -> None:
         raise InvalidInput(f"reward must be distance or sparse, not {c.reward!r}")
     if c.policy_view not in ("full", "pooled"):
         raise InvalidInput(f"policy_view must be full or pooled, not {c.policy_view!r}")
+    if c.policy_trunk not in ("mlp", "conv"):
+        raise InvalidInput(f"policy_trunk must be mlp or conv, not {c.policy_trunk!r}")
+    if c.policy_trunk == "conv" and c.representation != "vqvae":
+        raise InvalidInput("policy_trunk=conv reads the VQ-VAE's grid: use representation=vqvae")
     if c.epsilon_calibration not in ("scripted", "median-5-step"):
         raise InvalidInput(f"epsilon_calibration must be scripted or median-5-step, not {c.epsilon_calibration!r}")
 
@@ -171,7 +180,15 @@ class LatentGoalAlgorithm(Algorithm):
 
     def build_rl(self, config: LatentGoalConfig, obs_dim: int, action_dim: int) -> Algorithm:
         """The goal-conditioned learner on (z, z_g): AWAC for RIG, CC-RIG and VAL."""
-        return AWAC(config, obs_dim, action_dim)
+        return AWAC(config, obs_dim, action_dim, trunk=self.trunk())
+
+    def trunk(self) -> Callable[[], nn.Module] | None:
+        """``policy_trunk=conv``: a factory of conv trunks over the (z, z_g) grids of the policy's view."""
+        if self.config.policy_trunk != "conv":
+            return None
+        vq: VQVAE = self.representation
+        grid = vq.grid // 2 if self.config.policy_view == "pooled" else vq.grid
+        return lambda: GridTrunk(2, vq.embedding_dim, grid)
 
     # -- phase A: representation and affordances --------------------------------------------------
     def update_representation(self, images: torch.Tensor, initial: torch.Tensor | None) -> dict[str, torch.Tensor]:
