@@ -128,8 +128,13 @@ def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[st
         for task, cell in per_task.items():
             measured: dict[str, list[float]] = {f"{phase}_{key}": [] for phase in ("offline", "online")
                                                 for key in ("distance", "stages")}
+            curves: dict[int, list[float]] = {}
             for run_id in cell["runs"]:
-                results = json.loads(bench(env, "runs", "show", run_id, "--json"))["results"]
+                shown = json.loads(bench(env, "runs", "show", run_id, "--json"))
+                results = shown["results"]
+                for point in shown["curves"]:
+                    if point["kind"] == "eval" and point["phase"] == "online" and point.get("success_rate") is not None:
+                        curves.setdefault(point["step"], []).append(point["success_rate"])
                 for phase in ("offline", "online"):
                     final = (results.get(phase) or {}).get("final") or {}
                     for key, field in (("distance", "final_latent_distance"), ("stages", "stage_progress")):
@@ -140,6 +145,8 @@ def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[st
                         figures[algorithm] = str(Path(home) / "datasets" / artifact)
             for name, values in measured.items():
                 cell[name] = sum(values) / len(values) if values else None
+            # The online learning curve: mean success over seeds at each evaluation of the practice phase.
+            cell["online_curve"] = {step: sum(v) / len(v) for step, v in sorted(curves.items())}
     return report, figures
 
 
@@ -175,6 +182,15 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
         block += (table(lambda cell: f"{cell['offline_stages']:.2f} -> {cell['online_stages']:.2f}")
                   + "\nStage progress offline -> online: the fraction of the task's stages done at the "
                   "episode's last step (privileged state), mean over the same episodes.\n\n")
+    if all(cell.get("online_curve") for cell in cells):
+        steps = sorted({int(step) for cell in cells for step in cell["online_curve"]})
+        block += ("| method, task | " + " | ".join(str(step) for step in steps) + " |\n|---|" + "---|" * len(steps) + "\n"
+                  + "".join(f"| {algorithm}, {task} | " + " | ".join(
+                      f"{cell['online_curve'].get(step, cell['online_curve'].get(str(step), float('nan'))):.2f}"
+                      for step in steps) + " |\n"
+                      for algorithm, per_task in report["results"].items() for task, cell in per_task.items())
+                  + "\nOnline learning curves: success rate at each evaluation during practice (environment "
+                  "steps), mean over seeds.\n\n")
     block += "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures)
     write_marked_block(marker, block)
 
