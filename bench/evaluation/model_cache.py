@@ -29,6 +29,7 @@ Entries are read with ``torch.load(weights_only=True)``: tensors and plain data,
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 from pathlib import Path
@@ -44,12 +45,12 @@ CACHE_FORMAT = 1
 KINDS = ("representation", "proposer", "offline-policy")
 
 
-def source_digest(*paths: Path) -> str:
-    """sha256 over the text of source files: a model trained by other code is another model."""
+def source_digest(*code: Any) -> str:
+    """sha256 over source code (files, modules, classes or functions): a model trained by other code is another model."""
     digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for item in code:
+        text = item.read_text() if isinstance(item, Path) else inspect.getsource(item)
+        digest.update(text.encode())
     return digest.hexdigest()
 
 

@@ -33,6 +33,7 @@ from bench.algorithms.config import offline_fields
 from bench.algorithms.latent_goals import (PROPOSER_FIELDS, REPRESENTATION_FIELDS, LatentGoalAlgorithm,
                                            separating_threshold)
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
+from bench.algorithms import representations as representations_module
 from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
 from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
@@ -44,9 +45,7 @@ from bench.platform.settings import Settings
 
 GRID_COLUMNS = 8
 _PACKAGE = Path(__file__).resolve().parents[1]
-# The code each cached model is a function of (bench.evaluation.model_cache).
-PHASE_A_CODE = [_PACKAGE / "algorithms" / "representations.py", _PACKAGE / "algorithms" / "latent_goals.py",
-                Path(__file__).resolve(), _PACKAGE / "evaluation" / "model_cache.py"]
+# The offline policy is a function of all of the algorithms' code and of the harness that trains it.
 OFFLINE_CODE = [*sorted((_PACKAGE / "algorithms").glob("*.py")), *[_PACKAGE / "evaluation" / name for name in
                 ("harness.py", "pixels.py", "planning.py", "model_cache.py")]]
 
@@ -117,7 +116,13 @@ class PixelGoalRun(Run):
     def _model_keys(self) -> dict[str, str]:
         """The cache keys of the representation and the proposer; the offline policy's needs eps (``_offline_key``)."""
         c, spec = self.config, self.spec
-        code = source_digest(*PHASE_A_CODE)
+        # Phase A's models are functions of the representations' code and of the few functions that build
+        # and train them, not of the policy's code: a change to the RL keeps the VQ-VAE.
+        phase_a = (representations_module, LatentGoalAlgorithm.__init__, LatentGoalAlgorithm.update_representation,
+                   LatentGoalAlgorithm.update_proposer, LatentGoalAlgorithm.representation_state,
+                   LatentGoalAlgorithm.proposer_state, PixelGoalRun.train_representation,
+                   PixelGoalRun._representation_steps, PixelGoalRun._proposer_steps)
+        code = source_digest(*phase_a)
         keys = {"representation": model_key("representation", spec.manifest_sha256, spec.seed,
                                             {f: getattr(c, f) for f in REPRESENTATION_FIELDS}, [], code)}
         if self.algorithm.proposer is not None:
