@@ -44,6 +44,19 @@ def test_observations_are_48x48_images_and_privileged_state():
         env.close()
 
 
+def test_the_camera_is_an_option_of_the_environment():
+    images = {}
+    for camera in ("front", "steep", "overhead"):
+        env = TabletopEnv(scene_seed=3, camera=camera)
+        images[camera] = env.reset(seed=0)[0]["image"]
+        env.close()
+    assert images["front"].shape == images["overhead"].shape == (48, 48, 3)
+    assert not np.array_equal(images["front"], images["overhead"]) and not np.array_equal(images["front"],
+                                                                                          images["steep"])
+    with pytest.raises(ValueError, match="camera"):
+        TabletopEnv(camera="side")
+
+
 def test_held_out_scenes_use_only_held_out_shapes_and_colours():
     rng = np.random.default_rng(0)
     train = [sample_scene(rng, "train") for _ in range(200)]

@@ -39,6 +39,10 @@ from bench.platform.envs.tabletop_layout import (BUTTON, BUTTON_XY, DRAWER, DRAW
 from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
 
 IMAGE_SIZE = 48
+# Where the images are taken from: "front" (the datasets' camera, ~38 degrees down from behind the
+# table), "steep" (~60 degrees) and "overhead" (straight down); benchmarks/camera_probe.py measures
+# how well each shows the gripper's position.
+CAMERAS = ("front", "steep", "overhead")
 SINGLE_STAGE_TASKS = ("reach", "drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
 # ``reach``: the goal image shows the gripper at a position at the hover height (11 cm); success is
 # the gripper within this distance of it.
@@ -95,6 +99,8 @@ def _scene_xml() -> str:
   <worldbody>
     <geom name="table" type="plane" size="2 2 0.02" rgba="0.78 0.74 0.66 1" contype="1" conaffinity="1"/>
     <camera name="front" pos="0 -0.34 0.4" xyaxes="1 0 0 0 0.62 0.78" fovy="48"/>
+    <camera name="steep" pos="0 -0.3 0.5" xyaxes="1 0 0 0 0.87 0.5" fovy="48"/>
+    <camera name="overhead" pos="0 -0.01 0.6" xyaxes="1 0 0 0 1 0" fovy="52"/>
     <body name="cabinet" pos="3 3 0">
       <geom name="cabinet" type="box" size="0.09 0.07 0.045" pos="0 0.07 0.045" contype="0" conaffinity="0"/>
       <body name="drawer" pos="0 0 0">
@@ -198,7 +204,7 @@ class TabletopEnv(gym.Env):
 
     def __init__(self, scene_split: str = "train", scene_seed: int | None = None, task: str | None = None,
                  max_episode_steps: int = 50, image_size: int = IMAGE_SIZE, render_mode: str | None = "rgb_array",
-                 width: int | None = None, height: int | None = None):
+                 width: int | None = None, height: int | None = None, camera: str = "front"):
         if scene_split not in SPLITS:
             raise ValueError(f"scene_split must be one of {SPLITS}, not {scene_split!r}")
         if task is not None and task not in TASKS:
@@ -207,6 +213,9 @@ class TabletopEnv(gym.Env):
         # A multi-stage task needs longer episodes than the dataset's free play.
         self.max_episode_steps = max(max_episode_steps, TASK_HORIZONS.get(task, 0))
         self.render_mode = render_mode
+        if camera not in CAMERAS:
+            raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, not {camera!r}")
+        self.camera = camera
         # ``render()`` may be asked for larger frames (dataset previews) than the observations.
         self.render_size = (height or image_size, width or image_size)
         largest = max(image_size, *self.render_size)
@@ -452,7 +461,7 @@ class TabletopEnv(gym.Env):
         renderer = self._renderers.get(size)
         if renderer is None:
             renderer = self._renderers[size] = mujoco.Renderer(self.model, *size)
-        renderer.update_scene(self.data, camera="front")
+        renderer.update_scene(self.data, camera=self.camera)
         return renderer.render()
 
     def close(self) -> None:
