@@ -2,8 +2,8 @@
 
     python benchmarks/camera_probe.py [--episodes 60] [--steps 3000] [--cameras front,steep,overhead]
 
-For every camera: the same episodes (training-split scenes; the gripper wanders under smoothed
-random actions from the start pose, 50 steps each) rendered from that camera; a conv probe (the
+For every camera: the same episodes (the prior data's scripted primitives in training-split
+scenes, 51 frames each) rendered from that camera; a conv probe (the
 pixel probe of benchmarks/latent_probe.py) is trained on 80% of the episodes to predict the
 gripper's xyz and tested on the other 20% and on episodes in held-out scenes (new shapes and
 colours). Prints JSON: R^2 over xyz and per axis, and the mean error in cm. Pixels bound what any
@@ -26,24 +26,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from latent_probe import pixel_probe, r2_and_error  # noqa: E402
 
 from bench.algorithms.representations import to_float_images  # noqa: E402
+from bench.datasets.recipes.tabletop import collect  # noqa: E402
 from bench.platform.envs.tabletop import CAMERAS, TabletopEnv  # noqa: E402
 from bench.platform.envs.tabletop_layout import GRIP  # noqa: E402
 
 
 def frames(camera: str, split: str, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Episodes of the prior data's recipe (scripted primitives, noise) seen from ``camera``: the same
+    trajectories for every camera, since the camera does not touch the dynamics."""
     env = TabletopEnv(scene_split=split, camera=camera)
     rng = np.random.default_rng(seed)
     images, grips = [], []
     for episode in range(episodes):
-        observation, _ = env.reset(seed=seed * 10_000 + episode, options={"pose_task": False})
-        action = np.zeros(4)
-        for _ in range(50):
-            images.append(observation["image"])
-            grips.append(observation["state"][GRIP])
-            action = 0.8 * action + 0.2 * rng.uniform(-1, 1, 4)  # smooth: the gripper travels, not jitters
-            observation, *_ = env.step((action / max(1e-6, np.abs(action).max())).astype(np.float32))
+        record = collect(env, "prior", seed * 10_000 + episode, rng)
+        images.append(record.observations["image"])
+        grips.append(record.observations["state"][:, GRIP])
     env.close()
-    return np.asarray(images), np.asarray(grips, np.float32)
+    return np.concatenate(images), np.concatenate(grips).astype(np.float32)
 
 
 def main() -> None:
@@ -57,7 +56,7 @@ def main() -> None:
         torch.manual_seed(0)
         images, grips = frames(camera, "train", args.episodes, seed=1)
         held_images, held_grips = frames(camera, "held-out", max(5, args.episodes // 6), seed=2)
-        train = torch.from_numpy(np.repeat(np.arange(args.episodes) < int(0.8 * args.episodes), 50))
+        train = torch.from_numpy(np.repeat(np.arange(args.episodes) < int(0.8 * args.episodes), len(images) // args.episodes))
         # Pixels standardized per pixel with the training frames' statistics (as latent_probe does), so
         # the static table and fixtures cancel and what moves stands out.
         pixels = to_float_images(torch.from_numpy(images)).flatten(1)
