@@ -94,17 +94,24 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     import signal
     import time
 
-    _, env = pendulum_env
+    from bench.evaluation.store import RunStore
+
+    settings, env = pendulum_env
     process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "iql", "test/pendulum",
                                 "--offline-steps", "3000", "--online-steps", "0", "--eval-every", "200",
                                 "--eval-episodes", "1", "--set", "hidden_dims=32x32", "--set", "compile=off", "--json"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Watch the run's rows directly (a CLI call per poll takes seconds on a loaded machine, long
+    # enough for the whole run to finish before the signal): SIGINT right after its first evaluation.
+    registry = Registry.open(settings)
+    store = RunStore(registry.engine)
     deadline = time.time() + 120
     while time.time() < deadline:
-        runs = json.loads(run_bench(env, "runs", "list", "--json").stdout)
-        if runs and runs[0]["status"] == "running" and run_bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout.count('"eval"'):
+        runs = store.list()
+        if runs and runs[0].status == "running" and store.curves(runs[0].id, kind="eval"):
             break
-        time.sleep(0.5)
+        time.sleep(0.05)
+    registry.close()
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
