@@ -35,7 +35,7 @@ def main() -> None:
                       "samples_offline.png",
                       "val-benchmark",
                       "tabletop_samples",
-                      "Each figure: top row s_0 in the held-out scene, below it goals imagined from it.",
+                      "Each figure: top row s_0 in the evaluation scene, below it goals imagined from it.",
                       ".bench-val")
 
 
