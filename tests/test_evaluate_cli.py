@@ -100,7 +100,10 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "iql", "test/pendulum",
                                 "--offline-steps", "3000", "--online-steps", "0", "--eval-every", "200",
                                 "--eval-episodes", "1", "--set", "hidden_dims=32x32", "--set", "compile=off", "--json"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # A suite started in the background by a shell without job control (nohup
+                               # cmd &) inherits SIGINT ignored, and so would the CLI: give it the default.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Watch the run's rows directly (a CLI call per poll takes seconds on a loaded machine, long
     # enough for the whole run to finish before the signal): SIGINT right after its first evaluation.
     registry = Registry.open(settings)
