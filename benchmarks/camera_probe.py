@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from latent_probe import pixel_probe, r2_and_error  # noqa: E402
+from latent_probe import fit, pixel_probe, r2_and_error  # noqa: E402
 
 from bench.algorithms.representations import to_float_images  # noqa: E402
 from bench.datasets.recipes.tabletop import collect  # noqa: E402
@@ -64,14 +64,7 @@ def main() -> None:
         inputs = (pixels - mean) / std
         targets = torch.from_numpy(grips)
         probe = pixel_probe()
-        optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
-        rows = torch.nonzero(train).squeeze(1)
-        for _ in range(args.steps):
-            batch = rows[torch.randint(len(rows), (256,))]
-            loss = (probe(inputs[batch]) - targets[batch]).pow(2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        fit(probe, inputs, targets, train, args.steps)
         held = (to_float_images(torch.from_numpy(held_images)).flatten(1) - mean) / std
         with torch.no_grad():
             test_r2, test_cm, test_axes = r2_and_error(probe(inputs[~train]), targets[~train])

@@ -59,6 +59,18 @@ def pixel_probe() -> torch.nn.Module:
         torch.nn.Flatten(), mlp(32 * 36, (256,), 3))
 
 
+def fit(probe: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, train: torch.Tensor, steps: int) -> None:
+    """Regress ``targets`` on ``inputs`` over the ``train`` rows: Adam 1e-3, batches of 256, MSE."""
+    optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    rows = torch.nonzero(train).squeeze(1)
+    for _ in range(steps):
+        batch = rows[torch.randint(len(rows), (256,))]
+        loss = (probe(inputs[batch]) - targets[batch]).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", required=True)
@@ -99,14 +111,7 @@ def main() -> None:
     torch.manual_seed(0)
     probe = (mlp(inputs.shape[1], (256, 256), 3) if args.probe == "mlp"
              else pixel_probe() if args.features == "pixels" else conv_probe(inputs.shape[1]))
-    optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
-    rows = torch.nonzero(train).squeeze(1)
-    for _ in range(args.steps):
-        batch = rows[torch.randint(len(rows), (256,))]
-        loss = (probe(inputs[batch]) - targets[batch]).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(probe, inputs, targets, train, args.steps)
     env = TabletopEnv(**shown["plan"]["env_overrides"])
     images, grips = [], []
     rng = np.random.default_rng(0)

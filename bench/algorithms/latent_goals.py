@@ -145,6 +145,17 @@ def separating_threshold(reached: torch.Tensor, missed: torch.Tensor) -> tuple[f
     return float(candidates[best]), float(accuracy[best])
 
 
+def _part_state(module: nn.Module, optimizer: torch.optim.Optimizer, updates: int) -> dict[str, Any]:
+    """A part trained on its own (the representation, the PixelCNN): weights, optimizer, steps taken."""
+    return {"modules": module.state_dict(), "optimizer": optimizer.state_dict(), "updates": updates}
+
+
+def _load_part_state(module: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> int:
+    module.load_state_dict(state["modules"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["updates"]
+
+
 class LatentGoalAlgorithm(Algorithm):
     """A representation, a goal proposer and AWAC on (z, z_g); see the module docstring."""
 
@@ -261,22 +272,16 @@ class LatentGoalAlgorithm(Algorithm):
 
     # -- the parts a later run may reuse (bench.evaluation.model_cache) ---------------------------------
     def representation_state(self) -> dict[str, Any]:
-        return {"modules": self.representation.state_dict(), "updates": self.representation_updates,
-                "optimizer": self.representation_optimizer.state_dict()}
+        return _part_state(self.representation, self.representation_optimizer, self.representation_updates)
 
     def load_representation_state(self, state: dict[str, Any]) -> None:
-        self.representation.load_state_dict(state["modules"])
-        self.representation_optimizer.load_state_dict(state["optimizer"])
-        self.representation_updates = state["updates"]
+        self.representation_updates = _load_part_state(self.representation, self.representation_optimizer, state)
 
     def proposer_state(self) -> dict[str, Any]:
-        return {"modules": self.proposer.state_dict(), "updates": self.proposer_updates,
-                "optimizer": self.proposer_optimizer.state_dict()}
+        return _part_state(self.proposer, self.proposer_optimizer, self.proposer_updates)
 
     def load_proposer_state(self, state: dict[str, Any]) -> None:
-        self.proposer.load_state_dict(state["modules"])
-        self.proposer_optimizer.load_state_dict(state["optimizer"])
-        self.proposer_updates = state["updates"]
+        self.proposer_updates = _load_part_state(self.proposer, self.proposer_optimizer, state)
 
     def learner_state(self) -> dict[str, Any]:
         """The goal-conditioned learner (pi, Q, their optimizer) and the update count: the offline policy."""
