@@ -347,6 +347,44 @@ def test_the_conv_trunk_reads_z_and_its_goal_as_stacked_grids_and_trains():
         build_algorithm("ptp", make_config("ptp", None, {"policy_trunk": "conv"}), 0, 4)
 
 
+def test_keypoint_trunk_reads_where_things_are_in_each_grid_and_trains_in_val():
+    from bench.algorithms.base import Batch
+    from bench.algorithms import build_algorithm
+    from bench.algorithms.networks import KeypointTrunk
+
+    torch.manual_seed(0)
+    trunk = KeypointTrunk(parts=2, channels=5, grid=12, keypoints=4)
+    z, goal = torch.zeros(3, 5, 12, 12), torch.zeros(3, 5, 12, 12)
+    points = trunk(torch.cat([z.flatten(1), goal.flatten(1)], 1))
+    assert points.shape == (3, trunk.out_dim) == (3, 2 * 4 * 2)
+    assert points.abs().max() < 0.2  # nothing anywhere: every map is flat inside, each mean near the centre
+    # One part's keypoints follow a blob in that part's grid only: sharpen the maps so the soft-argmax
+    # lands on the blob, and move it from the left edge to the right edge of z.
+    with torch.no_grad():
+        trunk.log_temperature.fill_(-4.0)
+        still = trunk(torch.cat([z.flatten(1), goal.flatten(1)], 1)).view(3, 2, 2, 4)
+    keypoint_x = []
+    for column in (1, 10):
+        blob = z.clone()
+        blob[:, :, 6, column] = 5.0
+        out = trunk(torch.cat([blob.flatten(1), goal.flatten(1)], 1)).view(3, 2, 2, 4)  # (B, part, xy, K)
+        keypoint_x.append(out[:, 0, 0])
+        assert torch.allclose(out[:, 1], still[:, 1])  # z_g's keypoints do not move
+    assert (keypoint_x[1] - keypoint_x[0]).mean() > 0.5  # z's keypoints move right with the blob
+    val = build_algorithm("val", make_config("val", None, {"policy_trunk": "keypoints", "vq_embedding_dim": "5",
+                                                           "hidden_dims": "32x32"}), 0, 4)
+    width = 2 * 5 * 144
+    batch = Batch(torch.randn(8, width), torch.rand(8, 4) * 2 - 1, torch.zeros(8), torch.randn(8, width), torch.zeros(8))
+    before = [p.clone() for p in val.rl.critic.parameters()]
+    val.update(batch)
+    assert any(not torch.equal(a, b) for a, b in zip(before, val.rl.critic.parameters()))
+    assert val.act(torch.randn(2, width)).shape == (2, 4)
+    with pytest.raises(Exception, match="vqvae"):
+        LatentGoalAlgorithm(make_config("ccrig", None, {"policy_trunk": "keypoints"}), 0, 4)
+    with pytest.raises(Exception, match="MLPs"):
+        build_algorithm("ptp", make_config("ptp", None, {"policy_trunk": "keypoints"}), 0, 4)
+
+
 # -- the model cache: representation, PixelCNN and offline policy trained once per data, config and seed ----------
 def test_model_keys_change_with_each_thing_a_model_depends_on():
     from bench.algorithms.config import offline_fields

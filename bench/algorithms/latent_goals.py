@@ -34,7 +34,7 @@ from torch import nn
 from bench.algorithms.awac import AWAC, AWACConfig
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import param
-from bench.algorithms.networks import GridTrunk
+from bench.algorithms.networks import GridTrunk, KeypointTrunk
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation, StateIdentity
 from bench.errors import InvalidInput
 
@@ -84,9 +84,11 @@ class LatentGoalConfig(AWACConfig):
     # What pi and Q see of (z, z_g): the full latents, or "pooled" (VQ-VAE: the 12x12 grid averaged
     # over 2x2 cells, 4x smaller); rewards and relabeling always use the full latents.
     policy_view: str = param("full", "the dissertation: full latents; 'pooled' is bench's CPU reduction")
-    # How pi and Q read that view: MLPs on the flattened latents (the dissertation's), or first a small
-    # conv over the VQ grid with z and z_g stacked as channels (networks.GridTrunk).
-    policy_trunk: str = param("mlp", "the dissertation: MLPs on the latents; 'conv' is bench's (VQ-VAE only)")
+    # How pi and Q read that view: MLPs on the flattened latents (the dissertation's); or first a small
+    # conv over the VQ grid with z and z_g stacked as channels (networks.GridTrunk); or keypoints, the
+    # spatial soft-argmax of a conv over each grid (networks.KeypointTrunk).
+    policy_trunk: str = param("mlp", "the dissertation: MLPs on the latents; 'conv' and 'keypoints' are bench's "
+                                     "(VQ-VAE only)")
     batch_size: int = param(128, "bench, CPU (AWAC: 1024)")
     compile: str = param("off", "bench: latent runs are short; compilation would dominate")
 
@@ -123,10 +125,10 @@ def _validate(c: LatentGoalConfig) -> None:
         raise InvalidInput(f"reward must be distance or sparse, not {c.reward!r}")
     if c.policy_view not in ("full", "pooled"):
         raise InvalidInput(f"policy_view must be full or pooled, not {c.policy_view!r}")
-    if c.policy_trunk not in ("mlp", "conv"):
-        raise InvalidInput(f"policy_trunk must be mlp or conv, not {c.policy_trunk!r}")
-    if c.policy_trunk == "conv" and c.representation != "vqvae":
-        raise InvalidInput("policy_trunk=conv reads the VQ-VAE's grid: use representation=vqvae")
+    if c.policy_trunk not in ("mlp", "conv", "keypoints"):
+        raise InvalidInput(f"policy_trunk must be mlp, conv or keypoints, not {c.policy_trunk!r}")
+    if c.policy_trunk != "mlp" and c.representation != "vqvae":
+        raise InvalidInput(f"policy_trunk={c.policy_trunk} reads the VQ-VAE's grid: use representation=vqvae")
     if c.epsilon_calibration not in ("scripted", "median-5-step"):
         raise InvalidInput(f"epsilon_calibration must be scripted or median-5-step, not {c.epsilon_calibration!r}")
 
@@ -194,11 +196,13 @@ class LatentGoalAlgorithm(Algorithm):
         return AWAC(config, obs_dim, action_dim, trunk=self.trunk())
 
     def trunk(self) -> Callable[[], nn.Module] | None:
-        """``policy_trunk=conv``: a factory of conv trunks over the (z, z_g) grids of the policy's view."""
-        if self.config.policy_trunk != "conv":
+        """``policy_trunk=conv`` or ``keypoints``: a factory of trunks over the (z, z_g) grids of the policy's view."""
+        if self.config.policy_trunk == "mlp":
             return None
         vq: VQVAE = self.representation
         grid = vq.grid // 2 if self.config.policy_view == "pooled" else vq.grid
+        if self.config.policy_trunk == "keypoints":
+            return lambda: KeypointTrunk(2, vq.embedding_dim, grid)
         return lambda: GridTrunk(2, vq.embedding_dim, grid)
 
     # -- phase A: representation and affordances --------------------------------------------------

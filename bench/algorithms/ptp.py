@@ -126,7 +126,7 @@ class PTP(_CheckpointsPlanner, LatentGoalAlgorithm):
         if config.representation != "vqvae":
             raise InvalidInput("PTP plans in VQ-VAE latents: representation=vqvae")
         if config.policy_trunk != "mlp":
-            raise InvalidInput("PTP's IQL reads latents with MLPs: policy_trunk=conv is VAL's (AWAC) only")
+            raise InvalidInput("PTP's IQL reads latents with MLPs: policy_trunk=conv and keypoints are VAL's (AWAC) only")
         super().__init__(config, obs_dim, action_dim)
         self.planner = build_planner(config, self.latent_dim)
 
