@@ -112,11 +112,11 @@ class KeypointTrunk(nn.Module):
     0.80 against 0.62; docs/results.md, "Learning from pixels").
     """
 
-    def __init__(self, parts: int, channels: int, grid: int, keypoints: int = 16, width: int = 32):
+    def __init__(self, parts: int, channels: int, grid: int, keypoints: int = 16, width: int = 32, kernel: int = 3):
         super().__init__()
         self.parts, self.shape = parts, (channels, grid, grid)
-        self.net = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(width, keypoints, 3, padding=1))
+        self.net = nn.Sequential(nn.Conv2d(channels, width, kernel, padding=kernel // 2), nn.ReLU(),
+                                 nn.Conv2d(width, keypoints, kernel, padding=kernel // 2))
         self.log_temperature = nn.Parameter(torch.zeros(()))
         coordinates = torch.linspace(-1.0, 1.0, grid)
         self.register_buffer("cell_x", coordinates.repeat(grid), persistent=False)

@@ -40,8 +40,8 @@ from bench.platform.envs.tabletop_primitives import primitives_for_task, run_pri
 
 IMAGE_SIZE = 48
 # Where the images are taken from: "front" (the datasets' camera, ~38 degrees down from behind the
-# table), "steep" (~60 degrees) and "overhead" (straight down); benchmarks/camera_probe.py measures
-# how well each shows the gripper's position.
+# table), "steep" (~60 degrees) and "overhead" (straight down): the front camera confounds the
+# gripper's height with its depth, the others trade that for less of the fixtures' fronts.
 CAMERAS = ("front", "steep", "overhead")
 SINGLE_STAGE_TASKS = ("reach", "drawer-open", "button-press", "object-in-tray", "object-lift", "drawer-close")
 # ``reach``: the goal image shows the gripper at a position at the hover height (11 cm); success is
