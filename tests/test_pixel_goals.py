@@ -316,8 +316,6 @@ def test_pixel_runs_need_a_task_and_a_scene_family(tabletop_registry):
 
 
 def test_the_conv_trunk_reads_z_and_its_goal_as_stacked_grids_and_trains():
-    from bench.algorithms import build_algorithm
-    from bench.algorithms.base import Batch
     from bench.algorithms.networks import GridTrunk
 
     trunk = GridTrunk(parts=2, channels=5, grid=12)
@@ -331,25 +329,32 @@ def test_the_conv_trunk_reads_z_and_its_goal_as_stacked_grids_and_trains():
     changed = (trunk(torch.cat([moved.flatten(1), goal], 1)) - features).view(3, 32, 6, 6).abs().sum((0, 1))
     assert changed[0, 0] > 0 and changed[3:, :].sum() == 0 and changed[:, 3:].sum() == 0
     for view, grid in (("full", 12), ("pooled", 6)):
-        val = build_algorithm("val", make_config("val", None, {"policy_trunk": "conv", "policy_view": view,
-                                                               "vq_embedding_dim": "5", "hidden_dims": "32x32"}), 0, 4)
-        width = 2 * 5 * grid * grid
-        assert val.view_dim * 2 == width
-        batch = Batch(torch.randn(8, width), torch.rand(8, 4) * 2 - 1, torch.zeros(8), torch.randn(8, width),
-                      torch.zeros(8))
-        before = [p.clone() for p in val.rl.policy.parameters()]
-        val.update(batch)
-        assert any(not torch.equal(a, b) for a, b in zip(before, val.rl.policy.parameters()))
-        assert val.act(torch.randn(2, width)).shape == (2, 4)
+        assert_val_trains_with_trunk("conv", view, grid)
+
+
+def assert_val_trains_with_trunk(trunk: str, view: str, grid: int) -> None:
+    """VAL with ``policy_trunk=trunk`` on ``view`` updates pi and Q and acts; RIG and PTP refuse the trunk."""
+    from bench.algorithms import build_algorithm
+    from bench.algorithms.base import Batch
+
+    val = build_algorithm("val", make_config("val", None, {"policy_trunk": trunk, "policy_view": view,
+                                                           "vq_embedding_dim": "5", "hidden_dims": "32x32"}), 0, 4)
+    width = 2 * 5 * grid * grid
+    assert val.view_dim * 2 == width
+    batch = Batch(torch.randn(8, width), torch.rand(8, 4) * 2 - 1, torch.zeros(8), torch.randn(8, width),
+                  torch.zeros(8))
+    before = [p.clone() for p in (*val.rl.policy.parameters(), *val.rl.critic.parameters())]
+    val.update(batch)
+    after = [*val.rl.policy.parameters(), *val.rl.critic.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after) if a.dim() == 4)  # every trunk conv learns
+    assert val.act(torch.randn(2, width)).shape == (2, 4)
     with pytest.raises(Exception, match="vqvae"):
-        LatentGoalAlgorithm(make_config("rig", None, {"policy_trunk": "conv"}), 0, 4)
+        LatentGoalAlgorithm(make_config("rig", None, {"policy_trunk": trunk}), 0, 4)
     with pytest.raises(Exception, match="MLPs"):
-        build_algorithm("ptp", make_config("ptp", None, {"policy_trunk": "conv"}), 0, 4)
+        build_algorithm("ptp", make_config("ptp", None, {"policy_trunk": trunk}), 0, 4)
 
 
 def test_keypoint_trunk_reads_where_things_are_in_each_grid_and_trains_in_val():
-    from bench.algorithms.base import Batch
-    from bench.algorithms import build_algorithm
     from bench.algorithms.networks import KeypointTrunk
 
     torch.manual_seed(0)
@@ -371,18 +376,7 @@ def test_keypoint_trunk_reads_where_things_are_in_each_grid_and_trains_in_val():
         keypoint_x.append(out[:, 0, 0])
         assert torch.allclose(out[:, 1], still[:, 1])  # z_g's keypoints do not move
     assert (keypoint_x[1] - keypoint_x[0]).mean() > 0.5  # z's keypoints move right with the blob
-    val = build_algorithm("val", make_config("val", None, {"policy_trunk": "keypoints", "vq_embedding_dim": "5",
-                                                           "hidden_dims": "32x32"}), 0, 4)
-    width = 2 * 5 * 144
-    batch = Batch(torch.randn(8, width), torch.rand(8, 4) * 2 - 1, torch.zeros(8), torch.randn(8, width), torch.zeros(8))
-    before = [p.clone() for p in val.rl.critic.parameters()]
-    val.update(batch)
-    assert any(not torch.equal(a, b) for a, b in zip(before, val.rl.critic.parameters()))
-    assert val.act(torch.randn(2, width)).shape == (2, 4)
-    with pytest.raises(Exception, match="vqvae"):
-        LatentGoalAlgorithm(make_config("ccrig", None, {"policy_trunk": "keypoints"}), 0, 4)
-    with pytest.raises(Exception, match="MLPs"):
-        build_algorithm("ptp", make_config("ptp", None, {"policy_trunk": "keypoints"}), 0, 4)
+    assert_val_trains_with_trunk("keypoints", "full", 12)
 
 
 # -- the model cache: representation, PixelCNN and offline policy trained once per data, config and seed ----------
