@@ -50,9 +50,18 @@ def reader(trunk: str, latent_dim: int, embedding_dim: int) -> torch.nn.Module:
     """The policy's reader of (z, z_g) with a 3-D head, as AWAC builds it (2x256 after the trunk)."""
     if trunk == "mlp":
         return mlp(2 * latent_dim, (256, 256), 3)
-    body = (KeypointTrunk(2, embedding_dim, 12) if trunk == "keypoints"
-            else KeypointTrunk(2, embedding_dim, 12, kernel=1) if trunk == "keypoints-1x1"
-            else GridTrunk(2, embedding_dim, 12))
+    bodies = {"keypoints": lambda: KeypointTrunk(2, embedding_dim, 12),
+              "keypoints-1x1": lambda: KeypointTrunk(2, embedding_dim, 12, kernel=1),
+              "keypoints-narrow": lambda: KeypointTrunk(2, embedding_dim, 12, width=16),
+              "keypoints-pooled": lambda: KeypointTrunk(2, embedding_dim, 6),
+              "conv": lambda: GridTrunk(2, embedding_dim, 12)}
+    if trunk not in bodies:
+        raise SystemExit(f"unknown trunk {trunk!r}; known: mlp, {', '.join(bodies)}")
+    body = bodies[trunk]()
+    if trunk.endswith("-pooled"):  # the policy_view=pooled input: each grid averaged over 2x2 cells
+        pool = torch.nn.Sequential(torch.nn.Unflatten(1, (2 * embedding_dim, 12, 12)), torch.nn.AvgPool2d(2),
+                                   torch.nn.Flatten())
+        return torch.nn.Sequential(pool, body, mlp(body.out_dim, (256, 256), 3))
     return torch.nn.Sequential(body, mlp(body.out_dim, (256, 256), 3))
 
 

@@ -1,4 +1,4 @@
-"""Updates per second of VAL's AWAC on full VQ-VAE latents vs their pooled view (``policy_view``), read by MLPs or a conv trunk (``policy_trunk``).
+"""Updates per second of VAL's AWAC on full VQ-VAE latents vs their pooled view (``policy_view``), read by MLPs, a conv trunk or keypoints (``policy_trunk``).
 
     python benchmarks/latent_updates.py [--updates 300] [--threads 2] [--embedding-dim 2]
 
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rates = {f"{view}_{trunk}": round(updates_per_second(view, args.updates, args.hidden, trunk, args.embedding_dim), 1)
-             for view in ("full", "pooled") for trunk in ("mlp", "conv")}
+             for view in ("full", "pooled") for trunk in ("mlp", "conv", "keypoints")}
     print(json.dumps({"threads": args.threads, "hidden_dims": args.hidden, "batch": 128,
                       "inputs": {"full": 2 * 144 * args.embedding_dim, "pooled": 2 * 36 * args.embedding_dim},
                       "updates_per_second": rates, "pooled_speedup": round(rates["pooled_mlp"] / rates["full_mlp"], 2)}))
