@@ -3,7 +3,7 @@
     python benchmarks/representation_study.py --home DIR [--dataset tabletop/prior-v1]
         [--settings channels=16,batch=32 channels=32,batch=32 ...] [--steps 4000,8000,16000]
 
-For each setting (any of channels, batch, lr, codes, dim, loss=bernoulli|mse) a VQ-VAE of
+For each setting (any of channels, batch, lr, codes, dim) a VQ-VAE of
 bench/algorithms/representations.py is trained on the version's images (Adam, seed 0) and, at
 each step count of ``--steps``, measured on the episodes it was not trained on (every fifth):
 
@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,7 +42,7 @@ from bench.datasets import Registry  # noqa: E402
 from bench.platform.envs.tabletop_layout import GRIP  # noqa: E402
 from bench.platform.settings import Settings  # noqa: E402
 
-DEFAULTS = {"channels": 16, "batch": 32, "lr": 1e-3, "codes": 128, "dim": 5, "loss": "bernoulli"}
+DEFAULTS = {"channels": 16, "batch": 32, "lr": 1e-3, "codes": 128, "dim": 5}
 
 
 def parse_setting(text: str) -> dict:
@@ -54,20 +53,6 @@ def parse_setting(text: str) -> dict:
             raise SystemExit(f"unknown setting {name!r}; known: {', '.join(DEFAULTS)}")
         setting[name] = type(DEFAULTS[name])(value)
     return setting
-
-
-def vq_loss(model: VQVAE, images: torch.Tensor, loss: str) -> torch.Tensor:
-    if loss == "bernoulli":
-        return model.loss(images)[0]
-    # A Gaussian decoder (the VQ-VAE paper's): squared error per pixel value, summed like the Bernoulli
-    # likelihood so that the codebook terms keep their weight.
-    x = to_float_images(images)
-    features = model.encoder(x)
-    quantized, _ = model.quantize(features)
-    straight_through = features + (quantized - features).detach()
-    reconstruction = (torch.sigmoid(model.decoder(straight_through)) - x).pow(2).flatten(1).sum(1).mean() * 10
-    return reconstruction + 100.0 * (F.mse_loss(quantized, features.detach())
-                                     + model.commitment * F.mse_loss(features, quantized.detach()))
 
 
 @torch.no_grad()
@@ -132,7 +117,7 @@ def main() -> None:
             model.train()
             for _ in range(trained, target):
                 batch = images[rows[torch.randint(len(rows), (setting["batch"],), generator=generator)]]
-                loss = vq_loss(model, batch, setting["loss"])
+                loss = model.loss(batch)[0]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
