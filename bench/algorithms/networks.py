@@ -114,7 +114,7 @@ class KeypointTrunk(nn.Module):
 
     def __init__(self, parts: int, channels: int, grid: int, keypoints: int = 16, width: int = 32, kernel: int = 3):
         super().__init__()
-        self.parts, self.shape = parts, (channels, grid, grid)
+        self.shape = (channels, grid, grid)
         self.net = nn.Sequential(nn.Conv2d(channels, width, kernel, padding=kernel // 2), nn.ReLU(),
                                  nn.Conv2d(width, keypoints, kernel, padding=kernel // 2))
         self.log_temperature = nn.Parameter(torch.zeros(()))
