@@ -303,6 +303,27 @@ def test_episode_statistics_arrays_and_frames_for_the_ui(local_api):
     assert api.client.get(f"{base}/episodes/download", params={"start": 0, "stop": 2}).status_code == 200
 
 
+def test_a_ros_bag_logs_nested_camera_key_is_addressable(local_api, tmp_path):
+    """Bug: camera keys of ROS-bag logs nest ("images/front"); the frame route took one path segment, so
+    ``.../frames/images/front`` fell through to the dataset catch-all (400) and the UI showed a broken image."""
+    from PIL import Image
+
+    from bench.testing.data import write_ros_bag
+
+    api = local_api
+    write_ros_bag(tmp_path / "take0", ros=2)
+    info = api.registry.import_path(tmp_path / "take0", "lab/bag", format="rosbag", source_options={"robot": "sawyer"})
+    base = f"/api/v1/datasets/{info.id}/-"
+    episode = api.client.get(f"{base}/episodes/0").json()
+    assert "images/front" in episode["frames"]
+    png = api.client.get(f"{base}/episodes/0/frames/images/front", params={"t": 2})
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    stored = api.registry.load(info.id).episode(0).observations["images"]["front"][2]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png.content))), stored)
+    missing = api.client.get(f"{base}/episodes/0/frames/images/back", params={"t": 0})
+    assert missing.status_code == 404 and "images/front" in missing.json()["detail"]
+
+
 def test_a_robot_log_folder_uploads_as_a_tar_and_trials_are_recorded_over_http(local_api, tmp_path):
     from bench.testing.data import write_robot_folder
     from bench.web.client import _deterministic_tar

@@ -17,7 +17,7 @@ from bench.platform.accounts import Accounts
 from bench.evaluation.store import RunStore
 from bench.datasets.recipes.build import build
 from bench.leaderboards.robot_evals import RobotEvals
-from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder
+from bench.testing.data import random_trajectories, write_d4rl_file, write_robot_folder, write_ros_bag
 from bench.testing.services import ApiServer, UiServer
 from conftest import make_settings, settings_env
 
@@ -59,6 +59,9 @@ def seed(registry: Registry) -> str:
     RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "offline",
                                     [{"success": s} for s in "11111000"], task="Drawer opening")
     RobotEvals(registry.engine).add("alice/sawyer-drawer", "val", "online", [{"success": "1"}] * 8, task="Drawer opening")
+    write_ros_bag(Path(registry.settings.home) / "bag-take0", ros=2)  # its camera key nests: images/front
+    registry.import_path(Path(registry.settings.home) / "bag-take0", "alice/ros-bag", format="rosbag",
+                         source_options={"robot": "sawyer"})
     build(registry, "pointmaze/umaze/navigate", episodes=2)  # data from a recipe, with preview frames in its card
     return token
 
@@ -218,3 +221,12 @@ def test_robot_logs_page_and_a_log_with_video_labels_and_success_rates(site):
     frame.wait_for(timeout=60_000)
     page.wait_for_function("img => img.complete && img.naturalWidth === 32", arg=frame.element_handle(), timeout=60_000)
     shot(site, "robot-log-episode")
+
+
+def test_a_ros_bag_logs_nested_camera_shows_its_frames(site):
+    page = visit(site, "/dataset?id=alice/ros-bag", "alice/ros-bag-v1", "ros-bag")
+    page.get_by_role("tab", name="Episodes").click()
+    frame = page.locator("img[src*='/frames/images']").first
+    frame.wait_for(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 16", arg=frame.element_handle(), timeout=60_000)
+    shot(site, "ros-bag-episode")

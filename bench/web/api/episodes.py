@@ -145,7 +145,8 @@ def episode(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], svc: S
     })
 
 
-@router.get("/{dataset_id:path}/-/episodes/{index:int}/frames/{key}", summary="One camera frame of an episode as PNG",
+# {key:path}: camera keys nest ("images/front" from a ROS bag); the "/frames/" anchor keeps them apart from the id.
+@router.get("/{dataset_id:path}/-/episodes/{index:int}/frames/{key:path}", summary="One camera frame of an episode as PNG",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], key: str,
           t: Annotated[int, Query(ge=0, le=10**9, description="observation row within the episode (0..T)")],
