@@ -55,6 +55,9 @@ def _report_sweep(store, run_ids: list[str], as_json: bool) -> None:
                           _number(values.get("success_rate"))]
             table.add_row(run.id, str(run.seed), run.status, *cells)
         out.print(table)
+        evaluated = [item[phase] for item in map(run_json, runs) for phase in ("offline", "online") if item[phase]]
+        if evaluated and all(values.get("success_rate") is None for values in evaluated):
+            out.print(NO_SUCCESS, highlight=False)
         for phase in ("offline", "online"):
             if summary.get(phase):
                 parts = [f"{metric} {_interval(summary[phase][metric])}" for metric in summary[phase]
@@ -74,6 +77,10 @@ def _report_sweep(store, run_ids: list[str], as_json: bool) -> None:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.3g}"
+
+
+NO_SUCCESS = ("success -: the environment reports no success (its info has neither 'success' nor 'is_success'), "
+              "so there is no rate to show")
 
 
 def _interval(stat: dict[str, Any] | None) -> str:
@@ -197,6 +204,9 @@ def runs_show(run_id: str = typer.Argument(...), server: Optional[str] = typer.O
                 table.add_row(point["phase"], str(point["step"]), _number(point["return"]),
                               _number(point.get("normalized_score")), _number(point.get("success_rate")))
         out.print(table)
+        evaluations = [point for point in curves if point["kind"] == "eval"]
+        if evaluations and all(point.get("success_rate") is None for point in evaluations):
+            out.print(NO_SUCCESS, highlight=False)
         if run.timings:
             out.print("timings " + ", ".join(f"{k} {v:.3g}" for k, v in run.timings.items()), highlight=False)
         if run.error:

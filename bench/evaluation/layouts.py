@@ -111,6 +111,8 @@ class ObservationLayout:
         return None
 
 
-def success_of(info: dict[str, Any]) -> bool:
-    return bool(info.get("success", info.get("is_success", False)))
+def success_of(info: dict[str, Any]) -> bool | None:
+    """The step's success flag; None where the environment reports none (locomotion: there is no success)."""
+    flag = info.get("success", info.get("is_success"))
+    return None if flag is None else bool(flag)
 

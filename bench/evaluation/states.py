@@ -120,6 +120,7 @@ class StateRun(Run):
     def evaluate(self) -> dict[str, Any]:
         started = time.perf_counter()
         returns, successes, lengths = [], [], []
+        reported = False  # whether the environment has a success signal at all
         for episode in range(self.spec.eval_episodes):
             observation, info = self.eval_env.reset(seed=evaluation_seed(episode),
                                                     options=self.layout.reset_options(episode))
@@ -131,7 +132,9 @@ class StateRun(Run):
                 goals.observe(observation)
                 total += float(reward)
                 length += 1
-                step_success = success_of(info)
+                flag = success_of(info)
+                reported = reported or flag is not None
+                step_success = bool(flag)
                 success = step_success if self.layout.success_rule == "final" else (success or step_success)
                 if terminated or truncated:
                     break
@@ -145,7 +148,8 @@ class StateRun(Run):
             random, expert, _ = self.spec.reference
             score = 100.0 * (mean_return - random) / (expert - random)
         return {"return": mean_return, "return_std": float(np.std(returns)), "normalized_score": score,
-                "success_rate": float(np.mean(successes)), "episodes": len(returns),
+                # None, not 0: a rate of 0 would claim every episode failed a task the environment does not define
+                "success_rate": float(np.mean(successes)) if reported else None, "episodes": len(returns),
                 "episode_length": float(np.mean(lengths))}
 
     # -- phases ------------------------------------------------------------------------------------------

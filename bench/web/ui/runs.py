@@ -61,6 +61,8 @@ def run_page() -> None:
         metrics = [m for m in ("normalized_score", "success_rate", "stage_progress", "return")
                    if any(p.get(m) is not None for p in curves)]
         metric = st.radio("Metric", metrics, horizontal=True)
+        if "success_rate" not in metrics:
+            st.caption("success: - (the environment reports no success, so there is no rate to show)")
         # The dissertation's figures: the offline phase, then the online phase on one axis.
         frame = pd.DataFrame([{"step": p["step"] + (offline_steps if p["phase"] == "online" else 0), "phase": p["phase"],
                                metric: p.get(metric)} for p in curves])
