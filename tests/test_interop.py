@@ -101,6 +101,58 @@ def test_minari_export_loads_with_minari_and_round_trips(local_registry, tmp_pat
     assert second.content_sha256 == first.content_sha256
 
 
+def test_minari_round_trip_keeps_env_specs_authors_algorithm_and_permalink(local_registry, tmp_path, monkeypatch):
+    """Bug: exports dropped env_spec, eval_env_spec, author, algorithm and code permalink (``minari show`` said
+    "Not provided", ``recover_environment()`` failed)."""
+    import json
+
+    import minari
+
+    from bench.testing.data import write_minari_with_metadata
+
+    source = write_minari_with_metadata(tmp_path / "made", "test/pendulum-random-v0", "Pendulum-v1")
+    original = json.loads((source / "data" / "metadata.json").read_text())
+    info = local_registry.import_path(source, "minari/pendulum")
+    out = tmp_path / "exported" / "pendulum-random-v1"
+    local_registry.export(info.id, "minari", out)
+    exported = json.loads((out / "data" / "metadata.json").read_text())
+    for key in ("env_spec", "eval_env_spec", "author", "author_email", "algorithm_name", "code_permalink",
+                "requirements"):
+        assert exported[key] == original[key], key
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(out.parent))
+    loaded = minari.load_dataset("pendulum-random-v1")
+    assert loaded.recover_environment().spec.id == "Pendulum-v1"
+    assert loaded.recover_environment(eval_env=True).spec.id == "Pendulum-v1"
+    # and on to D4RL's layout: the algorithm survives as metadata/algorithm
+    local_registry.export(info.id, "d4rl", tmp_path / "out.hdf5")
+    with h5py.File(tmp_path / "out.hdf5") as handle:
+        assert handle["metadata/algorithm"][()].decode() == "uniform-random"
+
+
+def test_minari_export_of_a_version_with_an_environment_recovers_it(local_registry, tmp_path, monkeypatch):
+    """A version whose environment came from ``--env`` (not from Minari) exports that environment's spec."""
+    import minari
+
+    from bench.testing.data import gym_random_rollouts
+
+    data = gym_random_rollouts("Pendulum-v1", episodes=2, seed=0, max_steps=20)
+    info = local_registry.import_path(write_d4rl_file(tmp_path / "p.hdf5", data), "gym/pendulum", env_id="Pendulum-v1")
+    local_registry.export(info.id, "minari", tmp_path / "exported" / "pendulum-v1")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "exported"))
+    env = minari.load_dataset("pendulum-v1").recover_environment()
+    assert env.spec.id == "Pendulum-v1" and env.observation_space.shape == (3,)
+    again = local_registry.import_path(tmp_path / "exported" / "pendulum-v1", "gym/pendulum")
+    assert again.env["id"] == "Pendulum-v1"
+
+
+def test_d4rl_round_trip_keeps_metadata_algorithm(local_registry, tmp_path, rng):
+    data = random_trajectories(rng, episodes=3).validate()
+    info = local_registry.import_path(write_d4rl_file(tmp_path / "a.hdf5", data), "d4rl/a")
+    local_registry.export(info.id, "d4rl", tmp_path / "out.hdf5")
+    with h5py.File(tmp_path / "out.hdf5") as handle:
+        assert handle["metadata/algorithm"][()].decode() == "random"
+
+
 def test_ogbench_npz_drops_the_last_row_action(tmp_path, rng):
     data = random_trajectories(rng, episodes=3).validate()
     path = write_ogbench_npz(tmp_path / "cube-single-play.npz", data)

@@ -42,7 +42,7 @@ def import_environment_module(module: str):
         return importlib.import_module(module)
 
 
-def _import_registering_module(module: str | None) -> None:
+def import_registering_module(module: str | None) -> None:
     import bench.platform.envs  # noqa: F401  (registers bench's own environment ids)
 
     if module:
@@ -58,7 +58,7 @@ def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributio
 
     ``module`` is imported first when the environment is registered by importing it (OGBench).
     """
-    _import_registering_module(module)
+    import_registering_module(module)
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
@@ -78,7 +78,7 @@ def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
     """Rebuild the environment a reference names."""
     if not reference or not reference.get("id"):
         raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs)")
-    _import_registering_module(reference.get("module"))
+    import_registering_module(reference.get("module"))
     kwargs = {**reference.get("kwargs", {}), **overrides}
     try:
         return gym.make(reference["id"], **kwargs)

@@ -123,6 +123,36 @@ def write_minari_dir(path: Path, data: Trajectories, data_format: str = "hdf5", 
     return path
 
 
+def write_minari_with_metadata(root: Path, dataset_id: str, env_id: str, episodes: int = 2, steps: int = 20) -> Path:
+    """A Minari dataset made the way Minari's DataCollector makes one (``minari.create_dataset_from_buffers``, the
+    function the collector calls; the collector itself needs jax): random actions in ``env_id`` with env_spec,
+    eval_env_spec, author, author_email, algorithm_name, code_permalink and requirements. Returns its directory
+    under ``root`` (which it uses as MINARI_DATASETS_PATH)."""
+    import os
+
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    data = gym_random_rollouts(env_id, episodes=episodes, seed=0, max_steps=steps)
+    buffers = [EpisodeBuffer(id=index, seed=index, observations=data.observations[obs_slice],
+                             actions=data.actions[step_slice], rewards=data.rewards[step_slice],
+                             terminations=data.terminations[step_slice], truncations=data.truncations[step_slice])
+               for index, (obs_slice, step_slice) in enumerate(data.iter_episode_slices())]
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        minari.create_dataset_from_buffers(
+            dataset_id, buffers, env=env_id, eval_env=env_id, algorithm_name="uniform-random", author="Ann Author",
+            author_email="ann@example.org", code_permalink="https://example.org/collect.py",
+            requirements=["gymnasium>=1.0"], description="random actions")
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH")
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+    return root / dataset_id
+
+
 def gym_random_rollouts(env_id: str, episodes: int, seed: int, max_steps: int | None = None) -> Trajectories:
     """Uniform-random-action episodes from a gymnasium environment (real dynamics, real rewards)."""
     env = gym.make(env_id, max_episode_steps=max_steps) if max_steps else gym.make(env_id)

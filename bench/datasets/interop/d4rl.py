@@ -12,6 +12,7 @@ TD target). ``infos/*`` are per-transition, ``metadata/*`` scalars are kept in t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -170,6 +171,17 @@ def from_flat_arrays(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray]
     return SourceData(data, "d4rl", notes)
 
 
+def _exported_metadata(dataset) -> dict[str, Any]:
+    """The source's scalar metadata back as D4RL's ``metadata/*`` datasets (``metadata/algorithm`` first of all;
+    a Minari source's ``algorithm_name`` becomes it); arrays the import summarized are not rewritten."""
+    source = (dataset.manifest.get("provenance") or {}).get("source_metadata") or {}
+    kept = {key: value for key, value in source.items() if key not in ("bench_id", "content_sha256")
+            and isinstance(value, (str, int, float, bool)) and not str(value).startswith("<array")}
+    if "algorithm" not in kept and isinstance(source.get("algorithm_name"), str):
+        kept["algorithm"] = source["algorithm_name"]
+    return kept
+
+
 def write(dataset, out: Path) -> list[str]:
     """Write D4RL's layout, always with next_observations so nothing is lost."""
     data = dataset.data
@@ -193,6 +205,8 @@ def write(dataset, out: Path) -> list[str]:
             if len(value) != data.num_steps:
                 notes.append(f"infos/{key}: per-observation rows written per transition (final rows dropped)")
         metadata = handle.create_group("metadata")
+        for key, value in _exported_metadata(dataset).items():
+            metadata[key] = value
         metadata.attrs["bench_id"] = dataset.id
         metadata.attrs["content_sha256"] = dataset.content_sha256
     tmp.rename(out)

@@ -8,6 +8,7 @@ Images are written losslessly (no JPEG).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -15,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
+import gymnasium as gym
 import h5py
 
 from bench.datasets.interop.guards import check_hdf5, json_text
 from bench.datasets.interop.source import SourceData
 from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
 from bench.errors import InvalidInput
+from bench.platform.environments import import_registering_module
 from bench.platform.settings import ImportLimits
 
 
@@ -47,9 +50,14 @@ def _check_files(path: Path, data_dir: Path, limits: ImportLimits) -> dict[str, 
     for key in ("env_spec", "eval_env_spec"):
         if metadata.get(key) is not None:
             json_text(metadata[key], f"metadata.json {key}")
-    for key in ("description", "author", "algorithm_name", "code_permalink", "dataset_id", "minari_version"):
-        if metadata.get(key) is not None and not isinstance(metadata[key], (str, list)):
+    for key in ("description", "algorithm_name", "code_permalink", "dataset_id", "minari_version"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], str):
             raise InvalidInput(f"metadata.json {key} must be text, got {type(metadata[key]).__name__}")
+    for key in ("author", "author_email", "requirements"):  # Minari writes sets as lists
+        value = metadata.get(key)
+        if value is not None and not (isinstance(value, str) or
+                                      (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            raise InvalidInput(f"metadata.json {key} must be text or a list of texts, got {type(value).__name__}")
     for file in sorted(data_dir.rglob("*")):
         if file.suffix.lower() in (".hdf5", ".h5"):
             try:
@@ -105,13 +113,50 @@ def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
         if not isinstance(spec.get("id"), str) or not isinstance(spec.get("kwargs", {}), dict):
             raise InvalidInput("metadata.json env_spec needs an 'id' string and 'kwargs' object")
         env = {"id": spec["id"], "kwargs": spec.get("kwargs", {}), "source": "minari env_spec"}
-    source_metadata = {key: metadata[key] for key in ("dataset_id", "minari_version", "algorithm_name", "author",
-                                                      "code_permalink", "data_format") if key in metadata}
+    # Kept whole (the env specs as Minari's own JSON text) so that an export gives them back unchanged.
+    source_metadata = {key: metadata[key] for key in PASSED_THROUGH if metadata.get(key) is not None}
     return SourceData(data, "minari", [], env=env, description=metadata.get("description"),
                       source_metadata=source_metadata)
 
 
 _MINARI_NAME = re.compile(r"^[A-Za-z0-9_.\-]+-v\d+$")
+PASSED_THROUGH = ("dataset_id", "minari_version", "algorithm_name", "author", "author_email", "code_permalink",
+                  "requirements", "data_format", "env_spec", "eval_env_spec")
+
+
+def env_spec_json(env: dict[str, Any]) -> str:
+    """A bench environment reference as the EnvSpec JSON that ``minari``'s ``recover_environment()`` makes."""
+    import_registering_module(env.get("module"))
+    spec = gym.spec(env["id"])
+    return dataclasses.replace(spec, kwargs={**spec.kwargs, **env.get("kwargs", {})}).to_json()
+
+
+def _exported_metadata(dataset, notes: list[str]) -> dict[str, Any]:
+    """What Minari's metadata.json says beyond the arrays: the environment (the source's spec, else the version's
+    environment), and who made the data with what; nothing is invented where the source said nothing."""
+    manifest = dataset.manifest
+    source = (manifest.get("provenance") or {}).get("source_metadata") or {}
+    metadata: dict[str, Any] = {}
+    if isinstance(source.get("env_spec"), str):
+        metadata["env_spec"] = source["env_spec"]
+    elif manifest.get("env"):
+        try:
+            metadata["env_spec"] = env_spec_json(manifest["env"])
+        except Exception as exc:  # not registered here, or kwargs Minari cannot serialize
+            notes.append(f"env_spec not written ({type(exc).__name__}: {exc}); recover_environment() will not work")
+    if isinstance(source.get("eval_env_spec"), str):
+        metadata["eval_env_spec"] = source["eval_env_spec"]
+    algorithm = source.get("algorithm_name", source.get("algorithm"))  # D4RL's metadata/algorithm
+    if isinstance(algorithm, str):
+        metadata["algorithm_name"] = algorithm
+    if isinstance(source.get("code_permalink"), str):
+        metadata["code_permalink"] = source["code_permalink"]
+    for key in ("author", "author_email"):
+        if source.get(key):
+            metadata[key] = {source[key]} if isinstance(source[key], str) else set(source[key])
+    if isinstance(source.get("requirements"), list):
+        metadata["requirements"] = list(source["requirements"])
+    return metadata
 
 
 def write(dataset, out: Path) -> list[str]:
@@ -151,6 +196,7 @@ def write(dataset, out: Path) -> list[str]:
         "dataset_id": out.name,
         "minari_version": minari.__version__,
         "description": dataset.manifest.get("description") or f"Exported from bench {dataset.id}",
+        **_exported_metadata(dataset, notes),
     })
     partial.rename(out)
     return notes
