@@ -196,6 +196,30 @@ def test_evaluate_every_recipe_family(request, tmp_path, recipe):
         assert run["offline"]["normalized_score"] is not None
 
 
+def test_imported_d4rl_data_is_tied_to_the_catalogue_by_either_name(request, tmp_path):
+    """Bug: `--env Hopper-v5` gave no catalogue entry (no D4RL normalized score, generic settings) and
+    `--env mujoco/hopper` failed. Both now resolve to the catalogue entry, and the import says which scores apply."""
+    from bench.testing.data import gym_random_rollouts, write_d4rl_file
+
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    env = settings_env(settings)
+    path = write_d4rl_file(tmp_path / "hopper_random.hdf5", gym_random_rollouts("Hopper-v5", episodes=3, seed=0, max_steps=30))
+    by_gym_id = run_bench(env, "datasets", "import", path, "--id", "lab/hopper", "--env", "Hopper-v5")
+    assert "environment: mujoco/hopper (Hopper-v5); reference scores from d4rl: random -20.2723, expert 3234.3" in by_gym_id.stdout
+    by_name = run_bench(env, "datasets", "import", path, "--id", "lab/hopper", "--env", "mujoco/hopper", "--json")
+    assert json.loads(by_name.stdout)["env"]["name"] == "mujoco/hopper"
+    assert json.loads(by_name.stdout)["env"]["id"] == "Hopper-v5"
+    typo = run_bench(env, "datasets", "import", path, "--id", "lab/hopper", "--env", "mujoco/hoper", check=False)
+    assert typo.returncode == 1 and "did you mean mujoco/hopper" in typo.stderr and len(typo.stderr.strip().splitlines()) == 1
+    resolved = json.loads(run_bench(env, "algorithms", "show", "iql", "--dataset", "lab/hopper", "--json").stdout)
+    assert resolved["environment"] == "mujoco/hopper" and resolved["domain"] == "locomotion"
+    run = json.loads(run_bench(env, "evaluate", "iql", "lab/hopper-v1", *TINY, "--json").stdout)["runs"][0]
+    assert run["status"] == "completed" and run["offline"]["normalized_score"] is not None
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    assert shown["env_name"] == "mujoco/hopper" and shown["plan"]["domain"] == "locomotion"
+    assert run["offline"]["success_rate"] is None  # hopper defines no success
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

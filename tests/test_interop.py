@@ -153,6 +153,31 @@ def test_d4rl_round_trip_keeps_metadata_algorithm(local_registry, tmp_path, rng)
         assert handle["metadata/algorithm"][()].decode() == "random"
 
 
+def test_a_minari_env_spec_of_a_catalogue_task_ties_the_import_to_it(local_registry, tmp_path):
+    from bench.testing.data import write_minari_with_metadata
+
+    source = write_minari_with_metadata(tmp_path / "made", "mujoco/hopper-random-v0", "Hopper-v5", steps=10)
+    info = local_registry.import_path(source, "minari/hopper")
+    assert info.env["name"] == "mujoco/hopper" and info.env["source"] == "minari env_spec"
+    assert local_registry.environments.get("mujoco/hopper").reference_pair()[2] == "d4rl"
+    from bench.datasets.cards import dataset_card
+
+    # the card names it as the UI's header and list column do (one helper: catalogue.environment_label)
+    assert "| environment | mujoco/hopper (Hopper-v5) |" in dataset_card(local_registry, info.id)
+
+
+def test_an_ogbench_file_name_names_its_environment_when_the_spaces_fit(local_registry, tmp_path, rng):
+    from bench.platform.environments import env_reference, spaces_of
+
+    observation_space, action_space = spaces_of(env_reference("cube-single-v0", module="ogbench.manipspace"))
+    data = random_trajectories(rng, episodes=2, obs_dim=observation_space.shape[0], act_dim=action_space.shape[0])
+    fitting = local_registry.import_path(write_ogbench_npz(tmp_path / "cube-single-play-v0.npz", data), "og/cube")
+    assert fitting.env["name"] == "ogbench/cube-single" and fitting.env["source"] == "ogbench file name"
+    wrong = local_registry.import_path(write_ogbench_npz(tmp_path / "scene-play-v0.npz", data), "og/wrong")
+    assert wrong.env is None
+    assert any("not tied to scene-v0" in note for note in local_registry.manifest(wrong.id)["provenance"]["notes"])
+
+
 def test_ogbench_npz_drops_the_last_row_action(tmp_path, rng):
     data = random_trajectories(rng, episodes=3).validate()
     path = write_ogbench_npz(tmp_path / "cube-single-play.npz", data)

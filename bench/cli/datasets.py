@@ -42,7 +42,7 @@ def import_(
     allow_nonfinite: bool = typer.Option(False, "--allow-nonfinite", help="accept NaN/inf values"),
     description: Optional[str] = typer.Option(None, "--description"),
     license: Optional[str] = typer.Option(None, "--license"),
-    env: Optional[str] = typer.Option(None, "--env", help="gymnasium id of the environment that evaluates this data"),
+    env: Optional[str] = typer.Option(None, "--env", help="the environment that evaluates this data: a catalogue name (bench envs list) or a gymnasium id"),
     env_kwargs: Optional[str] = typer.Option(None, "--env-kwargs", help='JSON keyword arguments for it, e.g. \'{"task": "push"}\''),
     as_json: bool = typer.Option(False, "--json", help="print the new version as JSON"),
 ) -> None:
@@ -59,6 +59,26 @@ def import_(
         else:
             out.print(f"published {info.id}: {info.episodes} episodes, {info.steps} steps, {human_size(info.size_bytes)}",
                       highlight=False)
+            out.print(_environment_line(registry, info.env), highlight=False)
+
+
+def _environment_line(registry, env: dict | None) -> str:
+    """Which catalogue entry and reference scores a new version's runs will use, or why none."""
+    from bench.datasets.catalogue import environment_label
+    from bench.errors import NotFound
+
+    if not env or not env.get("id"):
+        return "environment: none (runs need one: import again with --env NAME, see `bench envs list`)"
+    if not env.get("name"):
+        return (f"environment: {environment_label(env)}, not a catalogue entry: no reference scores, so runs report "
+                "returns without a normalized score")
+    try:
+        pair = registry.environments.get(env["name"]).reference_pair()
+    except NotFound:
+        pair = None
+    scores = (f"reference scores from {pair[2]}: random {pair[0]:.6g}, expert {pair[1]:.6g}" if pair
+              else "no reference scores yet")
+    return f"environment: {environment_label(env)}; {scores}"
 
 
 @datasets_app.command("list")
@@ -272,7 +292,7 @@ def upload(
     format: Optional[str] = typer.Option(None, "--format", help="bench, minari, d4rl or ogbench (default: detect)"),
     description: Optional[str] = typer.Option(None, "--description"),
     license: Optional[str] = typer.Option(None, "--license"),
-    env: Optional[str] = typer.Option(None, "--env", help="gymnasium id of the environment that evaluates this data"),
+    env: Optional[str] = typer.Option(None, "--env", help="the environment that evaluates this data: a catalogue name (bench envs list) or a gymnasium id"),
     tags: list[str] = typer.Option([], "--tag", help="a tag (repeatable)"),
     private: Optional[bool] = typer.Option(None, "--private/--public", help="who may read it (default: public)"),
     server: Optional[str] = typer.Option(None, "--server", help=SERVER_HELP),

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.datasets.catalogue import environment_label
 from bench.errors import NotFound
 
 
@@ -45,7 +46,7 @@ def dataset_card(registry, dataset_id: str) -> str:
         lines.append(f"| rebuild | `bench datasets build {recipe['name']} --episodes {provenance.get('episodes')} "
                      f"--seed {provenance.get('seed')}` |")
     env = manifest.get("env")
-    lines.append(f"| environment | {'`' + env['id'] + '` ' + str(env.get('kwargs') or '') if env else 'none'} |")
+    lines.append(f"| environment | {environment_label(env)}{' ' + str(env['kwargs']) if env and env.get('kwargs') else ''} |")
     if env:
         lines.append(f"| packages | {', '.join(f'{k} {v}' for k, v in env.get('packages', {}).items())} |")
     lines += ["", "## Returns and lengths", "", f"- return: {_stats(returns)}", f"- length: {_stats(lengths)}"]

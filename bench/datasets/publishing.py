@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 import bench
+from bench.datasets.catalogue import resolve_environment, tie_to_catalogue
 from bench.datasets.format import MANIFEST, file_sha256, write_version
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import SourceData, read_source
@@ -35,7 +36,7 @@ from bench.datasets.trajectories import Trajectories
 from bench.errors import Conflict, IntegrityError, InvalidInput
 from bench.platform import db
 from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
-from bench.platform.environments import env_reference, spaces_of
+from bench.platform.environments import spaces_of
 from bench.platform.settings import Settings
 
 
@@ -71,10 +72,16 @@ class Publisher:
         self.check_publishable(target)
         report(f"reading {Path(path).name}")
         source = read_source(Path(path), format, source_options, self.settings.import_limits)
-        env = source.env
+        env = tie_to_catalogue(source.env)
         if env_id:
-            env = env_reference(env_id, env_kwargs)
+            env = resolve_environment(env_id, env_kwargs)
             adopt_env_spaces(source.trajectories, env)
+        elif env is not None and source.env_inferred:
+            try:
+                adopt_env_spaces(source.trajectories, env)
+            except InvalidInput as exc:  # a guess that does not fit is dropped, and the manifest says so
+                source.notes.append(f"not tied to {env['id']} (from the file name): {exc}")
+                env = None
         return self.publish(
             source.trajectories,
             str(target),

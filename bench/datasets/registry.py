@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from bench.datasets.catalogue import register_named_environment
 from bench.datasets.dataset import Dataset, Episode
 from bench.datasets.format import MANIFEST, parse_manifest, write_version
 from bench.datasets.housekeeping import STALE_AFTER, SUBSETS, GcReport, collect_garbage, trim_cache
@@ -136,10 +137,12 @@ class Registry:
         data and must match the arrays. ``source_options`` go to the importer (e.g. a real-robot log's
         robot, task and lab). Every input is checked by the import guards first (interop/guards.py).
         """
-        return self.show(self.publisher.import_path(
+        info = self.show(self.publisher.import_path(
             path, dataset_id, format, allow_nonfinite=allow_nonfinite, description=description, license=license,
             env_id=env_id, env_kwargs=env_kwargs, progress=progress, tags=tags, private=private,
             source_options=source_options))
+        register_named_environment(self.environments, info.env)  # its reference scores, for the runs on it
+        return info
 
     def publish(self, data: Trajectories, dataset_id: str, *, description: str | None = None,
                 license: str | None = None, env: dict[str, Any] | None = None,
@@ -151,9 +154,11 @@ class Registry:
 
         ``tags`` are added to the dataset's tags; ``private`` (if given) sets who may read it.
         """
-        return self.show(self.publisher.publish(
+        info = self.show(self.publisher.publish(
             data, dataset_id, description=description, license=license, env=env, provenance=provenance, media=media,
             originals=originals, allow_nonfinite=allow_nonfinite, progress=progress, tags=tags, private=private))
+        register_named_environment(self.environments, info.env)
+        return info
 
     def check_publishable(self, target: DatasetId) -> None:
         self.publisher.check_publishable(target)

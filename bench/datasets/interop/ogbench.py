@@ -9,6 +9,7 @@ carry no rewards (tasks define them from goals), so rewards are stored as zeros 
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -81,4 +82,18 @@ def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
         lengths=lengths,
         infos=infos,
     )
-    return SourceData(data, "ogbench", notes)
+    return SourceData(data, "ogbench", notes, env=environment_from_file_name(path.name), env_inferred=True)
+
+
+# OGBench names its files <environment>-<kind>-v<N>[-val].npz; the environment is <environment>-v<N>.
+_FILE_NAME = re.compile(r"^(?P<env>[a-z0-9-]+?)-(?:play|noisy|navigate|stitch|explore)-v(?P<version>\d+)(?:-val)?\.npz$")
+
+
+def environment_from_file_name(name: str) -> dict | None:
+    """The environment an OGBench file's name says (``cube-single-play-v0.npz`` -> ``cube-single-v0``), or None."""
+    match = _FILE_NAME.match(name)
+    if match is None:
+        return None
+    # Importing ogbench registers all of its environment ids (manipulation and mazes).
+    return {"id": f"{match['env']}-v{match['version']}", "kwargs": {}, "module": "ogbench",
+            "source": "ogbench file name"}

@@ -21,6 +21,8 @@ class SourceData:
     # Notes on how the source was interpreted (e.g. dropped transitions), kept in the manifest.
     notes: list[str] = field(default_factory=list)
     env: dict[str, Any] | None = None
+    # True where ``env`` is a guess (from a file name), kept only if the environment's spaces fit the data.
+    env_inferred: bool = False
     description: str | None = None
     source_metadata: dict[str, Any] = field(default_factory=dict)
     # Real-robot logs: camera videos for media/, the source files kept under original/, tags to add.

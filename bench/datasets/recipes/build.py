@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 import bench
+from bench.datasets.catalogue import register_catalogue_entry
 from bench.datasets.recipes import all_recipes, get_recipe
 from bench.datasets.recipes.base import Recipe, to_trajectories
 from bench.datasets.recipes.collection import collect_episodes, worker_pool
@@ -21,12 +22,7 @@ REFERENCE_EPISODES = 20
 
 
 def register_environment(registry, recipe: Recipe) -> None:
-    env = recipe.env
-    registry.environments.register(env.name, env.gym_id, env.kwargs, env.family, env.description)
-    for source, values in env.published_references.items():
-        for kind in ("random", "expert"):
-            if kind in values:
-                registry.environments.set_reference(env.name, source, kind, values[kind], None, values.get("note"))
+    register_catalogue_entry(registry.environments, recipe.env)
 
 
 # What kind of data a recipe makes, by the last part of its name: a tag users filter on.

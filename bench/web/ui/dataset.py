@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from bench.datasets.catalogue import environment_label
 from bench.platform.units import human_size
 from bench.web.ui.api import dataset_path, page_link, public_url
 from bench.web.ui.robot_logs import robot_log_section
@@ -30,7 +31,7 @@ def dataset_page() -> None:
     metrics[0].metric("Episodes", info["episodes"])
     metrics[1].metric("Steps", info["steps"])
     metrics[2].metric("Size", human_size(info["size_bytes"]))
-    metrics[3].metric("Environment", (info.get("env") or {}).get("name", "none"))
+    metrics[3].metric("Environment", environment_label(info.get("env")))
     metrics[4].metric("Visibility", "private" if info["private"] else "public")
     is_log = "real-robot" in info["tags"]
     names = ["Card", "Statistics", "Episodes", "Versions", "Download"] + (["Robot log"] if is_log else [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bench.datasets.catalogue import environment_label
 from bench.platform.units import human_size
 from bench.web.ui.api import page_link, server_url
 from bench.web.ui.widgets import PAGE_SIZE, fetch, markdown_table, page_offset, pager
@@ -34,7 +35,7 @@ def datasets_page() -> None:
         return
     st.caption(f"{result['total']} datasets (latest version of each), from {server_url()}")
     rows = [[f"[{item['id']}]({page_link('dataset', id=item['id'])})", item["episodes"], item["steps"],
-             human_size(item["size_bytes"]), ", ".join(item["tags"]) or "-", (item.get("env") or {}).get("name", "-"),
+             human_size(item["size_bytes"]), ", ".join(item["tags"]) or "-", environment_label(item.get("env")),
              (item["published_at"] or "")[:10]] for item in result["items"]]
     if rows:
         st.markdown(markdown_table(["dataset", "episodes", "steps", "size", "tags", "environment", "published"], rows))
