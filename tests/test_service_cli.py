@@ -112,3 +112,27 @@ def test_lab_shares_data_and_results_through_the_server(request, tmp_path, backe
         markdown = bench(env, "leaderboard", "show", "pendulum", "--markdown").stdout
         assert markdown.startswith("### pendulum") and "| bc |" in markdown and "†" in markdown
         assert "bc" in bench(env, "leaderboard", "show", "pendulum").stdout
+
+
+def test_registry_open_loads_a_servers_version_like_minari_load_dataset(request, tmp_path, monkeypatch):
+    """The Python API honours BENCH_SERVER / BENCH_TOKEN as the CLI does: load() downloads a version the local
+    registry lacks, verified, into the cache, and loads it from there the next time (even with the server gone)."""
+    server_settings = make_settings(request, tmp_path / "server", "sqlite-local")
+    registry = Registry.open(server_settings)
+    data = random_trajectories(np.random.default_rng(5), episodes=4)
+    registry.publish(data, "alice/remote-demos")
+    registry.close()
+    with api_server(settings_env(server_settings)) as server:
+        monkeypatch.setenv("BENCH_HOME", str(tmp_path / "laptop"))
+        monkeypatch.setenv("BENCH_SERVER", server.url)
+        for key in ("BENCH_DATABASE_URL", "BENCH_STORAGE_URL"):
+            monkeypatch.delenv(key, raising=False)
+        laptop = Registry.open()
+        loaded = laptop.load("alice/remote-demos")  # the latest version, resolved by the server
+        assert loaded.id == "alice/remote-demos-v1" and loaded.num_episodes == 4
+        np.testing.assert_array_equal(loaded.actions, data.actions)
+        with pytest.raises(Exception, match="not found|no dataset"):
+            laptop.load("alice/remote-demos", download=False)
+    again = laptop.load("alice/remote-demos-v1")  # from the verified cache: the server is gone
+    np.testing.assert_array_equal(again.rewards, data.rewards)
+    laptop.close()

@@ -51,6 +51,7 @@ class Dataset:
         )
         self._flat_observations = flatten_tree(data.observations, "")
         self._flat_step_infos = {k: v for k, v in data.infos.items() if len(v) == data.num_steps}
+        self.rng = np.random.default_rng()
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -115,9 +116,27 @@ class Dataset:
             "truncated": self.data.truncations[step_indices],
         }
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
-        """A uniform minibatch of transitions (with replacement)."""
-        return self.transitions(rng.integers(0, self.num_steps, size=batch_size))
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Transition ``index`` (numpy; ``len`` counts steps, as LeRobot's frames). Episodes: ``episode(i)``."""
+        if not -self.num_steps <= index < self.num_steps:
+            raise IndexError(f"step {index} out of range for {self.num_steps} steps")
+        return map_tree_values(lambda rows: rows[0], self.transitions(np.array([index % self.num_steps])))
+
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        """A uniform minibatch of transitions (with replacement); ``rng`` defaults to the dataset's own
+        generator (``set_seed``)."""
+        return self.transitions((rng or self.rng).integers(0, self.num_steps, size=batch_size))
+
+    def sample_episodes(self, n: int, rng: np.random.Generator | None = None) -> list[Episode]:
+        """``n`` distinct episodes drawn uniformly (Minari's ``sample_episodes``)."""
+        if not 0 <= n <= self.num_episodes:
+            raise ValueError(f"cannot sample {n} distinct episodes from {self.num_episodes}")
+        chosen = (rng or self.rng).choice(self.num_episodes, size=n, replace=False)
+        return [self.episode(int(index)) for index in chosen]
+
+    def set_seed(self, seed: int) -> None:
+        """Seed the generator ``sample`` and ``sample_episodes`` use when given none."""
+        self.rng = np.random.default_rng(seed)
 
     # -- episodes -----------------------------------------------------------------------------------
     def episode(self, index: int) -> Episode:
@@ -146,6 +165,11 @@ class Dataset:
     def episodes(self, indices: Iterable[int] | None = None) -> Iterator[Episode]:
         for index in range(self.num_episodes) if indices is None else indices:
             yield self.episode(int(index))
+
+
+def map_tree_values(fn, values: dict[str, Any]) -> dict[str, Any]:
+    """``fn`` on every array of a transitions dict, dict observations included."""
+    return {key: map_tree(fn, value) for key, value in values.items()}
 
 
 def _python_value(value: Any) -> Any:

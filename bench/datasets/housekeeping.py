@@ -26,6 +26,9 @@ from bench.platform.settings import Settings
 
 # Episode-range subsets built for downloads, under the cache directory.
 SUBSETS = "subsets"
+# Versions Registry.load downloaded from a bench server (BENCH_SERVER): cache/remote/<server hash>/<ns>/<name>/vN.
+# Like whole cached copies of remote storage, they are what training loads and are not trimmed.
+REMOTE = "remote"
 # An upload directory with no open upload is left this long first: create() makes it before its row commits.
 UPLOAD_DIR_GRACE = dt.timedelta(minutes=10)
 # A staging row from another host is only presumed dead after this long (we cannot see its pid).

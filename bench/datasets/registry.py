@@ -21,11 +21,13 @@ import sqlalchemy as sa
 
 from bench.datasets.catalogue import register_named_environment
 from bench.datasets.dataset import Dataset, Episode
-from bench.datasets.format import MANIFEST, parse_manifest, write_version
-from bench.datasets.housekeeping import STALE_AFTER, SUBSETS, GcReport, collect_garbage, trim_cache
+from bench.datasets.format import MANIFEST, file_sha256, parse_manifest, read_version, write_version
+from bench.datasets.housekeeping import REMOTE, STALE_AFTER, SUBSETS, GcReport, collect_garbage, trim_cache
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import write_export
-from bench.datasets.publishing import Publisher, apply_dataset_settings, check_tags, delete_if_empty, find_version_row
+from bench.datasets.publishing import (Publisher, apply_dataset_settings, check_tags, delete_if_empty, find_version_row,
+                                       storage_path_of)
+from bench.datasets.remote import RemoteRegistry
 from bench.datasets.storage import Storage
 from bench.datasets.stored import load_stored_version, read_stored_episode, read_stored_episodes, stored_version_dir
 from bench.datasets.trajectories import Trajectories
@@ -104,13 +106,15 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 class Registry:
-    def __init__(self, settings: Settings, engine: sa.Engine, storage: Storage):
+    def __init__(self, settings: Settings, engine: sa.Engine, storage: Storage, remote: RemoteRegistry | None = None):
         self.settings = settings
         self.engine = engine
         self.session = db.make_sessionmaker(engine)
         self.storage = storage
         self.environments = EnvironmentCatalogue(self.session)
         self.publisher = Publisher(self.session, storage, settings)
+        # A bench server (settings.server: BENCH_SERVER, with BENCH_TOKEN) that load() falls back to.
+        self.remote = remote
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> "Registry":
@@ -120,10 +124,13 @@ class Registry:
         engine = db.make_engine(settings.database_url)
         if migrate:
             db.ensure_schema(engine)
-        return cls(settings, engine, Storage(settings.storage_url, settings.storage_options))
+        remote = RemoteRegistry(settings.server, settings.token) if settings.server else None
+        return cls(settings, engine, Storage(settings.storage_url, settings.storage_options), remote)
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.remote is not None:
+            self.remote.close()
 
     # -- publishing (publishing.py) ---------------------------------------------------------------
     def import_path(self, path: str | Path, dataset_id: str, format: str | None = None, *,
@@ -337,13 +344,35 @@ class Registry:
         info = self.show(dataset_id)
         return stored_version_dir(self.storage, self.settings.cache_dir, info.storage_path, info.manifest_sha256)
 
-    def load(self, dataset_id: str) -> Dataset:
-        """Load a version's arrays into memory. ``namespace/name`` means its latest published version."""
-        info = self.show(dataset_id)
+    def load(self, dataset_id: str, download: bool = True) -> Dataset:
+        """Load a version's arrays into memory. ``namespace/name`` means its latest published version.
+
+        A version this registry does not hold is downloaded from the server it names (BENCH_SERVER), when
+        ``download``: verified file by file, kept under the cache directory and loaded from there next time.
+        """
+        try:
+            info = self.show(dataset_id)
+        except NotFound:
+            if self.remote is None or not download:
+                raise
+            return self._load_remote(dataset_id)
         if info.yanked:
             warnings.warn(f"{info.id} is yanked: {info.yank_reason}", YankedVersionWarning, stacklevel=2)
         return load_stored_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
                                    info.manifest_sha256)
+
+    def _load_remote(self, dataset_id: str) -> Dataset:
+        root = self.settings.cache_dir / REMOTE / hashlib.sha256(self.remote.server.encode()).hexdigest()[:16]
+        target = DatasetId.parse(dataset_id)
+        if target.version is None:  # namespace/name: the server says which version is its latest
+            target = DatasetId.parse(self.remote.show(dataset_id)["id"])
+        directory = root / storage_path_of(target)
+        if not directory.is_dir():  # an exact version is immutable: once here, the server is not asked again
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            self.remote.download(str(target), directory)  # every file checked against the manifest's sha256
+        # The manifest was checked on download; the files are checked against it on every load.
+        data, manifest, table = read_version(directory, expected_manifest_sha256=file_sha256(directory / MANIFEST))
+        return Dataset(str(target), data, manifest, table)
 
     def episode(self, dataset_id: str, index: int) -> Episode:
         """One episode, reading (and verifying) only the chunks it touches: what the API's viewers serve."""
