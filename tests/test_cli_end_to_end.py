@@ -43,6 +43,13 @@ def test_readme_workflow(request, tmp_path, backend):
                   "action_space", "env", "size_bytes", "manifest_sha256", "created_at"):
         assert field in shown
     assert shown == imported
+    # Readable: spaces as gymnasium writes them, the stored dtypes, how episodes end, return and length spread
+    readable = _bench(env, "datasets", "show", "d4rl/hopper-random").stdout
+    assert "Box(-inf, inf, (11,), float32)" in readable and "observations: float32 (" in readable
+    assert "1 terminated, 7 truncated" in readable and "return" in readable and "mean " in readable
+    assert "- (episodes carry no success flag)" in readable
+    dict_spaces = _bench(env, "datasets", "show", "minari/hopper-expert").stdout
+    assert "observation space  Dict" in dict_spaces and "  desired_goal: Box(" in dict_spaces
     assert "all files match" in _bench(env, "datasets", "verify", "d4rl/hopper-random-v1").stdout
 
     _bench(env, "datasets", "export", "d4rl/hopper-random-v1", "--format", "minari", "--out", tmp_path / "out" / "hopper-random-v1")

@@ -136,18 +136,44 @@ def show(
     """Show one version: counts, spaces, environment, hashes."""
     from types import SimpleNamespace
 
+    from bench.datasets.catalogue import environment_label
+    from bench.datasets.format import summarize_episodes
+    from bench.datasets.remote import quoted_id
+    from bench.datasets.spaces import describe_space
+
     with user_errors():
         client = client_for(server)
-        values = client.show(id) if client is not None else open_registry().show(id).to_json()
+        if client is not None:
+            values = client.show(id)
+            manifest = client.get_json(f"/datasets/{quoted_id(values['id'])}/-/manifest")
+            summary = client.get_json(f"/datasets/{quoted_id(values['id'])}/-/stats")
+        else:
+            registry = open_registry()
+            values = registry.show(id).to_json()
+            manifest = registry.manifest(values["id"])
+            summary = summarize_episodes(registry.episode_table(values["id"]))
         if as_json:
             print_json(values)
             return
         info = SimpleNamespace(**values)
+        stored = manifest.get("arrays", {})
+        ends = f"{summary['terminated']} terminated, {summary['truncated']} truncated" if "terminated" in summary else "-"
+        success = summary.get("success")
+        notes = (manifest.get("provenance") or {}).get("notes") or []
         rows = [
             ("id", info.id), ("state", info.state + (f" ({info.yank_reason})" if info.yanked else "")),
             ("episodes", info.episodes), ("steps", info.steps), ("size", human_size(info.size_bytes)),
-            ("observation space", json.dumps(info.observation_space)), ("action space", json.dumps(info.action_space)),
-            ("environment", json.dumps(info.env) if info.env else "none"), ("source format", info.source_format),
+            ("return", _spread(summary["return"])), ("length", _spread(summary["length"])), ("episode ends", ends),
+            ("success", f"{success['rate']:.1%} ({success['successes']}/{success['episodes']} episodes)"
+             if success else "- (episodes carry no success flag)"),
+            ("observation space", describe_space(info.observation_space)),
+            ("action space", describe_space(info.action_space)),
+            ("stored arrays", "\n".join(f"{path}: {entry['dtype']} {tuple(entry['shape'])}"
+                                         for path, entry in stored.items() if not path.startswith("infos/")) or "-"),
+            ("info arrays", "\n".join(f"{path[len('infos/'):]}: {entry['dtype']} {tuple(entry['shape'])}"
+                                       for path, entry in stored.items() if path.startswith("infos/")) or "-"),
+            ("environment", environment_label(info.env)), ("source format", info.source_format),
+            ("notes", "\n".join(notes) or "-"),
             ("content sha256", info.content_sha256), ("manifest sha256", info.manifest_sha256),
             ("created", info.created_at), ("published", info.published_at),
             ("license", info.license or "-"), ("description", info.description or "-"),
@@ -159,6 +185,10 @@ def show(
         for key, value in rows:
             table.add_row(key, str(value))
         out.print(table)
+
+
+def _spread(stat: dict[str, float]) -> str:
+    return f"mean {stat['mean']:.6g}, min {stat['min']:.6g}, max {stat['max']:.6g}"
 
 
 @datasets_app.command()

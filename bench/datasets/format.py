@@ -128,6 +128,22 @@ def list_files(root: Path) -> list[str]:
     return sorted(files)
 
 
+def summarize_episodes(table: pa.Table) -> dict[str, Any]:
+    """What a user asks of a version first, from episodes.parquet alone: return and length (mean, min, max),
+    how episodes end, and the success rate where episodes carry a success flag."""
+    def stats(name: str) -> dict[str, float]:
+        values = table.column(name).to_numpy().astype(np.float64)
+        return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+
+    summary: dict[str, Any] = {"return": stats("return"), "length": stats("length"),
+                               "terminated": int(np.sum(table.column("terminated").to_numpy())),
+                               "truncated": int(np.sum(table.column("truncated").to_numpy())), "success": None}
+    if "success" in table.column_names:
+        flags = table.column("success").to_numpy(zero_copy_only=False).astype(float)
+        summary["success"] = {"rate": float(flags.mean()), "successes": int(flags.sum()), "episodes": int(len(flags))}
+    return summary
+
+
 def episodes_table(data: Trajectories) -> pa.Table:
     terminated = np.zeros(data.num_episodes, dtype=bool)
     truncated = np.zeros(data.num_episodes, dtype=bool)

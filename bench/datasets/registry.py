@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import os
 import shutil
 import uuid
@@ -17,11 +18,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from bench.datasets.catalogue import register_named_environment
 from bench.datasets.dataset import Dataset, Episode
-from bench.datasets.format import MANIFEST, file_sha256, parse_manifest, read_version, write_version
+from bench.datasets.format import EPISODES, MANIFEST, file_sha256, parse_manifest, read_version, write_version
 from bench.datasets.housekeeping import REMOTE, STALE_AFTER, SUBSETS, GcReport, collect_garbage, trim_cache
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import write_export
@@ -360,6 +363,14 @@ class Registry:
             warnings.warn(f"{info.id} is yanked: {info.yank_reason}", YankedVersionWarning, stacklevel=2)
         return load_stored_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
                                    info.manifest_sha256)
+
+    def episode_table(self, dataset_id: str) -> pa.Table:
+        """episodes.parquet of a version (one row per episode: length, return, ends, attributes), verified."""
+        info = self.show(dataset_id)
+        raw = self.storage.read_bytes(f"{info.storage_path}/{EPISODES}")
+        if _sha256_bytes(raw) != self.manifest(info.id)["files"].get(EPISODES, {}).get("sha256"):
+            raise IntegrityError(f"{EPISODES}: sha256 differs from the manifest; the stored version is damaged")
+        return pq.read_table(io.BytesIO(raw))
 
     def _load_remote(self, dataset_id: str) -> Dataset:
         root = self.settings.cache_dir / REMOTE / hashlib.sha256(self.remote.server.encode()).hexdigest()[:16]

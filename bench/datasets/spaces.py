@@ -13,6 +13,8 @@ Encoding (documented in docs/format.md):
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import gymnasium as gym
@@ -95,6 +97,28 @@ def space_from_json(data: dict[str, Any]) -> gym.Space:
     if kind == "Tuple":
         return gym.spaces.Tuple([space_from_json(sub) for sub in data["spaces"]])
     raise InvalidInput(f"unknown space type {kind!r} in manifest")
+
+
+def describe_space(data: dict[str, Any], indent: str = "") -> str:
+    """A stored space as people write it: ``Box(-inf, inf, (11,), float32)``; a Dict's keys one per line, indented."""
+    kind = data.get("type")
+    if kind == "Box":
+        def bound(value: Any) -> str:
+            if isinstance(value, list):  # per-dimension bounds: their range
+                flat = np.asarray(value, dtype=object).reshape(-1)
+                numbers = [float(v) for v in flat]
+                return f"[{min(numbers):g}..{max(numbers):g}]" if min(numbers) != max(numbers) else f"{numbers[0]:g}"
+            return f"{float(value):g}"
+        return f"Box({bound(data['low'])}, {bound(data['high'])}, {tuple(data['shape'])}, {data['dtype']})"
+    if kind == "Discrete":
+        return f"Discrete({data['n']}" + (f", start={data['start']})" if data.get("start") else ")")
+    if kind in ("MultiDiscrete", "MultiBinary"):
+        return f"{kind}({data.get('nvec', data.get('n'))})"
+    if kind in ("Dict", "Tuple"):
+        items = data["spaces"].items() if kind == "Dict" else enumerate(data["spaces"])
+        inner = indent + "  "
+        return kind + "".join(f"\n{inner}{key}: {describe_space(sub, inner)}" for key, sub in items)
+    return json.dumps(data)
 
 
 def infer_box(array: np.ndarray) -> gym.spaces.Box:

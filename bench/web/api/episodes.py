@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from bench.datasets.dataset import Episode
-from bench.datasets.format import EPISODES, is_image_array
+from bench.datasets.format import is_image_array, summarize_episodes
 from bench.datasets.trajectories import flatten_tree
 from bench.datasets.video import decode_mp4
 from bench.errors import IntegrityError, InvalidInput, NotFound
@@ -88,26 +87,19 @@ def _histogram(values: np.ndarray) -> dict[str, Any]:
 @router.get("/{dataset_id:path}/-/stats", summary="Per-episode statistics: return and length histograms, success rate")
 def stats(dataset_id: str, svc: ServicesDep, caller: CallerDep):
     info = readable(svc, caller, dataset_id)
-    raw = svc.registry.storage.read_bytes(f"{info.storage_path}/{EPISODES}")
-    if hashlib.sha256(raw).hexdigest() != svc.registry.manifest(info.id)["files"].get(EPISODES, {}).get("sha256"):
-        raise IntegrityError(f"{EPISODES}: sha256 differs from the manifest; the stored version is damaged")
-    table = pq.read_table(io.BytesIO(raw))
+    table = svc.registry.episode_table(info.id)
+    summary = summarize_episodes(table)
     returns = table.column("return").to_numpy().astype(np.float64)
     lengths = table.column("length").to_numpy().astype(np.float64)
-    success = None
-    if "success" in table.column_names:
-        flags = table.column("success").to_numpy(zero_copy_only=False).astype(float)
-        success = {"rate": float(flags.mean()), "successes": int(flags.sum()), "episodes": int(len(flags))}
     columns = [name for name in table.column_names if name not in {"obs_start", "step_start"}]
     # Per-episode rows (labels of real-robot logs, tasks, seeds) for the first episodes; the rest by download.
     rows = json.loads(json.dumps(table.select(columns).slice(0, EPISODE_ROWS).to_pylist(), default=str))
     return fast_json({
         "id": info.id, "episodes": info.episodes, "steps": info.steps,
-        "return": {"mean": float(returns.mean()), "min": float(returns.min()), "max": float(returns.max()),
-                   "histogram": _histogram(returns)},
-        "length": {"mean": float(lengths.mean()), "min": float(lengths.min()), "max": float(lengths.max()),
-                   "histogram": _histogram(lengths)},
-        "success": success,
+        "return": {**summary["return"], "histogram": _histogram(returns)},
+        "length": {**summary["length"], "histogram": _histogram(lengths)},
+        "terminated": summary["terminated"], "truncated": summary["truncated"],
+        "success": summary["success"],
         "episode_columns": columns,
         "episode_rows": rows,
     })
