@@ -1,5 +1,14 @@
 """Errors that users cause and `bench` reports as one clear line (CLI) or a 4xx detail (API)."""
 
+import difflib
+from typing import Iterable
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """" (did you mean X or Y?)" for the nearest candidates of a mistyped name, or "" when none is near."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
 
 class BenchError(Exception):
     """Base class: the message is shown to the user as is, so it must name the problem."""

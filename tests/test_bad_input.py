@@ -152,6 +152,14 @@ def test_unknown_dataset_and_export_errors(cli, settings, tmp_path, rng):
                            "name-vN")
     _assert_one_line_error(cli("datasets", "yank", "a/b", "--reason", "x"), "exact version")
 
+    # Near misses name what exists: a dataset, a version, an algorithm, a recipe, an environment.
+    _assert_one_line_error(cli("datasets", "show", "a/bb"), "dataset a/bb not found (did you mean a/b?)")
+    _assert_one_line_error(cli("datasets", "show", "a/b-v7"), "dataset version a/b-v7 not found; a/b has v1")
+    _assert_one_line_error(cli("algorithms", "show", "iqll"), "(did you mean iql")
+    _assert_one_line_error(cli("datasets", "build", "pointmaze/umaz/navigate"), "did you mean pointmaze/umaze/navigate")
+    _assert_one_line_error(cli("envs", "show", "mujoco/hoper"), "did you mean mujoco/hopper")
+    _assert_one_line_error(cli("evaluate", "iql", "a/b"), "import it again with --env NAME")
+
 
 def test_verify_reports_each_damaged_file(cli, settings, tmp_path, rng):
     assert cli("datasets", "import", _good_file(tmp_path, rng), "--id", "a/b").exit_code == 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.algorithms.base import REGISTRY, Algorithm, AlgorithmSpec, Batch, register
 from bench.algorithms.config import AlgorithmConfig, config_hash, config_to_json, resolve_config
-from bench.errors import NotFound
+from bench.errors import NotFound, did_you_mean
 
 # Importing the modules registers them.
 from bench.algorithms import awac, bc, cql, iql, latent_goals, ptp  # noqa: E402,F401
@@ -24,7 +24,8 @@ def get_algorithm(name: str) -> AlgorithmSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise NotFound(f"unknown algorithm {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+        raise NotFound(f"unknown algorithm {name!r}{did_you_mean(name, REGISTRY)}; known: "
+                       f"{', '.join(sorted(REGISTRY))}") from None
 
 
 def make_config(name: str, domain: str | None = None, overrides: dict[str, Any] | None = None) -> AlgorithmConfig:

@@ -34,7 +34,7 @@ from bench.datasets.remote import RemoteRegistry
 from bench.datasets.storage import Storage
 from bench.datasets.stored import load_stored_version, read_stored_episode, read_stored_episodes, stored_version_dir
 from bench.datasets.trajectories import Trajectories
-from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound
+from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound, did_you_mean
 from bench.platform import db
 from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
 from bench.platform.environments import EnvironmentCatalogue
@@ -179,7 +179,14 @@ class Registry:
         if target.version is not None:
             row = find_version_row(session, target)
             if row is None or row.state == VersionState.STAGING:
-                raise NotFound(f"dataset version {target} not found")
+                versions = session.scalars(
+                    sa.select(VersionRow.version).join(DatasetRow)
+                    .where(DatasetRow.namespace == target.namespace, DatasetRow.name == target.name,
+                           DatasetRow.private.is_(False), VersionRow.state.in_([VersionState.PUBLISHED, VersionState.YANKED]))
+                    .order_by(VersionRow.version)).all()
+                hint = (f"; {target.unversioned} has {', '.join(f'v{v}' for v in versions)}" if versions
+                        else self._near_names(session, target))
+                raise NotFound(f"dataset version {target} not found{hint}")
             return row
         rows = session.scalars(
             sa.select(VersionRow).join(DatasetRow)
@@ -188,11 +195,18 @@ class Registry:
             .order_by(VersionRow.version.desc())
         ).all()
         if not rows:
-            raise NotFound(f"dataset {target} not found")
+            raise NotFound(f"dataset {target} not found{self._near_names(session, target)}")
         published = [row for row in rows if row.state == VersionState.PUBLISHED]
         if not published:
             raise NotFound(f"every version of {target} is yanked; name one exactly, e.g. {target}-v{rows[0].version}")
         return published[0]
+
+    @staticmethod
+    def _near_names(session, target: DatasetId) -> str:
+        """Public dataset names near a mistyped one (private ones are never hinted at: their names are private)."""
+        names = session.execute(sa.select(DatasetRow.namespace, DatasetRow.name)
+                                .where(DatasetRow.private.is_(False))).all()
+        return did_you_mean(target.unversioned, (f"{namespace}/{name}" for namespace, name in names))
 
     def show(self, dataset_id: str) -> VersionInfo:
         with self.session() as session:

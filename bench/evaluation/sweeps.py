@@ -79,7 +79,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     manifest = registry.manifest(info.id)
     env = manifest.get("env")
     if not env or not env.get("id"):
-        raise InvalidInput(f"{info.id} has no environment reference, so it cannot be evaluated online or offline")
+        raise InvalidInput(f"{info.id} has no environment reference, so it cannot be evaluated online or offline; "
+                           f"import it again with --env NAME (a catalogue name from `bench envs list`, or a "
+                           f"gymnasium id)")
     env_name = env.get("name")
     family = family_of(env_name)
     config = make_config(algorithm, domain_of(family), overrides)

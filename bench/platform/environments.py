@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import sqlalchemy as sa
 
-from bench.errors import InvalidInput, NotFound
+from bench.errors import InvalidInput, NotFound, did_you_mean
 from bench.platform.db import EnvironmentRow, ReferenceScoreRow
 
 
@@ -77,7 +77,8 @@ def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributio
 def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
     """Rebuild the environment a reference names."""
     if not reference or not reference.get("id"):
-        raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs)")
+        raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs); import it with "
+                           "--env NAME to tie it to one (`bench envs list`)")
     import_registering_module(reference.get("module"))
     kwargs = {**reference.get("kwargs", {}), **overrides}
     try:
@@ -175,7 +176,8 @@ class EnvironmentCatalogue:
         with self.session() as session:
             row = session.scalar(sa.select(EnvironmentRow).where(EnvironmentRow.name == name))
             if row is None:
-                raise NotFound(f"environment {name!r} not found")
+                known = session.scalars(sa.select(EnvironmentRow.name)).all()
+                raise NotFound(f"environment {name!r} not found{did_you_mean(name, known)}")
             return _info(row)
 
     def list(self, family: str | None = None) -> list[EnvironmentInfo]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from bench.datasets.recipes.base import EnvironmentSpec, Recipe
-from bench.errors import NotFound
+from bench.errors import NotFound, did_you_mean
 
 
 @lru_cache(maxsize=1)
@@ -27,7 +27,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return _catalogue()[name]
     except KeyError:
-        raise NotFound(f"no recipe named {name!r}; `bench recipes list` shows them") from None
+        raise NotFound(f"no recipe named {name!r}{did_you_mean(name, _catalogue())}; `bench recipes list` shows them") from None
 
 
 def all_environments() -> list[EnvironmentSpec]:
@@ -41,7 +41,8 @@ def get_environment(name: str) -> EnvironmentSpec:
     for env in all_environments():
         if env.name == name:
             return env
-    raise NotFound(f"no environment named {name!r}; `bench envs list` shows them")
+    raise NotFound(f"no environment named {name!r}{did_you_mean(name, (env.name for env in all_environments()))}; "
+                   "`bench envs list` shows them")
 
 
 __all__ = ["EnvironmentSpec", "Recipe", "all_environments", "all_recipes", "get_environment", "get_recipe"]
