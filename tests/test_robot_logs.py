@@ -133,6 +133,19 @@ def test_robot_cli_imports_and_reports_success_rates(request, tmp_path):
     not_a_log = bench("robot-logs", "import", offline, "--id", "lab/x", check=False)
     assert not_a_log.returncode == 1 and "unknown format" in not_a_log.stderr
 
+    # A bag's import says which topic became what, at which rate, and how the streams were aligned
+    from bench.testing.data import write_ros_bag
+
+    write_ros_bag(tmp_path / "take0", ros=2)
+    report = bench("robot-logs", "import", tmp_path / "take0", "--id", "lab/bag").stdout
+    assert "published lab/bag-v1: 1 episode, " in report
+    assert "state <- /joint_states (20 Hz)" in report and "action <- /cmd_vel (10 Hz)" in report
+    assert "camera front <- " in report and "cameras: front (16x16, array); 20 frames per second" in report
+    assert "aligned to the clock /joint_states at 20 Hz" in report
+    one = bench("robot-evals", "add", "lab/sawyer-drawer", "--policy", "bc", "--phase", "offline", "--trials",
+                offline, "--task", "Drawer opening").stdout
+    assert "recorded 8 offline trials of bc" in one
+
 
 def test_trials_need_labels_and_tasks_and_are_numbered(local_registry):
     evals = RobotEvals(local_registry.engine)
@@ -176,6 +189,8 @@ def test_ros_bags_align_streams_to_the_clock_and_keep_labels(local_registry, tmp
         np.testing.assert_allclose(episode.infos["timestamp"], np.array(ticks) - ticks[0], atol=1e-6)
     assert [e.attrs["success"] for e in dataset.episodes()] == [True, False]
     assert [e.attrs["operator"] for e in dataset.episodes()] == ["ann", "bob"]
+    assert dataset.episode(0).attrs["started_at"].startswith("2023-11-14T22:13:20")  # the bag's first tick, UTC
+    assert local_registry.manifest(info.id)["provenance"]["source_metadata"]["robot"]["fps"] == 20.0
     assert set(local_registry.manifest(info.id)["files"]) >= {f"original/{names[0]}" if ros == 1 else f"original/{names[0]}/metadata.yaml"}
 
 

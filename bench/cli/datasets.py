@@ -16,7 +16,7 @@ from rich.table import Table
 from bench.cli.common import (SERVER_HELP, client_for, err, json_object, open_registry, out, print_json,
                               require_client, stages, user_errors)
 from bench.errors import Conflict, InvalidInput
-from bench.platform.units import human_size
+from bench.platform.units import human_size, plural
 
 
 datasets_app = typer.Typer(no_args_is_help=True, help="Import, list, inspect, verify, export and yank dataset versions.")
@@ -57,8 +57,8 @@ def import_(
         if as_json:
             print_json(info.to_json())
         else:
-            out.print(f"published {info.id}: {info.episodes} episodes, {info.steps} steps, {human_size(info.size_bytes)}",
-                      highlight=False)
+            out.print(f"published {info.id}: {plural(info.episodes, 'episode')}, {plural(info.steps, 'step')}, "
+                      f"{human_size(info.size_bytes)}", highlight=False)
             out.print(_environment_line(registry, info.env), highlight=False)
 
 
@@ -248,7 +248,7 @@ def gc(as_json: bool = typer.Option(False, "--json")) -> None:
         removed = report.removed
         for item in removed:
             out.print(f"removed {item}", highlight=False)
-        out.print(f"gc: removed {len(removed)} leftover(s)", highlight=False)
+        out.print(f"gc: removed {plural(len(removed), 'leftover')}", highlight=False)
 
 
 @datasets_app.command()

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bench.cli.common import open_registry, out, print_json, stages, user_errors
 from bench.errors import InvalidInput
-from bench.platform.units import human_size
+from bench.platform.units import human_size, plural
 
 
 robot_logs_app = typer.Typer(no_args_is_help=True, help="Real-robot logs: import ROS bags, LeRobot v3 datasets, plain folders.")
@@ -53,8 +53,16 @@ def robot_logs_import(
         if as_json:
             print_json(info.to_json())
             return
-        out.print(f"published {info.id}: {info.episodes} episodes, {info.steps} steps, {human_size(info.size_bytes)} "
-                  f"(tags: {', '.join(info.tags)})", highlight=False)
+        out.print(f"published {info.id}: {plural(info.episodes, 'episode')}, {plural(info.steps, 'step')}, "
+                  f"{human_size(info.size_bytes)} (tags: {', '.join(info.tags)})", highlight=False)
+        manifest = registry.manifest(info.id)
+        robot_info = ((manifest.get("provenance") or {}).get("source_metadata") or {}).get("robot") or {}
+        cameras = robot_info.get("cameras") or {}
+        described = [f"{name} ({c['width']}x{c['height']}, {c['storage']})" for name, c in cameras.items()]
+        rate = f"; {robot_info['fps']:g} frames per second" if robot_info.get("fps") else ""
+        out.print(f"cameras: {', '.join(described) or 'none'}{rate}", highlight=False)
+        for note in (manifest.get("provenance") or {}).get("notes") or []:
+            out.print(f"  {note}", highlight=False)
 
 
 @robot_evals_app.command("add")
@@ -73,7 +81,7 @@ def robot_evals_add(
         registry = open_registry()
         registry.show(dataset)  # the log must exist
         count = RobotEvals(registry.engine).add(dataset, policy, phase, read_trials_csv(trials), task, judge)
-        out.print(f"recorded {count} {phase} trial(s) of {policy} on {dataset}", highlight=False)
+        out.print(f"recorded {plural(count, f'{phase} trial')} of {policy} on {dataset}", highlight=False)
 
 
 @robot_evals_app.command("show")

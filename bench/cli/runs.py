@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from bench.cli.common import SERVER_HELP, client_for, err, open_registry, out, print_json, require_client, user_errors
+from bench.platform.units import plural
 
 
 runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs: list, inspect, resume, mark failed.")
@@ -126,7 +127,7 @@ def evaluate(
         budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every)
         specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
                            parse_overrides(overrides), executor, online_env, task, model_cache)
-        err.print(f"sweep of {len(specs)} run(s): {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
+        err.print(f"sweep of {plural(len(specs), 'run')}: {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress)
         _report_sweep(store, [s.run_id for s in specs], as_json)

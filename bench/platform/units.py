@@ -13,3 +13,8 @@ def human_size(num_bytes: int | float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return str(num_bytes)
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 episode", "2 episodes", "0 episodes" (regular English plurals: an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

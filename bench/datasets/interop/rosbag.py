@@ -20,6 +20,8 @@ stream has spoken are dropped. Times are the bag's record times.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 import re
 from pathlib import Path
@@ -205,13 +207,15 @@ def read(path: Path, robot: str | None = None, task: str | None = None, lab: str
         raise InvalidInput(f"{path}: no ROS bag (a .bag file or a directory with metadata.yaml)")
     mapping_values = _mapping(Path(mapping) if mapping else None)
     labels = read_labels(path) if path.is_dir() and not _is_bag(path) else {}
-    episodes, clock_text = [], None
+    episodes, clock_text, rates, streams_text = [], None, [], ""
     for bag in bags:
         content = _read_bag(bag, mapping_values)
         ticks, picks = _align(bag, content["streams"], content["clock"], content["topics"])
         clock_text = content["clock"]
         if len(ticks) < 2:
             raise InvalidInput(f"{bag.name}: fewer than 2 clock ticks after every stream has a message")
+        rates.append((len(ticks) - 1) / max(float(ticks[-1] - ticks[0]), 1e-9))
+        streams_text = _streams_text(content["topics"], content["streams"])
         values = {role: [content["streams"][role][1][i] for i in index] for role, index in picks.items()}
         try:
             state, actions = np.stack(values["state"]), np.stack(values["action"])
@@ -231,7 +235,23 @@ def read(path: Path, robot: str | None = None, task: str | None = None, lab: str
         episodes.append(RobotEpisode(
             state=state, actions=actions, timestamps=ticks, videos=videos, images=images,
             success=parse_success(label.get("success"), f"{bag.name} label"), operator=label.get("operator") or None,
-            notes=label.get("notes") or None, task=label.get("task") or None, source=bag.name))
-    return to_source(episodes, source_format="rosbag", robot=robot, lab=lab, task=task, fps=None,
+            notes=label.get("notes") or None, task=label.get("task") or None, source=bag.name,
+            started_at=dt.datetime.fromtimestamp(float(ticks[0]), dt.timezone.utc).isoformat()))
+    fps = round(float(np.median(rates)), 3)
+    return to_source(episodes, source_format="rosbag", robot=robot, lab=lab, task=task, fps=fps,
                      clock=f"{clock_text} (zero-order hold of every other stream)", originals=original_files(path),
-                     notes=[f"topics: {json.dumps(mapping_values) if mapping_values else 'chosen by message type'}"])
+                     notes=[f"topics {'from the mapping file' if mapping_values else 'chosen by message type'}: "
+                            f"{streams_text}",
+                            f"aligned to the clock {clock_text} at {fps:g} Hz: each frame takes every other "
+                            "stream's latest message at or before its tick; frames before every stream has spoken "
+                            "are dropped"])
+
+
+def _streams_text(topics: dict[str, str], streams: dict[str, tuple[list[float], list[Any]]]) -> str:
+    """``state <- /joint_states (20 Hz), action <- /cmd_vel (10 Hz), camera front <- /front/image (10 Hz)``."""
+    parts = []
+    for topic, role in topics.items():
+        times = streams[role][0]
+        rate = (len(times) - 1) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0
+        parts.append(f"{role.replace('camera:', 'camera ')} <- {topic} ({rate:.3g} Hz)")
+    return ", ".join(parts)
