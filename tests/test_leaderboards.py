@@ -157,3 +157,20 @@ def test_vectorized_stratified_bootstrap_agrees_with_rliables_own():
     # Two Monte Carlo estimates of the same percentiles: equal up to resampling noise (~1 here).
     assert ours["mean"]["ci95"] == pytest.approx([mean_low, mean_high], abs=1.5)
     assert ours["iqm"]["ci95"] == pytest.approx([iqm_low, iqm_high], abs=1.5)
+
+
+def test_a_wide_leaderboard_fits_a_120_column_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import bench.cli.leaderboard as cli_leaderboard
+
+    header = ["algorithm", *[f"metaworld/drawer-open/expert-v{i}" for i in range(5)], "mean", "IQM"]
+    rows = [["cql-lagrange", *["45.2 [40.1, 50.3] -> 60.0 [55.0, 65.0]"] * 7]]
+    console = Console(width=200, file=io.StringIO(), record=True)  # piped output is 200 wide
+    monkeypatch.setattr(cli_leaderboard, "out", console)
+    console.print(cli_leaderboard.terminal_table(header, rows))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "expert-v4" in text and "cql-lagrange" in text and "-> 60.0" in text

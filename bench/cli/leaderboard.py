@@ -42,6 +42,20 @@ def leaderboard_list(server: Optional[str] = typer.Option(None, "--server", help
         out.print(table)
 
 
+TERMINAL_COLUMNS = 120  # a leaderboard fits a 120-column terminal (or a narrower one) whatever it is piped to
+
+
+def terminal_table(header: list[str], rows: list[list[str]]) -> Table:
+    """The leaderboard as a table at most 120 columns wide: a cell's online value under its offline one, dataset
+    ids broken at their slashes, and what is still too wide wrapped in its cell, never off the screen."""
+    table = Table(box=None, width=min(out.width, TERMINAL_COLUMNS) if len(header) > 2 else None)
+    for index, name in enumerate(header):
+        table.add_column(name.replace("/", "/\n"), overflow="fold", no_wrap=index == 0)
+    for row in rows:  # offline over online in each cell
+        table.add_row(*[cell.replace(" -> ", "\n-> ") for cell in row])
+    return table
+
+
 @leaderboard_app.command("show")
 def leaderboard_show(
     name: str = typer.Argument(...),
@@ -64,8 +78,5 @@ def leaderboard_show(
         counted = "trials" if spec.get("kind") == "robot" else "runs"
         out.print(f"{spec['name']}: {spec.get('title') or ''} ({board['runs_considered']} {counted})", highlight=False)
         header, rows = table_rows(board)
-        table = Table(*header, box=None)
-        for row in rows:
-            table.add_row(*row)
-        out.print(table if rows else "no completed runs on these datasets yet")
+        out.print(terminal_table(header, rows) if rows else "no completed runs on these datasets yet")
         out.print(footnote(board), markup=False, highlight=False)
