@@ -113,6 +113,36 @@ def test_datasets_page_lists_and_filters(site):
     # Streamlit replaces the table after the caption: wait for the rows that no longer match to go.
     page.get_by_text("alice/camera-v1").wait_for(state="detached", timeout=60_000)
     assert "alice/state-1-v1" in page.inner_text("main")
+    page.wait_for_function("() => window.location.search.includes('q=state-1')", timeout=60_000)  # a shareable link
+
+
+def test_pages_without_an_id_offer_a_picker(site):
+    page = visit(site, "/dataset", "the Datasets page searches and filters them", "dataset-picker")
+    shot(site, "dataset-picker")
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="alice/state-0-v1").click()
+    page.get_by_role("tab", name="Episodes").wait_for(timeout=60_000)
+    page.wait_for_function("() => window.location.search.includes('id=alice')", timeout=60_000)
+    page = visit(site, "/run", "Run", "run-picker")
+    page.locator("[data-testid='stSelectbox']").first.wait_for(timeout=60_000)
+    shot(site, "run-picker")
+
+
+def test_the_episode_viewer_plots_observations_a_path_and_names_its_episodes(site):
+    page = visit(site, "/dataset?id=pointmaze/umaze/navigate", "pointmaze/umaze/navigate-v1", "viewer")
+    page.get_by_role("tab", name="Episodes").click()
+    panel = page.get_by_role("tabpanel", name="Episodes")
+    panel.get_by_text("episode 0: ", exact=False).first.wait_for(timeout=60_000)  # the picker says what it is
+    panel.get_by_text("Dimensions").wait_for(timeout=60_000)  # observation plot, dimensions selectable
+    panel.get_by_text("Path (two dimensions of an observation)").wait_for(timeout=60_000)
+    panel.locator("[data-testid='stVegaLiteChart']").nth(2).wait_for(timeout=60_000)  # observation, path?, actions, rewards
+    shot(site, "episode-viewer")
+    page.get_by_role("tab", name="Download").click()
+    try:
+        page.get_by_role("tabpanel", name="Download").get_by_text("Load it").wait_for(timeout=120_000)
+    finally:
+        shot(site, "download-tab")
+    assert 'Registry.open().load("pointmaze/umaze/navigate-v1")' in page.inner_text("main")
 
 
 def test_a_recipe_dataset_shows_its_card_with_preview_frames_and_its_environment(site):

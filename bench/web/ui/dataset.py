@@ -10,8 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from bench.datasets.catalogue import environment_label
+from bench.platform.settings import Settings
 from bench.platform.units import human_size
-from bench.web.ui.api import dataset_path, page_link, public_url
+from bench.web.ui.api import dataset_path, page_link, public_url, server_url
 from bench.web.ui.robot_logs import robot_log_section
 from bench.web.ui.widgets import fetch, fetch_text, histogram_chart, markdown_table
 
@@ -19,20 +20,21 @@ from bench.web.ui.widgets import fetch, fetch_text, histogram_chart, markdown_ta
 def dataset_page() -> None:
     dataset_id = st.query_params.get("id")
     if not dataset_id:
-        st.info("Choose a dataset on the Datasets page.")
-        return
+        dataset_id = _pick_dataset()
+        if not dataset_id:
+            return
     info = fetch(dataset_path(dataset_id))
     if info is None:
         return
     st.title(info["id"])
     if info.get("description"):
         st.caption(info["description"])
-    metrics = st.columns(5)
+    metrics = st.columns(4)
     metrics[0].metric("Episodes", info["episodes"])
     metrics[1].metric("Steps", info["steps"])
     metrics[2].metric("Size", human_size(info["size_bytes"]))
-    metrics[3].metric("Environment", environment_label(info.get("env")))
-    metrics[4].metric("Visibility", "private" if info["private"] else "public")
+    metrics[3].metric("Visibility", "private" if info["private"] else "public")
+    st.markdown(f"**Environment** {environment_label(info.get('env'))}")  # whole: the same words as list and card
     is_log = "real-robot" in info["tags"]
     names = ["Card", "Statistics", "Episodes", "Versions", "Download"] + (["Robot log"] if is_log else [])
     card, statistics, episodes, versions, download, *robot = st.tabs(names)
@@ -49,6 +51,21 @@ def dataset_page() -> None:
         _versions(info)
     with download:
         _downloads(info)
+
+
+def _pick_dataset() -> str | None:
+    """With no id in the address: a picker over the newest datasets (the Datasets page searches them all)."""
+    st.title("Dataset")
+    listing = fetch("/datasets", limit=200) or {"items": []}
+    ids = [item["id"] for item in listing["items"]]
+    if not ids:
+        st.info("No datasets yet: upload one, or build a recipe with `bench datasets build`.")
+        return None
+    chosen = st.selectbox("Dataset", [""] + ids, format_func=lambda i: i or "choose a dataset ...", key="dataset-pick")
+    st.caption(f"{listing.get('total', len(ids))} datasets; the Datasets page searches and filters them.")
+    if chosen:
+        st.query_params["id"] = chosen  # the address names the dataset: a copied link shows this view
+    return chosen or None
 
 
 def _card(info: dict[str, Any]) -> None:
@@ -77,15 +94,45 @@ def _statistics(info: dict[str, Any]) -> None:
     right.altair_chart(histogram_chart(stats["length"]["histogram"], "episode length"), use_container_width=True)
 
 
+def _episode_choice(info: dict[str, Any], count: int) -> int:
+    """A picker that says what each episode is (length, return, success, task), not a bare number box."""
+    stats = fetch(dataset_path(info["id"]) + "/-/stats") or {}
+    rows = stats.get("episode_rows") or []
+    if not rows or len(rows) < count:  # beyond the rows the API lists: pick by number
+        return int(st.number_input("Episode", min_value=0, max_value=count - 1, value=0, key="episode-index"))
+
+    def label(index: int) -> str:
+        row = rows[index]
+        parts = [f"{row['length']} steps", f"return {row['return']:.3g}"]
+        if row.get("success") is not None:
+            parts.append("success" if row["success"] else "failure")
+        if row.get("task"):
+            parts.append(str(row["task"]))
+        ends = "terminated" if row.get("terminated") else "truncated" if row.get("truncated") else ""
+        return f"episode {index}: " + ", ".join(parts + ([ends] if ends else []))
+
+    return int(st.selectbox("Episode", range(count), format_func=label, key="episode-pick"))
+
+
+def _vector_frame(values: list, prefix: str) -> pd.DataFrame:
+    frame = pd.DataFrame(values)
+    if frame.ndim == 2 and frame.shape[1]:
+        frame.columns = [f"{prefix}{i}" for i in range(frame.shape[1])]
+    else:
+        frame.columns = [f"{prefix}0"]
+    frame["step"] = range(len(frame))
+    return frame
+
+
 def _episode_viewer(info: dict[str, Any]) -> None:
     count = info["episodes"] or 0
     if count == 0:
         return
-    index = int(st.number_input("Episode", min_value=0, max_value=count - 1, value=0, key="episode-index"))
+    index = _episode_choice(info, count)
     episode = fetch(dataset_path(info["id"]) + f"/-/episodes/{index}")
     if episode is None:
         return
-    attrs = ", ".join(f"{k} {v}" for k, v in episode["attrs"].items() if v is not None)
+    attrs = ", ".join(f"{k} {v}" for k, v in episode["attrs"].items() if v not in (None, ""))
     st.caption(f"episode {index}: {episode['length']} steps" + (f"; {attrs}" if attrs else ""))
     step = int(st.slider("Step", 0, episode["length"], 0, key=f"step-{index}"))
     plots, frames = st.columns([3, 2]) if episode["frames"] else (st.container(), None)
@@ -94,16 +141,61 @@ def _episode_viewer(info: dict[str, Any]) -> None:
             row = min(step, described["count"] - 1)
             frames.image(public_url(dataset_path(info["id"]) + f"/-/episodes/{index}/frames/{camera}", t=row),
                          caption=f"{camera}, observation {row}", width=320)
-    actions = pd.DataFrame(episode["actions"])
-    actions.columns = [f"a{i}" for i in range(actions.shape[1])] if actions.ndim == 2 and actions.shape[1] else ["a0"]
-    actions["step"] = range(len(actions))
     rule = alt.Chart(pd.DataFrame({"step": [step]})).mark_rule(color="red").encode(x="step:Q")
-    long = actions.melt("step", var_name="dimension", value_name="action")
-    plots.altair_chart(alt.Chart(long).mark_line().encode(x="step:Q", y="action:Q", color="dimension:N")
-                       .properties(height=200, title="actions") + rule, use_container_width=True)
-    rewards = pd.DataFrame({"step": range(len(episode["rewards"])), "reward": episode["rewards"]})
-    plots.altair_chart(alt.Chart(rewards).mark_line().encode(x="step:Q", y="reward:Q")
-                       .properties(height=160, title="rewards") + rule, use_container_width=True)
+    # Episode ends as dashed rules in fixed colours (the colour scale belongs to the dimensions).
+    markers = None
+    for flags, colour in ((episode["terminations"], "#8c1c13"), (episode["truncations"], "#7f7f7f")):
+        steps = [i for i, flag in enumerate(flags) if flag]
+        if steps:
+            layer = alt.Chart(pd.DataFrame({"step": steps})).mark_rule(strokeDash=[5, 3], color=colour, size=2).encode(
+                x="step:Q")
+            markers = layer if markers is None else markers + layer
+    if markers is not None:
+        plots.caption("Red line: the step shown. Dashed: where the episode ends, dark red if terminated, grey if "
+                      "truncated (a time limit).")
+
+    def chart(frame: pd.DataFrame, value: str, title: str, height: int = 220) -> alt.Chart:
+        long = frame.melt("step", var_name="dimension", value_name=value)
+        layers = alt.Chart(long).mark_line().encode(x="step:Q", y=f"{value}:Q", color="dimension:N") + rule
+        return (layers + markers if markers is not None else layers).properties(height=height, title=title)
+
+    observations = episode["observations"]
+    if observations:
+        key = plots.selectbox("Observation", list(observations), key=f"obs-key-{index}") if len(observations) > 1 \
+            else next(iter(observations))
+        frame = _vector_frame(observations[key], "o")
+        dimensions = [c for c in frame.columns if c != "step"]
+        chosen = plots.multiselect("Dimensions", dimensions, default=dimensions[:6], key=f"obs-dims-{index}-{key}")
+        if chosen:
+            plots.altair_chart(chart(frame[["step", *chosen]], "value", f"observation {key}"), use_container_width=True)
+        _path_chart(plots, observations, step, index)
+    plots.altair_chart(chart(_vector_frame(episode["actions"], "a"), "action", "actions"), use_container_width=True)
+    rewards = pd.DataFrame({"step": range(len(episode["rewards"])), "r": episode["rewards"]})
+    plots.altair_chart(chart(rewards, "reward", "rewards"), use_container_width=True)
+
+
+def _path_chart(container, observations: dict[str, list], step: int, index: int) -> None:
+    """The episode's path in the plane of two observation dimensions: a maze agent's x-y, an end effector's."""
+    planar = [key for key, values in observations.items() if values and isinstance(values[0], list) and len(values[0]) >= 2]
+    if not planar:
+        return
+    # Goal-conditioned data keeps positions in achieved_goal; else the first vector observation.
+    default = "achieved_goal" if "achieved_goal" in planar else planar[0]
+    with container.expander("Path (two dimensions of an observation)", expanded="achieved_goal" in planar):
+        columns = st.columns(3)
+        key = columns[0].selectbox("Observation", planar, index=planar.index(default), key=f"path-key-{index}")
+        width = len(observations[key][0])
+        x = columns[1].selectbox("x", range(width), index=0, key=f"path-x-{index}-{key}")
+        y = columns[2].selectbox("y", range(width), index=1, key=f"path-y-{index}-{key}")
+        frame = pd.DataFrame({"step": range(len(observations[key])), "x": [row[x] for row in observations[key]],
+                              "y": [row[y] for row in observations[key]]})
+        path = alt.Chart(frame).mark_line(point=True).encode(
+            x=alt.X("x:Q", title=f"{key}[{x}]"), y=alt.Y("y:Q", title=f"{key}[{y}]"), order="step:Q",
+            color=alt.Color("step:Q", scale=alt.Scale(scheme="viridis")))
+        here = alt.Chart(frame[frame["step"] == min(step, len(frame) - 1)]).mark_point(
+            color="red", size=160, filled=True).encode(x="x:Q", y="y:Q")
+        st.altair_chart((path + here).properties(height=320, title=f"path of episode {index}"),
+                        use_container_width=True)
 
 
 def _versions(info: dict[str, Any]) -> None:
@@ -127,3 +219,18 @@ def _downloads(info: dict[str, Any]) -> None:
                    public_url(base + "/-/episodes/download", start=start, stop=stop))
     st.caption(f"With the CLI: `bench datasets download {info['id']} --episodes {start}:{stop} --out DIR` "
                "(resumable, verified against the manifest).")
+    server = (Settings.load().public_api_url or server_url()).rstrip("/")
+    st.subheader("Load it")
+    st.code(f"""# pip install bench; BENCH_SERVER={server} lets load() fetch it (verified, cached)
+from bench.datasets import Registry
+from bench.datasets.torch_data import Transitions
+
+dataset = Registry.open().load("{info['id']}")
+batch = dataset.sample(256)                      # numpy: obs, action, reward, next_obs, terminated, truncated
+torch_data = Transitions(dataset)                # a torch Dataset for a DataLoader""", language="python")
+    name = f"{info['name'].replace('/', '-')}-v{info['version']}"
+    st.code(f"""# As Minari or D4RL data: export, then load with their own tools
+bench datasets export {info['id']} --format minari --out minari_datasets/{name}
+MINARI_DATASETS_PATH=minari_datasets python -c "import minari; print(minari.load_dataset('{name}'))"
+bench datasets export {info['id']} --format d4rl --out {name}.hdf5     # h5py: observations, actions, ...""",
+            language="bash")

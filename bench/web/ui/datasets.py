@@ -26,8 +26,16 @@ def datasets_page() -> None:
     namespace = columns[1].text_input("Namespace", value=given.get("namespace", ""), placeholder="e.g. metaworld")
     env = columns[2].text_input("Environment", value=given.get("env", ""), placeholder="e.g. metaworld/drawer-open")
     kind = columns[3].selectbox("Kind", KINDS, index=KINDS.index(given["kind"]) if given.get("kind") in KINDS else 0)
-    size = columns[4].selectbox("Size", list(SIZES))
+    size = columns[4].selectbox("Size", list(SIZES), index=list(SIZES).index(given["size"]) if given.get("size") in SIZES else 0)
     min_steps, max_steps = SIZES[size]
+    # The address follows the filters, so a copied link reproduces this view.
+    wanted = {"q": text, "namespace": namespace, "env": env, "kind": "" if kind == "any" else kind,
+              "size": "" if size == list(SIZES)[0] else size}
+    for key, value in wanted.items():
+        if value and given.get(key) != value:
+            st.query_params[key] = value
+        elif not value and key in given:
+            del st.query_params[key]
     filters = dict(q=text or None, namespace=namespace or None, env=env or None,
                    tag=None if kind == "any" else kind, min_steps=min_steps, max_steps=max_steps)
     result = fetch("/datasets", **filters, limit=PAGE_SIZE, offset=page_offset("datasets-page"))

@@ -48,8 +48,18 @@ def runs_page() -> None:
 def run_page() -> None:
     run_id = st.query_params.get("id")
     if not run_id:
-        st.info("Choose a run on the Runs page.")
-        return
+        st.title("Run")
+        listing = fetch("/runs", limit=200) or {"items": []}
+        labels = {run["id"]: f"{run['id']}: {run['algorithm']} on {run['dataset_id']}, seed {run['seed']} ({run['status']})"
+                  for run in listing["items"]}
+        if not labels:
+            st.info("No runs yet: `bench evaluate ALGO DATASET` makes some, `bench runs push` shares them.")
+            return
+        run_id = st.selectbox("Run", [""] + list(labels), format_func=lambda i: labels.get(i, "choose a run ..."),
+                              key="run-pick")
+        if not run_id:
+            return
+        st.query_params["id"] = run_id
     run = fetch(f"/runs/{run_id}")
     if run is None:
         return
