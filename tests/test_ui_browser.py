@@ -217,6 +217,8 @@ def test_runs_and_a_run_with_its_curve_and_provenance(site):
 def test_upload_page_publishes_with_a_token(site):
     data = write_d4rl_file(site["tmp"] / "upload.hdf5", random_trajectories(np.random.default_rng(5), episodes=3))
     page = visit(site, "/upload", "Upload a dataset", "upload")
+    page.get_by_text("Largest file this page takes:", exact=False).wait_for(timeout=60_000)  # the real limit
+    assert "the server accepts" in page.inner_text("main") and "as a tar" in page.inner_text("main")
     button = page.get_by_role("button", name="Publish", exact=True)
     button.click()  # nothing filled in: the form says what is missing and publishes nothing
     page.get_by_text("Upload needs an API token, a dataset id, a file.").wait_for(timeout=60_000)

@@ -198,7 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, Any]:
         registry = app.state.services.registry
         return {"status": "ok", "version": bench.__version__, "schema": db.current_revision(registry.engine),
-                "storage": "local" if registry.storage.is_local else "remote"}
+                "storage": "local" if registry.storage.is_local else "remote",
+                "upload_max_bytes": registry.settings.upload_max_bytes}  # what clients tell users before they send
 
     # episodes before datasets: its routes are more specific than the dataset catch-all.
     for module in (accounts, episodes, datasets, uploads, runs, leaderboards, robot):
