@@ -53,6 +53,11 @@ def test_a_folder_log_round_trips_with_labels_timestamps_video_and_originals(req
         original = local / f"original/episode_{index:03d}/front.mp4"
         assert original.read_bytes() == (tmp_path / f"session/episode_{index:03d}/front.mp4").read_bytes()
     assert (local / "original/labels.csv").read_bytes() == (tmp_path / "session/labels.csv").read_bytes()
+    from bench.datasets.cards import dataset_card
+
+    card = dataset_card(registry, info.id)  # a log's card: time, cameras and labels, not a histogram of zero returns
+    assert "## Robot log" in card and "- duration: 1.2 s in all" in card and "front (" in card
+    assert "episodes by operator: ann 2" in card and "Return histogram" not in card and "| | |" not in card
     registry.close()
 
 

@@ -158,6 +158,8 @@ def test_a_recipe_dataset_shows_its_card_with_preview_frames_and_its_environment
 
 def test_dataset_page_shows_statistics_episode_frames_and_versions(site):
     page = visit(site, "/dataset?id=alice/camera", "episodes with a 32x32 camera", "dataset")
+    page.locator("[data-testid='stVegaLiteChart']").first.wait_for(timeout=60_000)  # the return histogram, drawn
+    assert "Return histogram:" not in page.inner_text("main")
     shot(site, "dataset-card")
     page.get_by_role("tab", name="Statistics").click()
     page.get_by_text("Mean return").wait_for(timeout=60_000)
@@ -242,6 +244,9 @@ def test_robot_logs_page_and_a_log_with_video_labels_and_success_rates(site):
     page.get_by_role("textbox", name="Robot").press("Enter")
     page.get_by_text("No robot log matches").wait_for(timeout=60_000)
     page = visit(site, "/dataset?id=alice/sawyer-drawer", "alice/sawyer-drawer-v1", "robot-log")
+    page.get_by_text("duration:", exact=False).first.wait_for(timeout=60_000)  # the card: time, cameras, labels
+    assert "Return histogram" not in page.inner_text("main")
+    shot(site, "robot-log-card")
     page.get_by_role("tab", name="Robot log").click()
     panel = page.get_by_role("tabpanel", name="Robot log")
     panel.get_by_text("62.5% [30.6, 86.3] (5/8)").wait_for(timeout=60_000)

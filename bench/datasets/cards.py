@@ -22,6 +22,32 @@ def _histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]
             for i, c in enumerate(counts)]
 
 
+def _robot_lines(robot: dict[str, Any], table, dataset) -> list[str]:
+    """Who recorded what, for how long, with which cameras, and how the episodes are labelled."""
+    timestamps = dataset.data.infos.get("timestamp")
+    durations = []
+    if timestamps is not None:
+        for start, length in zip(dataset.data.obs_starts, dataset.data.lengths):
+            durations.append(float(timestamps[start + length] - timestamps[start]))
+    cameras = robot.get("cameras") or {}
+    lines = [f"- robot: {robot.get('robot') or 'not stated'}; lab: {robot.get('lab') or 'not stated'}; "
+             f"task: {robot.get('task') or 'per episode'}",
+             f"- clock: {robot.get('clock') or '-'}" + (f", {robot['fps']:g} frames per second" if robot.get("fps") else "")]
+    if durations:
+        lines.append(f"- duration: {sum(durations):.1f} s in all; per episode {_stats(np.asarray(durations))} s")
+    lines.append("- cameras: " + (", ".join(f"{name} ({c.get('width')}x{c.get('height')}, {c.get('storage')})"
+                                            for name, c in cameras.items()) or "none"))
+    for column in ("task", "operator"):
+        if column in table.column_names:
+            values = [v for v in table.column(column).to_pylist() if v]
+            if values:
+                kinds, counts = np.unique(np.asarray(values, dtype=str), return_counts=True)
+                lines.append(f"- episodes by {column}: " + ", ".join(f"{k} {c}" for k, c in zip(kinds, counts)))
+    if "success" not in table.column_names:
+        lines.append("- success labels: none (add a labels.csv with a success column at import)")
+    return lines
+
+
 def dataset_card(registry, dataset_id: str) -> str:
     info = registry.show(dataset_id)
     manifest = registry.manifest(info.id)
@@ -32,7 +58,7 @@ def dataset_card(registry, dataset_id: str) -> str:
     provenance: dict[str, Any] = manifest.get("provenance") or {}
     lines = [f"# {info.id}", ""] + ([info.description, ""] if info.description else [])
     lines += [
-        "| | |", "| --- | --- |",
+        "| field | value |", "| --- | --- |",
         f"| episodes | {info.episodes} |",
         f"| steps | {info.steps} |",
         f"| size on disk | {info.size_bytes / 1e6:.2f} MB |",
@@ -49,14 +75,19 @@ def dataset_card(registry, dataset_id: str) -> str:
     lines.append(f"| environment | {environment_label(env)}{' ' + str(env['kwargs']) if env and env.get('kwargs') else ''} |")
     if env:
         lines.append(f"| packages | {', '.join(f'{k} {v}' for k, v in env.get('packages', {}).items())} |")
-    lines += ["", "## Returns and lengths", "", f"- return: {_stats(returns)}", f"- length: {_stats(lengths)}"]
+    robot = (provenance.get("source_metadata") or {}).get("robot")
+    if robot:  # a real-robot log: rewards are zeros, so what describes it is time, cameras and labels
+        lines += ["", "## Robot log", "", *_robot_lines(robot, table, dataset)]
+    else:
+        lines += ["", "## Returns and lengths", "", f"- return: {_stats(returns)}", f"- length: {_stats(lengths)}"]
     if "success" in table.column_names:
         success = table.column("success").to_numpy(zero_copy_only=False).astype(float)
         lines.append(f"- success rate: {success.mean():.3f} ({int(success.sum())} of {len(success)} episodes)")
     if "policy" in table.column_names:
         kinds, counts = np.unique(table.column("policy").to_numpy(zero_copy_only=False).astype(str), return_counts=True)
         lines.append("- episodes by policy: " + ", ".join(f"{k} {c}" for k, c in zip(kinds, counts)))
-    lines += ["", "Return histogram:", "", "```", *_histogram(returns), "```"]
+    if not robot:
+        lines += ["", "Return histogram:", "", "```", *_histogram(returns), "```"]
     if env and env.get("name"):
         try:
             catalogue_entry = registry.environments.get(env["name"])

@@ -69,14 +69,25 @@ def _pick_dataset() -> str | None:
 
 
 def _card(info: dict[str, Any]) -> None:
+    """The card's Markdown, with its images shown where their heading is (they are files of the version) and
+    the return histogram drawn as a chart instead of the text one the Markdown file carries."""
     text = fetch_text(dataset_path(info["id"]) + "/-/card")
     if text is None:
         return
-    # Images in the card are files of the version: show them from the API, not as broken relative links.
-    previews = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    st.markdown(re.sub(r"!\[[^\]]*\]\([^)]+\)", "", text))
-    if previews:
-        st.image([public_url(dataset_path(info["id"]) + f"/-/files/{name}") for name in previews[:6]], width=240)
+    image = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
+    histogram = re.compile(r"Return histogram:\s*```.*?```", flags=re.S)
+    for section in re.split(r"(?m)^(?=## )", text):
+        names = image.findall(section)
+        has_histogram = bool(histogram.search(section))
+        body = histogram.sub("", image.sub("", section)).strip()
+        if body:
+            st.markdown(body)
+        if has_histogram:
+            stats = fetch(dataset_path(info["id"]) + "/-/stats")
+            if stats is not None:
+                st.altair_chart(histogram_chart(stats["return"]["histogram"], "episode return"), use_container_width=True)
+        if names:
+            st.image([public_url(dataset_path(info["id"]) + f"/-/files/{name}") for name in names[:6]], width=240)
 
 
 def _statistics(info: dict[str, Any]) -> None:
