@@ -33,12 +33,16 @@ def leaderboards_page() -> None:
     if spec.get("description"):
         st.caption(spec["description"])
     header, rows = table_rows(board)
-    if rows:
+    if not rows:
+        st.info("No completed runs on these datasets yet.")
+        return
+    st.dataframe(_ranked_frame(board), hide_index=True, use_container_width=True,
+                 column_config={"runs": st.column_config.LinkColumn("runs", display_text="runs")})
+    st.caption("Click a column's header to sort. " + footnote(board))
+    _whisker_charts(board)
+    with st.expander("As text, with intervals (the CLI's table)"):
         rows = [[f"[{row[0]}]({page_link('runs', algorithm=row[0])})", *row[1:]] for row in rows]
         st.markdown(markdown_table(header, rows))
-    else:
-        st.info("No completed runs on these datasets yet.")
-    st.caption(footnote(board))
     aggregate = (board.get("aggregate") or {}).get("algorithms") or []
     if aggregate:
         _aggregate_charts(aggregate, spec)
@@ -53,6 +57,93 @@ def leaderboards_page() -> None:
                             f"{entry['n']} seeds{', marked: fewer than ' + str(spec['min_seeds']) if entry['marked'] else ''}) "
                             f"on `{entry['dataset']}` (content `{entry['dataset_content_sha256'][:12]}`), "
                             f"code {', '.join(entry['code_versions']) or '-'}: runs {runs}")
+
+
+def _phases(spec: dict[str, Any]) -> tuple[str, ...]:
+    return ("offline", "online") if spec.get("phase", "both") == "both" else (spec["phase"],)
+
+
+def _phase_value(entry: dict[str, Any], phase: str, metric: str) -> tuple[float | None, list[float] | None, list[float]]:
+    """(value, 95% interval, per-seed values) of one entry in one phase, as the text table states it."""
+    if metric == "success_rate" and entry.get(f"{phase}_success"):
+        stat = entry[f"{phase}_success"]
+        return stat["rate"], stat["ci95"], (entry.get(phase) or {}).get("values", [])
+    stat = entry.get(phase)
+    return (stat["mean"], stat["ci95"], stat.get("values", [])) if stat else (None, None, [])
+
+
+def _ranked_frame(board: dict[str, Any]) -> pd.DataFrame:
+    """One row per algorithm, numbers not text, so that sorting a column ranks by it: per dataset its
+    offline and online value (percent for success rates), then the suite's aggregates."""
+    spec = board["leaderboard"]
+    scale = 100.0 if spec["metric"] == "success_rate" else 1.0
+    rows: dict[str, dict[str, Any]] = {}
+    for block in board["datasets"]:
+        for entry in block["entries"]:
+            row = rows.setdefault(entry["algorithm"], {"algorithm": entry["algorithm"], "seeds": 0,
+                                                       "runs": page_link("runs", algorithm=entry["algorithm"])})
+            for phase in _phases(spec):
+                value, _, _ = _phase_value(entry, phase, spec["metric"])
+                key = f"{block['dataset']} {phase}"
+                if value is not None and key not in row:  # the best-ranked config of each algorithm
+                    row[key] = round(scale * value, 2)
+            row["seeds"] = max(row["seeds"], entry["n"])
+    for aggregate in (board.get("aggregate") or {}).get("algorithms") or []:
+        row = rows.get(aggregate["algorithm"])
+        for phase in ("offline", "online"):
+            for which in ("mean", "iqm"):
+                stat = (aggregate.get(phase) or {}).get(which)
+                if row is not None and stat:
+                    row[f"{which.upper() if which == 'iqm' else which} {phase}"] = round(scale * stat["value"], 2)
+    frame = pd.DataFrame(list(rows.values()))
+    numbers = [c for c in frame.columns if c not in ("algorithm", "runs", "seeds")]
+    frame = frame.sort_values(numbers[-1], ascending=False, na_position="last") if numbers else frame
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame
+
+
+def _whisker_charts(board: dict[str, Any]) -> None:
+    """Per dataset: each algorithm's value with its two-sided 95% interval and its seeds as points; offline and
+    online side by side, each labelled, never one mixed 'final' axis."""
+    spec = board["leaderboard"]
+    scale = 100.0 if spec["metric"] == "success_rate" else 1.0
+    marks, seeds = [], []
+    for block in board["datasets"]:
+        for entry in block["entries"]:
+            for phase in _phases(spec):
+                value, interval, values = _phase_value(entry, phase, spec["metric"])
+                if value is None:
+                    continue
+                low, high = interval if interval else (value, value)
+                label = f"{entry['algorithm']} ({entry['config_hash'][:6]})"
+                marks.append({"dataset": block["dataset"], "phase": phase, "entry": label, "rank": entry["rank"],
+                              "value": scale * value, "low": scale * low, "high": scale * high})
+                seeds += [{"dataset": block["dataset"], "phase": phase, "entry": label, "value": scale * v}
+                          for v in values]
+    if not marks:
+        return
+    axis = "success rate (%)" if spec["metric"] == "success_rate" else spec["metric"]
+    order = list(dict.fromkeys(m["entry"] for m in sorted(marks, key=lambda m: m["rank"])))
+    # One table for every layer, so that the facets split all of them by dataset and phase.
+    frame = pd.DataFrame([{**m, "kind": "entry"} for m in marks] + [{**p, "kind": "seed"} for p in seeds])
+    colour = alt.Color("entry:N", legend=None, scale=alt.Scale(scheme="tableau10"))
+    y = alt.Y("entry:N", sort=order, title=None)
+    entries = alt.Chart().transform_filter(alt.datum.kind == "entry").encode(y=y, color=colour)
+    whiskers = entries.mark_rule(size=2).encode(x=alt.X("low:Q", title=axis), x2="high:Q")
+    low_caps = entries.mark_tick(thickness=2, size=12).encode(x="low:Q")
+    high_caps = entries.mark_tick(thickness=2, size=12).encode(x="high:Q")
+    centre = entries.mark_point(filled=True, size=90, shape="diamond").encode(
+        x="value:Q", tooltip=["entry", "phase", alt.Tooltip("value:Q", format=".2f"),
+                              alt.Tooltip("low:Q", format=".2f"), alt.Tooltip("high:Q", format=".2f")])
+    dots = alt.Chart().transform_filter(alt.datum.kind == "seed").mark_circle(size=30, opacity=0.55).encode(
+        y=y, x="value:Q", color=colour)
+    chart = alt.layer(whiskers, low_caps, high_caps, centre, dots, data=frame).properties(
+        height=28 * len(order) + 30, width=260).facet(
+        row=alt.Row("dataset:N", title=None),
+        column=alt.Column("phase:N", title=None, sort=["offline", "online"]))
+    st.altair_chart(chart, use_container_width=False)
+    st.caption("Diamond: the mean over seeds (the pooled rate for success); whiskers: its 95% interval; dots: "
+               "the seeds. Offline (before any practice) and online (after it) are separate panels.")
 
 
 def _aggregate_charts(aggregate: list[dict[str, Any]], spec: dict[str, Any]) -> None:
