@@ -214,10 +214,17 @@ def test_leaderboard_page_shows_rows_with_intervals_and_links_to_runs(site):
 def test_runs_and_a_run_with_its_curve_and_provenance(site):
     page = visit(site, "/runs", "iql00", "runs")
     assert "bc12" in page.inner_text("main")
+    page.locator("[data-testid='stMultiSelect']").first.click()  # compare runs: curves on one chart, seed bands
+    for run_id in ("iql00", "iql01", "bc00"):
+        page.get_by_role("option", name=re.compile(f"^{run_id}: ")).click()
+    page.keyboard.press("Escape")
+    page.get_by_text("band: their lowest and highest").wait_for(timeout=60_000)
     shot(site, "runs")
     page = visit(site, "/run?id=iql00", "Provenance", "run")
     page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the learning curve
-    assert site["registry"].show("alice/state-0").content_sha256 in page.inner_text("main")
+    main = page.inner_text("main")
+    assert site["registry"].show("alice/state-0").content_sha256 in main  # whole, not clipped
+    assert "Results" in main and "final" in main
     shot(site, "run")
 
 

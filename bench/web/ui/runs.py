@@ -43,6 +43,72 @@ def runs_page() -> None:
     if rows:
         st.markdown(markdown_table(["run", "algorithm", "dataset", "seed", "status", "offline", "online", "by"], rows))
     pager(result["total"], "runs-page")
+    _compare(result["items"])
+
+
+def _compare(items: list[dict[str, Any]]) -> None:
+    """Several runs' evaluation curves on one chart: per algorithm and dataset, the mean over the chosen seeds
+    with a band from the lowest to the highest seed."""
+    labels = {run["id"]: f"{run['id']}: {run['algorithm']} on {run['dataset_id']}, seed {run['seed']}" for run in items}
+    chosen = st.multiselect("Compare runs (their curves on one chart, seeds as a band)", list(labels),
+                            format_func=labels.get, key="compare-runs")
+    if not chosen:
+        return
+    points = []
+    for run in (r for r in items if r["id"] in chosen):
+        offline_steps = int((run.get("plan") or {}).get("offline_steps") or 0)
+        for point in fetch(f"/runs/{run['id']}/curves", kind="eval") or []:
+            points.append({"group": f"{run['algorithm']} on {run['dataset_id']}", "seed": run["seed"],
+                           "step": point["step"] + (offline_steps if point["phase"] == "online" else 0),
+                           **{m: point.get(m) for m in ("normalized_score", "success_rate", "return")}})
+    if not points:
+        st.info("These runs have no evaluations yet.")
+        return
+    frame = pd.DataFrame(points)
+    metrics = [m for m in ("normalized_score", "success_rate", "return") if frame[m].notna().any()]
+    metric = st.radio("Metric", metrics, horizontal=True, key="compare-metric")
+    summary = frame.groupby(["group", "step"])[metric].agg(["mean", "min", "max", "count"]).reset_index()
+    base = alt.Chart(summary).encode(x=alt.X("step:Q", title="offline updates, then online environment steps"),
+                                     color=alt.Color("group:N", scale=alt.Scale(scheme="tableau10")))
+    band = base.mark_area(opacity=0.2).encode(y="min:Q", y2="max:Q")
+    line = base.mark_line(point=True).encode(y=alt.Y("mean:Q", title=metric),
+                                             tooltip=["group", "step", "mean", "min", "max", "count"])
+    st.altair_chart((band + line).properties(height=320), use_container_width=True)
+    st.caption("Line: the mean over the chosen runs of each algorithm and dataset; band: their lowest and highest.")
+
+
+def _results_table(run: dict[str, Any]) -> None:
+    results = run.get("results") or {}
+    rows = []
+    for phase in ("offline", "online"):
+        for which in ("final", "best"):
+            point = (results.get(phase) or {}).get(which)
+            if point:
+                rows.append([phase, which, *[("-" if point.get(m) is None else f"{point[m]:.4g}")
+                                            for m in ("return", "normalized_score", "success_rate", "stage_progress")]])
+    if rows:
+        st.subheader("Results")
+        st.markdown(markdown_table(["phase", "evaluation", "return", "normalized score", "success rate",
+                                    "stage progress"], rows))
+
+
+def _losses(run_id: str, offline_steps: int) -> None:
+    """The training losses the run logged (kind "train"): offline updates, then online steps, on one axis."""
+    train = fetch(f"/runs/{run_id}/curves", kind="train") or []
+    keys = sorted({k for p in train for k, v in p.items()
+                   if k not in ("kind", "phase", "step") and isinstance(v, (int, float))})
+    if not keys:
+        return
+    st.subheader("Training losses")
+    chosen = st.multiselect("Losses", keys, default=keys[:3], key=f"losses-{run_id}")
+    if not chosen:
+        return
+    frame = pd.DataFrame([{"step": p["step"] + (offline_steps if p["phase"] == "online" else 0),
+                           "loss": f"{p['phase']}: {key}", "value": p.get(key)}
+                          for p in train for key in chosen if p.get(key) is not None])
+    st.altair_chart(alt.Chart(frame).mark_line().encode(
+        x=alt.X("step:Q", title="offline updates, then online environment steps"), y="value:Q", color="loss:N")
+        .properties(height=260), use_container_width=True)
 
 
 def run_page() -> None:
@@ -80,14 +146,18 @@ def run_page() -> None:
             x=alt.X("step:Q", title="offline updates, then online environment steps"), y=f"{metric}:Q", color="phase:N")
         boundary = alt.Chart(pd.DataFrame({"step": [offline_steps]})).mark_rule(strokeDash=[4, 4]).encode(x="step:Q")
         st.altair_chart((line + boundary).properties(height=300), use_container_width=True)
+    _results_table(run)
+    _losses(run_id, offline_steps)
+    st.subheader("Provenance")
+    st.markdown(markdown_table(["field", "value"], [
+        ["dataset", f"[{run['dataset_id']}]({page_link('dataset', id=run['dataset_id'])})"],
+        ["code version", run.get("code_version") or "-"], ["host", run.get("host") or "-"],
+        ["published by", run.get("owner") or "-"], ["finished", run.get("finished_at") or "-"]]))
+    # Hashes whole, never clipped by a table column: they are what a reader checks.
+    st.code(f"dataset content sha256  {run['dataset_content_sha256']}\nconfig hash             {run['config_hash']}",
+            language=None)
     left, right = st.columns(2)
     with left:
-        st.subheader("Provenance")
-        st.markdown(markdown_table(["", ""], [
-            ["dataset", f"[{run['dataset_id']}]({page_link('dataset', id=run['dataset_id'])})"],
-            ["content sha256", f"`{run['dataset_content_sha256']}`"], ["config hash", f"`{run['config_hash']}`"],
-            ["code version", run.get("code_version") or "-"], ["host", run.get("host") or "-"],
-            ["published by", run.get("owner") or "-"], ["finished", run.get("finished_at") or "-"]]))
         st.subheader("Plan")
         st.json(run["plan"], expanded=False)
     with right:
