@@ -143,18 +143,17 @@ def show(
 
     with user_errors():
         client = client_for(server)
-        if client is not None:
-            values = client.show(id)
-            manifest = client.get_json(f"/datasets/{quoted_id(values['id'])}/-/manifest")
-            summary = client.get_json(f"/datasets/{quoted_id(values['id'])}/-/stats")
-        else:
-            registry = open_registry()
-            values = registry.show(id).to_json()
-            manifest = registry.manifest(values["id"])
-            summary = summarize_episodes(registry.episode_table(values["id"]))
+        registry = open_registry() if client is None else None
+        values = client.show(id) if client is not None else registry.show(id).to_json()
         if as_json:
             print_json(values)
             return
+        if client is not None:
+            manifest = client.get_json(f"/datasets/{quoted_id(values['id'])}/-/manifest")
+            summary = client.get_json(f"/datasets/{quoted_id(values['id'])}/-/stats")
+        else:
+            manifest = registry.manifest(values["id"])
+            summary = summarize_episodes(registry.episode_table(values["id"]))
         info = SimpleNamespace(**values)
         stored = manifest.get("arrays", {})
         ends = f"{summary['terminated']} terminated, {summary['truncated']} truncated" if "terminated" in summary else "-"

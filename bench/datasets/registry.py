@@ -384,7 +384,8 @@ class Registry:
         raw = self.storage.read_bytes(f"{info.storage_path}/{EPISODES}")
         if _sha256_bytes(raw) != self.manifest(info.id)["files"].get(EPISODES, {}).get("sha256"):
             raise IntegrityError(f"{EPISODES}: sha256 differs from the manifest; the stored version is damaged")
-        return pq.read_table(io.BytesIO(raw))
+        # One thread: a CLI that exits right after must not leave Arrow's pool threads behind.
+        return pq.read_table(io.BytesIO(raw), use_threads=False)
 
     def _load_remote(self, dataset_id: str) -> Dataset:
         root = self.settings.cache_dir / REMOTE / hashlib.sha256(self.remote.server.encode()).hexdigest()[:16]
