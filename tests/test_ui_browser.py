@@ -222,9 +222,10 @@ def test_runs_and_a_run_with_its_curve_and_provenance(site):
     shot(site, "runs")
     page = visit(site, "/run?id=iql00", "Provenance", "run")
     page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the learning curve
-    main = page.inner_text("main")
-    assert site["registry"].show("alice/state-0").content_sha256 in main  # whole, not clipped
-    assert "Results" in main and "final" in main
+    content_sha = site["registry"].show("alice/state-0").content_sha256
+    page.get_by_text(content_sha, exact=False).first.wait_for(timeout=60_000)  # whole, not clipped
+    page.get_by_text("Results", exact=True).wait_for(timeout=60_000)
+    assert "final" in page.inner_text("main")
     shot(site, "run")
 
 
