@@ -20,14 +20,22 @@ def _format(value: float, metric: str) -> str:
     return f"{100 * value:.1f}%" if metric == "success_rate" else f"{value:.1f}"
 
 
-def phase_cell(entry: dict[str, Any], phase: str, metric: str, intervals: bool = True) -> str:
+def phase_stat(entry: dict[str, Any], phase: str, metric: str) -> tuple[float, list[float] | None] | None:
+    """An entry's headline in one phase and its 95% interval: the pooled success rate (Wilson) for success
+    rates, else the mean over seeds (bootstrap); None where the phase has no result."""
     if metric == "success_rate" and entry.get(f"{phase}_success"):
         stat = entry[f"{phase}_success"]
-        value, interval = stat["rate"], stat["ci95"]
-    elif entry.get(phase):
-        value, interval = entry[phase]["mean"], entry[phase]["ci95"]
-    else:
+        return stat["rate"], stat["ci95"]
+    if entry.get(phase):
+        return entry[phase]["mean"], entry[phase]["ci95"]
+    return None
+
+
+def phase_cell(entry: dict[str, Any], phase: str, metric: str, intervals: bool = True) -> str:
+    stat = phase_stat(entry, phase, metric)
+    if stat is None:
         return "-"
+    value, interval = stat
     text = _format(value, metric)
     if intervals and interval:
         text += f" [{_format(interval[0], metric).rstrip('%')}, {_format(interval[1], metric)}]"

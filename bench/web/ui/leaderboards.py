@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bench.leaderboards.render import footnote, table_rows
+from bench.leaderboards.render import footnote, phase_stat, table_rows
 from bench.web.ui.api import page_link
 from bench.web.ui.widgets import fetch, markdown_table
 
@@ -65,11 +65,10 @@ def _phases(spec: dict[str, Any]) -> tuple[str, ...]:
 
 def _phase_value(entry: dict[str, Any], phase: str, metric: str) -> tuple[float | None, list[float] | None, list[float]]:
     """(value, 95% interval, per-seed values) of one entry in one phase, as the text table states it."""
-    if metric == "success_rate" and entry.get(f"{phase}_success"):
-        stat = entry[f"{phase}_success"]
-        return stat["rate"], stat["ci95"], (entry.get(phase) or {}).get("values", [])
-    stat = entry.get(phase)
-    return (stat["mean"], stat["ci95"], stat.get("values", [])) if stat else (None, None, [])
+    stat = phase_stat(entry, phase, metric)
+    if stat is None:
+        return None, None, []
+    return stat[0], stat[1], (entry.get(phase) or {}).get("values", [])
 
 
 def _ranked_frame(board: dict[str, Any]) -> pd.DataFrame:
