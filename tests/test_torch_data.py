@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 from bench.datasets.torch_data import Episodes, EpisodeStream, Transitions
@@ -67,4 +66,3 @@ def test_sampling_defaults_to_the_datasets_own_seeded_generator(dataset):
     assert [episode.index for episode in dataset.sample_episodes(4)] == picked and len(set(picked)) == 4
     with pytest.raises(ValueError):
         dataset.sample_episodes(7)
-    assert isinstance(torch.from_numpy(first), torch.Tensor)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from bench.cli.common import (SERVER_HELP, client_for, err, json_object, open_registry, out, print_json,
                               require_client, stages, user_errors)
-from bench.errors import Conflict, InvalidInput
+from bench.errors import Conflict, InvalidInput, NotFound
 from bench.platform.units import human_size, plural
 
 
@@ -65,7 +65,6 @@ def import_(
 def _environment_line(registry, env: dict | None) -> str:
     """Which catalogue entry and reference scores a new version's runs will use, or why none."""
     from bench.datasets.catalogue import environment_label
-    from bench.errors import NotFound
 
     if not env or not env.get("id"):
         return "environment: none (runs need one: import again with --env NAME, see `bench envs list`)"

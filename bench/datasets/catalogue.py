@@ -10,12 +10,11 @@ published reference scores, so evaluation finds them whether or not a recipe was
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from bench.datasets.recipes import all_environments
+from bench.datasets.recipes import all_environments, get_environment
 from bench.datasets.recipes.base import EnvironmentSpec
-from bench.errors import InvalidInput
+from bench.errors import InvalidInput, NotFound, did_you_mean
 from bench.platform.environments import EnvironmentCatalogue, env_reference
 
 
@@ -42,10 +41,8 @@ def resolve_environment(env_id: str, kwargs: dict[str, Any] | None = None) -> di
     try:
         return env_reference(env_id, kwargs)
     except InvalidInput:
-        names = sorted({*by_name, *(spec.gym_id for spec in by_name.values())})
-        close = difflib.get_close_matches(env_id, names, n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise InvalidInput(f"unknown environment {env_id!r}: {hint}--env takes a catalogue name "
+        hint = did_you_mean(env_id, [*by_name, *(spec.gym_id for spec in by_name.values())])
+        raise InvalidInput(f"unknown environment {env_id!r}{hint}: --env takes a catalogue name "
                            "(`bench envs list`) or a registered gymnasium id") from None
 
 
@@ -75,10 +72,13 @@ def register_catalogue_entry(catalogue: EnvironmentCatalogue, spec: EnvironmentS
 def register_named_environment(catalogue: EnvironmentCatalogue, env: dict[str, Any] | None) -> None:
     """Register the catalogue entry a version's environment names, so that runs find its reference scores."""
     name = (env or {}).get("name")
-    for spec in all_environments():
-        if spec.name == name:
-            register_catalogue_entry(catalogue, spec)
-            return
+    if not name:
+        return
+    try:
+        spec = get_environment(name)
+    except NotFound:  # a name from another bench's catalogue: nothing to register here
+        return
+    register_catalogue_entry(catalogue, spec)
 
 
 def environment_label(env: dict[str, Any] | None) -> str:

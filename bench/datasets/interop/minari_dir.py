@@ -137,11 +137,13 @@ def _exported_metadata(dataset, notes: list[str]) -> dict[str, Any]:
     manifest = dataset.manifest
     source = (manifest.get("provenance") or {}).get("source_metadata") or {}
     metadata: dict[str, Any] = {}
-    if isinstance(source.get("env_spec"), str):
+    env = manifest.get("env")
+    # The source's own spec, unless the import named another environment (--env): then the version's is the truth.
+    if isinstance(source.get("env_spec"), str) and (env is None or env.get("source") == "minari env_spec"):
         metadata["env_spec"] = source["env_spec"]
-    elif manifest.get("env"):
+    elif env:
         try:
-            metadata["env_spec"] = env_spec_json(manifest["env"])
+            metadata["env_spec"] = env_spec_json(env)
         except Exception as exc:  # not registered here, or kwargs Minari cannot serialize
             notes.append(f"env_spec not written ({type(exc).__name__}: {exc}); recover_environment() will not work")
     if isinstance(source.get("eval_env_spec"), str):
