@@ -56,10 +56,8 @@ class Transitions(TorchDataset):
         return self.dataset.num_steps
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"step {index} out of range for {len(self)} steps")
+        item = self.dataset[index]  # raises IndexError out of range
         index %= len(self)
-        item = self.dataset[index]
         for key, offsets in self.delta_steps.items():
             item[key], item[f"{key}_is_pad"] = self._window(index, key, np.asarray(offsets))
         return _tensor(item)
