@@ -324,6 +324,38 @@ def test_a_ros_bag_logs_nested_camera_key_is_addressable(local_api, tmp_path):
     assert missing.status_code == 404 and "images/front" in missing.json()["detail"]
 
 
+def test_a_simulated_episode_without_a_camera_is_drawn_in_its_environment(local_api):
+    """The viewer's frames for state data: the episode put back into its environment; why not, where it cannot be."""
+    from PIL import Image
+
+    from bench.datasets.recipes.build import build
+    from bench.datasets.rendering import episode_scene
+    from bench.testing.data import random_trajectories
+
+    api = local_api
+    info = build(api.registry, "mujoco/hopper/random", episodes=2)
+    base = f"/api/v1/datasets/{info.id}/-"
+    assert api.client.get(f"{base}/episodes/1").json()["frames"] == {}  # no camera in the data
+    described = api.client.get(f"{base}/episodes/1/rendered").json()
+    loaded = api.registry.load(info.id)
+    rows = len(loaded.episode(1)) + 1
+    assert described["method"] == "replay" and described["frames"] == described["rows"] == rows
+    png = api.client.get(f"{base}/episodes/1/rendered/frame", params={"t": rows - 1})
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    scene = episode_scene(loaded.manifest["env"], loaded.episode(1))
+    try:
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png.content))), scene.frame(rows - 1))
+    finally:
+        scene.close()
+    beyond = api.client.get(f"{base}/episodes/1/rendered/frame", params={"t": rows})
+    assert beyond.status_code == 400 and f"rows 0 to {rows - 1}" in beyond.json()["detail"]
+    assert api.client.get(f"{base}/episodes/2/rendered").status_code == 404
+    assert api.client.get(f"{base}/episodes/0/rendered/frame", params={"t": -1}).status_code == 422
+    plain = api.registry.publish(random_trajectories(np.random.default_rng(0), episodes=2), "alice/plain").id
+    refused = api.client.get(f"/api/v1/datasets/{plain}/-/episodes/0/rendered")
+    assert refused.status_code == 400 and "--env" in refused.json()["detail"]
+
+
 def test_a_robot_log_folder_uploads_as_a_tar_and_trials_are_recorded_over_http(local_api, tmp_path):
     from bench.testing.data import write_robot_folder
     from bench.web.client import _deterministic_tar

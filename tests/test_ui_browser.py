@@ -136,6 +136,11 @@ def test_the_episode_viewer_plots_observations_a_path_and_names_its_episodes(sit
     panel.get_by_text("Dimensions").wait_for(timeout=60_000)  # observation plot, dimensions selectable
     panel.get_by_text("Path (two dimensions of an observation)").wait_for(timeout=60_000)
     panel.locator("[data-testid='stVegaLiteChart']").nth(2).wait_for(timeout=60_000)  # observation, path?, actions, rewards
+    # No camera in the data: the episode is drawn in its environment, and the page says it was drawn.
+    drawn = panel.locator("img[src*='rendered/frame']").first
+    drawn.wait_for(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=drawn.element_handle(), timeout=60_000)
+    panel.get_by_text("Drawn by bench, not recorded", exact=False).wait_for(timeout=60_000)
     shot(site, "episode-viewer")
     page.get_by_role("tab", name="Download").click()
     try:

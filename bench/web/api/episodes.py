@@ -3,6 +3,8 @@
 Statistics come from episodes.parquet alone. An episode's arrays and frames are read from just the
 chunks that episode touches (each checked against the manifest), never the whole version, and the
 episodes and decoded videos that were asked for stay in a cache bounded by bytes (BENCH_API_CACHE_BYTES).
+Simulated episodes without a camera are drawn by putting them back into their environment
+(bench.datasets.rendering), in the one render thread of ``Services.scenes``; drawn frames are cached too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi.responses import Response
 
 from bench.datasets.dataset import Episode
 from bench.datasets.format import is_image_array, summarize_episodes
+from bench.datasets.rendering import episode_scene
 from bench.datasets.trajectories import flatten_tree
 from bench.datasets.video import decode_mp4
 from bench.errors import IntegrityError, InvalidInput, NotFound
@@ -32,6 +35,7 @@ CallerDep = Annotated[Principal, Depends(principal)]
 HISTOGRAM_BINS = 20
 MAX_EPISODE_STEPS = 100_000
 EPISODE_ROWS = 1000  # one episode's arrays go out as JSON; beyond this, use the file downloads
+MAX_RENDERED_STEPS = 10_000  # a replay keeps one simulator state per row (~1 KB each) and costs ~0.3 ms a step
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,13 @@ def stats(dataset_id: str, svc: ServicesDep, caller: CallerDep):
     })
 
 
+def _existing_episode(svc: Services, caller: Principal, dataset_id: str, index: int):
+    info = readable(svc, caller, dataset_id)
+    if index >= (info.episodes or 0):
+        raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
+    return info
+
+
 def _json_array(array: np.ndarray) -> Any:
     if array.dtype.kind in "fc":
         return np.where(np.isfinite(array), array, None).tolist() if not np.isfinite(array).all() else array.tolist()
@@ -113,9 +124,7 @@ def _json_array(array: np.ndarray) -> Any:
 
 @router.get("/{dataset_id:path}/-/episodes/{index:int}", summary="One episode: actions, rewards, ends, vector observations")
 def episode(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], svc: ServicesDep, caller: CallerDep):
-    info = readable(svc, caller, dataset_id)
-    if index >= (info.episodes or 0):
-        raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
+    info = _existing_episode(svc, caller, dataset_id, index)
     viewed = _episode(svc, info.id, index)
     shown = viewed.episode
     if len(shown) > MAX_EPISODE_STEPS:
@@ -145,9 +154,7 @@ def frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], key: str
           svc: ServicesDep, caller: CallerDep) -> Response:
     from PIL import Image
 
-    info = readable(svc, caller, dataset_id)
-    if index >= (info.episodes or 0):
-        raise NotFound(f"{info.id} has no episode {index}")
+    info = _existing_episode(svc, caller, dataset_id, index)
     viewed = _episode(svc, info.id, index)
     observations = flatten_tree(viewed.episode.observations, "")
     array = observations.get("" if key == "observation" else key)
@@ -166,3 +173,40 @@ def frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], key: str
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _scene_use(svc: Services, info, index: int, use):
+    """``use(scene)`` on episode ``index`` put back into the version's environment (built once, kept open)."""
+    def build():
+        shown = _episode(svc, info.id, index).episode
+        if len(shown) > MAX_RENDERED_STEPS:
+            raise InvalidInput(f"episode {index} has {len(shown)} steps; bench renders episodes of at most "
+                               f"{MAX_RENDERED_STEPS}")
+        return episode_scene(svc.registry.manifest(info.id).get("env"), shown)
+
+    return svc.scenes.run((info.id, index), build, use)
+
+
+@router.get("/{dataset_id:path}/-/episodes/{index:int}/rendered",
+            summary="Whether a simulated episode can be drawn in its environment, how, and how many frames")
+def rendered(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)], svc: ServicesDep, caller: CallerDep):
+    info = _existing_episode(svc, caller, dataset_id, index)
+    return fast_json({"id": info.id, "index": index, **_scene_use(svc, info, index, lambda scene: scene.describe())})
+
+
+@router.get("/{dataset_id:path}/-/episodes/{index:int}/rendered/frame", summary="One drawn frame of a simulated episode as PNG",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def rendered_frame(dataset_id: str, index: Annotated[int, Path(ge=0, le=10**9)],
+                   t: Annotated[int, Query(ge=0, le=10**9, description="observation row within the episode (0..T)")],
+                   svc: ServicesDep, caller: CallerDep) -> Response:
+    from PIL import Image
+
+    info = _existing_episode(svc, caller, dataset_id, index)
+
+    def draw() -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(_scene_use(svc, info, index, lambda scene: scene.frame(t))).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    png = svc.episodes.get(("rendered", info.id, index, t), draw, len)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})

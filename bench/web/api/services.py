@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -46,6 +47,41 @@ class ByteBoundedCache:
         return value
 
 
+class SceneWorker:
+    """One thread that owns every environment the API renders episodes in, with the last few kept open.
+
+    A GL context belongs to the thread that made it, and request handlers run on a pool of threads, so
+    every build, replay and render goes through this one thread; it also keeps renders from piling up on
+    the cores. A scene that could not be built is kept as its error, so asking again costs nothing.
+    """
+
+    def __init__(self, keep: int = 4):
+        self.keep = keep
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-render")
+        self.scenes: OrderedDict[Any, Any] = OrderedDict()
+
+    def run(self, key: Any, build: Callable[[], Any], use: Callable[[Any], Any]) -> Any:
+        """``use(scene)`` for the scene under ``key``, built by ``build()`` when not open; in the render thread."""
+        return self.executor.submit(self._run, key, build, use).result()
+
+    def _run(self, key: Any, build: Callable[[], Any], use: Callable[[Any], Any]) -> Any:
+        if key in self.scenes:
+            self.scenes.move_to_end(key)
+        else:
+            try:
+                self.scenes[key] = build()
+            except Exception as exc:  # noqa: BLE001 (kept and raised again for each asker)
+                self.scenes[key] = exc
+            while len(self.scenes) > self.keep:
+                _, dropped = self.scenes.popitem(last=False)
+                if not isinstance(dropped, Exception):
+                    dropped.close()
+        scene = self.scenes[key]
+        if isinstance(scene, Exception):
+            raise scene
+        return use(scene)
+
+
 @dataclass
 class Services:
     registry: Registry
@@ -58,6 +94,8 @@ class Services:
     started: float = field(default_factory=time.time)
     # Episodes and decoded camera videos that viewers asked for, bounded by bytes (settings.api_cache_bytes).
     episodes: ByteBoundedCache = field(default_factory=lambda: ByteBoundedCache(0))
+    # Simulated episodes put back into their environments to draw frames (bench.datasets.rendering).
+    scenes: SceneWorker = field(default_factory=SceneWorker)
 
     @classmethod
     def open(cls, registry: Registry) -> "Services":

@@ -10,9 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from bench.datasets.catalogue import environment_label
+from bench.errors import BenchError
 from bench.platform.settings import Settings
 from bench.platform.units import human_size
-from bench.web.ui.api import dataset_path, page_link, public_url, server_url
+from bench.web.ui.api import dataset_path, get, page_link, public_url, server_url
 from bench.web.ui.robot_logs import robot_log_section
 from bench.web.ui.widgets import fetch, fetch_text, histogram_chart, markdown_table
 
@@ -146,12 +147,18 @@ def _episode_viewer(info: dict[str, Any]) -> None:
     attrs = ", ".join(f"{k} {v}" for k, v in episode["attrs"].items() if v not in (None, ""))
     st.caption(f"episode {index}: {episode['length']} steps" + (f"; {attrs}" if attrs else ""))
     step = int(st.slider("Step", 0, episode["length"], 0, key=f"step-{index}"))
-    plots, frames = st.columns([3, 2]) if episode["frames"] else (st.container(), None)
+    drawn = None if episode["frames"] or not info.get("env") else _rendering(info, index)
+    plots, frames = st.columns([3, 2]) if episode["frames"] or drawn else (st.container(), None)
     if frames is not None:
         for camera, described in episode["frames"].items():
             row = min(step, described["count"] - 1)
             frames.image(public_url(dataset_path(info["id"]) + f"/-/episodes/{index}/frames/{camera}", t=row),
                          caption=f"{camera}, observation {row}", width=320)
+        if drawn:
+            row = min(step, drawn["frames"] - 1)
+            frames.image(public_url(dataset_path(info["id"]) + f"/-/episodes/{index}/rendered/frame", t=row),
+                         caption=f"rendered in {environment_label(info.get('env'))}, observation {row}", width=320)
+            frames.caption(f"Drawn by bench, not recorded: {drawn['note']}.")
     rule = alt.Chart(pd.DataFrame({"step": [step]})).mark_rule(color="red").encode(x="step:Q")
     # Episode ends as dashed rules in fixed colours (the colour scale belongs to the dimensions).
     markers = None
@@ -183,6 +190,16 @@ def _episode_viewer(info: dict[str, Any]) -> None:
     plots.altair_chart(chart(_vector_frame(episode["actions"], "a"), "action", "actions"), use_container_width=True)
     rewards = pd.DataFrame({"step": range(len(episode["rewards"])), "r": episode["rewards"]})
     plots.altair_chart(chart(rewards, "reward", "rewards"), use_container_width=True)
+
+
+def _rendering(info: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """How a simulated episode without a camera is drawn in its environment; why not, as a caption, if it cannot."""
+    try:
+        with st.spinner("Putting the episode back into its environment ..."):
+            return get(dataset_path(info["id"]) + f"/-/episodes/{index}/rendered")
+    except BenchError as exc:
+        st.caption(f"No frames: {exc}")
+        return None
 
 
 def _path_chart(container, observations: dict[str, list], step: int, index: int) -> None:
