@@ -153,13 +153,20 @@ def test_private_datasets_are_invisible_to_everyone_but_owners_and_admins(local_
     paths = ["/api/v1/datasets/alice/secret", "/api/v1/datasets/alice/secret-v1/-/files",
              "/api/v1/datasets/alice/secret-v1/-/manifest", "/api/v1/datasets/alice/secret/-/versions",
              "/api/v1/datasets/alice/secret-v1/-/download", "/api/v1/datasets/alice/secret-v1/-/files/manifest.json",
-             "/api/v1/datasets/alice/secret-v1/-/episodes?start=0&stop=1"]
+             "/api/v1/datasets/alice/secret-v1/-/episodes?start=0&stop=1", "/api/v1/datasets/alice/secret-v1/-/stats",
+             "/api/v1/datasets/alice/secret-v1/-/episodes/0"]
+    # No environment to draw it in: its owner hears why (400), everyone else that it does not exist.
+    drawn = ["/api/v1/datasets/alice/secret-v1/-/episodes/0/rendered",
+             "/api/v1/datasets/alice/secret-v1/-/episodes/0/rendered/frame?t=0"]
     for who, visible in (("anonymous", False), ("other", False), ("owner", True), ("admin", True)):
         listed = [i["id"] for i in api.client.get("/api/v1/datasets", headers=api.headers[who]).json()["items"]]
         assert ("alice/secret-v1" in listed) == visible and "alice/open-v1" in listed
         for path in paths:
             status = api.client.get(path, headers=api.headers[who]).status_code
             assert status == (200 if visible else 404), (who, path, status)
+        for path in drawn:
+            status = api.client.get(path, headers=api.headers[who]).status_code
+            assert status == (400 if visible else 404), (who, path, status)
     made_public = api.client.patch("/api/v1/datasets/alice/secret/-/settings", json={"private": False},
                                    headers=api.headers["owner"])
     assert made_public.status_code == 200 and not made_public.json()["private"]
