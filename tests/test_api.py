@@ -349,11 +349,8 @@ def test_a_simulated_episode_without_a_camera_is_drawn_in_its_environment(local_
     assert described["method"] == "replay" and described["frames"] == described["rows"] == rows
     png = api.client.get(f"{base}/episodes/1/rendered/frame", params={"t": rows - 1})
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    scene = episode_scene(loaded.manifest["env"], loaded.episode(1))
-    try:
+    with episode_scene(loaded.manifest["env"], loaded.episode(1)) as scene:
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png.content))), scene.frame(rows - 1))
-    finally:
-        scene.close()
     beyond = api.client.get(f"{base}/episodes/1/rendered/frame", params={"t": rows})
     assert beyond.status_code == 400 and f"rows 0 to {rows - 1}" in beyond.json()["detail"]
     assert api.client.get(f"{base}/episodes/2/rendered").status_code == 404

@@ -7,8 +7,9 @@ import pytest
 
 from bench.datasets.dataset import Episode
 from bench.datasets.recipes import get_recipe
-from bench.datasets.recipes.base import episode_seeds, rollout
+from bench.datasets.recipes.base import rollout
 from bench.datasets.recipes.collection import collect_episodes
+from bench.datasets.recipes.preview import rerun_first_episode
 from bench.datasets.rendering import FRAME_SIZE, episode_scene
 from bench.errors import InvalidInput
 
@@ -36,13 +37,8 @@ def live_frames(recipe, seed: int, rows: list[int]) -> dict[int, np.ndarray]:
             mujoco.mj_forward(model, data)
             frames[t] = env.render().copy()
 
-    reset_seed, rng = episode_seeds(seed, 0)
-    kind = recipe.episode_kind(0, 1)
     try:
-        if recipe.collect_episode is not None:
-            recipe.collect_episode(env, kind, reset_seed, rng, on_step=capture)
-        else:
-            rollout(env, recipe.make_policy(kind, env), reset_seed, rng, recipe.max_episode_steps, on_step=capture)
+        rerun_first_episode(recipe, seed, env, on_step=capture)
     finally:
         env.close()
     return frames
@@ -51,16 +47,13 @@ def live_frames(recipe, seed: int, rows: list[int]) -> dict[int, np.ndarray]:
 def test_a_recipe_episode_is_replayed_from_its_seed_and_each_frame_is_the_live_one():
     recipe = get_recipe("tabletop/prior")
     record = collect_episodes(recipe, 1, seed=3)[0]
-    scene = episode_scene(recipe.env.reference(), as_episode(record))
-    try:
+    with episode_scene(recipe.env.reference(), as_episode(record)) as scene:
         assert scene.method == "replay" and len(scene.states) == len(record.actions) + 1 == scene.rows
         assert "every row equals the data" in scene.note
         rows = [0, len(record.actions) // 2, len(record.actions)]
         live = live_frames(recipe, 3, rows)
         for row in [rows[2], rows[0], rows[1]]:  # out of order: a frame depends on its row only
             np.testing.assert_array_equal(scene.frame(row), live[row])
-    finally:
-        scene.close()
 
 
 def test_a_replay_that_leaves_the_data_draws_only_the_rows_it_reproduces():
@@ -68,14 +61,11 @@ def test_a_replay_that_leaves_the_data_draws_only_the_rows_it_reproduces():
     record = collect_episodes(recipe, 1, seed=3)[0]
     record.observations = {key: value.copy() for key, value in record.observations.items()}
     record.observations["state"][6] += 0.5  # the stored data no longer follows from its actions after row 5
-    scene = episode_scene(recipe.env.reference(), as_episode(record))
-    try:
+    with episode_scene(recipe.env.reference(), as_episode(record)) as scene:
         assert len(scene.states) == 6 and "after row 5" in scene.note
         scene.frame(5)
         with pytest.raises(InvalidInput, match="rows 0 to 5"):
             scene.frame(6)
-    finally:
-        scene.close()
 
 
 def random_rollout_with_frames(recipe, seed: int, steps: int) -> tuple[Episode, list[np.ndarray]]:
@@ -104,13 +94,10 @@ def test_an_episode_without_a_seed_is_drawn_from_its_joint_positions_where_the_o
     recipe = get_recipe("pointmaze/umaze/navigate")
     episode, live = random_rollout_with_frames(recipe, seed=5, steps=30)
     episode.attrs.pop("seed")
-    scene = episode_scene(recipe.env.reference(), episode)
-    try:
+    with episode_scene(recipe.env.reference(), episode) as scene:
         assert scene.method == "positions" and len(scene.states) == len(episode) + 1 == len(live)
         for row in [len(episode), 0, 17]:  # agent and goal marker where the live run had them
             np.testing.assert_array_equal(scene.frame(row), live[row])
-    finally:
-        scene.close()
 
 
 def test_a_runner_imported_without_seeds_integrates_the_position_its_observation_leaves_out():
@@ -118,12 +105,9 @@ def test_a_runner_imported_without_seeds_integrates_the_position_its_observation
     record = collect_episodes(recipe, 1, seed=0)[0]
     seedless = as_episode(record)
     seedless.attrs.pop("seed")
-    scene = episode_scene(recipe.env.reference(), seedless)
-    try:
+    with episode_scene(recipe.env.reference(), seedless) as scene:
         assert scene.method == "positions" and "integrated from velocity" in scene.note
         assert scene.frame(len(record.actions)).shape == (FRAME_SIZE, FRAME_SIZE, 3)
-    finally:
-        scene.close()
 
 
 def test_what_cannot_be_drawn_says_why():

@@ -71,6 +71,12 @@ class EpisodeScene:
     def close(self) -> None:
         self.env.close()
 
+    def __enter__(self) -> "EpisodeScene":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 def episode_scene(reference: dict[str, Any] | None, episode: Episode) -> EpisodeScene:
     """Rebuild ``episode`` in the environment ``reference`` names; a clear error says why when it cannot."""

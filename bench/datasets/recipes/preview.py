@@ -8,6 +8,7 @@ off, which costs ~30x less on a CPU renderer.
 from __future__ import annotations
 
 import io
+from typing import Callable
 
 import numpy as np
 
@@ -35,6 +36,16 @@ def _mujoco_model(env):
     return getattr(unwrapped, "model", None) or unwrapped._model
 
 
+def rerun_first_episode(recipe: Recipe, seed: int, env, on_step: Callable[[int], None]) -> None:
+    """Collect episode 0 of a build with ``seed`` again in ``env``; ``on_step(t)`` after the reset and each step."""
+    kind = recipe.episode_kind(0, 1)
+    reset_seed, rng = episode_seeds(seed, 0)
+    if recipe.collect_episode is not None:
+        recipe.collect_episode(env, kind, reset_seed, rng, on_step=on_step)
+    else:
+        rollout(env, recipe.make_policy(kind, env), reset_seed, rng, recipe.max_episode_steps, on_step=on_step)
+
+
 def _replay(recipe: Recipe, seed: int, render_at: set[int]) -> dict[int, np.ndarray | None]:
     """Run episode 0 again; return {step: frame} for the steps asked (every step's key, frame or None)."""
     render = {"render_mode": "rgb_array", "width": FRAME_SIZE, "height": FRAME_SIZE} if render_at else {}
@@ -50,12 +61,7 @@ def _replay(recipe: Recipe, seed: int, render_at: set[int]) -> dict[int, np.ndar
     try:
         if render_at:
             _mujoco_model(env).light_castshadow[:] = 0  # shadows cost ~30x on a CPU renderer
-        kind = recipe.episode_kind(0, 1)
-        reset_seed, rng = episode_seeds(seed, 0)
-        if recipe.collect_episode is not None:
-            recipe.collect_episode(env, kind, reset_seed, rng, on_step=capture)
-        else:
-            rollout(env, recipe.make_policy(kind, env), reset_seed, rng, recipe.max_episode_steps, on_step=capture)
+        rerun_first_episode(recipe, seed, env, on_step=capture)
     finally:
         env.close()
     if render_at:
