@@ -50,8 +50,21 @@ def ensure_dataset(env: dict[str, str], recipe: str, episodes: int) -> None:
         bench(env, "datasets", "build", recipe, "--episodes", str(episodes))
 
 
+def overrides_for(overrides: list[str] | dict[str, list[str]], algorithm: str) -> list[str]:
+    """The ``--set`` values of one algorithm: a list is everyone's; a dict maps an algorithm (or "*", everyone) to its own."""
+    if isinstance(overrides, list):
+        return overrides
+    return [*overrides.get("*", []), *overrides.get(algorithm, [])]
+
+
+def describe_overrides(overrides: list[str] | dict[str, list[str]]) -> str:
+    if isinstance(overrides, list):
+        return ", ".join(overrides) or "none"
+    return "; ".join(f"{'all' if who == '*' else who}: {', '.join(values)}" for who, values in overrides.items() if values)
+
+
 def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
-               overrides: list[str], figure: str, parallel: int | None = None,
+               overrides: list[str] | dict[str, list[str]], figure: str, parallel: int | None = None,
                online_env: str = "held-out") -> tuple[dict, dict[str, str]]:
     """The report, and per algorithm the path of seed 0's ``figure`` artifact on the first task.
 
@@ -79,7 +92,7 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
                     "--seed-list", str(seed), "--offline-steps", str(budget["offline_steps"]),
                     "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
                     "--eval-episodes", str(budget["eval_episodes"]),
-                    *[item for o in overrides for item in ("--set", o)], "--json")
+                    *[item for o in overrides_for(overrides, algorithm) for item in ("--set", o)], "--json")
         run = json.loads(out)["runs"][0]
         if run["status"] != "completed":
             raise SystemExit(f"{algorithm} on {task}, seed {seed}: run {run['run_id']} {run['status']}: {run['error']}")
@@ -111,7 +124,7 @@ def run_matrix(home: str, episodes: int, algorithms: list[str], tasks: list[str]
     return add_run_details(report, home, figure)
 
 
-def report_of(budget: dict, overrides: list[str], episodes: int, seeds: int, results: dict, seconds: float,
+def report_of(budget: dict, overrides: list[str] | dict[str, list[str]], episodes: int, seeds: int, results: dict, seconds: float,
               online_env: str = "held-out") -> dict:
     return {"budget": budget, "overrides": overrides, "episodes": episodes, "seeds": seeds, "results": results,
             "seconds": round(seconds, 1), "online_env": online_env}
@@ -175,7 +188,7 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
     block = (f"{table(success)}\nSuccess rate offline -> after {budget['online_steps']} online steps in "
              f"{where}, mean of {report['seeds']} seeds x {budget['eval_episodes']} evaluation episodes "
              "(d: mean latent distance of the last state to the goal, in each algorithm's own latent space); "
-             f"prior data {report['episodes']} episodes; overrides {', '.join(report['overrides']) or 'none'}; "
+             f"prior data {report['episodes']} episodes; overrides {describe_overrides(report['overrides'])}; "
              f"{report['seconds'] / 60:.0f} min on this machine. {caption}\n\n")
     cells = [cell for per_task in report["results"].values() for cell in per_task.values()]
     if all(cell.get("offline_stages") is not None and cell.get("online_stages") is not None for cell in cells):
@@ -209,12 +222,13 @@ def write_marked_block(marker: str, body: str) -> None:
     path.write_text(text)
 
 
-def main(doc: str, algorithms: tuple[str, ...], tasks: tuple[str, ...], budget: dict[str, int], overrides: list[str],
-         figure: str, marker: str, image_prefix: str, caption: str, default_home: str) -> None:
+def main(doc: str, algorithms: tuple[str, ...], tasks: tuple[str, ...], budget: dict[str, int],
+         overrides: list[str] | dict[str, list[str]], figure: str, marker: str, image_prefix: str, caption: str,
+         default_home: str, episodes: int = 200) -> None:
     """The command line both scripts share; ``--from-report`` rewrites the docs from a saved JSON report."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--home", default=str(ROOT / default_home))
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=episodes)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(tasks))
     parser.add_argument("--algorithms", default=",".join(algorithms))
