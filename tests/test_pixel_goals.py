@@ -17,6 +17,7 @@ import torch
 from bench.algorithms import make_config
 from bench.algorithms.latent_goals import LatentGoalAlgorithm, separating_threshold
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, to_float_images
+from bench.datasets import Registry
 from bench.datasets.recipes import get_recipe
 from bench.datasets.recipes.collection import collect_episodes
 from bench.platform.envs.tabletop import (HELD_OUT_COLOURS, HELD_OUT_SHAPES, REACH_TOLERANCE, TRAIN_COLOURS,
@@ -419,8 +420,10 @@ def test_a_later_run_reuses_the_models_and_continues_exactly_as_if_it_had_traine
     first = run("tabletop/prior", "button-press")
     assert first["results"]["reused_models"] == {}
     assert {"representation", "affordances", "offline", "online"} <= first["trained"]
-    entries = sorted(p.parent.name for p in (settings.home / "datasets" / "_cache" / "models").rglob("*.pt"))
-    assert entries == ["offline-policy", "proposer", "representation"]
+    models = settings.home / "datasets" / "_cache" / "models"
+    first_sha = json.loads(run_bench(env, "datasets", "show", "tabletop/prior-v1", "--json").stdout)["manifest_sha256"]
+    entries = sorted(p.relative_to(models).parts[:2] for p in models.rglob("*.pt"))
+    assert entries == [(kind, first_sha) for kind in ("offline-policy", "proposer", "representation")]
 
     # Another task, same data, config and seed: nothing is trained before the online phase.
     other_task = run("tabletop/prior", "drawer-open")
@@ -440,3 +443,11 @@ def test_a_later_run_reuses_the_models_and_continues_exactly_as_if_it_had_traine
     assert changed["results"]["reused_models"] == {}
     run_bench(env, "datasets", "build", "tabletop/prior", "--episodes", "13", "--workers", "1")
     assert run("tabletop/prior-v2", "button-press")["results"]["reused_models"] == {}
+
+    # gc removes the models of a deleted version, and only those.
+    second_sha = json.loads(run_bench(env, "datasets", "show", "tabletop/prior-v2", "--json").stdout)["manifest_sha256"]
+    assert {p.relative_to(models).parts[1] for p in models.rglob("*.pt")} == {first_sha, second_sha}
+    Registry.open(settings).delete("tabletop/prior-v2")
+    removed = json.loads(run_bench(env, "datasets", "gc", "--json").stdout)["models"]
+    assert sorted(removed) == [f"_cache/models/{kind}/{second_sha}" for kind in ("offline-policy", "proposer", "representation")]
+    assert {p.relative_to(models).parts[1] for p in models.rglob("*.pt")} == {first_sha}

@@ -237,13 +237,17 @@ def yank(id: str = typer.Argument(...), reason: str = typer.Option(..., "--reaso
 @datasets_app.command()
 def gc(as_json: bool = typer.Option(False, "--json")) -> None:
     """Remove what crashed imports and uploads left behind (staging rows and directories, orphan files, upload
-    directories) and trim the download cache to its size bound."""
+    directories), trim the download cache to its size bound, and remove the cached models of deleted versions."""
+    from bench.evaluation.model_cache import remove_stale_models  # imports torch: start-up time
+
     with user_errors():
-        report = open_registry().gc()
+        registry = open_registry()
+        report = registry.gc()
+        models = remove_stale_models(registry.storage, registry.manifest_digests())
         if as_json:
-            print_json(report.to_json())
+            print_json({**report.to_json(), "models": models})
             return
-        removed = report.removed
+        removed = [*report.removed, *models]
         for item in removed:
             out.print(f"removed {item}", highlight=False)
         out.print(f"gc: removed {plural(len(removed), 'leftover')}", highlight=False)

@@ -437,6 +437,12 @@ class Registry:
         return write_export(self.load(dataset_id), format, Path(out))
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def manifest_digests(self) -> set[str]:
+        """The manifest sha256 of every version there is (any state): what caches keyed by a version may keep."""
+        with self.session() as session:
+            return set(session.scalars(sa.select(VersionRow.manifest_sha256).where(
+                VersionRow.manifest_sha256.is_not(None))).all())
+
     def gc(self, older_than: dt.timedelta = STALE_AFTER) -> GcReport:
         """Remove what crashed imports and uploads left behind, and trim the download cache (housekeeping.py)."""
         return collect_garbage(self.session, self.storage, self.settings, older_than)

@@ -112,9 +112,13 @@ class Storage:
             self.fs.pipe_file(self.path(relative), data)  # an object PUT is atomic
 
     def remove(self, relative: str) -> None:
+        """Remove a directory with everything below it, or one file."""
         target = self.path(relative)
         if self.is_local:
-            shutil.rmtree(target, ignore_errors=True)
+            if os.path.isfile(target):
+                os.remove(target)
+            else:
+                shutil.rmtree(target, ignore_errors=True)
         elif self.fs.exists(target):
             self.fs.rm(target, recursive=True)
 

@@ -7,8 +7,9 @@ evaluation scene or the PTP variant. Each such model is stored once under a key
     sha256(kind, dataset manifest sha256, seed, the config fields the model depends on,
            the keys of the models it is trained on, a digest of the code that trains it)
 
-at ``_cache/models/<kind>/<key>.pt`` in the registry's storage (local disk or S3), and a later run
-whose key matches loads it instead of training. Each model is trained with random streams of
+at ``_cache/models/<kind>/<dataset manifest sha256>/<key>.pt`` in the registry's storage (local disk
+or S3), and a later run whose key matches loads it instead of training. Grouped by dataset version so
+that ``bench datasets gc`` can remove the models of versions that were deleted (``remove_stale_models``). Each model is trained with random streams of
 its own, seeded by the run's seed, so a run that loads a model continues exactly as a run that
 trained it: same weights, same optimizer state, same random state after it (tested).
 
@@ -64,20 +65,43 @@ def model_key(kind: str, dataset_sha256: str, seed: int, fields: dict[str, Any],
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def entry_path(kind: str, key: str) -> str:
-    return f"_cache/models/{kind}/{key}.pt"
+MODELS = "_cache/models"
+
+
+def entry_path(kind: str, dataset_sha256: str, key: str) -> str:
+    return f"{MODELS}/{kind}/{dataset_sha256}/{key}.pt"
+
+
+def remove_stale_models(storage: Storage, live_datasets: set[str]) -> list[str]:
+    """Remove the cached models of dataset versions that no longer exist (``live_datasets``: the manifest
+    sha256 of every version there is), and entries of the flat layout before models were grouped by version.
+
+    No run needs them: a key includes its dataset's manifest, so no later run can match them.
+    """
+    removed = []
+    for kind in storage.list_dirs(MODELS):
+        base = f"{MODELS}/{kind}"
+        for dataset in storage.list_dirs(base):
+            if dataset not in live_datasets:
+                storage.remove(f"{base}/{dataset}")
+                removed.append(f"{base}/{dataset}")
+        for name in storage.sizes(base):
+            if "/" not in name:  # <kind>/<key>.pt: the older layout
+                storage.remove(f"{base}/{name}")
+                removed.append(f"{base}/{name}")
+    return removed
 
 
 class ModelCache:
-    """Load and store one run's cached models; remembers what this run reused, for its results."""
+    """Load and store one run's cached models (all of one dataset version); remembers what this run reused."""
 
-    def __init__(self, storage: Storage, run_id: str, enabled: bool = True):
-        self.storage, self.run_id, self.enabled = storage, run_id, enabled
+    def __init__(self, storage: Storage, run_id: str, dataset_sha256: str, enabled: bool = True):
+        self.storage, self.run_id, self.dataset_sha256, self.enabled = storage, run_id, dataset_sha256, enabled
         self.reused: dict[str, dict[str, str]] = {}
 
     def load(self, kind: str, key: str) -> dict[str, Any] | None:
         """The stored state of ``kind`` under ``key``, or None (not stored, or the cache is off)."""
-        path = entry_path(kind, key)
+        path = entry_path(kind, self.dataset_sha256, key)
         if not self.enabled or not self.storage.exists(path):
             return None
         entry = torch.load(io.BytesIO(self.storage.read_bytes(path)), weights_only=True)
@@ -91,7 +115,7 @@ class ModelCache:
             return
         buffer = io.BytesIO()
         torch.save({"kind": kind, "key": key, "trained_by": self.run_id, "state": state}, buffer)
-        self.storage.write_bytes(entry_path(kind, key), buffer.getvalue())
+        self.storage.write_bytes(entry_path(kind, self.dataset_sha256, key), buffer.getvalue())
 
 
 def random_state(generators: dict[str, torch.Generator], numpy_rng) -> dict[str, Any]:

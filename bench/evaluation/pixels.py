@@ -110,7 +110,7 @@ class PixelGoalRun(Run):
         self.artifacts: list[str] = []
         self.phase, self.step = "offline", 0
         self.online = None
-        self.models = ModelCache(self.storage, spec.run_id, spec.reuse_models)
+        self.models = ModelCache(self.storage, spec.run_id, spec.manifest_sha256, spec.reuse_models)
         self.model_keys = self._model_keys()
 
     def _model_keys(self) -> dict[str, str]:
