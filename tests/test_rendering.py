@@ -120,3 +120,32 @@ def test_what_cannot_be_drawn_says_why():
         episode_scene(recipe.env.reference(), as_episode(record, seed=None))
     with pytest.raises(InvalidInput, match="does not give its first observation"):
         episode_scene(recipe.env.reference(), as_episode(record, seed=record.attrs["seed"] + 1))
+
+
+def test_the_api_render_thread_builds_each_scene_once_keeps_a_few_and_closes_the_rest():
+    from bench.web.api.services import SceneWorker
+
+    class Scene:
+        closed = 0
+
+        def close(self):
+            Scene.closed += 1
+
+    builds = []
+
+    def build(key):
+        def make():
+            builds.append(key)
+            if key == "bad":
+                raise InvalidInput("cannot be drawn: no seed")
+            return Scene()
+        return make
+
+    worker = SceneWorker(keep=2)
+    for key in ["a", "a", "b", "a", "c"]:  # "b" is the least recently used when "c" comes
+        worker.run(key, build(key), lambda scene: scene)
+    assert builds == ["a", "b", "c"] and Scene.closed == 1 and list(worker.scenes) == ["a", "c"]
+    for _ in range(3):  # a scene that cannot be built is asked once; each asker hears why
+        with pytest.raises(InvalidInput, match="no seed"):
+            worker.run("bad", build("bad"), lambda scene: scene)
+    assert builds.count("bad") == 1

@@ -78,7 +78,7 @@ class SceneWorker:
                     dropped.close()
         scene = self.scenes[key]
         if isinstance(scene, Exception):
-            raise scene
+            raise scene.with_traceback(None)  # not each asker's frames onto one kept exception
         return use(scene)
 
 
