@@ -23,13 +23,11 @@ from typing import Any
 import numpy as np
 
 from bench.datasets.dataset import Episode
+from bench.datasets.trajectories import flatten_tree
 from bench.errors import InvalidInput
 from bench.platform.environments import make_env
 
 FRAME_SIZE = 160
-# The simulator state a frame is drawn from: mjSTATE_INTEGRATION, not FULLPHYSICS, which leaves out
-# the mocap bodies that position-controlled arms (Meta-World, the tabletop) move.
-STATE = "mjSTATE_INTEGRATION"
 # Model fields that environments change while an episode runs (a button that lights up when pressed,
 # PointMaze's goal marker); the simulator state does not hold them, so a scene keeps them per row.
 VISUAL_FIELDS = ("geom_rgba", "site_rgba", "site_pos", "geom_pos", "body_pos")
@@ -51,13 +49,13 @@ class EpisodeScene:
 
     def frame(self, row: int) -> np.ndarray:
         """The picture of observation row ``row`` (HxWx3 uint8)."""
-        import mujoco
+        import mujoco  # start-up time: the API imports this module; only drawing needs MuJoCo
 
         if not 0 <= row < len(self.states):
             shown = f"rows 0 to {len(self.states) - 1}" if self.states else "no rows"
             raise InvalidInput(f"row {row} cannot be drawn: {self.note}; frames cover {shown}")
         model, data = _physics(self.env)
-        mujoco.mj_setState(model, data, self.states[row], getattr(mujoco.mjtState, STATE))
+        mujoco.mj_setState(model, data, self.states[row], mujoco.mjtState.mjSTATE_INTEGRATION)
         since = [values for first, values in self.visuals if first <= row]
         for name, value in (since[-1] if since else {}).items():
             getattr(model, name)[:] = value
@@ -85,9 +83,10 @@ def episode_scene(reference: dict[str, Any] | None, episode: Episode) -> Episode
                            "(import it with --env NAME to tie it to one)")
     env = make_env(reference, render_mode="rgb_array", width=FRAME_SIZE, height=FRAME_SIZE)
     try:
-        if _physics(env) is None:
+        physics = _physics(env)
+        if physics is None:
             raise InvalidInput(f"{reference['id']} is not a MuJoCo environment; bench renders only those")
-        _physics(env)[0].light_castshadow[:] = 0  # shadows cost ~30x on a CPU renderer
+        physics[0].light_castshadow[:] = 0  # shadows cost ~30x on a CPU renderer
         scene, replay_reason = _replayed(env, episode)
         if scene is None:
             scene, positions_reason = _from_positions(env, episode)
@@ -109,6 +108,16 @@ def _physics(env) -> tuple[Any, Any] | None:
     return None
 
 
+def _kept_state(model, data) -> np.ndarray:
+    """The simulator state a frame is drawn from: mjSTATE_INTEGRATION, not FULLPHYSICS, which leaves out
+    the mocap bodies that position-controlled arms (Meta-World, the tabletop) move."""
+    import mujoco  # start-up time (see EpisodeScene.frame)
+
+    kept = np.empty(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_INTEGRATION))
+    mujoco.mj_getState(model, data, kept, mujoco.mjtState.mjSTATE_INTEGRATION)
+    return kept
+
+
 class _Visuals:
     """Keeps VISUAL_FIELDS of a model each time a row changes them."""
 
@@ -121,11 +130,11 @@ class _Visuals:
             self.changes.append((row, values))
 
 
-def _vector(observation: Any) -> np.ndarray:
-    """A goal-conditioned dict's ``observation`` entry, or the observation itself, as a flat float64 vector."""
-    if isinstance(observation, dict):
-        observation = observation.get("observation", next(iter(observation.values())))
-    return np.ravel(np.asarray(observation, dtype=np.float64))
+def _state_part(observations: Any) -> np.ndarray:
+    """A goal-conditioned dict's ``observation`` entry (or its first), else the observations themselves."""
+    if isinstance(observations, dict):
+        observations = observations.get("observation", next(iter(observations.values())))
+    return np.asarray(observations, dtype=np.float64)
 
 
 def _row(observations: Any, row: int) -> Any:
@@ -135,9 +144,8 @@ def _row(observations: Any, row: int) -> Any:
 
 
 def _flat(observation: Any) -> np.ndarray:
-    if isinstance(observation, dict):
-        return np.concatenate([_flat(observation[key]) for key in sorted(observation)])
-    return np.ravel(np.asarray(observation, dtype=np.float64))
+    """Every entry of an observation, by sorted key (an environment's dict and the stored one may differ in order)."""
+    return np.concatenate([np.ravel(value).astype(np.float64) for _, value in sorted(flatten_tree(observation).items())])
 
 
 def _differs(replayed: Any, stored: Any) -> float:
@@ -148,26 +156,17 @@ def _differs(replayed: Any, stored: Any) -> float:
 
 
 def _replayed(env, episode: Episode) -> tuple[EpisodeScene | None, str]:
-    import mujoco
-
     seed = episode.attrs.get("seed")
     if seed is None:
         return None, "the episode records no reset seed to replay it from"
     model, data = _physics(env)
-    size = mujoco.mj_stateSize(model, getattr(mujoco.mjtState, STATE))
-
-    def state() -> np.ndarray:
-        kept = np.empty(size)
-        mujoco.mj_getState(model, data, kept, getattr(mujoco.mjtState, STATE))
-        return kept
-
     rows = len(episode) + 1
     observation, _ = env.reset(seed=int(seed))
     error = _differs(observation, _row(episode.observations, 0))
     if error > MATCH_TOLERANCE:
         return None, f"resetting with the episode's seed {seed} does not give its first observation " \
                      f"(relative difference {error:.2g})"
-    states, visuals = [state()], _Visuals(model)
+    states, visuals = [_kept_state(model, data)], _Visuals(model)
     visuals.keep(0)
     for t, action in enumerate(np.asarray(episode.actions)):
         observation, *_ = env.step(action)
@@ -176,7 +175,7 @@ def _replayed(env, episode: Episode) -> tuple[EpisodeScene | None, str]:
             note = f"replayed from seed {seed}; the replay leaves the data after row {t} " \
                    f"(relative difference {error:.2g}), so later rows are not drawn"
             return EpisodeScene(env, states, "replay", note, rows, visuals.changes), note
-        states.append(state())
+        states.append(_kept_state(model, data))
         visuals.keep(t + 1)
     note = f"replayed from seed {seed}; every row equals the data"
     return EpisodeScene(env, states, "replay", note, rows, visuals.changes), ""
@@ -184,7 +183,7 @@ def _replayed(env, episode: Episode) -> tuple[EpisodeScene | None, str]:
 
 def _position_layout(env, model, data) -> int | None:
     """How many leading joint positions the observation leaves out (0-2), if it begins with qpos[k:], qvel."""
-    observation = _vector(env.reset(seed=0)[0])
+    observation = np.ravel(_state_part(env.reset(seed=0)[0]))
     for skipped in (0, 1, 2):
         width = model.nq - skipped + model.nv
         if len(observation) >= width and np.allclose(observation[:model.nq - skipped], data.qpos[skipped:], atol=1e-6) \
@@ -194,7 +193,7 @@ def _position_layout(env, model, data) -> int | None:
 
 
 def _from_positions(env, episode: Episode) -> tuple[EpisodeScene | None, str]:
-    import mujoco
+    import mujoco  # start-up time (see EpisodeScene.frame)
 
     model, data = _physics(env)
     skipped = _position_layout(env, model, data)
@@ -205,9 +204,9 @@ def _from_positions(env, episode: Episode) -> tuple[EpisodeScene | None, str]:
     if isinstance(episode.observations, dict) and "desired_goal" in episode.observations \
             and hasattr(unwrapped, "update_target_site_pos"):
         goals = np.asarray(episode.observations["desired_goal"], dtype=np.float64)
-    vectors = _vector_rows(episode.observations)
+    rows = _state_part(episode.observations)
+    vectors = rows.reshape(len(rows), -1)
     dt = float(getattr(unwrapped, "dt", model.opt.timestep))
-    size = mujoco.mj_stateSize(model, getattr(mujoco.mjtState, STATE))
     left_out = np.zeros(skipped)  # the positions the observation omits, integrated from their velocities
     states, visuals = [], _Visuals(model)
     for row, vector in enumerate(vectors):
@@ -219,17 +218,9 @@ def _from_positions(env, episode: Episode) -> tuple[EpisodeScene | None, str]:
         data.qpos[:] = np.concatenate([left_out, vector[:model.nq - skipped]])
         data.qvel[:] = velocities
         mujoco.mj_forward(model, data)
-        kept = np.empty(size)
-        mujoco.mj_getState(model, data, kept, getattr(mujoco.mjtState, STATE))
-        states.append(kept)
+        states.append(_kept_state(model, data))
         left_out = left_out + dt * velocities[:skipped]
     what = f"; the first {skipped} position(s), left out of the observation, integrated from velocity" if skipped else ""
     note = "joint positions and velocities set from each observation" + what
     return EpisodeScene(env, states, "positions", note, len(vectors), visuals.changes), ""
 
-
-def _vector_rows(observations: Any) -> np.ndarray:
-    if isinstance(observations, dict):
-        observations = observations.get("observation", next(iter(observations.values())))
-    array = np.asarray(observations, dtype=np.float64)
-    return array.reshape(len(array), -1)

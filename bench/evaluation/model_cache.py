@@ -8,10 +8,11 @@ evaluation scene or the PTP variant. Each such model is stored once under a key
            the keys of the models it is trained on, a digest of the code that trains it)
 
 at ``_cache/models/<kind>/<dataset manifest sha256>/<key>.pt`` in the registry's storage (local disk
-or S3), and a later run whose key matches loads it instead of training. Grouped by dataset version so
-that ``bench datasets gc`` can remove the models of versions that were deleted (``remove_stale_models``). Each model is trained with random streams of
-its own, seeded by the run's seed, so a run that loads a model continues exactly as a run that
-trained it: same weights, same optimizer state, same random state after it (tested).
+or S3), and a later run whose key matches loads it instead of training. They are grouped by dataset
+version so that ``bench datasets gc`` can remove the models of deleted versions (``remove_stale_models``).
+Each model is trained with random streams of its own, seeded by the run's seed, so a run that loads a
+model continues exactly as a run that trained it: same weights, same optimizer state, same random
+state after it (tested).
 
     representation   phase A: the VAE / CC-VAE / VQ-VAE and its optimizer
     proposer         VAL's PixelCNN p(z_t | z_0), on the representation's codes
