@@ -133,7 +133,7 @@ def test_the_episode_viewer_plots_observations_a_path_and_names_its_episodes(sit
     page.get_by_role("tab", name="Episodes").click()
     panel = page.get_by_role("tabpanel", name="Episodes")
     panel.get_by_text("episode 0: ", exact=False).first.wait_for(timeout=60_000)  # the picker says what it is
-    panel.get_by_text("Dimensions").wait_for(timeout=60_000)  # observation plot, dimensions selectable
+    panel.get_by_text("Dimensions", exact=True).wait_for(timeout=60_000)  # observation plot, dimensions selectable
     panel.get_by_text("Path (two dimensions of an observation)").wait_for(timeout=60_000)
     panel.locator("[data-testid='stVegaLiteChart']").nth(2).wait_for(timeout=60_000)  # observation, path?, actions, rewards
     # No camera in the data: the episode is drawn in its environment, and the page says it was drawn.
