@@ -1,4 +1,4 @@
-"""Does a finished pixel run's goal-conditioned policy reach its goal image's gripper position? Privileged-state diagnostics.
+"""Does a finished latent-goal run's goal-conditioned policy reach its goal image's gripper position? Privileged-state diagnostics.
 
     python benchmarks/goal_reaching.py --home DIR RUN_ID [--tasks button-press,object-in-tray] [--episodes 5]
 
@@ -47,11 +47,12 @@ def main() -> None:
         start, end, successes, progress = [], [], [], []
         for episode in range(args.episodes):
             observation, info = env.reset(seed=evaluation_seed(episode))
-            initial, goal_hand = observation["image"], info["goal_state"][GRIP]
-            z_goal = run._encode_one(info["goal_image"], initial)
+            # What the run reads: images, or the privileged state (representation=state).
+            initial, goal_hand = observation[run.observation_key], info["goal_state"][GRIP]
+            z_goal = run._encode_one(info[run.goal_key], initial)
             start.append(float(np.linalg.norm(observation["state"][GRIP] - goal_hand)))
             while True:
-                action, _ = run._act(run._encode_one(observation["image"], initial), z_goal, deterministic=True)
+                action, _ = run._act(run._encode_one(observation[run.observation_key], initial), z_goal, deterministic=True)
                 observation, _, terminated, truncated, info = env.step(action)
                 if terminated or truncated:
                     break

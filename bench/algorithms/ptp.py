@@ -106,7 +106,9 @@ class PTPConfig(LatentGoalConfig, SubgoalPlanningConfig):
     policy: str = param("gaussian", "IQL paper: Gaussian policy")
     policy_dropout: float = param(0.0, "IQL paper default")
     # VAL's representation and sparse reward; PTP relabels with future goals and keeps its subgoals.
-    representation: str = param("vqvae", "ch. 10.6.2: VQ-VAE (720-D; bench's CPU default 288-D, see vq_embedding_dim)")
+    representation: str = param("vqvae", "ch. 10.6.2: VQ-VAE (720-D; bench's CPU default 288-D, see vq_embedding_dim); "
+                                "state: the tabletop's privileged state, planned standardized (bench's diagnostic, "
+                                "as val-state: does planning help before pictures?)")
     goal_proposal: str = param("none", "PTP proposes plans, not practice goals")
     reward: str = param("sparse", "ch. 10.4: 0 when ||h - h_g|| < eps, else -1")
     relabel_keep: float = param(0.3, "the commanded (sub)goal; offline rows have none and keep s_(t+1)")
@@ -123,8 +125,9 @@ class PTP(_CheckpointsPlanner, LatentGoalAlgorithm):
     config_class = PTPConfig
 
     def __init__(self, config: PTPConfig, obs_dim: int, action_dim: int):
-        if config.representation != "vqvae":
-            raise InvalidInput("PTP plans in VQ-VAE latents: representation=vqvae")
+        if config.representation not in ("vqvae", "state"):
+            raise InvalidInput("PTP plans in VQ-VAE latents (representation=vqvae) or on the privileged state "
+                               "(representation=state)")
         if config.policy_trunk != "mlp":
             raise InvalidInput("PTP's IQL reads latents with MLPs: policy_trunk=conv and keypoints are VAL's (AWAC) only")
         super().__init__(config, obs_dim, action_dim)

@@ -12,14 +12,16 @@
     evaluate the same plan-and-follow with deterministic actions; success on privileged state at
              the episode's last step; planning seconds per episode recorded; the decoded plans of
              the evaluation episodes saved as ``subgoals_{offline,online}.png`` (Figure 52's form).
-``gc-iql`` (no planner) follows the final goal only.
+``gc-iql`` (no planner) follows the final goal only. With ``representation=state`` (the tabletop's
+privileged state, as ``val-state``) the same run plans between standardized states: planning before
+pictures. ``ptp-state`` (``StatePlanningRun`` below) is the planner on OGBench's state datasets.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,8 +42,6 @@ class PlanningRun(PixelGoalRun):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if self.observation_key != "image":
-            raise InvalidInput(f"{self.spec.algorithm} plans between images; on states use ptp-state")
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
         lengths = np.asarray(self.lengths)
         # For every observation row, the row of its episode's last observation (chains stay in their episode).
@@ -50,29 +50,46 @@ class PlanningRun(PixelGoalRun):
     # -- offline: generators after the representation ------------------------------------------------------
     def _prepare_latents(self) -> None:
         super()._prepare_latents()
-        self.reach_epsilon = reach_epsilon(self.config, self.latents, self.obs_episode_end)
-        train_generators(self, self.latents, self.obs_episode_end)
+        # The space plans live in. VQ-VAE latents are planned as they are. On the privileged state the
+        # coordinates are standardized first (as ptp-state's), so that metres, the drawer's travel and
+        # 0/1 flags all count in the generators' loss, the plan's cost and "reached".
+        if self.config.representation == "state":
+            self.plan_mean, self.plan_std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+        else:
+            self.plan_mean, self.plan_std = torch.tensor(0.0), torch.tensor(1.0)
+        planned = self._to_plan(self.latents)
+        self.reach_epsilon = reach_epsilon(self.config, planned, self.obs_episode_end)
+        train_generators(self, planned, self.obs_episode_end)
 
     # -- planning ------------------------------------------------------------------------------------------------
+    def _to_plan(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.plan_mean) / self.plan_std
+
+    def _from_plan(self, planned: torch.Tensor) -> torch.Tensor:
+        return planned * self.plan_std + self.plan_mean
+
     @torch.no_grad()
     def _feasibility(self, states: torch.Tensor, subgoals: torch.Tensor) -> torch.Tensor:
-        """V(s, s') of the goal-conditioned IQL: how reachable s' is from s (eq. 51's constraint)."""
+        """V(s, s') of the goal-conditioned IQL: how reachable s' is from s (eq. 51's constraint); both planned."""
+        states, subgoals = self._from_plan(states), self._from_plan(subgoals)
         obs = torch.cat([self._policy_state(states), self.goal_normalizer(subgoals)], 1)
         return self.algorithm.rl.value(obs)
 
-    def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple[SubgoalSchedule, float]:
-        """Plan (timed) and the schedule that follows the plan; the planning seconds. Practice plans
-        draw from the run's stream, evaluation plans from their own (evaluation perturbs no training)."""
+    def _schedule(self, z0: torch.Tensor, z_goal: torch.Tensor, remember: bool) -> tuple["MappedSchedule", float]:
+        """Plan (timed) and the schedule that follows the plan, seen in latent space; the planning seconds.
+        Practice plans draw from the run's stream, evaluation plans from their own (evaluation perturbs
+        no training)."""
         rng = self.generator if remember else self._evaluation_rng
-        targets, seconds = planned_targets(self, z0, z_goal, remember, rng)
-        return SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon), seconds
+        targets, seconds = planned_targets(self, self._to_plan(z0), self._to_plan(z_goal), remember, rng)
+        schedule = SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon)
+        return MappedSchedule(schedule, self._from_plan, self._to_plan), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def _evaluation_goals(self, z0: torch.Tensor, z_goal: torch.Tensor, observation: dict, info: dict) -> SubgoalSchedule:
         """Plan from s_0 to the goal (not remembered: evaluation leaves the plan buffer alone) and follow it."""
         schedule, seconds = self._schedule(z0, z_goal, remember=False)
         self._evaluation_plans.append(seconds)
-        if len(self._shown) < SHOWN_PLANS:
+        if len(self._shown) < SHOWN_PLANS and self.observation_key == "image":  # states have no pictures to show
             self._shown.append((observation["image"], schedule.targets, info["goal_image"]))
         return schedule
 
@@ -91,7 +108,7 @@ class PlanningRun(PixelGoalRun):
         c = self.config
         total, losses = self.spec.online_steps, LossAverager()
         observation, initial, schedule = self._new_practice_episode()
-        z = self._encode_one(observation["image"], initial)
+        z = self._encode_one(observation[self.observation_key], initial)
         self.phase, self.step, self._clock = "online", start, time.perf_counter()
         for step in range(start, total):
             observation, z, terminated, truncated = self._practice_step(z, schedule.current, initial)
@@ -99,7 +116,7 @@ class PlanningRun(PixelGoalRun):
             if terminated or truncated:
                 self.online.end_episode()
                 observation, initial, schedule = self._new_practice_episode()
-                z = self._encode_one(observation["image"], initial)
+                z = self._encode_one(observation[self.observation_key], initial)
             for _ in range(c.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
             self._after_step("online", step + 1, total, losses)
@@ -109,10 +126,10 @@ class PlanningRun(PixelGoalRun):
     def _new_practice_episode(self):
         """Algorithm 8 l.4-6: reset, take the target task's goal s_g, plan s^_(1:K) (remembered in the plan buffer)."""
         observation, info = self.env.reset(seed=int(self.rng.integers(2**31)))
-        initial = observation["image"]
+        initial = observation[self.observation_key]
         self.online_images.append(initial)
         z0 = self._encode_one(initial, initial)
-        z_goal = self._encode_one(info["goal_image"], initial)
+        z_goal = self._encode_one(info[self.goal_key], initial)
         self.online_initial.append(z0)
         self.online_bank.append(None)
         schedule, seconds = self._schedule(z0, z_goal, remember=True)
@@ -241,14 +258,20 @@ class StatePlanningRun(StateRun):
         # The policy's inputs are (normalized state, normalized goal): plans live in that space already.
         return self.algorithm.value(torch.cat([states, subgoals], 1))
 
-    def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "_StateSchedule":
-        start = torch.from_numpy(self.normalize(self.layout.state(observation)))
+    def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "MappedSchedule":
+        """The plan from ``observation`` to ``goal``, seen by the harness as raw goal observations."""
+        start = self._normalized_state(observation)
         target = torch.from_numpy(self.normalize(np.asarray(goal, np.float32).reshape(-1)))
         rng = self.generator if practice else self._evaluation_rng  # evaluation perturbs no training stream
         targets, seconds = planned_targets(self, start, target, practice, rng)
         if practice:
             self._clock += seconds  # charged to planning, not to training
-        return _StateSchedule(self, SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon))
+        schedule = SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon)
+        return MappedSchedule(schedule, lambda planned: (planned * self.std + self.mean).numpy(),
+                              self._normalized_state)
+
+    def _normalized_state(self, observation: Any) -> torch.Tensor:
+        return torch.from_numpy(self.normalize(self.layout.state(observation)))
 
     def evaluate(self) -> dict[str, Any]:
         self._evaluation_rng = torch.Generator().manual_seed(self.spec.seed)
@@ -262,15 +285,21 @@ class StatePlanningRun(StateRun):
         return {**planner_results(self.algorithm.planner, self.config, self.timings), "reach_epsilon": self.reach_epsilon}
 
 
-class _StateSchedule:
-    """A ``SubgoalSchedule`` in normalized state space, seen by the harness as raw goal observations."""
+class MappedSchedule:
+    """A ``SubgoalSchedule`` kept in the space plans live in, seen from the space the harness acts in:
+    ``current`` and ``targets`` mapped out by ``outward``, observations mapped in by ``inward``."""
 
-    def __init__(self, run: StatePlanningRun, schedule: SubgoalSchedule):
-        self.run, self.schedule = run, schedule
+    def __init__(self, schedule: SubgoalSchedule, outward: Callable[[torch.Tensor], Any],
+                 inward: Callable[[Any], torch.Tensor]):
+        self.schedule, self.outward, self.inward = schedule, outward, inward
 
     @property
-    def current(self) -> np.ndarray:
-        return (self.schedule.current * self.run.std + self.run.mean).numpy()
+    def current(self) -> Any:
+        return self.outward(self.schedule.current)
+
+    @property
+    def targets(self) -> Any:
+        return self.outward(self.schedule.targets)
 
     def observe(self, observation: Any) -> None:
-        self.schedule.observe(torch.from_numpy(self.run.normalize(self.run.layout.state(observation))))
+        self.schedule.observe(self.inward(observation))

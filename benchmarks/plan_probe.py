@@ -1,0 +1,150 @@
+"""Where does PTP break: the plans, or following them? A finished tabletop PTP run, evaluated with different subgoals.
+
+    python benchmarks/plan_probe.py --home DIR RUN_ID [--episodes 10] [--etas 0.01,0.1,1] [--generator-steps N]
+
+Loads the run from its checkpoint (as a resume would) and evaluates its policy on the run's
+multi-stage task in the run's scene, with the same episodes (``evaluation_seed``) each time,
+conditioned on:
+  final goal   the task's goal only (what gc-iql does);
+  planner      the run's own plans (Algorithm 9), at each feasibility weight eta of ``--etas``;
+  scripted     the end states of the task's scripted stages (the same scene and seed, replayed
+               by the task's primitives in a second environment), then the goal: an oracle plan.
+A policy that completes stages with the scripted plan and not with its own plans says the
+planner is where PTP breaks; one that fails with both says the policy does not follow subgoals.
+``--generator-steps N`` first trains the run's subgoal generators on to N steps (in memory only:
+the run and its records are left as they are), to ask whether the planner is undertrained;
+with ``--generator-beta B`` it trains fresh generators with eq. 50's KL weight B for N steps instead.
+Prints JSON per condition: success rate, stage progress, the share of episodes that completed
+each stage, and (planner) the button flag and gripper-to-button distance of the plan's subgoals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+import torch
+
+from bench.algorithms.ptp import build_planner
+from bench.algorithms.subgoals import SubgoalSchedule
+from bench.datasets import Registry
+from bench.evaluation.harness import FixedGoal
+from bench.evaluation.kinds import build_run
+from bench.evaluation.layouts import evaluation_seed
+from bench.evaluation.planning import MappedSchedule
+from bench.evaluation.specs import RunSpec
+from bench.evaluation.store import RunStore
+from bench.platform.envs.tabletop import TabletopEnv, task_stages
+from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
+from bench.platform.settings import Settings
+
+
+def scripted_stage_ends(overrides: dict, seed: int, key: str) -> list[np.ndarray]:
+    """The observation (``key``) at the end of each scripted stage of the task, in the episode's scene and start."""
+    env = TabletopEnv(**overrides)
+    try:
+        env.reset(seed=seed)
+        rng, ends = np.random.default_rng(seed), []
+        for primitive in primitives_for_task(overrides["task"]):
+            run_primitives(env, [primitive], rng)
+            ends.append(np.array(env._observation()[key]))
+        return ends
+    finally:
+        env.close()
+
+
+def episode(run, env, seed: int, condition: str, overrides: dict) -> dict:
+    observation, info = env.reset(seed=seed)
+    key = run.observation_key
+    initial = observation[key]
+    z = run._encode_one(initial, initial)
+    z_goal = run._encode_one(info[run.goal_key], initial)
+    if condition == "final goal":
+        goals = FixedGoal(z_goal)
+    elif condition == "scripted":
+        ends = scripted_stage_ends(overrides, seed, key)[:-1]  # the last stage's end is the goal itself
+        targets = torch.stack([run._encode_one(end, initial) for end in ends] + [z_goal])
+        interval = env.max_episode_steps // len(targets)
+        goals = MappedSchedule(SubgoalSchedule(run._to_plan(targets), interval, run.reach_epsilon),
+                               run._from_plan, run._to_plan)
+    else:
+        goals, _ = run._schedule(z, z_goal, remember=False)
+    while True:
+        action, _ = run._act(z, goals.current, deterministic=True)
+        observation, _, terminated, truncated, info = env.step(action)
+        z = run._encode_one(observation[key], initial)
+        goals.observe(z)
+        if terminated or truncated:
+            break
+    stages = task_stages(overrides["task"], observation["state"], info.get("goal_state"))
+    return {"success": bool(info["success"]), "stage_progress": float(info["stage_progress"]), "stages": stages,
+            "targets": None if condition in ("final goal", "scripted") else goals.targets}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", required=True)
+    parser.add_argument("run_id")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--etas", default="", help="feasibility weights to plan with (default: the run's own)")
+    parser.add_argument("--generator-steps", type=int, default=0, help="train the generators on to this many steps")
+    parser.add_argument("--generator-beta", type=float, help="fresh generators with this KL weight (eq. 50)")
+    args = parser.parse_args()
+    settings = Settings.load(home=args.home)
+    store = RunStore(Registry.open(settings).engine)
+    plan = store.get(args.run_id).plan
+    spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
+    run = build_run(spec, settings, store)
+    if not run.load_checkpoint():
+        raise SystemExit(f"run {args.run_id} has no checkpoint")
+    run._ensure_latents()
+    overrides = dict(spec.env_overrides)
+    planner = run.algorithm.planner
+    if args.generator_beta is not None:
+        torch.manual_seed(spec.seed)
+        planner = run.algorithm.planner = build_planner(
+            dataclasses.replace(run.config, generator_beta=args.generator_beta), run.algorithm.latent_dim)
+    trained_from = planner.updates
+    if planner.active and args.generator_steps > planner.updates:
+        states, generator = run._to_plan(run.latents), torch.Generator().manual_seed(spec.seed)
+        for _ in range(planner.updates, args.generator_steps):
+            losses = planner.update(states, run.obs_episode_end, run.config.generator_batch_size, generator)
+    etas = [float(e) for e in args.etas.split(",") if e] or [planner.settings.eta]
+    conditions = ["final goal", "scripted", *[f"planner eta={eta:g}" for eta in etas]]
+    report = {"run": args.run_id, "algorithm": spec.algorithm, "task": overrides["task"], "phase": run.phase,
+              "step": run.step, "generator_beta": planner.beta, "generator_steps": planner.updates, "generator_steps_in_run": trained_from,
+              "conditions": {}}
+    if planner.updates > trained_from:
+        report["generator_losses"] = {key: round(float(value), 3) for key, value in losses.items()}
+    env = TabletopEnv(**overrides)
+    own = planner.settings
+    for condition in conditions:
+        if condition.startswith("planner"):
+            if not planner.active:
+                continue
+            planner.settings = dataclasses.replace(own, eta=float(condition.split("=")[1]))
+        run._evaluation_rng = torch.Generator().manual_seed(spec.seed)
+        episodes = [episode(run, env, evaluation_seed(i), condition, overrides) for i in range(args.episodes)]
+        planner.settings = own
+        result = {"success_rate": float(np.mean([e["success"] for e in episodes])),
+                  "stage_progress": float(np.mean([e["stage_progress"] for e in episodes])),
+                  "stage_done": [float(np.mean([e["stages"][i] for e in episodes]))
+                                 for i in range(len(episodes[0]["stages"]))]}
+        if episodes[0]["targets"] is not None and run.observation_key == "state":
+            from bench.platform.envs.tabletop_layout import BUTTON, BUTTON_XY, GRIP
+
+            targets = torch.stack([torch.as_tensor(e["targets"]) for e in episodes]).numpy()
+            pressed = targets[..., BUTTON] > 0.5
+            near = np.linalg.norm(targets[..., GRIP][..., :2] - targets[..., BUTTON_XY], axis=-1) < 0.05
+            # Does the plan press the button where the button is? (A subgoal that lights it away from it is not a state.)
+            result["plans_with_a_pressed_subgoal"] = float(pressed.any(1).mean())
+            result["plans_with_the_gripper_at_the_button"] = float(near.any(1).mean())
+        report["conditions"][condition] = result
+    env.close()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
