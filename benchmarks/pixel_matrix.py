@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.platform.envs.tabletop import MULTI_STAGE_TASKS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -142,12 +144,15 @@ def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[st
             measured: dict[str, list[float]] = {f"{phase}_{key}": [] for phase in ("offline", "online")
                                                 for key in ("distance", "stages")}
             curves: dict[int, list[float]] = {}
+            stage_curves: dict[int, list[float]] = {}
             for run_id in cell["runs"]:
                 shown = json.loads(bench(env, "runs", "show", run_id, "--json"))
                 results = shown["results"]
                 for point in shown["curves"]:
                     if point["kind"] == "eval" and point["phase"] == "online" and point.get("success_rate") is not None:
                         curves.setdefault(point["step"], []).append(point["success_rate"])
+                        if point.get("stage_progress") is not None:
+                            stage_curves.setdefault(point["step"], []).append(point["stage_progress"])
                 for phase in ("offline", "online"):
                     final = (results.get(phase) or {}).get("final") or {}
                     for key, field in (("distance", "final_latent_distance"), ("stages", "stage_progress")):
@@ -160,6 +165,7 @@ def add_run_details(report: dict, home: str, figure: str) -> tuple[dict, dict[st
                 cell[name] = sum(values) / len(values) if values else None
             # The online learning curve: mean success over seeds at each evaluation of the practice phase.
             cell["online_curve"] = {step: sum(v) / len(v) for step, v in sorted(curves.items())}
+            cell["online_stage_curve"] = {step: sum(v) / len(v) for step, v in sorted(stage_curves.items())}
     return report, figures
 
 
@@ -195,15 +201,20 @@ def write_docs(report: dict, figures: dict[str, str], marker: str, image_prefix:
         block += (table(lambda cell: f"{cell['offline_stages']:.2f} -> {cell['online_stages']:.2f}")
                   + "\nStage progress offline -> online: the fraction of the task's stages done at the "
                   "episode's last step (privileged state), mean over the same episodes.\n\n")
+    def curve_table(name: str) -> str:
+        steps = sorted({int(step) for cell in cells for step in cell[name]})
+        return ("| method, task | " + " | ".join(str(step) for step in steps) + " |\n|---|" + "---|" * len(steps) + "\n"
+                + "".join(f"| {algorithm}, {task} | " + " | ".join(
+                    f"{cell[name].get(step, cell[name].get(str(step), float('nan'))):.2f}" for step in steps) + " |\n"
+                    for algorithm, per_task in report["results"].items() for task, cell in per_task.items()))
+
     if all(cell.get("online_curve") for cell in cells):
-        steps = sorted({int(step) for cell in cells for step in cell["online_curve"]})
-        block += ("| method, task | " + " | ".join(str(step) for step in steps) + " |\n|---|" + "---|" * len(steps) + "\n"
-                  + "".join(f"| {algorithm}, {task} | " + " | ".join(
-                      f"{cell['online_curve'].get(step, cell['online_curve'].get(str(step), float('nan'))):.2f}"
-                      for step in steps) + " |\n"
-                      for algorithm, per_task in report["results"].items() for task, cell in per_task.items())
-                  + "\nOnline learning curves: success rate at each evaluation during practice (environment "
-                  "steps), mean over seeds.\n\n")
+        block += (curve_table("online_curve") + "\nOnline learning curves: success rate at each evaluation during "
+                  "practice (environment steps), mean over seeds.\n\n")
+    multi_stage = any(task in MULTI_STAGE_TASKS for per_task in report["results"].values() for task in per_task)
+    if multi_stage and all(cell.get("online_stage_curve") for cell in cells):
+        block += (curve_table("online_stage_curve") + "\nThe same evaluations' stage progress: partial solutions "
+                  "of the multi-stage tasks during practice.\n\n")
     block += "".join(f"![{a}](images/{image_prefix}_{a}.png) " for a in figures)
     write_marked_block(marker, block)
 

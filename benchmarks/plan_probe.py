@@ -37,6 +37,7 @@ from bench.evaluation.planning import MappedSchedule
 from bench.evaluation.specs import RunSpec
 from bench.evaluation.store import RunStore
 from bench.platform.envs.tabletop import TabletopEnv, task_stages
+from bench.platform.envs.tabletop_layout import BUTTON, BUTTON_XY, GRIP
 from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
 from bench.platform.settings import Settings
 
@@ -83,42 +84,9 @@ def episode(run, env, seed: int, condition: str, overrides: dict) -> dict:
             "targets": None if condition in ("final goal", "scripted") else goals.targets}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", required=True)
-    parser.add_argument("run_id")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--etas", default="", help="feasibility weights to plan with (default: the run's own)")
-    parser.add_argument("--generator-steps", type=int, default=0, help="train the generators on to this many steps")
-    parser.add_argument("--generator-beta", type=float, help="fresh generators with this KL weight (eq. 50)")
-    args = parser.parse_args()
-    settings = Settings.load(home=args.home)
-    store = RunStore(Registry.open(settings).engine)
-    plan = store.get(args.run_id).plan
-    spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
-    run = build_run(spec, settings, store)
-    if not run.load_checkpoint():
-        raise SystemExit(f"run {args.run_id} has no checkpoint")
-    run._ensure_latents()
-    overrides = dict(spec.env_overrides)
-    planner = run.algorithm.planner
-    if args.generator_beta is not None:
-        torch.manual_seed(spec.seed)
-        planner = run.algorithm.planner = build_planner(
-            dataclasses.replace(run.config, generator_beta=args.generator_beta), run.algorithm.latent_dim)
-    trained_from = planner.updates
-    if planner.active and args.generator_steps > planner.updates:
-        states, generator = run._to_plan(run.latents), torch.Generator().manual_seed(spec.seed)
-        for _ in range(planner.updates, args.generator_steps):
-            losses = planner.update(states, run.obs_episode_end, run.config.generator_batch_size, generator)
-    etas = [float(e) for e in args.etas.split(",") if e] or [planner.settings.eta]
-    conditions = ["final goal", "scripted", *[f"planner eta={eta:g}" for eta in etas]]
-    report = {"run": args.run_id, "algorithm": spec.algorithm, "task": overrides["task"], "phase": run.phase,
-              "step": run.step, "generator_beta": planner.beta, "generator_steps": planner.updates, "generator_steps_in_run": trained_from,
-              "conditions": {}}
-    if planner.updates > trained_from:
-        report["generator_losses"] = {key: round(float(value), 3) for key, value in losses.items()}
-    env = TabletopEnv(**overrides)
+def evaluate(run, env, spec, overrides: dict, args, conditions: list[str]) -> dict[str, dict]:
+    """Each condition's episodes (the same seeds every time): success, stage progress, each stage's share."""
+    planner, results = run.algorithm.planner, {}
     own = planner.settings
     for condition in conditions:
         if condition.startswith("planner"):
@@ -133,15 +101,61 @@ def main() -> None:
                   "stage_done": [float(np.mean([e["stages"][i] for e in episodes]))
                                  for i in range(len(episodes[0]["stages"]))]}
         if episodes[0]["targets"] is not None and run.observation_key == "state":
-            from bench.platform.envs.tabletop_layout import BUTTON, BUTTON_XY, GRIP
-
             targets = torch.stack([torch.as_tensor(e["targets"]) for e in episodes]).numpy()
             pressed = targets[..., BUTTON] > 0.5
             near = np.linalg.norm(targets[..., GRIP][..., :2] - targets[..., BUTTON_XY], axis=-1) < 0.05
-            # Does the plan press the button where the button is? (A subgoal that lights it away from it is not a state.)
+            # Does the plan press the button where the button is? (A subgoal that lights it away from it is no state.)
             result["plans_with_a_pressed_subgoal"] = float(pressed.any(1).mean())
-            result["plans_with_the_gripper_at_the_button"] = float(near.any(1).mean())
-        report["conditions"][condition] = result
+            result["plans_with_the_gripper_at_the_button"] = float((pressed & near).any(1).mean())
+        results[condition] = result
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", required=True)
+    parser.add_argument("run_id")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--etas", default="", help="feasibility weights to plan with (default: the run's own)")
+    parser.add_argument("--generator-steps", type=int, default=0, help="train the generators on to this many steps")
+    parser.add_argument("--generator-beta", type=float, help="fresh generators with this KL weight (eq. 50)")
+    parser.add_argument("--generator-seeds", default="0", help="with --generator-beta: one fresh set per seed")
+    parser.add_argument("--samples", type=int, help="N, the sampled latent sequences per plan (default: the run's)")
+    args = parser.parse_args()
+    settings = Settings.load(home=args.home)
+    store = RunStore(Registry.open(settings).engine)
+    plan = store.get(args.run_id).plan
+    spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
+    run = build_run(spec, settings, store)
+    if not run.load_checkpoint():
+        raise SystemExit(f"run {args.run_id} has no checkpoint")
+    run._ensure_latents()
+    overrides = dict(spec.env_overrides)
+    env = TabletopEnv(**overrides)
+    report = {"run": args.run_id, "algorithm": spec.algorithm, "task": overrides["task"], "phase": run.phase,
+              "step": run.step, "conditions": {}}
+    report["conditions"].update(evaluate(run, env, spec, overrides, args, ["final goal", "scripted"]))
+    fresh = args.generator_beta is not None
+    for seed in ([int(s) for s in args.generator_seeds.split(",")] if fresh else [None]):
+        planner = run.algorithm.planner
+        if fresh:  # new generators, initialized and trained from this seed
+            torch.manual_seed(seed)
+            planner = run.algorithm.planner = build_planner(
+                dataclasses.replace(run.config, generator_beta=args.generator_beta), run.algorithm.latent_dim)
+        trained_from = planner.updates
+        if planner.active and args.generator_steps > planner.updates:
+            states = run._to_plan(run.latents)
+            generator = torch.Generator().manual_seed(spec.seed if seed is None else seed)
+            for _ in range(planner.updates, args.generator_steps):
+                planner.update(states, run.obs_episode_end, run.config.generator_batch_size, generator)
+        if args.samples:
+            planner.settings = dataclasses.replace(planner.settings, samples=args.samples)
+        etas = [float(e) for e in args.etas.split(",") if e] or [planner.settings.eta]
+        label = (f"fresh generators seed {seed}, beta {planner.beta:g}, " if fresh else "the run's generators, ") + \
+            f"{planner.updates} steps (run: {trained_from}), N {planner.settings.samples}"
+        report["conditions"].update({f"{label}: {name}": value for name, value in
+                                     evaluate(run, env, spec, overrides, args,
+                                              [f"planner eta={eta:g}" for eta in etas]).items()})
     env.close()
     print(json.dumps(report, indent=2))
 

@@ -26,13 +26,10 @@ TASKS = ("button-then-tray", "drawer-button-tray", "tray-then-close-drawer")
 # states, "Goal reaching on states first"), 3,000 online steps = 30 practice episodes of 100 steps
 # (20 of 150 on drawer-button-tray), 10 evaluation episodes every 1,000 steps.
 BUDGET = {"offline_steps": 20000, "online_steps": 3000, "eval_every": 1000, "eval_episodes": 10}
-# The planner on standardized states (docs/results.md, "PTP on states first"; measured with
-# benchmarks/plan_probe.py on seed 0): eq. 50's KL weight 1 (the dissertation's, whose
-# reconstruction sums over an image's pixels) lets a 20-D state's generator blur the gripper's
-# place, so its plans light the button away from it; 0.1 keeps it. The feasibility weight eta =
-# 0.01 (the dissertation's, for its latents) is too weak on these distances to reject such
-# subgoals; 0.1-10 all work, 1 is used. 4,000 generator steps (2,000 was still falling).
-OVERRIDES = ["representation=state", "hidden_dims=256x256", "generator_beta=0.1", "eta=1", "generator_steps=4000"]
+# The planner keeps the dissertation's eq. 50 KL weight (1) and eta (0.01). benchmarks/plan_probe.py
+# tried beta 0.1 / 0.01, eta 0.1-10, 20,000 generator steps and N = 1,024 on seed 0: none of them
+# made the plans press the button where it is (docs/results.md, "PTP on states first").
+OVERRIDES = ["representation=state", "hidden_dims=256x256"]
 
 
 def main() -> None:
