@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.evaluation.kinds import build_run  # noqa: E402
 from bench.evaluation.store import EventLog, RunStore  # noqa: E402
+from bench.evaluation.sweeps import spec_of  # noqa: E402
 from bench.platform.envs.tabletop_layout import BUTTON_XY, GRIP, HANDLE, OBJECT, PRESENT, TRAY_XY  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     specs = {}
     for run_id in args.runs:
         info = store.get(run_id)
-        spec = spec_for_resume_any(store, run_id)
+        spec = spec_of(store, run_id)
         if not (spec.env_overrides or {}).get("scene_seed"):
             raise SystemExit(f"run {run_id} did not practise in a held-out scene")
         specs[run_id] = (spec, info.seed)
@@ -107,16 +108,6 @@ def pick_and_place_stages(episodes: list[list]) -> dict[str, float]:
     return {"gripper_reached_object": float(np.mean(near)), "object_lifted": float(np.mean(lifted)),
             "final_object_tray_distance_m": float(np.mean(to_tray)),
             "final_gripper_to_goal_gripper_m": float(np.mean(gripper_to_goal))}
-
-
-def spec_for_resume_any(store: RunStore, run_id: str):
-    """The run's spec from its plan, for a completed run too (``spec_for_resume`` refuses those)."""
-    from bench.evaluation.specs import RunSpec
-
-    info = store.get(run_id)
-    spec = RunSpec.from_json({k: v for k, v in info.plan.items() if k in RunSpec.__dataclass_fields__})
-    spec.reference = tuple(spec.reference) if spec.reference is not None else None
-    return spec
 
 
 if __name__ == "__main__":

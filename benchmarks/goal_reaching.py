@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from bench.datasets import Registry
 from bench.platform.envs.tabletop import GRIP, TabletopEnv
-from bench.evaluation.specs import RunSpec
-from bench.evaluation.kinds import build_run
-from bench.evaluation.store import RunStore
-from bench.platform.settings import Settings
 from bench.evaluation.layouts import evaluation_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finished_runs import load_finished_run  # noqa: E402
 
 
 def main() -> None:
@@ -33,13 +33,7 @@ def main() -> None:
     parser.add_argument("--tasks", help="tasks to condition on (default: the run's own)")
     parser.add_argument("--episodes", type=int, default=5)
     args = parser.parse_args()
-    settings = Settings.load(home=args.home)
-    store = RunStore(Registry.open(settings).engine)
-    plan = store.get(args.run_id).plan
-    spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
-    run = build_run(spec, settings, store)
-    if not run.load_checkpoint():
-        raise SystemExit(f"run {args.run_id} has no checkpoint")
+    run, spec = load_finished_run(args.home, args.run_id)
     overrides = dict(spec.env_overrides)
     report = {"run": args.run_id, "algorithm": spec.algorithm, "phase": run.phase, "step": run.step, "tasks": {}}
     for task in (args.tasks.split(",") if args.tasks else [overrides["task"]]):

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from bench.datasets import Registry
-from bench.evaluation.kinds import build_run
-from bench.evaluation.specs import RunSpec
-from bench.evaluation.store import RunStore
-from bench.platform.settings import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finished_runs import load_finished_run  # noqa: E402
 
 
 def main() -> None:
@@ -34,13 +33,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--ahead", default="10,25,50,100")
     args = parser.parse_args()
-    settings = Settings.load(home=args.home)
-    store = RunStore(Registry.open(settings).engine)
-    plan = store.get(args.run_id).plan
-    spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
-    run = build_run(spec, settings, store)
-    if not run.load_checkpoint():
-        raise SystemExit(f"run {args.run_id} has no checkpoint")
+    run, spec = load_finished_run(args.home, args.run_id)
     if run.layout.goal_mode != "observation":
         raise SystemExit(f"{spec.dataset_id} is not an OGBench goal-conditioned dataset")
     dataset = run.dataset

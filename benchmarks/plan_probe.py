@@ -23,23 +23,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.algorithms.ptp import build_planner
 from bench.algorithms.subgoals import SubgoalSchedule
-from bench.datasets import Registry
 from bench.evaluation.harness import FixedGoal
-from bench.evaluation.kinds import build_run
 from bench.evaluation.layouts import evaluation_seed
 from bench.evaluation.planning import MappedSchedule
-from bench.evaluation.specs import RunSpec
-from bench.evaluation.store import RunStore
 from bench.platform.envs.tabletop import TabletopEnv, task_stages
 from bench.platform.envs.tabletop_layout import BUTTON, BUTTON_XY, GRIP
 from bench.platform.envs.tabletop_primitives import primitives_for_task, run_primitives
-from bench.platform.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finished_runs import load_finished_run  # noqa: E402
 
 
 def scripted_stage_ends(overrides: dict, seed: int, key: str) -> list[np.ndarray]:
@@ -122,13 +122,7 @@ def main() -> None:
     parser.add_argument("--generator-seeds", default="0", help="with --generator-beta: one fresh set per seed")
     parser.add_argument("--samples", type=int, help="N, the sampled latent sequences per plan (default: the run's)")
     args = parser.parse_args()
-    settings = Settings.load(home=args.home)
-    store = RunStore(Registry.open(settings).engine)
-    plan = store.get(args.run_id).plan
-    spec = RunSpec.from_json({key: value for key, value in plan.items() if key in RunSpec.__dataclass_fields__})
-    run = build_run(spec, settings, store)
-    if not run.load_checkpoint():
-        raise SystemExit(f"run {args.run_id} has no checkpoint")
+    run, spec = load_finished_run(args.home, args.run_id)
     run._ensure_latents()
     overrides = dict(spec.env_overrides)
     env = TabletopEnv(**overrides)

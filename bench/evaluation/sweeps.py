@@ -126,7 +126,12 @@ def spec_for_resume(store: RunStore, run_id: str) -> RunSpec:
         raise InvalidInput(f"run {run_id} is already completed")
     if info.status == RunState.RUNNING:
         raise InvalidInput(f"run {run_id} is running; interrupt it first, or, if its worker died, `bench runs mark-failed {run_id}`")
-    fields = {key: value for key, value in info.plan.items() if key in RunSpec.__dataclass_fields__}
+    return spec_of(store, run_id)
+
+
+def spec_of(store: RunStore, run_id: str) -> RunSpec:
+    """The spec a run was planned with, from its recorded plan (whatever its status)."""
+    fields = {key: value for key, value in store.get(run_id).plan.items() if key in RunSpec.__dataclass_fields__}
     spec = RunSpec.from_json(fields)
     if spec.reference is not None:
         spec.reference = tuple(spec.reference)
