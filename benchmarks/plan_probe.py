@@ -15,7 +15,10 @@ planner is where PTP breaks; one that fails with both says the policy does not f
 the run and its records are left as they are), to ask whether the planner is undertrained;
 with ``--generator-beta B`` it trains fresh generators with eq. 50's KL weight B for N steps instead.
 Prints JSON per condition: success rate, stage progress, the share of episodes that completed
-each stage, and (planner) the button flag and gripper-to-button distance of the plan's subgoals.
+each stage, and (planner) how many plans light the button, and how many at the button. On
+states it also prints the feasibility term's V(s_0, x) for the first stage's scripted end and
+for two copies of it that are no states (the gripper moved back to where it starts, or on to
+where the goal shows it), and for s_0 itself.
 """
 
 from __future__ import annotations
@@ -111,6 +114,26 @@ def evaluate(run, env, spec, overrides: dict, args, conditions: list[str]) -> di
     return results
 
 
+def feasibility_of_the_first_stage(run, env, overrides: dict, episodes: int) -> dict[str, float] | None:
+    """On states: medians of V(s_0, x) for x = the scripted first stage's end, the same state with the
+    gripper left where it starts, with the gripper where the goal shows it, and s_0 itself."""
+    if run.observation_key != "state" or not run.algorithm.planner.active:
+        return None
+    values: list[list[float]] = []
+    for i in range(episodes):
+        observation, info = env.reset(seed=evaluation_seed(i))
+        start = observation["state"]
+        stage_end = scripted_stage_ends(overrides, evaluation_seed(i), "state")[0]
+        in_place, at_goal = stage_end.copy(), stage_end.copy()
+        in_place[GRIP], at_goal[GRIP] = start[GRIP], info["goal_state"][GRIP]
+        planned = run._to_plan(torch.from_numpy(np.stack([start, stage_end, in_place, at_goal, start]).astype(np.float32)))
+        values.append(run._feasibility(planned[:1].expand(4, -1), planned[1:]).tolist())
+    medians = np.median(np.asarray(values), 0)
+    return {"scripted_stage_end": round(float(medians[0]), 2), "stage_end_gripper_at_start": round(float(medians[1]), 2),
+            "stage_end_gripper_at_goal": round(float(medians[2]), 2), "s0_itself": round(float(medians[3]), 2),
+            "episodes_preferring_the_scripted_end": float(np.mean([v[0] > max(v[1], v[2]) for v in values]))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", required=True)
@@ -129,6 +152,8 @@ def main() -> None:
     report = {"run": args.run_id, "algorithm": spec.algorithm, "task": overrides["task"], "phase": run.phase,
               "step": run.step, "conditions": {}}
     report["conditions"].update(evaluate(run, env, spec, overrides, args, ["final goal", "scripted"]))
+    # The feasibility term of eq. 52, V(s, s'), on the first stage's real end and on two that are no states.
+    report["feasibility_from_s0"] = feasibility_of_the_first_stage(run, env, overrides, args.episodes)
     fresh = args.generator_beta is not None
     for seed in ([int(s) for s in args.generator_seeds.split(",")] if fresh else [None]):
         planner = run.algorithm.planner
