@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.evaluation.harness import median_distance_apart
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finished_runs import load_finished_run  # noqa: E402
 
@@ -43,10 +45,7 @@ def main() -> None:
     def normalized(observation) -> np.ndarray:
         return run.normalize(run.layout.state(observation))
 
-    states = run.normalize(run.layout.state(dataset.data.observations, batched=True))
-    ends = np.repeat(dataset.obs_row_of_step[dataset.data.step_starts] + dataset.data.lengths, dataset.data.lengths + 1)
-    later = np.minimum(np.arange(len(states)) + 5, ends)
-    tolerance = float(np.median(np.linalg.norm(states[later] - states, axis=1)))
+    tolerance = median_distance_apart(run.states, run.obs_episode_end, 5)  # the normalized states plans live in
     report = {"run": args.run_id, "algorithm": spec.algorithm, "phase": run.phase, "step": run.step,
               "tolerance_5_steps": round(tolerance, 3), "mismatched_resets": 0, "ahead": {}}
     rows: dict[int, dict[str, list]] = {}

@@ -49,6 +49,9 @@ class Dataset:
         self.obs_row_of_step = np.arange(data.num_steps, dtype=np.int64) + np.repeat(
             np.arange(data.num_episodes, dtype=np.int64), data.lengths
         )
+        # For every observation row, the row of its episode's last observation (what a chain of states
+        # taken from one episode must not pass).
+        self.obs_row_of_episode_end = np.repeat(data.obs_starts + data.lengths, data.lengths + 1).astype(np.int64)
         self._flat_observations = flatten_tree(data.observations, "")
         self._flat_step_infos = {k: v for k, v in data.infos.items() if len(v) == data.num_steps}
         self.rng = np.random.default_rng()

@@ -251,6 +251,16 @@ class Run:
         return RunOutcome(self.spec.run_id, status, results, timings, error)
 
 
+def median_distance_apart(states: torch.Tensor, episode_end: torch.Tensor, offset: int) -> float:
+    """The median distance between each row of ``states`` and the row ``offset`` later in its episode
+    (fewer near the episode's end; ``episode_end[i]`` is the last row of row i's episode). An
+    episode's last row has nothing after it and is left out."""
+    rows = torch.arange(len(states))
+    later = torch.minimum(rows + offset, episode_end)
+    moved = later > rows
+    return float((states[later[moved]] - states[rows[moved]]).norm(dim=1).median())
+
+
 class LossAverager:
     """Sums loss tensors between log points; converts to floats only when logged (no sync per step)."""
 

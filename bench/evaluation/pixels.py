@@ -36,7 +36,7 @@ from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, Trans
 from bench.algorithms import representations as representations_module
 from bench.algorithms.representations import to_uint8_images
 from bench.errors import InvalidInput
-from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
+from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run, median_distance_apart
 from bench.evaluation.layouts import evaluation_seed
 from bench.evaluation.model_cache import ModelCache, model_key, random_state, restore_random_state, source_digest
 from bench.evaluation.specs import ProgressCallback, RunSpec
@@ -100,6 +100,7 @@ class PixelGoalRun(Run):
         self.obs_starts = torch.from_numpy(obs_starts.astype(np.int64))
         self.lengths = lengths
         self.step_rows = torch.from_numpy(self.dataset.obs_row_of_step.astype(np.int64))
+        self.obs_episode_end = torch.from_numpy(self.dataset.obs_row_of_episode_end)
         self.unit_actions = self.actions.to_unit(data.actions).astype(np.float32)
         self.online_images: list[np.ndarray] = []
         self.latents_ready = False
@@ -215,7 +216,7 @@ class PixelGoalRun(Run):
             if c.epsilon_calibration == "scripted":
                 algorithm.reward_epsilon, self.calibration = self._scripted_threshold()
             else:
-                algorithm.reward_epsilon = self._median_distance(latents, 5)
+                algorithm.reward_epsilon = median_distance_apart(latents, self.obs_episode_end, 5)
         steps = self.step_rows
         self.state_mean = latents.mean(0).numpy()
         self.state_std = (latents.std(0) + 1e-3).numpy()
@@ -268,13 +269,6 @@ class PixelGoalRun(Run):
         epsilon, accuracy = separating_threshold(d_reached, d_missed)
         return epsilon, {"attempts": len(goal), "balanced_accuracy": accuracy,
                          "reached_median": float(d_reached.median()), "missed_median": float(d_missed.median())}
-
-    def _median_distance(self, latents: torch.Tensor, offset: int) -> float:
-        rows = self.step_rows
-        ends = torch.from_numpy(np.repeat(self.dataset.obs_row_of_step[self.dataset.data.step_starts] + self.lengths,
-                                          self.lengths))
-        later = torch.minimum(rows + offset, ends)
-        return float((latents[later] - latents[rows]).norm(dim=1).median())
 
     def _bank(self, initial: torch.Tensor) -> torch.Tensor | None:
         if self.config.goal_proposal != "pixelcnn":

@@ -30,7 +30,7 @@ from bench.algorithms.ptp import PTP, StatePTP
 from bench.algorithms.representations import to_uint8_images
 from bench.algorithms.subgoals import SubgoalSchedule
 from bench.errors import InvalidInput
-from bench.evaluation.harness import LossAverager
+from bench.evaluation.harness import LossAverager, median_distance_apart
 from bench.evaluation.pixels import PixelGoalRun, artifact_path
 from bench.evaluation.states import StateRun
 
@@ -43,9 +43,6 @@ class PlanningRun(PixelGoalRun):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
-        lengths = np.asarray(self.lengths)
-        # For every observation row, the row of its episode's last observation (chains stay in their episode).
-        self.obs_episode_end = torch.from_numpy(np.repeat(self.obs_starts.numpy() + lengths, lengths + 1))
 
     # -- offline: generators after the representation ------------------------------------------------------
     def _prepare_latents(self) -> None:
@@ -85,7 +82,7 @@ class PlanningRun(PixelGoalRun):
         return MappedSchedule(schedule, self._from_plan, self._to_plan), seconds
 
     # -- evaluation ----------------------------------------------------------------------------------------------
-    def _evaluation_goals(self, z0: torch.Tensor, z_goal: torch.Tensor, observation: dict, info: dict) -> SubgoalSchedule:
+    def _evaluation_goals(self, z0: torch.Tensor, z_goal: torch.Tensor, observation: dict, info: dict) -> "MappedSchedule":
         """Plan from s_0 to the goal (not remembered: evaluation leaves the plan buffer alone) and follow it."""
         schedule, seconds = self._schedule(z0, z_goal, remember=False)
         self._evaluation_plans.append(seconds)
@@ -193,10 +190,7 @@ def reach_epsilon(config, states: torch.Tensor, episode_end: torch.Tensor) -> fl
     """
     if config.reach_epsilon > 0:
         return float(config.reach_epsilon)
-    rows = torch.arange(len(states))
-    later = torch.minimum(rows + 1, episode_end)
-    moved = later > rows  # an episode's last state has no next one
-    return float((states[later[moved]] - states[rows[moved]]).norm(dim=1).median())
+    return median_distance_apart(states, episode_end, 1)
 
 
 def planned_targets(run, start: torch.Tensor, goal: torch.Tensor, remember: bool,
@@ -241,11 +235,8 @@ class StatePlanningRun(StateRun):
                                f"goal-conditioned dataset, and {self.spec.dataset_id} is not one")
         self.generator = torch.Generator().manual_seed(self.spec.seed)
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
-        data = self.dataset.data
-        self.states = torch.from_numpy(self.normalize(self.layout.state(data.observations, batched=True)))
-        lengths = np.asarray(data.lengths)
-        obs_starts = self.dataset.obs_row_of_step[data.step_starts]
-        self.obs_episode_end = torch.from_numpy(np.repeat(obs_starts + lengths, lengths + 1))
+        self.states = torch.from_numpy(self.normalize(self.layout.state(self.dataset.data.observations, batched=True)))
+        self.obs_episode_end = torch.from_numpy(self.dataset.obs_row_of_episode_end)
         self.reach_epsilon = reach_epsilon(self.config, self.states, self.obs_episode_end)
         self.mean, self.std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
 
