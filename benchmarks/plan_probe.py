@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bench.algorithms.ptp import build_planner
-from bench.algorithms.subgoals import SubgoalSchedule
+from bench.algorithms.subgoals import GENERATOR_KINDS, SubgoalSchedule
 from bench.evaluation.harness import FixedGoal
 from bench.evaluation.layouts import evaluation_seed
 from bench.evaluation.planning import MappedSchedule
@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--generator-beta", type=float, help="fresh generators with this KL weight (eq. 50)")
     parser.add_argument("--generator-seeds", default="0", help="with --generator-beta: one fresh set per seed")
     parser.add_argument("--samples", type=int, help="N, the sampled latent sequences per plan (default: the run's)")
+    parser.add_argument("--subgoal-generator", choices=GENERATOR_KINDS,
+                        help="plan with this kind of generator instead of the run's (data: the prior data's transitions)")
     args = parser.parse_args()
     run, spec = load_finished_run(args.home, args.run_id)
     run._ensure_latents()
@@ -162,15 +164,18 @@ def main() -> None:
     report["conditions"].update(evaluate(run, env, spec, overrides, args, ["final goal", "scripted"]))
     # The feasibility term of eq. 52, V(s, s'), on the first stage's real end and on two that are no states.
     report["feasibility_from_s0"] = feasibility_of_the_first_stage(run, env, overrides, args.episodes)
-    fresh = args.generator_beta is not None
+    fresh = args.generator_beta is not None or args.subgoal_generator is not None
+    changes = {"generator_beta": args.generator_beta, "subgoal_generator": args.subgoal_generator}
+    changes = {name: value for name, value in changes.items() if value is not None}
     for seed in ([int(s) for s in args.generator_seeds.split(",")] if fresh else [None]):
         planner = run.algorithm.planner
         if fresh:  # new generators, initialized and trained from this seed
             torch.manual_seed(seed)
-            planner = run.algorithm.planner = build_planner(
-                dataclasses.replace(run.config, generator_beta=args.generator_beta), run.algorithm.latent_dim)
+            planner = run.algorithm.planner = build_planner(dataclasses.replace(run.config, **changes),
+                                                            run.algorithm.latent_dim)
+            planner.use_data(run._to_plan(run.latents), run.obs_episode_end)
         trained_from = planner.updates
-        if planner.active and args.generator_steps > planner.updates:
+        if planner.learned and args.generator_steps > planner.updates:
             states = run._to_plan(run.latents)
             generator = torch.Generator().manual_seed(spec.seed if seed is None else seed)
             for _ in range(planner.updates, args.generator_steps):
@@ -178,8 +183,11 @@ def main() -> None:
         if args.samples:
             planner.settings = dataclasses.replace(planner.settings, samples=args.samples)
         etas = [float(e) for e in args.etas.split(",") if e] or [planner.settings.eta]
-        label = (f"fresh generators seed {seed}, beta {planner.beta:g}, " if fresh else "the run's generators, ") + \
-            f"{planner.updates} steps (run: {trained_from}), N {planner.settings.samples}"
+        if planner.kind == "data":
+            label = f"the data's transitions (seed {seed}), N {planner.settings.samples}"
+        else:
+            label = (f"fresh generators seed {seed}, beta {planner.beta:g}, " if fresh else "the run's generators, ") \
+                + f"{planner.updates} steps (run: {trained_from}), N {planner.settings.samples}"
         report["conditions"].update({f"{label}: {name}": value for name, value in
                                      evaluate(run, env, spec, overrides, args,
                                               [f"planner eta={eta:g}" for eta in etas]).items()})

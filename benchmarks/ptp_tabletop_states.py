@@ -7,8 +7,8 @@ follow them with goal-conditioned IQL, practise in a held-out scene) with ``repr
 for both methods: the planner works on standardized states, the reward's eps is calibrated from
 scripted attempts, and no VQ-VAE is learned. This is the "states first" rung of PTP: if planning
 does not raise stage progress over the model-free baseline here, pictures will not either.
-gc-iql loads ptp's offline policy from the model cache (the planner takes no part in it), so the two
-rows differ only in the plans. Prints JSON; ``--write-docs`` puts the table into docs/results.md.
+gc-iql and ptp-data load ptp's offline policy from the model cache (the planner takes no part in it),
+so the rows differ only in the plans. Prints JSON; ``--write-docs`` puts the table into docs/results.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pixel_matrix  # noqa: E402
 
-ALGORITHMS = ("ptp", "gc-iql")
+ALGORITHMS = ("ptp", "ptp-data", "gc-iql")
 TASKS = ("button-then-tray", "drawer-button-tray", "tray-then-close-drawer")
 # The CPU budget (dissertation: 100 offline epochs of 2,000 updates at batch 1,024, then 150 online
 # epochs of 2,000 steps): 20,000 offline updates at batch 128 (what solves single-stage tasks on
@@ -28,7 +28,8 @@ TASKS = ("button-then-tray", "drawer-button-tray", "tray-then-close-drawer")
 BUDGET = {"offline_steps": 20000, "online_steps": 3000, "eval_every": 1000, "eval_episodes": 10}
 # The planner keeps the dissertation's eq. 50 KL weight (1) and eta (0.01). benchmarks/plan_probe.py
 # tried beta 0.1 / 0.01, eta 0.1-10, 20,000 generator steps and N = 1,024 on seed 0: none of them
-# made the plans press the button where it is (docs/results.md, "PTP on states first").
+# made the plans press the button where it is (docs/results.md, "PTP on states first"). ptp-data
+# plans over the data's own transitions instead (benchmarks/generator_fidelity.py says why), at eta 1.
 OVERRIDES = ["representation=state", "hidden_dims=256x256"]
 
 

@@ -75,6 +75,14 @@ def test_ptp_variants_differ_only_in_their_planner():
     assert build_algorithm("ptp", make_config("ptp", None, {"representation": "state"}), 20, 4).planner.active
     with pytest.raises(InvalidInput, match="planner"):
         build_algorithm("ptp", make_config("ptp", None, {"planner": "astar"}), 0, 4)
+    # ptp-data: the same PTP with the data's transitions for generators (nothing to train, no plan buffer).
+    configs = {name: make_config(name, None, {}) for name in ("ptp", "ptp-data")}
+    assert {f for f in vars(configs["ptp"]) if getattr(configs["ptp"], f) != getattr(configs["ptp-data"], f)} == {
+        "subgoal_generator", "eta"}
+    data_planner = build_algorithm("ptp-data", configs["ptp-data"], 0, 4).planner
+    assert data_planner.active and not data_planner.learned and data_planner.intervals == [24, 12]
+    with pytest.raises(InvalidInput, match="subgoal_generator"):
+        build_algorithm("ptp", make_config("ptp", None, {"subgoal_generator": "gan"}), 0, 4)
 
 
 PLANNING = ["--set", "generator_steps=30", "--set", "planning_samples=32", "--set", "mppi_iterations=2"]
@@ -115,9 +123,10 @@ def test_ptp_and_the_model_free_baseline_practice_a_multi_stage_task(tabletop_re
 
 
 @pytest.mark.slow
-def test_ptp_plans_on_the_tabletops_privileged_state_before_pictures(tabletop_registry):  # noqa: F811
+@pytest.mark.parametrize("algorithm", ["ptp", "ptp-data"])
+def test_ptp_plans_on_the_tabletops_privileged_state_before_pictures(tabletop_registry, algorithm):  # noqa: F811
     _, env = tabletop_registry
-    result = json.loads(run_bench(env, "evaluate", "ptp", "tabletop/prior", "--online-env", "held-out",
+    result = json.loads(run_bench(env, "evaluate", algorithm, "tabletop/prior", "--online-env", "held-out",
                                "--task", "button-then-tray", "--set", "representation=state", *PIXEL_TINY, *PLANNING,
                                "--json").stdout)
     run = result["runs"][0]
@@ -125,8 +134,10 @@ def test_ptp_plans_on_the_tabletops_privileged_state_before_pictures(tabletop_re
     shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
     results = shown["results"]
     phases = {c["phase"] for c in shown["curves"] if c["kind"] == "train"}
-    assert "subgoals" in phases and "representation" not in phases  # generators trained, nothing to encode
+    assert "representation" not in phases  # nothing to encode
+    assert ("subgoals" in phases) == (algorithm == "ptp")  # eq. 50's generators train; the data's transitions do not
     assert results["planner"]["subgoals"] == 8 and results["online"]["final"]["plan_seconds"] > 0
+    assert results["planner"]["generator"] == ("cvae" if algorithm == "ptp" else "data")
     # "Reached" is one step's motion in standardized state space: about a third of a standard
     # deviation, not the metres of a raw gripper step (0.02) that the 0/1 flags would swamp.
     assert 0.05 < results["reach_epsilon"] < 2.0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from bench.algorithms.subgoals import (PlanBuffer, PlannerSettings, SubgoalGenerator, plan, plan_cost,
-                                       sample_chains)
+from bench.algorithms.subgoals import (DataTransitions, PlanBuffer, PlannerSettings, SubgoalGenerator,
+                                       SubgoalPlanner, plan, plan_cost, sample_chains)
 
 
 class StepGenerator(nn.Module):
@@ -126,6 +127,55 @@ def test_generators_propose_subgoals_nearer_the_real_future_than_random_states()
     # Measured: generated 0.18, staying put 0.61, a random state of the data 2.6.
     assert generated < 0.25 * random_states, (generated, random_states)
     assert generated < 0.6 * staying, (generated, staying)
+
+
+def press_episodes(layouts: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Episodes of (gripper x, button lit, the button's place): the gripper walks from 0 to the button in 10
+    steps of 0.1, and the button lights when the gripper is on it; each episode in its own scene."""
+    episodes = []
+    for place in layouts:
+        x = np.minimum(np.arange(16) * place / 10, place)
+        episodes.append(np.stack([x, (x >= place - 1e-9).astype(float), np.full(16, place)], 1))
+    states = torch.from_numpy(np.concatenate(episodes).astype(np.float32))
+    return states, torch.arange(len(states)) // 16 * 16 + 15
+
+
+def test_data_transitions_keep_the_scene_and_what_changes_together():
+    states, episode_end = press_episodes([1.0, 1.0, 2.0, 2.0])
+    transitions = DataTransitions(states, episode_end, interval=10, neighbours=1)
+    # A start in a scene no episode shows (the button at 1.05), where the data's episodes start: its nearest
+    # data state is a first state of a scene with the button at 1.
+    start = torch.tensor([[0.0, 0.0, 1.05]]).repeat(500, 1)
+    subgoals = transitions(start, torch.Generator().manual_seed(0))
+    assert torch.allclose(subgoals[:, 2], start[:, 2])  # the scene's layout is the start's
+    moved = subgoals[:, 0]
+    assert (moved >= 0.5 - 1e-6).all() and (moved <= 1.0 + 1e-6).all()  # 5-10 of the data's steps of 0.1
+    lit = subgoals[:, 1] > 0.5
+    assert lit.any() and not lit.all()
+    assert (moved[lit] > 1.0 - 1e-6).all()  # the button lights only where the data's gripper reached it
+    # Every subgoal is the start plus a change one of the data's episodes made.
+    changes = {tuple(np.round(c, 4)) for c in (states[5:] - states[:-5]).numpy()} | {
+        tuple(np.round(c, 4)) for i in range(6, 11) for c in (states[i:] - states[:-i]).numpy()}
+    assert all(tuple(np.round(c, 4)) in changes for c in (subgoals - start).numpy())
+
+
+def test_plans_over_the_datas_transitions_press_where_the_cvae_would_blend():
+    states, episode_end = press_episodes([1.0, 1.0, 1.0, 1.0])
+    planner = SubgoalPlanner(3, PlannerSettings(levels=2, subgoals=2, multiplier=2, samples=64, eta=0.0),
+                             [10, 5], latent_dim=2, hidden=(8,), learning_rate=1e-3, beta=1.0, links=1, kind="data",
+                             neighbours=2)
+    assert planner.active and not planner.learned and len(planner.generators) == 0
+    start, goal = torch.tensor([0.0, 0.0, 1.0]), torch.tensor([1.0, 1.0, 1.0])
+    with pytest.raises(RuntimeError, match="use_data"):
+        planner.targets(start, goal, None, remember=True)
+    planner.use_data(states, episode_end)
+    targets = planner.targets(start, goal, None, remember=True, rng=torch.Generator().manual_seed(0))
+    assert targets.shape == (5, 3) and torch.equal(targets[-1], goal)
+    subgoals = targets[:-1]
+    assert torch.allclose(subgoals[-1], goal)  # the cheapest of the sampled sequences ends at the goal
+    lit = subgoals[:, 1] > 0.5
+    assert (subgoals[lit, 0] > 1.0 - 1e-6).all()  # lit only with the gripper at the button
+    assert all(len(buffer) == 0 for buffer in planner.buffers)  # no latents to remember
 
 
 def test_a_subgoal_counts_as_reached_within_one_steps_distance_and_the_schedule_moves_on_by_time_otherwise():

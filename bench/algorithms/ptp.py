@@ -28,7 +28,7 @@ from bench.algorithms.base import Algorithm, register
 from bench.algorithms.config import AlgorithmConfig, param
 from bench.algorithms.iql import IQL, IQLConfig
 from bench.algorithms.latent_goals import LatentGoalAlgorithm, LatentGoalConfig
-from bench.algorithms.subgoals import PlannerSettings, SubgoalPlanner
+from bench.algorithms.subgoals import GENERATOR_KINDS, PlannerSettings, SubgoalPlanner
 from bench.errors import InvalidInput
 
 PLANNERS = ("hierarchical", "flat", "none")
@@ -49,6 +49,11 @@ class SubgoalPlanningConfig(AlgorithmConfig):
     mppi_noise: float = param(0.5, "bench: std of MPPI's perturbation of z (the text gives no value)")
     mppi_temperature: float = param(1.0, "bench: MPPI's lambda (the text gives no value)")
     plan_buffer: bool = param(True, "the latent plan buffer (ch. 10.5.2); false for PTP w/o B")
+    subgoal_generator: str = param("cvae", "cvae: eq. 50's conditional VAE (the dissertation); data: the prior "
+                                   "data's transitions from the nearest states, planned by random shooting "
+                                   "(bench's deviation: on the tabletop's state the CVAE's samples are no states)")
+    generator_neighbours: int = param(10, "bench, subgoal_generator=data: the nearest data states a transition "
+                                      "is drawn from")
     subgoal_latent_dim: int = param(8, "z of the subgoal generator (dissertation: 8)")
     generator_hidden_dims: tuple[int, ...] = param((256, 256), "bench: an MLP on flattened latents (dissertation: a U-Net on the VQ grid)")
     generator_links: int = param(2, "bench: pairs per training chain; each reuses the last reconstruction (eq. 50)")
@@ -73,6 +78,11 @@ def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:
         raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {c.planner!r}")
     if c.planning_levels < 1 or c.subgoals < 1 or c.multiplier < 1 or c.finest_interval < 1:
         raise InvalidInput("planning_levels, subgoals, multiplier and finest_interval must be positive")
+    if c.subgoal_generator not in GENERATOR_KINDS:
+        raise InvalidInput(f"subgoal_generator must be one of {', '.join(GENERATOR_KINDS)}, "
+                           f"not {c.subgoal_generator!r}")
+    if c.generator_neighbours < 1:
+        raise InvalidInput("generator_neighbours must be positive")
     levels, k = c.planning_levels, c.subgoals
     if c.planner != "hierarchical":
         levels, k = 1, c.subgoals * c.multiplier ** (c.planning_levels - 1)
@@ -81,7 +91,7 @@ def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:
     intervals = [c.finest_interval * c.multiplier ** (levels - 1 - level) for level in range(levels)]
     return SubgoalPlanner(state_dim, settings, intervals if c.planner != "none" else [], c.subgoal_latent_dim,
                           tuple(c.generator_hidden_dims), c.generator_learning_rate, c.generator_beta,
-                          c.generator_links)
+                          c.generator_links, c.subgoal_generator, c.generator_neighbours)
 
 
 class _CheckpointsPlanner:
@@ -168,6 +178,15 @@ class PTPNoBuffer(PTP):
           plan_buffer=False, **_PTP)
 class PTPFlat(PTP):
     name = "ptp-flat"
+
+
+# eta 1 (dissertation: 0.01): on three finished button-then-tray runs on states, plans over the data's
+# transitions led the policy to press the button in 3-4 of 10 episodes at eta 1 and 0-1 at eta 0.01
+# (benchmarks/plan_probe.py --subgoal-generator data; docs/results.md).
+@register("ptp-data", "PTP with subgoals from the prior data's own transitions in place of eq. 50's CVAE, eta 1 "
+          "(bench's deviations, docs/algorithms.md)", subgoal_generator="data", eta=1.0, **_PTP)
+class PTPDataSubgoals(PTP):
+    name = "ptp-data"
 
 
 @register("gc-iql", "Model-free baseline of ch. 10: goal-conditioned IQL on VQ-VAE latents, the final goal only",

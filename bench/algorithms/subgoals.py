@@ -17,6 +17,13 @@ Lagrangian of the constraint V >= delta (eq. 51), and a feasible transition has 
 value (with rewards -1 until the goal is reached, V(s, s') is minus the expected steps from s
 to s'). A cost to minimize must therefore subtract it; adding it would prefer infeasible plans.
 
+With ``kind="data"`` (bench's deviation, not the dissertation's) each level's generator is the
+prior data itself: from s, one of the nearest data states x_r and the change its episode made dt
+steps later, s' = s + (x_(r+dt) - x_r) (``DataTransitions``); a level is then planned by random
+shooting (N sampled sequences, the cheapest by eq. 52's cost), as there is no z for MPPI to move.
+On the tabletop's state the CVAE's samples light the button with the gripper elsewhere
+(benchmarks/generator_fidelity.py); the data's transitions keep what changes together together.
+
 Everything works on vectors: VQ-VAE latents for images (flattened), or raw states.
 """
 
@@ -88,6 +95,39 @@ def sample_chains(states: torch.Tensor, episode_end: torch.Tensor, interval: int
     return states[torch.stack(chain, 1)]
 
 
+class DataTransitions:
+    """A level's subgoals from the prior data's own transitions (bench's deviation from eq. 50's CVAE).
+
+    From s: one of the ``neighbours`` data states nearest to s, x_r, and the change its episode made
+    a random dt in [interval / 2, interval] later (the range the CVAE trains on), applied to s:
+    s' = s + (x_(r+dt) - x_r). What the data's episodes keep fixed (a scene's layout) stays s's;
+    what they change together (the gripper at the button as it lights) changes together. A
+    transition that would leave its episode stops at the episode's last state.
+    """
+
+    CHUNK = 256  # queries per distance block: (CHUNK, rows) floats at a time, whatever the data's size
+
+    def __init__(self, states: torch.Tensor, episode_end: torch.Tensor, interval: int, neighbours: int):
+        self.states, self.episode_end, self.interval = states, episode_end, interval
+        self.neighbours = min(neighbours, len(states))
+
+    def nearest(self, queries: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        """For each query (B, D): the row of one of its ``neighbours`` nearest data states, drawn uniformly."""
+        rows = []
+        for block in queries.split(self.CHUNK):
+            near = torch.cdist(block, self.states).topk(self.neighbours, largest=False).indices
+            pick = torch.randint(self.neighbours, (len(block),), generator=rng)
+            rows.append(near[torch.arange(len(block)), pick])
+        return torch.cat(rows)
+
+    def __call__(self, starts: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        """One subgoal per start (B, D) -> (B, D)."""
+        rows = self.nearest(starts, rng)
+        step = torch.randint(max(1, self.interval // 2), self.interval + 1, (len(starts),), generator=rng)
+        later = torch.minimum(rows + step, self.episode_end[rows])
+        return starts + (self.states[later] - self.states[rows])
+
+
 @dataclass(frozen=True)
 class PlannerSettings:
     """Algorithm 9's sizes. The dissertation's (ch. 10.6.2): L = 3, K = 8, M = 2, N = 1024, 5 MPPI iterations, eta = 0.01."""
@@ -132,7 +172,7 @@ class Plan:
     subgoals: torch.Tensor  # (total_subgoals, D), in the order the policy follows them
     cost: float  # of the top level's chosen sequence
     first_cost: float  # the best cost among the top level's initial samples (before MPPI)
-    latents: list[torch.Tensor]  # per level: (segments, K_l, dz) chosen
+    latents: list[torch.Tensor]  # per level: (segments, K_l, dz) chosen (none with DataTransitions)
 
 
 def rollout(generator: SubgoalGenerator, start: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -202,13 +242,34 @@ def _mppi(generator: SubgoalGenerator, starts: torch.Tensor, goals: torch.Tensor
 
 
 @torch.no_grad()
-def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenerator], settings: PlannerSettings,
-         feasibility: Feasibility | None = None, buffers: list[PlanBuffer] | None = None,
+def _shoot(transitions: DataTransitions, starts: torch.Tensor, goals: torch.Tensor, k: int,
+           settings: PlannerSettings, feasibility: Feasibility | None,
+           rng: torch.Generator | None) -> tuple[None, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One level by random shooting over the data's transitions: N sequences of K subgoals per segment,
+    the cheapest by eq. 52's cost. Returns what ``_mppi`` does, without latents (None)."""
+    b, d = starts.shape
+    n = settings.samples
+    state, subgoals = starts.repeat_interleave(n, 0), []
+    for _ in range(k):
+        state = transitions(state, rng)
+        subgoals.append(state)
+    states = torch.stack(subgoals, 1)
+    cost = plan_cost(starts.repeat_interleave(n, 0), states, goals.repeat_interleave(n, 0), feasibility,
+                     settings.eta).view(b, n)
+    best = cost.argmin(1)
+    index = torch.arange(b)
+    return None, states.view(b, n, k, d)[index, best], cost[index, best], cost[index, best]
+
+
+@torch.no_grad()
+def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenerator] | list[DataTransitions],
+         settings: PlannerSettings, feasibility: Feasibility | None = None, buffers: list[PlanBuffer] | None = None,
          rng: torch.Generator | None = None, remember: bool = True) -> Plan:
     """Algorithm 9 from s_0 (D,) to s_g (D,): ``generators[l]`` serves level l, coarsest first (len = levels).
 
-    With ``settings.use_buffer``, ``buffers`` (one per level) seed half the initial samples, and,
-    if ``remember``, receive the latents chosen here.
+    CVAE generators are planned by MPPI over z; ``DataTransitions`` by random shooting (no latents,
+    no plan buffer). With ``settings.use_buffer``, ``buffers`` (one per level) seed half of MPPI's
+    initial samples, and, if ``remember``, receive the latents chosen here.
     """
     if len(generators) != settings.levels:
         raise ValueError(f"{settings.levels} planning levels need {settings.levels} generators, got {len(generators)}")
@@ -217,16 +278,19 @@ def plan(start: torch.Tensor, goal: torch.Tensor, generators: list[SubgoalGenera
     top_cost = first_cost = 0.0
     for level, generator in enumerate(generators):
         k = settings.subgoals if level == 0 else settings.multiplier
-        buffer = buffers[level] if buffers is not None else None
-        z, subgoals, cost, first = _mppi(generator, starts, goals, k, settings, feasibility, buffer, rng)
-        chosen.append(z)
+        if isinstance(generator, DataTransitions):
+            z, subgoals, cost, first = _shoot(generator, starts, goals, k, settings, feasibility, rng)
+        else:
+            buffer = buffers[level] if buffers is not None else None
+            z, subgoals, cost, first = _mppi(generator, starts, goals, k, settings, feasibility, buffer, rng)
+            chosen.append(z)
         if level == 0:
             top_cost, first_cost = float(cost[0]), float(first[0])
         # Every consecutive pair of this level's subgoals becomes a segment of the next level:
         # start s^_(i-1) (s^_0 = the segment's start), goal s^_i.
         previous = torch.cat([starts[:, None], subgoals[:, :-1]], 1)
         starts, goals = previous.reshape(-1, start.shape[-1]), subgoals.reshape(-1, start.shape[-1])
-    if buffers is not None and settings.use_buffer and remember:
+    if buffers is not None and settings.use_buffer and remember and chosen:
         for level, z in enumerate(chosen):
             buffers[level].add(z)
     return Plan(goals, top_cost, first_cost, chosen)
@@ -253,25 +317,46 @@ class SubgoalSchedule:
             self.index, self.steps = self.index + 1, 0
 
 
+GENERATOR_KINDS = ("cvae", "data")
+
+
 class SubgoalPlanner(nn.Module):
     """PTP's planning part as one component: a generator per level, their optimizer, the plan buffers.
 
     ``intervals`` are the levels' dt, coarsest first; an empty list is a planner that plans nothing
-    (the model-free baseline follows the final goal only).
+    (the model-free baseline follows the final goal only). ``kind`` "cvae" trains eq. 50's
+    generators (``update``); "data" plans over the prior data's transitions, given by ``use_data``.
     """
 
     def __init__(self, state_dim: int, settings: PlannerSettings, intervals: list[int], latent_dim: int,
-                 hidden: tuple[int, ...], learning_rate: float, beta: float, links: int):
+                 hidden: tuple[int, ...], learning_rate: float, beta: float, links: int, kind: str = "cvae",
+                 neighbours: int = 10):
         super().__init__()
+        if kind not in GENERATOR_KINDS:
+            raise ValueError(f"subgoal generators are one of {', '.join(GENERATOR_KINDS)}, not {kind!r}")
         self.settings, self.intervals, self.beta, self.links = settings, list(intervals), beta, links
-        self.generators = nn.ModuleList(SubgoalGenerator(state_dim, latent_dim, hidden) for _ in self.intervals)
-        self.optimizer = torch.optim.Adam(self.generators.parameters(), lr=learning_rate) if self.intervals else None
-        self.buffers = [PlanBuffer() for _ in self.intervals]
+        self.kind, self.neighbours = kind, neighbours
+        learned = self.intervals if kind == "cvae" else []
+        self.generators = nn.ModuleList(SubgoalGenerator(state_dim, latent_dim, hidden) for _ in learned)
+        self.optimizer = torch.optim.Adam(self.generators.parameters(), lr=learning_rate) if learned else None
+        self.buffers = [PlanBuffer() for _ in learned]
+        self.transitions: list[DataTransitions] = []
         self.updates = 0
 
     @property
     def active(self) -> bool:
         return bool(self.intervals)
+
+    @property
+    def learned(self) -> bool:
+        """Whether the generators are trained (eq. 50), rather than read from the data."""
+        return self.kind == "cvae" and self.active
+
+    def use_data(self, states: torch.Tensor, episode_end: torch.Tensor) -> None:
+        """With ``kind="data"``: plan over these states' transitions (rows of D in the planning space)."""
+        if self.kind == "data":
+            self.transitions = [DataTransitions(states, episode_end, interval, self.neighbours)
+                                for interval in self.intervals]
 
     @property
     def subgoal_interval(self) -> int:
@@ -298,7 +383,10 @@ class SubgoalPlanner(nn.Module):
         """What the policy follows, in order: the planned subgoals, then the goal itself."""
         if not self.active:
             return goal[None]
-        result = plan(start, goal, list(self.generators), self.settings, feasibility, self.buffers, rng, remember)
+        if self.kind == "data" and not self.transitions:
+            raise RuntimeError("a planner over the data's transitions needs use_data(states, episode_end) first")
+        generators = list(self.generators) if self.kind == "cvae" else self.transitions
+        result = plan(start, goal, generators, self.settings, feasibility, self.buffers, rng, remember)
         return torch.cat([result.subgoals, goal[None]])
 
     def extra_state(self) -> dict:
@@ -313,5 +401,5 @@ class SubgoalPlanner(nn.Module):
             buffer.plans = list(plans)
 
 
-__all__ = ["Feasibility", "Plan", "PlanBuffer", "PlannerSettings", "SubgoalGenerator", "SubgoalPlanner",
-           "SubgoalSchedule", "plan", "plan_cost", "rollout", "sample_chains"]
+__all__ = ["DataTransitions", "Feasibility", "GENERATOR_KINDS", "Plan", "PlanBuffer", "PlannerSettings",
+           "SubgoalGenerator", "SubgoalPlanner", "SubgoalSchedule", "plan", "plan_cost", "rollout", "sample_chains"]

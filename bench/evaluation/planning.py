@@ -162,9 +162,11 @@ class PlanningRun(PixelGoalRun):
 
 
 def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> None:
-    """Eq. 50 for every level on chains of ``states`` (train curves: phase "subgoals"), unless already trained."""
+    """Eq. 50 for every level on chains of ``states`` (train curves: phase "subgoals"), unless already trained;
+    a planner over the data's transitions is given ``states`` instead (nothing to train)."""
     c, planner = run.config, run.algorithm.planner
-    if not planner.active or planner.updates >= c.generator_steps:
+    planner.use_data(states, episode_end)
+    if not planner.learned or planner.updates >= c.generator_steps:
         return
     started = time.perf_counter()
     losses = LossAverager()
@@ -210,7 +212,8 @@ def planned_targets(run, start: torch.Tensor, goal: torch.Tensor, remember: bool
 
 def planner_results(planner, config, timings: dict[str, float]) -> dict[str, Any]:
     settings = planner.settings
-    return {"planner": {"kind": config.planner, "levels": settings.levels if planner.active else 0,
+    return {"planner": {"kind": config.planner, "generator": planner.kind,
+                        "levels": settings.levels if planner.active else 0,
                         "subgoals": settings.total_subgoals if planner.active else 0,
                         "intervals": planner.intervals, "samples": settings.samples, "plan_buffer": config.plan_buffer},
             "seconds_per_plan": timings.get("planning_seconds", 0.0) / max(timings.get("plans_made", 0), 1)}
@@ -237,6 +240,7 @@ class StatePlanningRun(StateRun):
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
         self.states = torch.from_numpy(self.normalize(self.layout.state(self.dataset.data.observations, batched=True)))
         self.obs_episode_end = torch.from_numpy(self.dataset.obs_row_of_episode_end)
+        self.algorithm.planner.use_data(self.states, self.obs_episode_end)  # also when resumed online
         self.reach_epsilon = reach_epsilon(self.config, self.states, self.obs_episode_end)
         self.mean, self.std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
 
