@@ -137,7 +137,10 @@ def run_page() -> None:
         metrics = [m for m in ("normalized_score", "success_rate", "stage_progress", "return")
                    if any(p.get(m) is not None for p in curves)]
         metric = st.radio("Metric", metrics, horizontal=True)
-        if "success_rate" not in metrics:
+        results = run.get("results") or {}
+        rated = any(((results.get(phase) or {}).get(which) or {}).get("success_rate") is not None
+                    for phase in ("offline", "online") for which in ("final", "best"))
+        if "success_rate" not in metrics and not rated:  # the curves and the results table agree
             st.caption("success: - (the environment reports no success, so there is no rate to show)")
         # The dissertation's figures: the offline phase, then the online phase on one axis.
         frame = pd.DataFrame([{"step": p["step"] + (offline_steps if p["phase"] == "online" else 0), "phase": p["phase"],
