@@ -19,13 +19,15 @@ from bench.algorithms.config import AlgorithmConfig
 
 @dataclass
 class Batch:
-    """A minibatch of transitions as tensors. ``done`` is 1 where the episode terminated (not truncated)."""
+    """A minibatch of transitions as tensors. ``done`` is 1 where the episode terminated (not truncated);
+    ``demo`` is 1 on rows drawn from the dataset (the demonstrations of ch. 4.4), 0 on the agent's own."""
 
     obs: torch.Tensor
     action: torch.Tensor
     reward: torch.Tensor
     next_obs: torch.Tensor
     done: torch.Tensor
+    demo: torch.Tensor | None = None
 
 
 class Algorithm(nn.Module):
@@ -35,6 +37,9 @@ class Algorithm(nn.Module):
     config_class: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
     # Whether the online phase trains this algorithm (BC only imitates the data it was given).
     learns_online: ClassVar[bool] = True
+    # Whether it trains on the dataset before the online phase (DDPG with demonstrations replays
+    # them online instead: its runs get no offline updates, only the untrained policy's evaluation).
+    learns_offline: ClassVar[bool] = True
     # Which kind of evaluation run drives it (bench.evaluation.kinds.RUN_KINDS): "states" (observations as
     # they are), "pixels" (images and imagined goals), "planning" or "state-planning" (subgoal plans).
     run_kind: ClassVar[str] = "states"

@@ -83,6 +83,13 @@ class AlgorithmConfig:
     # ``offline_fields`` collects them over the class's bases. The offline policy cache keys on the rest.
     OFFLINE_INDEPENDENT: typing.ClassVar[tuple[str, ...]] = ("updates_per_env_step", "online_fraction")
 
+    def replay_batch(self) -> tuple[int, float | None]:
+        """Rows per update and the online share of them (``Replay``'s ``online_fraction``)."""
+        return self.batch_size, self.online_fraction
+
+    def validate(self) -> None:
+        """Refuse combinations of values the algorithm cannot run (a class adds its own checks)."""
+
 
 def _coerce(value: str, annotation: Any, name: str) -> Any:
     text = value.strip()
@@ -144,6 +151,7 @@ def resolve_config(config_cls: type[AlgorithmConfig], domain: str | None = None,
         values["hidden_dims"] = tuple(values["hidden_dims"])
     config = config_cls(**values)
     validate_relabeling(config)
+    config.validate()
     return config
 
 

@@ -166,7 +166,8 @@ class Replay:
                  ((self.offline, batch_size - n_online), (self.online, n_online)) if n > 0]
         if len(parts) == 1:
             return parts[0]
-        return Batch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("obs", "action", "reward", "next_obs", "done")))
+        return Batch(*(torch.cat([getattr(p, f) for p in parts])
+                       for f in ("obs", "action", "reward", "next_obs", "done", "demo")))
 
     def _sample_from(self, buffer: TransitionBuffer, n: int) -> Batch:
         idx = torch.randint(buffer.size, (n,), generator=self.generator)
@@ -181,7 +182,8 @@ class Replay:
             next_state = torch.cat([next_state, goal], dim=1)
         if self.reward_scale != 1.0 or self.reward_shift != 0.0:
             reward = reward * self.reward_scale + self.reward_shift
-        return Batch(state, buffer.action.index_select(0, idx), reward, next_state, done)
+        demo = torch.full((n,), 1.0 if buffer is self.offline else 0.0)
+        return Batch(state, buffer.action.index_select(0, idx), reward, next_state, done, demo)
 
     def _relabel(self, buffer: TransitionBuffer, idx: torch.Tensor, reward: torch.Tensor,
                  done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

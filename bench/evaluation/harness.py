@@ -106,7 +106,7 @@ class Run:
         total, losses = self.spec.offline_steps, LossAverager()
         self.phase, self.step, self._clock = "offline", start, time.perf_counter()
         for step in range(start, total):
-            losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
+            losses.add(self.algorithm.update(self.replay.sample(self.config.replay_batch()[0])))
             self._after_step("offline", step + 1, total, losses)
         self._charge_time("offline")
         if total == 0 and not self.results["offline"].evaluations:

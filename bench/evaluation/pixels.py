@@ -241,7 +241,7 @@ class PixelGoalRun(Run):
         shares = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random,
                                c.relabel_proposal)
         self.goal_normalizer = PolicyView(GoalNormalizer(mean, std), algorithm.view)
-        self.replay = Replay(self.offline, self.online, c.online_fraction, shares, self._goal_reward,
+        self.replay = Replay(self.offline, self.online, c.replay_batch()[1], shares, self._goal_reward,
                              self.goal_normalizer, seed=self.spec.seed, propose=self._propose_for_rows)
         self.latents_ready = True
 
@@ -401,7 +401,7 @@ class PixelGoalRun(Run):
                 observation, initial, z0, z_goal = self._new_episode()
                 z = self._encode_one(observation[self.observation_key], initial)
             for _ in range(c.updates_per_env_step):
-                losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
+                losses.add(self.algorithm.update(self.replay.sample(c.replay_batch()[0])))
             self._after_step("online", step + 1, total, losses)
         self._charge_time("online")
         self._save_grids("online")

@@ -115,7 +115,7 @@ class PlanningRun(PixelGoalRun):
                 observation, initial, schedule = self._new_practice_episode()
                 z = self._encode_one(observation[self.observation_key], initial)
             for _ in range(c.updates_per_env_step):
-                losses.add(self.algorithm.update(self.replay.sample(c.batch_size)))
+                losses.add(self.algorithm.update(self.replay.sample(c.replay_batch()[0])))
             self._after_step("online", step + 1, total, losses)
         self._charge_time("online")
         self._save_grids("online")

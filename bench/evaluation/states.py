@@ -49,7 +49,7 @@ class StateRun(Run):
             self.algorithm.compile_losses()
         self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], self.offline.action.shape[1],
                                         goal_dim) if self.learns_online else None)
-        self.replay = Replay(self.offline, self.online, self.config.online_fraction, self.relabel,
+        self.replay = Replay(self.offline, self.online, self.config.replay_batch()[1], self.relabel,
                              self.layout.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
                              self.reward_shift, seed=spec.seed)
         self.results = {"offline": PhaseResults(), "online": PhaseResults()}
@@ -171,7 +171,7 @@ class StateRun(Run):
                 self.online.end_episode()
                 observation, goals = self._reset_online()
             for _ in range(self.config.updates_per_env_step):
-                losses.add(self.algorithm.update(self.replay.sample(self.config.batch_size)))
+                losses.add(self.algorithm.update(self.replay.sample(self.config.replay_batch()[0])))
             self._after_step("online", step + 1, total, losses)
         self._charge_time("online")
 

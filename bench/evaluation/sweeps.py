@@ -97,6 +97,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             reference = registry.environments.get(env_name).reference_pair()
         except NotFound:
             reference = None
+    # An algorithm that replays the dataset online (DDPG with demonstrations) gets no offline updates:
+    # its "offline" result is the untrained policy's evaluation.
+    offline_steps = budget.offline_steps if spec.algorithm_class.learns_offline else 0
     sweep_id = uuid.uuid4().hex[:12]
     version = code_version()
     parallel = len(seeds) if executor != "local" else 1
@@ -106,7 +109,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
         specs.append(RunSpec(
             run_id=run_id, algorithm=spec.name, config=config_to_json(config), seed=int(seed), dataset_id=info.id,
             storage_path=info.storage_path, manifest_sha256=info.manifest_sha256,
-            offline_steps=budget.offline_steps, online_steps=budget.online_steps, eval_every=budget.eval_every,
+            offline_steps=offline_steps, online_steps=budget.online_steps, eval_every=budget.eval_every,
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
             log_every=budget.log_every, env_overrides=environment_overrides(env, online_env, task, seed),
             reuse_models=reuse_models,

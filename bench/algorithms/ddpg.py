@@ -1,0 +1,189 @@
+"""DDPG with hindsight experience replay, and with demonstrations (dissertation ch. 4; Nair et al., 2018).
+
+    R_D <- the dataset's demonstrations; R <- the agent's own episodes            (ch. 4.4.1)
+    every environment step:
+        a = pi(s, g) + uniform noise of +-10% of the range, or w.p. 0.1 a uniform random action  (ch. 4.5.2)
+        store (s, a, r, s', g) in R; HER relabels goals of sampled rows with achieved ones and
+        recomputes r with the task's reward                                          (ch. 4.3.4)
+        update on N rows of R and N_D rows of R_D:
+            critic   y = r + gamma Q'(s', pi'(s'))  (clipped to the returns rewards in [-1, 0] allow)
+                     L_Q = mean (Q(s, a) - y)^2
+            actor    J = mean Q(s, pi(s)) - action_l2 mean pi(s)^2 over all N + N_D rows
+                     L_BC = sum over the N_D demo rows ||pi(s_i) - a_i||^2                (eq. 13)
+                            x 1[Q(s_i, a_i) > Q(s_i, pi(s_i))] with the Q-filter            (eq. 15)
+                     step along lambda1 grad J - lambda2 grad L_BC                         (eq. 14)
+        Polyak-average pi' and Q'
+    (ch. 4.4.4's resets to demonstration states are not in bench yet: they need environments that
+    can be set to a recorded simulator state.)
+
+Registered: ``ddpg-her`` (no demonstrations in the batches, no BC loss: the HER baseline),
+``ddpg-demos`` (the chapter's method, "Ours"), ``ddpg-demos-dissertation`` (its sizes). The
+parts switch off one by one for the ablations (``--set bc_loss=false``, ``q_filter=false``,
+``her=false``). The run (``bench.evaluation.states``) draws the demonstration rows from the
+offline buffer (the dataset) and says which rows they are in ``Batch.demo``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from bench.algorithms.base import Algorithm, Batch, register
+from bench.algorithms.config import AlgorithmConfig, param
+from bench.algorithms.networks import Critic, DeterministicPolicy, polyak_update
+from bench.errors import InvalidInput
+
+
+@dataclass
+class DDPGConfig(AlgorithmConfig):
+    hidden_dims: tuple[int, ...] = param((256, 256), "bench, CPU (dissertation ch. 4.7.3: 4 layers of 256)")
+    batch_size: int = param(256, "bench, CPU: N, rows of the agent's own replay per update (dissertation: 1024)")
+    demo_batch_size: int = param(32, "bench, CPU: N_D, demonstration rows added to each update (dissertation: 128)")
+    discount: float = param(0.98, "dissertation ch. 4.5.2")
+    actor_learning_rate: float = param(1e-3, "dissertation ch. 4.5.2: Adam, 1e-3")
+    critic_learning_rate: float = param(1e-3, "dissertation ch. 4.5.2: Adam, 1e-3")
+    polyak: float = param(0.05, "HER (Andrychowicz et al., 2017): targets averaged with weight 0.95")
+    rl_weight: float = param(1e-3, "lambda1 of eq. 14 (dissertation ch. 4.5.2: 1e-3)")
+    bc_weight: float | None = param(None, "lambda2 of eq. 14; none = 1 / N_D (dissertation ch. 4.5.2)")
+    action_l2: float = param(5e-3, "our reading of ch. 4.5.2's 'L2 regularization with coefficient 5e-3': "
+                             "a penalty on the actor's actions in [-1, 1], inside J")
+    random_action_probability: float = param(0.1, "dissertation ch. 4.5.2: a uniform random action w.p. 0.1")
+    exploration_noise: float = param(0.1, "dissertation ch. 4.5.2: uniform noise over +-10% of each action's range")
+    clip_target: bool = param(True, "HER (Andrychowicz et al., 2017): TD targets clipped to [-1 / (1 - gamma), 0], "
+                              "the returns of rewards in [-1, 0]")
+    bc_loss: bool = param(False, "eq. 13 on the demonstration rows (true for ddpg-demos)")
+    q_filter: bool = param(False, "eq. 15: the BC term only where the critic prefers the demonstrated action")
+    demonstrations: bool = param(False, "N_D demonstration rows in every batch (ch. 4.4.1; true for ddpg-demos)")
+    her: bool = param(True, "relabel goals with achieved ones (ch. 4.3.4); false keeps every goal (ablation)")
+    # HER's goals (ch. 4.3.4: each episode stored again with its final achieved goal): half of each
+    # batch keeps its goal, half takes the episode's final achieved goal. ``her=false`` keeps all.
+    relabel_keep: float = param(0.5, "ch. 4.3.4: stored twice, with the pursued and the final achieved goal")
+    relabel_future: float = param(0.0, "HER's 'future' strategy (Andrychowicz et al. 2017 prefer it; ch. 4 uses final)")
+    relabel_final: float = param(0.5, "ch. 4.3.4: the goal of the final state achieved in the episode")
+    relabel_random: float = param(0.0, "no random goals in ch. 4")
+    online_fraction: float | None = param(None, "set from N and N_D (replay_batch): N / (N + N_D) with "
+                                          "demonstrations, 1 (the agent's own replay only) without")
+
+    OFFLINE_INDEPENDENT: ClassVar[tuple[str, ...]] = ("random_action_probability", "exploration_noise")
+
+    def __post_init__(self) -> None:
+        if not self.her:  # the ablation without HER: every goal is the one pursued
+            self.relabel_keep, self.relabel_future, self.relabel_final, self.relabel_random = 1.0, 0.0, 0.0, 0.0
+
+    def replay_batch(self) -> tuple[int, float | None]:
+        """Rows per update and the share drawn from the agent's own replay: N + N_D and N / (N + N_D)."""
+        if not self.demonstrations:
+            return self.batch_size, 1.0
+        total = self.batch_size + self.demo_batch_size
+        return total, self.batch_size / total
+
+    def validate(self) -> None:
+        if self.online_fraction is not None:
+            raise InvalidInput("DDPG's replay mix follows from batch_size (N) and demo_batch_size (N_D): "
+                               "set those, not online_fraction")
+        if (self.bc_loss or self.q_filter) and not self.demonstrations:
+            raise InvalidInput("bc_loss and q_filter need demonstration rows: set demonstrations=true")
+        if self.q_filter and not self.bc_loss:
+            raise InvalidInput("q_filter filters the BC loss: set bc_loss=true")
+        if self.batch_size < 1 or (self.demonstrations and self.demo_batch_size < 1):
+            raise InvalidInput("batch_size and, with demonstrations, demo_batch_size must be positive")
+        if not 0.0 <= self.random_action_probability <= 1.0 or self.exploration_noise < 0:
+            raise InvalidInput("random_action_probability is a share in [0, 1] and exploration_noise >= 0")
+
+
+class DDPG(Algorithm):
+    """DDPG (+ HER through the run's relabeling) with the demonstration parts of ch. 4.4; see the module docstring."""
+
+    name = "ddpg-her"
+    config_class = DDPGConfig
+    learns_offline = False  # the demonstrations are replayed online, not trained on before (ch. 4.4)
+
+    def __init__(self, config: DDPGConfig, obs_dim: int, action_dim: int):
+        super().__init__(config, obs_dim, action_dim)
+        self.policy = DeterministicPolicy(obs_dim, action_dim, config.hidden_dims)
+        self.critic = Critic(obs_dim, action_dim, config.hidden_dims, members=1)
+        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.optimizer = torch.optim.Adam([
+            {"params": self.critic.parameters(), "lr": config.critic_learning_rate},
+            {"params": self.policy.parameters(), "lr": config.actor_learning_rate}])
+        self.bc_weight = config.bc_weight if config.bc_weight is not None else 1.0 / config.demo_batch_size
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
+        with torch.no_grad():
+            next_q = self.target_critic(batch.next_obs, self.target_policy(batch.next_obs))[0]
+            target = batch.reward + c.discount * (1.0 - batch.done) * next_q
+            if c.clip_target:
+                target = target.clamp(-1.0 / (1.0 - c.discount), 0.0)
+        q = self.critic(batch.obs, batch.action)[0]
+        critic_loss = (q - target).pow(2).mean()
+
+        # The actor's objective through the critic's current weights held constant: its gradient
+        # reaches the actor only (the critic's step comes from critic_loss alone).
+        action = self.policy(batch.obs)
+        constant = {name: value.detach() for name, value in self.critic.named_parameters()}
+        q_pi = torch.func.functional_call(self.critic, constant, (batch.obs, action))[0]
+        objective = q_pi.mean() - c.action_l2 * action.pow(2).mean()
+        policy_loss = -c.rl_weight * objective
+        metrics = {"critic_loss": critic_loss.detach(), "q": q.detach().mean(), "q_pi": q_pi.detach().mean()}
+        if c.bc_loss:
+            bc, kept = self.bc_term(batch, action, q_pi)
+            policy_loss = policy_loss + self.bc_weight * bc
+            metrics.update(bc_loss=bc.detach(), q_filter_kept=kept)
+        metrics["policy_loss"] = policy_loss.detach()
+        return critic_loss + policy_loss, metrics
+
+    def bc_term(self, batch: Batch, action: torch.Tensor, q_pi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 13 summed over the batch's demonstration rows, masked by eq. 15's Q-filter when it is on;
+        and the share of demonstration rows the filter keeps."""
+        demo = batch.demo if batch.demo is not None else torch.zeros_like(batch.reward)
+        mask = demo
+        if self.config.q_filter:
+            with torch.no_grad():
+                better = (self.critic(batch.obs, batch.action)[0] > q_pi.detach()).float()
+            mask = demo * better
+        bc = (mask * (action - batch.action).pow(2).sum(-1)).sum()
+        kept = mask.sum() / demo.sum().clamp(min=1.0)
+        return bc, kept.detach()
+
+    def after_step(self) -> None:
+        polyak_update(self.target_critic, self.critic, self.config.polyak)
+        polyak_update(self.target_policy, self.policy, self.config.polyak)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """The policy's action; when practising, +-``exploration_noise`` uniform noise, or w.p.
+        ``random_action_probability`` a uniform random action (ch. 4.5.2)."""
+        action = self.policy(obs)
+        if deterministic:
+            return action
+        c = self.config
+        noisy = (action + c.exploration_noise * (2.0 * torch.rand_like(action) - 1.0)).clamp(-1.0, 1.0)
+        random = 2.0 * torch.rand_like(action) - 1.0
+        pick = (torch.rand(action.shape[0], 1) < c.random_action_probability).float()
+        return pick * random + (1.0 - pick) * noisy
+
+
+_CH4 = dict(paper="dissertation ch. 4 (Nair, McGrew, Andrychowicz, Zaremba, Abbeel, 2018)")
+
+
+@register("ddpg-her", "DDPG with hindsight experience replay, from scratch online (ch. 4's HER baseline)", **_CH4)
+class DDPGWithHER(DDPG):
+    name = "ddpg-her"
+
+
+@register("ddpg-demos", "DDPG + HER with a demonstration buffer, BC loss and Q-filter (ch. 4.4, 'Ours')",
+          demonstrations=True, bc_loss=True, q_filter=True, **_CH4)
+class DDPGWithDemonstrations(DDPG):
+    name = "ddpg-demos"
+
+
+@register("ddpg-demos-dissertation", "ddpg-demos at the dissertation's sizes (ch. 4.5.2, 4.7.3): 4x256 networks, "
+          "N 1024, N_D 128; slow on a CPU", demonstrations=True, bc_loss=True, q_filter=True,
+          hidden_dims=(256, 256, 256, 256), batch_size=1024, demo_batch_size=128, **_CH4)
+class DDPGWithDemonstrationsDissertation(DDPG):
+    name = "ddpg-demos-dissertation"

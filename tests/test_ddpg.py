@@ -1,0 +1,174 @@
+"""DDPG + HER and demonstrations (dissertation ch. 4): each loss term against hand-computed values, the replay's
+demonstration rows, exploration, the configs, and runs through the CLI on Fetch demonstrations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from bench.algorithms import build_algorithm, make_config
+from bench.algorithms.base import Batch
+from bench.algorithms.replay import Replay, TransitionBuffer
+from bench.errors import InvalidInput
+from conftest import make_settings, run_bench, settings_env
+
+
+class LinearQ(nn.Module):
+    """Q(s, a) = w . a, shape (1, B): a critic whose preferences are known."""
+
+    def __init__(self, weights: list[float]):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(weights))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return (action * self.w).sum(-1)[None]
+
+
+class CopyPolicy(nn.Module):
+    """pi(s) = scale * s[:, :2]: a policy whose actions are the observation's first two numbers."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.scale * obs[:, :2]
+
+
+def known_ddpg(name: str, **overrides) -> torch.nn.Module:
+    algorithm = build_algorithm(name, make_config(name, None, {"hidden_dims": (8,), **overrides}), 3, 2)
+    algorithm.critic, algorithm.target_critic = LinearQ([1.0, 0.0]), LinearQ([1.0, 0.0])
+    algorithm.policy, algorithm.target_policy = CopyPolicy(), CopyPolicy()
+    return algorithm
+
+
+def batch() -> Batch:
+    # Rows 0-1 are demonstrations, 2-3 the agent's own. pi(s) = s[:, :2]; Q = a_x.
+    obs = torch.tensor([[0.2, 0.0, 9.0], [0.3, 0.4, 9.0], [0.1, 0.1, 9.0], [-0.2, 0.5, 9.0]])
+    action = torch.tensor([[0.5, 0.1], [-0.5, 0.0], [0.0, 0.0], [0.9, 0.9]])
+    return Batch(obs, action, reward=torch.tensor([-1.0, 0.0, -1.0, -1.0]), next_obs=obs.flip(0),
+                 done=torch.tensor([0.0, 1.0, 0.0, 0.0]), demo=torch.tensor([1.0, 1.0, 0.0, 0.0]))
+
+
+def test_the_critic_regresses_on_clipped_td_targets():
+    algorithm = known_ddpg("ddpg-her")
+    b = batch()
+    _, metrics = algorithm.losses(b)
+    # y = r + 0.98 (1 - done) Q'(s', pi'(s')), with Q'(s', pi'(s')) = s'_x; clipped to [-1 / 0.02, 0].
+    next_x = b.next_obs[:, 0]
+    target = (b.reward + 0.98 * (1 - b.done) * next_x).clamp(-50.0, 0.0)
+    q = b.action[:, 0]
+    assert torch.isclose(metrics["critic_loss"], (q - target).pow(2).mean())
+    assert float(target[1]) == 0.0  # a terminal row's target is its reward
+
+
+def test_the_bc_loss_counts_demonstration_rows_only_and_the_q_filter_keeps_those_the_critic_prefers():
+    b = batch()
+    # Row 0: demo a_x 0.5 > pi_x 0.2, kept; row 1: demo a_x -0.5 < pi_x 0.3, filtered out.
+    row0 = (0.2 - 0.5) ** 2 + (0.0 - 0.1) ** 2
+    row1 = (0.3 + 0.5) ** 2 + (0.4 - 0.0) ** 2
+    unfiltered = known_ddpg("ddpg-demos", q_filter=False)
+    _, metrics = unfiltered.losses(b)
+    assert metrics["bc_loss"].item() == pytest.approx(row0 + row1)  # eq. 13: a sum over the N_D demo rows
+    filtered = known_ddpg("ddpg-demos")
+    _, metrics = filtered.losses(b)
+    assert metrics["bc_loss"].item() == pytest.approx(row0)  # eq. 15
+    assert metrics["q_filter_kept"].item() == pytest.approx(0.5)
+
+
+def test_the_actor_follows_lambda1_grad_j_minus_lambda2_grad_bc():
+    b = batch()
+    algorithm = known_ddpg("ddpg-demos", action_l2=0.5, rl_weight=1e-3, demo_batch_size=2)
+    loss, metrics = algorithm.losses(b)
+    pi = b.obs[:, :2]
+    j = pi[:, 0].mean() - 0.5 * pi.pow(2).mean()
+    bc = (0.2 - 0.5) ** 2 + (0.0 - 0.1) ** 2
+    expected = -1e-3 * j + (1.0 / 2) * bc  # lambda2 = 1 / N_D
+    assert metrics["policy_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(metrics["critic_loss"].item() + expected.item(), rel=1e-5)
+    # The actor's term moves the policy only: the critic's gradient is the critic loss's alone.
+    loss.backward()
+    q = b.action[:, 0]
+    target = (b.reward + 0.98 * (1 - b.done) * b.next_obs[:, 0]).clamp(-50.0, 0.0)
+    expected_grad = (2 * (q - target)[:, None] * b.action).mean(0)
+    assert torch.allclose(algorithm.critic.w.grad, expected_grad, atol=1e-6)
+    assert algorithm.policy.scale.grad is not None and algorithm.policy.scale.grad != 0
+
+
+def test_exploration_is_uniform_noise_or_a_random_action():
+    torch.manual_seed(0)
+    algorithm = known_ddpg("ddpg-her", random_action_probability=0.0)
+    obs = torch.tensor([[0.5, -0.5, 0.0]]).repeat(2000, 1)
+    assert torch.equal(algorithm.act(obs, deterministic=True), obs[:, :2])
+    noisy = algorithm.act(obs, deterministic=False) - obs[:, :2]
+    assert noisy.abs().max() <= 0.1 + 1e-6 and noisy.abs().max() > 0.09  # +-10% of the range [-1, 1] / 2
+    algorithm.config.random_action_probability = 1.0
+    random = algorithm.act(obs, deterministic=False)
+    assert random.min() < -0.9 and random.max() > 0.9  # uniform over the whole range
+
+
+def test_the_replay_marks_the_datasets_rows_as_demonstrations():
+    offline = TransitionBuffer.from_arrays(*(torch.zeros(10, 2).numpy(),) * 2, torch.zeros(10, 1).numpy(),
+                                           torch.zeros(10).numpy(), torch.zeros(10).numpy(), torch.tensor([10]).numpy())
+    online = TransitionBuffer(10, 2, 1)
+    replay = Replay(offline, online, online_fraction=0.75)
+    assert torch.equal(replay.sample(8).demo, torch.ones(8))  # nothing of its own yet
+    online.add([1.0, 1.0], [0.0], 0.0, [1.0, 1.0], False)
+    assert torch.equal(replay.sample(8).demo, torch.tensor([1.0, 1.0, 0, 0, 0, 0, 0, 0]))
+
+
+def test_configs_and_their_refusals():
+    her, demos = make_config("ddpg-her"), make_config("ddpg-demos")
+    assert her.replay_batch() == (256, 1.0)  # the agent's own replay only
+    assert demos.replay_batch() == (288, 256 / 288)  # N rows of R and N_D more of R_D (ch. 4.4.1)
+    assert (her.discount, her.actor_learning_rate, demos.rl_weight, demos.bc_loss, demos.q_filter) == (
+        0.98, 1e-3, 1e-3, True, True)
+    assert (her.relabel_keep, her.relabel_final) == (0.5, 0.5)  # each episode twice: its goal, its final one
+    no_her = make_config("ddpg-demos", None, {"her": "false"})
+    assert (no_her.relabel_keep, no_her.relabel_final) == (1.0, 0.0)
+    paper = make_config("ddpg-demos-dissertation")
+    assert paper.hidden_dims == (256, 256, 256, 256) and paper.replay_batch()[0] == 1024 + 128
+    for name, overrides, message in [("ddpg-her", {"bc_loss": "true"}, "demonstrations=true"),
+                                     ("ddpg-demos", {"online_fraction": "0.5"}, "not online_fraction"),
+                                     ("ddpg-demos", {"bc_loss": "false"}, "q_filter filters"),
+                                     ("ddpg-demos", {"demo_batch_size": "0"}, "demo_batch_size")]:
+        with pytest.raises(InvalidInput, match=message):
+            make_config(name, None, overrides)
+
+
+@pytest.fixture
+def fetch_push(request, tmp_path):
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    env = settings_env(settings)
+    run_bench(env, "datasets", "build", "fetch/push/demos", "--episodes", "4", "--reference-episodes", "2",
+              "--workers", "1")
+    return env
+
+
+SHORT = ["--online-steps", "60", "--eval-every", "30", "--eval-episodes", "1", "--log-every", "10",
+         "--set", "hidden_dims=32x32", "--set", "batch_size=32", "--set", "demo_batch_size=8"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["ddpg-her", "ddpg-demos"])
+def test_ddpg_runs_online_on_fetch_demonstrations_without_an_offline_phase(fetch_push, algorithm):
+    env = fetch_push
+    runs = [json.loads(run_bench(env, "evaluate", algorithm, "fetch/push/demos", *SHORT, "--json").stdout)["runs"][0]
+            for _ in range(2)]
+    assert [run["status"] for run in runs] == ["completed", "completed"], runs[0]["error"]
+    shown = json.loads(run_bench(env, "runs", "show", runs[0]["run_id"], "--json").stdout)
+    assert shown["plan"]["offline_steps"] == 0  # the demonstrations are replayed online (ch. 4.4), not pretrained on
+    evaluations = [(c["phase"], c["step"]) for c in shown["curves"] if c["kind"] == "eval"]
+    assert evaluations == [("offline", 0), ("online", 30), ("online", 60)]
+    trained = [c for c in shown["curves"] if c["kind"] == "train"]
+    assert {c["phase"] for c in trained} == {"online"}
+    metrics = set(trained[0]["values"]) if isinstance(trained[0].get("values"), dict) else set(trained[0])
+    assert ("bc_loss" in metrics and "q_filter_kept" in metrics) == (algorithm == "ddpg-demos")
+    assert 0.0 <= runs[0]["online"]["success_rate"] <= 1.0
+    # Determinism: the same seed gives the same run.
+    again = json.loads(run_bench(env, "runs", "show", runs[1]["run_id"], "--json").stdout)
+    assert shown["results"]["online"] == again["results"]["online"]
+    assert [c for c in shown["curves"] if c["kind"] == "train"] == [c for c in again["curves"] if c["kind"] == "train"]
