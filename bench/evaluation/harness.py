@@ -243,7 +243,7 @@ class Run:
             results["online"] = None
             results["note"] = f"{self.spec.algorithm} does not learn online; its online phase is skipped"
         timings = dict(self.timings)
-        if status == RunState.COMPLETED and timings["offline_seconds"] > 0:
+        if status == RunState.COMPLETED and timings["offline_seconds"] > 0 and self.spec.offline_steps > 0:
             timings["offline_updates_per_second"] = self.spec.offline_steps / timings["offline_seconds"]
         if status == RunState.COMPLETED and timings["online_seconds"] > 0 and self.learns_online:
             timings["online_env_steps_per_second"] = self.spec.online_steps / timings["online_seconds"]
