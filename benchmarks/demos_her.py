@@ -5,15 +5,16 @@
 
 Builds ``fetch/TASK/demos`` (100 scripted demonstrations, as the chapter's 100) in the registry at
 ``home`` if it has none, then runs ``bench evaluate ALGO fetch/TASK/demos --seed-list S`` for
-``ddpg-her`` (no demonstrations: HER's baseline) and ``ddpg-demos`` (a demonstration buffer in
-every batch, BC loss, Q-filter), two runs at a time, one thread each. Every run is online from its
-first step (these algorithms have no offline phase). The report keeps each run in
+``ddpg-her`` (no demonstrations: HER's baseline), ``ddpg-demos`` (a demonstration buffer in every
+batch, BC loss, Q-filter) and ``bc-her`` (the actor cloned from the demonstrations for 5,000 updates,
+then DDPG + HER without them), two runs at a time, one thread each. The DDPG runs are online from
+their first step (they have no offline phase). The report keeps each run in
 ``home/report.json`` as it finishes, so an interrupted sweep continues where it stopped.
 
 Reports per algorithm and task: the success rate at each evaluation (mean over seeds), the final
 one per seed, and the last three evaluations pooled with a Wilson 95% interval. The chapter's
 claim: with demonstrations the method learns pick-and-place, where HER alone stays near zero,
-and learns push faster than HER.
+and learns push faster than HER; Fig. 15 adds that BC+HER is no better than BC alone.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pixel_matrix import bench, ensure_dataset, home_env, runs_env, write_marked_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ALGORITHMS = ("ddpg-her", "ddpg-demos")
+ALGORITHMS = ("ddpg-her", "ddpg-demos", "bc-her")
+# bc-her's offline phase: behaviour cloning of the demonstrations before practice (Fig. 15's BC
+# initialisation; the text gives no length). Algorithms without an offline phase ignore it.
+BC_PRETRAINING_STEPS = 5000
 DEMONSTRATIONS = 100  # dissertation ch. 4.5.2: "We use 100 demonstrations to initialize R_D"
 POOLED_EVALUATIONS = 3  # the last evaluations pooled for the interval
 
@@ -53,7 +57,7 @@ def run_sweep(home: str, algorithms: list[str], tasks: list[str], seeds: int, bu
     def run_one(algorithm: str, task: str, seed: int) -> None:
         t0 = time.perf_counter()
         out = bench(run_env, "evaluate", algorithm, f"fetch/{task}/demos", "--seed-list", str(seed),
-                    "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
+                    "--offline-steps", str(BC_PRETRAINING_STEPS), "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
                     "--eval-episodes", str(budget["eval_episodes"]),
                     *[item for o in overrides for item in ("--set", o)], "--json")
         run = json.loads(out)["runs"][0]

@@ -100,6 +100,23 @@ def test_the_actor_follows_lambda1_grad_j_minus_lambda2_grad_bc():
     assert algorithm.policy.scale.grad is not None and algorithm.policy.scale.grad != 0
 
 
+def test_bc_her_clones_the_actor_offline_then_practises_with_ddpg_and_her_only():
+    b = batch()
+    algorithm = known_ddpg("bc-her")
+    assert type(algorithm).learns_offline and not make_config("bc-her").demonstrations
+    loss, metrics = algorithm.losses(b)
+    expected = (b.obs[:, :2] - b.action).pow(2).sum(-1).mean()  # every row: the offline buffer is the demonstrations
+    assert set(metrics) == {"bc_loss"} and loss.item() == pytest.approx(expected.item())
+    algorithm.policy.scale.data.fill_(2.0)  # "pretrained"
+    algorithm.begin_online()
+    assert algorithm.target_policy.scale.item() == 2.0  # the targets start from the cloned actor
+    _, metrics = algorithm.losses(b)
+    assert "critic_loss" in metrics and "bc_loss" not in metrics  # no BC term online (Fig. 15's BC+HER)
+    resumed = known_ddpg("bc-her")
+    resumed.load_state_dict(algorithm.state_dict())
+    assert not bool(resumed.pretraining)  # a checkpoint taken online resumes online
+
+
 def test_exploration_is_uniform_noise_or_a_random_action():
     torch.manual_seed(0)
     algorithm = known_ddpg("ddpg-her", random_action_probability=0.0)
@@ -174,6 +191,19 @@ def test_ddpg_runs_online_on_fetch_demonstrations_without_an_offline_phase(fetch
     again = json.loads(run_bench(env, "runs", "show", runs[1]["run_id"], "--json").stdout)
     assert shown["results"]["online"] == again["results"]["online"]
     assert [c for c in shown["curves"] if c["kind"] == "train"] == [c for c in again["curves"] if c["kind"] == "train"]
+
+
+@pytest.mark.slow
+def test_bc_her_pretrains_offline_then_practises(fetch_push):
+    _, env = fetch_push
+    run = json.loads(run_bench(env, "evaluate", "bc-her", "fetch/push/demos", "--offline-steps", "40", *SHORT,
+                               "--json").stdout)["runs"][0]
+    assert run["status"] == "completed", run["error"]
+    shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)
+    assert shown["plan"]["offline_steps"] == 40
+    trained = {c["phase"]: c for c in shown["curves"] if c["kind"] == "train"}
+    assert "bc_loss" in trained["offline"] and "critic_loss" not in trained["offline"]
+    assert "critic_loss" in trained["online"] and "bc_loss" not in trained["online"]
 
 
 @pytest.mark.slow

@@ -17,7 +17,9 @@
     can be set to a recorded simulator state.)
 
 Registered: ``ddpg-her`` (no demonstrations in the batches, no BC loss: the HER baseline),
-``ddpg-demos`` (the chapter's method, "Ours"), ``ddpg-demos-dissertation`` (its sizes). The
+``ddpg-demos`` (the chapter's method, "Ours"), ``ddpg-demos-dissertation`` (its sizes), and
+``bc-her`` (Fig. 15's "BC+HER": the actor cloned from the demonstrations offline, then DDPG + HER
+on the agent's own experience). The
 parts switch off one by one for the ablations (``--set bc_loss=false``, ``q_filter=false``,
 ``her=false``). The run (``bench.evaluation.states``) draws the demonstration rows from the
 offline buffer (the dataset) and says which rows they are in ``Batch.demo``.
@@ -168,6 +170,36 @@ class DDPG(Algorithm):
         return pick * random + (1.0 - pick) * noisy
 
 
+class BCThenDDPG(DDPG):
+    """Fig. 15's "BC+HER": behaviour cloning of the demonstrations in the offline phase (the actor only,
+    ||pi(s) - a||^2 on goals relabeled as HER relabels them), then DDPG + HER online from the agent's
+    own replay, with no demonstration rows and no BC term. The chapter reports that the untrained
+    critic then undoes the cloned actor in the first epoch (ch. 4.7.2)."""
+
+    name = "bc-her"
+    learns_offline = True  # the offline phase is the BC initialisation
+
+    def __init__(self, config: DDPGConfig, obs_dim: int, action_dim: int):
+        super().__init__(config, obs_dim, action_dim)
+        # A buffer, so that a checkpoint taken online says the pretraining is over.
+        self.register_buffer("pretraining", torch.tensor(True))
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if not bool(self.pretraining):
+            return super().losses(batch)
+        bc = (self.policy(batch.obs) - batch.action).pow(2).sum(-1).mean()
+        return bc, {"bc_loss": bc.detach()}
+
+    def after_step(self) -> None:
+        if bool(self.pretraining):  # the targets start from the cloned actor when practice begins
+            return
+        super().after_step()
+
+    def begin_online(self) -> None:
+        self.pretraining.fill_(False)
+        self.target_policy.load_state_dict(self.policy.state_dict())
+
+
 _CH4 = dict(paper="dissertation ch. 4 (Nair, McGrew, Andrychowicz, Zaremba, Abbeel, 2018)")
 
 
@@ -187,3 +219,9 @@ class DDPGWithDemonstrations(DDPG):
           hidden_dims=(256, 256, 256, 256), batch_size=1024, demo_batch_size=128, **_CH4)
 class DDPGWithDemonstrationsDissertation(DDPG):
     name = "ddpg-demos-dissertation"
+
+
+@register("bc-her", "BC+HER (ch. 4, Fig. 15): the actor cloned from the demonstrations offline, then DDPG + HER "
+          "online without them", **_CH4)
+class BCThenDDPGWithHER(BCThenDDPG):
+    name = "bc-her"
