@@ -219,6 +219,19 @@ def test_actor_update_moves_toward_positive_advantage(name):
     assert bc.act(torch.zeros(1, 4))[0].abs().max() < 0.1
 
 
+def test_sac_learns_which_action_pays_and_its_actor_leaves_the_average():
+    torch.manual_seed(0)
+    batch = _two_action_batch()
+    sac = build_algorithm("sac", make_config("sac", None, SMALL), 4, 3)
+    for _ in range(300):
+        sac.update(batch)
+    obs = torch.zeros(1, 4)
+    q_good, q_bad = (sac.critic(obs, torch.full((1, 3), v)).min(0).values.item() for v in (0.5, -0.5))
+    assert q_good > 0.5 > -0.5 > q_bad  # the TD targets are the rewards: +1 and -1, episodes end
+    # The actor climbs Q (unlike BC, which averages the two actions to 0), held back by the entropy bonus.
+    assert (sac.act(obs)[0] > 0.2).all()
+
+
 def test_bc_top_fraction_keeps_best_episodes():
     spec = get_algorithm("bc-10%")
     config = make_config("bc-10%")
@@ -227,7 +240,7 @@ def test_bc_top_fraction_keeps_best_episodes():
     assert get_algorithm("bc").algorithm_class.select_episodes(make_config("bc"), np.arange(5.0)) is None
 
 
-@pytest.mark.parametrize("name", ["bc", "awac", "iql", "cql"])
+@pytest.mark.parametrize("name", ["bc", "awac", "iql", "cql", "sac", "ddpg-demos", "bc-her"])
 def test_checkpoint_state_round_trip(name):
     torch.manual_seed(0)
     batch = _two_action_batch(64)

@@ -47,7 +47,7 @@ def test_algorithms_list_and_show(pendulum_env):
     assert "expectile" in run_bench(env, "algorithms", "show", "iql", "--dataset", "test/pendulum").stdout
 
 
-@pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange"])
+@pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange", "sac", "sacfd"])
 def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
     settings, env = pendulum_env
     result = json.loads(run_bench(env, "evaluate", algorithm, "test/pendulum", "--seeds", "2", *TINY, "--json").stdout)
@@ -62,9 +62,11 @@ def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
 
     shown = json.loads(run_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
     assert shown["algorithm"] == algorithm and shown["dataset_id"] == "test/pendulum-v1"
-    assert shown["config"]["hidden_dims"] == [32, 32] and shown["plan"]["offline_steps"] == 30
+    offline = 0 if algorithm == "sac" else 30  # SAC from scratch has no offline phase: its policy is evaluated untrained
+    assert shown["config"]["hidden_dims"] == [32, 32] and shown["plan"]["offline_steps"] == offline
     assert shown["dataset_content_sha256"] and shown["code_version"] and shown["config_hash"]
-    assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == ([30] if algorithm.startswith("bc") else [30, 30])
+    assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == ([30] if algorithm.startswith("bc") else
+                                                                           [offline, 30])
     assert (settings.home / "datasets" / shown["checkpoint"]).is_file()
     listed = json.loads(run_bench(env, "runs", "list", "--algo", algorithm, "--json").stdout)
     assert {run["run_id"] for run in listed} == {run["run_id"] for run in result["runs"]}

@@ -24,6 +24,7 @@ import torch
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import AlgorithmConfig, param
 from bench.algorithms.networks import Critic, TanhGaussianPolicy, polyak_update
+from bench.algorithms.sac import actor_and_temperature_losses
 
 
 @dataclass
@@ -70,12 +71,9 @@ class CQL(Algorithm):
 
         # Policy and temperature (SAC). The critic is read with detached weights, so the policy
         # loss moves only the policy.
-        action, log_prob = self.policy.sample(batch.obs)
+        policy_loss, alpha_loss, _ = actor_and_temperature_losses(self.policy, self.critic, self.log_alpha,
+                                                                  self.target_entropy, batch.obs)
         alpha = self.log_alpha.exp()
-        frozen = {name: p.detach() for name, p in self.critic.named_parameters()}
-        q_policy = torch.func.functional_call(self.critic, frozen, (batch.obs, action)).min(0).values
-        policy_loss = (alpha.detach() * log_prob - q_policy).mean()
-        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
 
         # Sampled actions for the penalty: N per state from the policy at s and at s' (one policy
         # pass over both), and N uniform.
