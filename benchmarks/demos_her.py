@@ -79,16 +79,24 @@ def run_sweep(home: str, algorithms: list[str], tasks: list[str], seeds: int, bu
     with ThreadPoolExecutor(parallel) as pool:
         for future in [pool.submit(run_one, *job) for job in jobs]:
             future.result()
-    return summarize({"budget": budget, "overrides": overrides, "runs": runs, "seeds": seeds,
-                      "seconds": spent + time.perf_counter() - started}, algorithms, tasks)
+    return summarize(home, {"budget": budget, "overrides": overrides, "runs": runs, "seeds": seeds,
+                            "seconds": spent + time.perf_counter() - started}, algorithms, tasks)
 
 
-def summarize(report: dict, algorithms: list[str], tasks: list[str]) -> dict:
-    """Per algorithm and task: the mean curve over seeds, each seed's final rate, the last evaluations pooled."""
+def before_practice(home: str, run_id: str) -> float | None:
+    """The success rate of the run's last evaluation before practice: bc-her's cloned actor, the untrained DDPG."""
+    shown = json.loads(bench(home_env(home), "runs", "show", run_id, "--json"))
+    return ((shown["results"].get("offline") or {}).get("final") or {}).get("success_rate")
+
+
+def summarize(home: str, report: dict, algorithms: list[str], tasks: list[str]) -> dict:
+    """Per algorithm and task: the mean curve over seeds, each seed's final rate, the last evaluations pooled,
+    and the rate before practice."""
     results: dict[str, dict] = {}
     for algorithm in algorithms:
         for task in tasks:
             records = [report["runs"][f"{algorithm}|{task}|{s}"] for s in range(report["seeds"])]
+            offline = [before_practice(home, r["run"]) for r in records]
             curves = [{int(step): rate for step, rate in r["curve"].items()} for r in records]
             steps = sorted(set.intersection(*(set(c) for c in curves)))
             episodes = records[0]["episodes_per_evaluation"]
@@ -97,6 +105,7 @@ def summarize(report: dict, algorithms: list[str], tasks: list[str]) -> dict:
             trials = episodes * len(pooled_steps) * len(curves)
             results.setdefault(algorithm, {})[task] = {
                 "curve": {step: sum(c[step] for c in curves) / len(curves) for step in steps},
+                "before_practice": sum(offline) / len(offline) if None not in offline else None,
                 "final_per_seed": [c[steps[-1]] for c in curves],
                 "pooled_last": wilson_interval(successes, trials), "runs": [r["run"] for r in records]}
     return {**report, "results": results}
@@ -104,12 +113,14 @@ def summarize(report: dict, algorithms: list[str], tasks: list[str]) -> dict:
 
 def write_docs(report: dict, tasks: list[str]) -> None:
     budget = report["budget"]
-    lines = ["| method, task | final success per seed | last 3 evaluations pooled [95% CI] |", "|---|---|---|"]
+    lines = ["| method, task | before practice | final success per seed | last 3 evaluations pooled [95% CI] |",
+             "|---|---|---|---|"]
     for algorithm, per_task in report["results"].items():
         for task in tasks:
             cell = per_task[task]
             pooled = cell["pooled_last"]
-            lines.append(f"| {algorithm}, {task} | {', '.join(f'{v:.2f}' for v in cell['final_per_seed'])} | "
+            before = "-" if cell["before_practice"] is None else f"{cell['before_practice']:.2f}"
+            lines.append(f"| {algorithm}, {task} | {before} | {', '.join(f'{v:.2f}' for v in cell['final_per_seed'])} | "
                          f"{pooled['successes']}/{pooled['trials']} = {pooled['rate']:.2f} "
                          f"[{pooled['ci95'][0]:.2f}, {pooled['ci95'][1]:.2f}] |")
     steps = sorted({int(s) for per_task in report["results"].values() for cell in per_task.values()
@@ -124,7 +135,9 @@ def write_docs(report: dict, tasks: list[str]) -> None:
             curve.append(f"| {algorithm}, {task} | " + " | ".join(
                 f"{values.get(s, values.get(str(s), float('nan'))):.2f}" for s in shown) + " |")
     overrides = ", ".join(report["overrides"]) or "none"
-    body = ("\n".join(lines) + f"\n\nSuccess rate after {budget['online_steps']} online steps, {report['seeds']} seeds x "
+    body = ("\n".join(lines) + f"\n\nBefore practice: the last evaluation of the offline phase, mean over seeds (bc-her: "
+            f"after {BC_PRETRAINING_STEPS} behaviour-cloning updates; the DDPG runs: the untrained policy). "
+            f"Success rate after {budget['online_steps']} online steps, {report['seeds']} seeds x "
             f"{budget['eval_episodes']} evaluation episodes every {budget['eval_every']} steps; "
             f"{DEMONSTRATIONS} scripted demonstrations; overrides {overrides}; "
             f"{report['seconds'] / 60:.0f} min on this machine.\n\n" + "\n".join(curve)
