@@ -139,6 +139,34 @@ def publish_pendulum(registry: Registry, dataset_id: str = "test/pendulum") -> s
     return registry.publish(data, dataset_id, env=env).id
 
 
+def interrupted_evaluation(settings: Settings, env, args, ready, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`bench evaluate ARGS --json` in a subprocess, sent a real SIGINT as soon as ``ready(store, run_id)`` holds for
+    its run. The run's rows are watched in the store directly: a CLI call per poll takes seconds on a loaded
+    machine, long enough for a short run to finish before the signal."""
+    import signal
+    import time
+
+    from bench.evaluation.store import RunStore
+
+    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", *map(str, args), "--json"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # A suite started in the background by a shell without job control (nohup
+                               # cmd &) inherits SIGINT ignored, and so would the CLI: give it the default.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    registry = Registry.open(settings)
+    store = RunStore(registry.engine)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = store.list()
+        if runs and runs[0].status == "running" and ready(store, runs[0].id):
+            break
+        time.sleep(0.05)
+    registry.close()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def run_bench(env, *args, check=True):
     """`bench ARGS` in a subprocess with the given environment; a non-zero exit fails the test (unless check=False)."""
     result = subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], env=env, capture_output=True,

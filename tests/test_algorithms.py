@@ -314,3 +314,8 @@ def test_online_buffer_tracks_episode_ends():
     restored = TransitionBuffer(10, 1, 1, goal_dim=1)
     restored.load_state_dict(buffer.state_dict())
     assert restored.size == 4 and torch.equal(restored.next_achieved[:4], buffer.next_achieved[:4])
+    # A checkpoint taken between storing a step and counting it keeps the completed steps only.
+    restored.truncate(2)
+    assert restored.size == 2 and restored.episode_end[:2].tolist() == [1, 1]
+    restored.add(np.zeros(1), np.zeros(1), 0.0, np.zeros(1), False, np.zeros(1), np.zeros(1))
+    assert restored.size == 3 and restored.episode_end[2].item() == 2  # a new episode starts after them

@@ -12,10 +12,8 @@ from torch import nn
 from bench.algorithms import build_algorithm, make_config
 from bench.algorithms.base import Batch
 from bench.algorithms.replay import Replay, TransitionBuffer
-from bench.datasets import Registry
 from bench.errors import InvalidInput
-from bench.evaluation.store import RunStore
-from conftest import make_settings, run_bench, settings_env
+from conftest import interrupted_evaluation, make_settings, run_bench, settings_env
 
 
 class LinearQ(nn.Module):
@@ -211,32 +209,15 @@ def test_ddpg_interrupted_mid_practice_resumes_from_its_checkpoint(fetch_push):
     """SIGINT after the first online evaluation: the run keeps its checkpoint (networks, targets, both
     buffers' state, random streams), and `runs resume` continues the online phase without losing or
     repeating an evaluation."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     settings, env = fetch_push
-    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "ddpg-demos", "fetch/push/demos",
-                                "--online-steps", "3000", "--eval-every", "100", "--eval-episodes", "1",
-                                "--set", "hidden_dims=32x32", "--set", "batch_size=32", "--set", "demo_batch_size=8",
-                                "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    # Watch the run's rows directly (a CLI call per poll is slow on a loaded machine): SIGINT right
-    # after its first online evaluation.
-    registry = Registry.open(settings)
-    store = RunStore(registry.engine)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        runs = store.list()
-        if runs and runs[0].status == "running" and any(
-                c["phase"] == "online" for c in store.curves(runs[0].id, kind="eval")):
-            break
-        time.sleep(0.05)
-    registry.close()
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    result = interrupted_evaluation(settings, env, ["ddpg-demos", "fetch/push/demos", "--online-steps", "3000",
+                                                    "--eval-every", "100", "--eval-episodes", "1", "--set",
+                                                    "hidden_dims=32x32", "--set", "batch_size=32", "--set",
+                                                    "demo_batch_size=8"],
+                                    lambda store, run_id: any(c["phase"] == "online"
+                                                              for c in store.curves(run_id, kind="eval")))
+    stdout, stderr = result.stdout, result.stderr
+    assert result.returncode == 130, stderr
     run = json.loads(stdout)["runs"][0]
     assert run["status"] == "interrupted"
     shown = json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.datasets import Registry
-from conftest import make_settings, publish_pendulum, run_bench, settings_env
+from conftest import interrupted_evaluation, make_settings, publish_pendulum, run_bench, settings_env
 
 pytestmark = pytest.mark.slow
 TINY = ["--offline-steps", "30", "--online-steps", "30", "--eval-every", "30", "--eval-episodes", "1",
@@ -94,33 +94,14 @@ def test_evaluate_bad_input_is_one_line_and_records_nothing(pendulum_env):
 
 def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     """A real SIGINT to the CLI: the run is left interrupted with a checkpoint, and `runs resume` finishes it."""
-    import signal
-    import time
-
-    from bench.evaluation.store import RunStore
-
     settings, env = pendulum_env
-    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "evaluate", "iql", "test/pendulum",
-                                "--offline-steps", "3000", "--online-steps", "0", "--eval-every", "200",
-                                "--eval-episodes", "1", "--set", "hidden_dims=32x32", "--set", "compile=off", "--json"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               # A suite started in the background by a shell without job control (nohup
-                               # cmd &) inherits SIGINT ignored, and so would the CLI: give it the default.
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    # Watch the run's rows directly (a CLI call per poll takes seconds on a loaded machine, long
-    # enough for the whole run to finish before the signal): SIGINT right after its first evaluation.
-    registry = Registry.open(settings)
-    store = RunStore(registry.engine)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        runs = store.list()
-        if runs and runs[0].status == "running" and store.curves(runs[0].id, kind="eval"):
-            break
-        time.sleep(0.05)
-    registry.close()
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    # SIGINT right after the run's first evaluation.
+    result = interrupted_evaluation(settings, env, ["iql", "test/pendulum", "--offline-steps", "3000",
+                                                    "--online-steps", "0", "--eval-every", "200", "--eval-episodes",
+                                                    "1", "--set", "hidden_dims=32x32", "--set", "compile=off"],
+                                    lambda store, run_id: store.curves(run_id, kind="eval"), timeout=120)
+    stdout, stderr = result.stdout, result.stderr
+    assert result.returncode == 130, stderr
     assert "bench runs resume" in stderr
     run = json.loads(stdout)["runs"][0]
     assert run["status"] == "interrupted"
@@ -133,7 +114,6 @@ def test_evaluate_interrupted_by_ctrl_c_then_resumed(pendulum_env):
     steps = [c["step"] for c in json.loads(run_bench(env, "runs", "show", run["run_id"], "--json").stdout)["curves"]
              if c["kind"] == "eval"]
     assert steps == list(range(200, 3001, 200))  # every evaluation once: none lost, none repeated
-
 
 
 def test_a_run_whose_worker_was_killed_is_marked_failed_then_resumed(pendulum_env):

@@ -89,6 +89,13 @@ class TransitionBuffer:
     def end_episode(self) -> None:
         self._episode_start = self.size
 
+    def truncate(self, rows: int) -> None:
+        """Keep the first ``rows`` rows; the episode they end in ends at the last one kept."""
+        if rows < self.size:
+            self.size = rows
+            self.episode_end[:rows] = self.episode_end[:rows].clamp(max=max(rows - 1, 0))
+            self._episode_start = rows
+
     def state_dict(self) -> dict[str, Any]:
         n = self.size
         out = {"capacity": self.capacity, "size": n, "episode_start": self._episode_start}

@@ -174,6 +174,10 @@ class Run:
         self.models_restored()
         if self.online is not None and state["online_buffer"] is not None:
             self.online.load_state_dict(state["online_buffer"])
+            if state["phase"] == "online" and self.online.size > state["step"]:
+                # Ctrl-C came after a step's transition was stored and before the step was counted:
+                # the buffer keeps one row per completed step, and the step is taken again.
+                self.online.truncate(state["step"])
         self.replay.generator.set_state(state["replay_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]

@@ -521,9 +521,10 @@ class PixelGoalRun(Run):
 
     def restore_extras(self, state: dict[str, Any]) -> None:
         if self.online is not None and state["online_buffer"] is not None:
-            self.online_episode[:self.online.size] = state["online_episode"]
+            n = self.online.size  # the rows of completed steps (see Run.load_checkpoint)
+            self.online_episode[:n] = state["online_episode"][:n]
             self.online_initial, self.online_bank = state["online_initial"], state["online_bank"]
-            self.online_images = state["online_images"]
+            self.online_images = state["online_images"][:n]
         self.artifacts = state["artifacts"]
         self.calibration = state.get("calibration")
         self.models.reused.update(state.get("reused_models", {}))
