@@ -199,7 +199,9 @@ def _two_action_batch(n=256):
     """One state; half the data takes a+ (reward +1), half a- (reward -1); both end the episode."""
     good, bad = torch.full((n // 2, 3), 0.5), torch.full((n // 2, 3), -0.5)
     obs = torch.zeros(n, 4)
-    return Batch(obs, torch.cat([good, bad]), torch.cat([torch.ones(n // 2), -torch.ones(n // 2)]), obs, torch.ones(n))
+    # Every other row from the "dataset", for the learners that treat demonstrations apart (ddpg-demos).
+    return Batch(obs, torch.cat([good, bad]), torch.cat([torch.ones(n // 2), -torch.ones(n // 2)]), obs, torch.ones(n),
+                 demo=(torch.arange(n) % 2 == 0).float())
 
 
 @pytest.mark.parametrize("name", ["iql", "awac"])

@@ -229,3 +229,10 @@ def test_ddpg_interrupted_mid_practice_resumes_from_its_checkpoint(fetch_push):
     steps = [c["step"] for c in shown["curves"] if c["kind"] == "eval" and c["phase"] == "online"]
     assert steps == list(range(100, 3001, 100))  # every evaluation once: none lost, none repeated
     assert [c["step"] for c in shown["curves"] if c["kind"] == "eval" and c["phase"] == "offline"] == [0]
+
+
+def test_the_bc_loss_refuses_a_batch_that_does_not_mark_its_demonstrations():
+    b = batch()
+    b.demo = None
+    with pytest.raises(ValueError, match="Batch.demo"):
+        known_ddpg("ddpg-demos").losses(b)

@@ -19,9 +19,8 @@
 Registered: ``ddpg-her`` (no demonstrations in the batches, no BC loss: the HER baseline),
 ``ddpg-demos`` (the chapter's method, "Ours"), ``ddpg-demos-dissertation`` (its sizes), and
 ``bc-her`` (Fig. 15's "BC+HER": the actor cloned from the demonstrations offline, then DDPG + HER
-on the agent's own experience). The
-parts switch off one by one for the ablations (``--set bc_loss=false``, ``q_filter=false``,
-``her=false``). The run (``bench.evaluation.states``) draws the demonstration rows from the
+on the agent's own experience). The parts switch off one by one for the ablations
+(``--set bc_loss=false``, ``q_filter=false``, ``her=false``). The run (``bench.evaluation.states``) draws the demonstration rows from the
 offline buffer (the dataset) and says which rows they are in ``Batch.demo``.
 """
 
@@ -142,8 +141,9 @@ class DDPG(Algorithm):
     def bc_term(self, batch: Batch, action: torch.Tensor, q_pi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 13 summed over the batch's demonstration rows, masked by eq. 15's Q-filter when it is on;
         and the share of demonstration rows the filter keeps."""
-        demo = batch.demo if batch.demo is not None else torch.zeros_like(batch.reward)
-        mask = demo
+        if batch.demo is None:  # a batch that does not say which rows are demonstrations cannot be cloned from
+            raise ValueError("the BC loss needs Batch.demo: the replay marks the dataset's rows")
+        demo = mask = batch.demo
         if self.config.q_filter:
             with torch.no_grad():
                 better = (self.critic(batch.obs, batch.action)[0] > q_pi.detach()).float()

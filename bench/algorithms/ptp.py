@@ -66,6 +66,19 @@ class SubgoalPlanningConfig(AlgorithmConfig):
                                  "than one step here and would skip subgoals)")
 
 
+    def validate(self) -> None:
+        """Refused when the config is made, before any run is recorded."""
+        if self.planner not in PLANNERS:
+            raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {self.planner!r}")
+        if self.planning_levels < 1 or self.subgoals < 1 or self.multiplier < 1 or self.finest_interval < 1:
+            raise InvalidInput("planning_levels, subgoals, multiplier and finest_interval must be positive")
+        if self.subgoal_generator not in GENERATOR_KINDS:
+            raise InvalidInput(f"subgoal_generator must be one of {', '.join(GENERATOR_KINDS)}, "
+                               f"not {self.subgoal_generator!r}")
+        if self.generator_neighbours < 1:
+            raise InvalidInput("generator_neighbours must be positive")
+
+
 # The planner is trained before the offline phase and used online and in evaluation: the offline
 # policy does not depend on any of its fields (so PTP's variants and gc-iql share one offline policy).
 SubgoalPlanningConfig.OFFLINE_INDEPENDENT = tuple(f.name for f in fields(SubgoalPlanningConfig)
@@ -73,16 +86,8 @@ SubgoalPlanningConfig.OFFLINE_INDEPENDENT = tuple(f.name for f in fields(Subgoal
 
 
 def build_planner(c: SubgoalPlanningConfig, state_dim: int) -> SubgoalPlanner:
-    """The planner a config asks for; "flat" (w/o H) plans all K M^(L-1) subgoals on one level at the finest dt."""
-    if c.planner not in PLANNERS:
-        raise InvalidInput(f"planner must be one of {', '.join(PLANNERS)}, not {c.planner!r}")
-    if c.planning_levels < 1 or c.subgoals < 1 or c.multiplier < 1 or c.finest_interval < 1:
-        raise InvalidInput("planning_levels, subgoals, multiplier and finest_interval must be positive")
-    if c.subgoal_generator not in GENERATOR_KINDS:
-        raise InvalidInput(f"subgoal_generator must be one of {', '.join(GENERATOR_KINDS)}, "
-                           f"not {c.subgoal_generator!r}")
-    if c.generator_neighbours < 1:
-        raise InvalidInput("generator_neighbours must be positive")
+    """The planner a config asks for (checked by ``SubgoalPlanningConfig.validate``); "flat" (w/o H) plans all
+    K M^(L-1) subgoals on one level at the finest dt."""
     levels, k = c.planning_levels, c.subgoals
     if c.planner != "hierarchical":
         levels, k = 1, c.subgoals * c.multiplier ** (c.planning_levels - 1)

@@ -56,6 +56,7 @@ class PlanningRun(PixelGoalRun):
             self.plan_mean, self.plan_std = torch.tensor(0.0), torch.tensor(1.0)
         planned = self._to_plan(self.latents)
         self.reach_epsilon = reach_epsilon(self.config, planned, self.obs_episode_end)
+        self.algorithm.planner.use_data(planned, self.obs_episode_end)
         train_generators(self, planned, self.obs_episode_end)
 
     # -- planning ------------------------------------------------------------------------------------------------
@@ -162,10 +163,9 @@ class PlanningRun(PixelGoalRun):
 
 
 def train_generators(run, states: torch.Tensor, episode_end: torch.Tensor) -> None:
-    """Eq. 50 for every level on chains of ``states`` (train curves: phase "subgoals"), unless already trained;
-    a planner over the data's transitions is given ``states`` instead (nothing to train)."""
+    """Eq. 50 for every level on chains of ``states`` (train curves: phase "subgoals"), unless already trained
+    (a planner over the data's transitions has nothing to train)."""
     c, planner = run.config, run.algorithm.planner
-    planner.use_data(states, episode_end)
     if not planner.learned or planner.updates >= c.generator_steps:
         return
     started = time.perf_counter()
