@@ -1,7 +1,14 @@
-"""Dissertation ch. 4, Fig. 14: DDPG + HER with and without demonstrations on Fetch, learning curves over seeds.
+"""Dissertation ch. 4, Figs. 14-17: DDPG + HER with and without demonstrations on Fetch, learning curves over seeds.
 
     python benchmarks/demos_her.py [--home DIR] [--tasks pick-and-place,push] [--seeds 3]
                                    [--online-steps 20000] [--write-docs]
+    python benchmarks/demos_her.py --home .bench-stack --tasks stack2 --figure fig15 --write-docs
+    python benchmarks/demos_her.py --home .bench-stack --tasks stack2 --figure ablations --write-docs
+
+``--figure`` picks the methods: ``fig14`` (the default: ddpg-her, ddpg-demos, bc-her), ``fig15``
+(Fig. 15's columns: ddpg-demos "Ours", ddpg-demos+resets "Ours, Resets", bc, ddpg-her, bc-her) or
+``ablations`` (Figs. 16-17: ddpg-demos without the BC loss, without the Q-filter, without HER, with
+resets). A method is an algorithm or an algorithm with overrides (``VARIANTS``).
 
 Builds ``fetch/TASK/demos`` (100 scripted demonstrations, as the chapter's 100) in the registry at
 ``home`` if it has none, then runs ``bench evaluate ALGO fetch/TASK/demos --seed-list S`` for
@@ -10,6 +17,8 @@ batch, BC loss, Q-filter) and ``bc-her`` (the actor cloned from the demonstratio
 then DDPG + HER without them), two runs at a time, one thread each. The DDPG runs are online from
 their first step (they have no offline phase). The report keeps each run in
 ``home/report.json`` as it finishes, so an interrupted sweep continues where it stopped.
+
+``bc`` learns offline only: its curve is its offline evaluations (5,000 updates).
 
 Reports per algorithm and task: the success rate at each evaluation (mean over seeds), the final
 one per seed, and the last three evaluations pooled with a Wilson 95% interval. The chapter's
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import threading
 import time
@@ -33,7 +43,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pixel_matrix import bench, ensure_dataset, home_env, runs_env, write_marked_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ALGORITHMS = ("ddpg-her", "ddpg-demos", "bc-her")
+FIGURES = {
+    "fig14": ("ddpg-her", "ddpg-demos", "bc-her"),
+    "fig15": ("ddpg-demos", "ddpg-demos+resets", "bc", "ddpg-her", "bc-her"),
+    "ablations": ("ddpg-demos", "ddpg-demos-no-bc", "ddpg-demos-no-q-filter", "ddpg-demos-no-her", "ddpg-demos+resets"),
+}
+# Methods that are an algorithm with overrides: label -> (algorithm, --set values).
+VARIANTS = {
+    "ddpg-demos+resets": ("ddpg-demos", ["demo_resets=true"]),     # "Ours, Resets" (ch. 4.4.4)
+    "ddpg-demos-no-bc": ("ddpg-demos", ["bc_loss=false", "q_filter=false"]),  # Fig. 16 "No BC"
+    "ddpg-demos-no-q-filter": ("ddpg-demos", ["q_filter=false"]),  # Fig. 16 "No Q-Filter"
+    "ddpg-demos-no-her": ("ddpg-demos", ["her=false"]),             # Fig. 16 "No HER"
+}
 # bc-her's offline phase: behaviour cloning of the demonstrations before practice (Fig. 15's BC
 # initialisation; the text gives no length). Algorithms without an offline phase ignore it.
 BC_PRETRAINING_STEPS = 5000
@@ -54,23 +75,26 @@ def run_sweep(home: str, algorithms: list[str], tasks: list[str], seeds: int, bu
     spent = saved.get("seconds", 0.0) if same else 0.0
     started, lock = time.perf_counter(), threading.Lock()
 
-    def run_one(algorithm: str, task: str, seed: int) -> None:
+    def run_one(method: str, task: str, seed: int) -> None:
         t0 = time.perf_counter()
+        algorithm, extra = VARIANTS.get(method, (method, []))
         out = bench(run_env, "evaluate", algorithm, f"fetch/{task}/demos", "--seed-list", str(seed),
                     "--offline-steps", str(BC_PRETRAINING_STEPS), "--online-steps", str(budget["online_steps"]), "--eval-every", str(budget["eval_every"]),
                     "--eval-episodes", str(budget["eval_episodes"]),
-                    *[item for o in overrides for item in ("--set", o)], "--json")
+                    *[item for o in [*overrides, *extra] for item in ("--set", o)], "--json")
         run = json.loads(out)["runs"][0]
         if run["status"] != "completed":
-            raise SystemExit(f"{algorithm} on {task}, seed {seed}: run {run['run_id']} {run['status']}: {run['error']}")
+            raise SystemExit(f"{method} on {task}, seed {seed}: run {run['run_id']} {run['status']}: {run['error']}")
         shown = json.loads(bench(env, "runs", "show", run["run_id"], "--json"))
-        curve = {c["step"]: c["success_rate"] for c in shown["curves"] if c["kind"] == "eval" and c["phase"] == "online"}
+        # Online evaluations; an algorithm that learns offline only (bc) has its offline ones.
+        phase = "online" if any(c["phase"] == "online" for c in shown["curves"] if c["kind"] == "eval") else "offline"
+        curve = {c["step"]: c["success_rate"] for c in shown["curves"] if c["kind"] == "eval" and c["phase"] == phase}
         record = {"run": run["run_id"], "curve": curve, "episodes_per_evaluation": budget["eval_episodes"],
                   "seconds": round(time.perf_counter() - t0, 1),
                   "env_steps_per_second": shown["timings"].get("online_env_steps_per_second")}
         with lock:
-            runs[f"{algorithm}|{task}|{seed}"] = record
-            print(json.dumps({"algorithm": algorithm, "task": task, "seed": seed, "run": run["run_id"],
+            runs[f"{method}|{task}|{seed}"] = record
+            print(json.dumps({"algorithm": method, "task": task, "seed": seed, "run": run["run_id"],
                               "final": curve[max(curve)], "seconds": record["seconds"]}), file=sys.stderr)
             saved_path.write_text(json.dumps({"budget": budget, "overrides": overrides, "runs": runs,
                                               "seconds": spent + time.perf_counter() - started}))
@@ -107,14 +131,19 @@ def summarize(home: str, report: dict, algorithms: list[str], tasks: list[str]) 
                 "curve": {step: sum(c[step] for c in curves) / len(curves) for step in steps},
                 "before_practice": sum(offline) / len(offline) if None not in offline else None,
                 "final_per_seed": [c[steps[-1]] for c in curves],
+                # Fig. 15's statistic: the median over seeds of each run's best success rate.
+                "median_best": statistics.median(max(c.values()) for c in curves),
                 "pooled_last": wilson_interval(successes, trials), "runs": [r["run"] for r in records]}
     return {**report, "results": results}
 
 
-def write_docs(report: dict, tasks: list[str]) -> None:
+MARKERS = {"fig14": "demos-her-benchmark", "fig15": "demos-stack-fig15", "ablations": "demos-stack-ablations"}
+
+
+def write_docs(report: dict, tasks: list[str], figure: str) -> None:
     budget = report["budget"]
-    lines = ["| method, task | before practice | final success per seed | last 3 evaluations pooled [95% CI] |",
-             "|---|---|---|---|"]
+    lines = ["| method, task | before practice | final success per seed | last 3 evaluations pooled [95% CI] "
+             "| median of best (Fig. 15's statistic) |", "|---|---|---|---|---|"]
     for algorithm, per_task in report["results"].items():
         for task in tasks:
             cell = per_task[task]
@@ -122,7 +151,7 @@ def write_docs(report: dict, tasks: list[str]) -> None:
             before = "-" if cell["before_practice"] is None else f"{cell['before_practice']:.2f}"
             lines.append(f"| {algorithm}, {task} | {before} | {', '.join(f'{v:.2f}' for v in cell['final_per_seed'])} | "
                          f"{pooled['successes']}/{pooled['trials']} = {pooled['rate']:.2f} "
-                         f"[{pooled['ci95'][0]:.2f}, {pooled['ci95'][1]:.2f}] |")
+                         f"[{pooled['ci95'][0]:.2f}, {pooled['ci95'][1]:.2f}] | {cell['median_best']:.2f} |")
     steps = sorted({int(s) for per_task in report["results"].values() for cell in per_task.values()
                     for s in cell["curve"]})
     shown = steps[::max(1, len(steps) // 10)]  # about ten columns, and always the last evaluation
@@ -141,15 +170,17 @@ def write_docs(report: dict, tasks: list[str]) -> None:
             f"{budget['eval_episodes']} evaluation episodes every {budget['eval_every']} steps; "
             f"{DEMONSTRATIONS} scripted demonstrations; overrides {overrides}; "
             f"{report['seconds'] / 60:.0f} min on this machine.\n\n" + "\n".join(curve)
-            + "\n\nLearning curves: success rate at each evaluation (environment steps), mean over seeds.\n")
-    write_marked_block("demos-her-benchmark", body)
+            + "\n\nLearning curves: success rate at each evaluation (environment steps; bc: its updates), "
+            "mean over seeds.\n")
+    write_marked_block(MARKERS[figure], body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=str(ROOT / ".bench-demos"))
     parser.add_argument("--tasks", default="pick-and-place,push")
-    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--figure", choices=sorted(FIGURES), default="fig14")
+    parser.add_argument("--algorithms", default=None, help="methods (default: the figure's)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--online-steps", type=int, default=20000)
     parser.add_argument("--eval-every", type=int, default=2000)
@@ -158,11 +189,12 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     budget = {"online_steps": args.online_steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes}
-    tasks, algorithms = args.tasks.split(","), args.algorithms.split(",")
+    tasks = args.tasks.split(",")
+    algorithms = args.algorithms.split(",") if args.algorithms else list(FIGURES[args.figure])
     report = run_sweep(args.home, algorithms, tasks, args.seeds, budget, args.overrides)
     print(json.dumps(report, indent=2))
     if args.write_docs:
-        write_docs(report, tasks)
+        write_docs(report, tasks, args.figure)
 
 
 if __name__ == "__main__":

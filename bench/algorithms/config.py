@@ -87,6 +87,10 @@ class AlgorithmConfig:
         """Rows per update and the online share of them (``Replay``'s ``online_fraction``)."""
         return self.batch_size, self.online_fraction
 
+    def demonstration_start_share(self) -> float:
+        """The share of online episodes that start from a demonstration's state (ch. 4.4.4); none by default."""
+        return 0.0
+
     def validate(self) -> None:
         """Refuse combinations of values the algorithm cannot run (a class adds its own checks)."""
 

@@ -13,14 +13,16 @@
                             x 1[Q(s_i, a_i) > Q(s_i, pi(s_i))] with the Q-filter            (eq. 15)
                      step along lambda1 grad J - lambda2 grad L_BC                         (eq. 14)
         Polyak-average pi' and Q'
-    (ch. 4.4.4's resets to demonstration states are not in bench yet: they need environments that
-    can be set to a recorded simulator state.)
+    with ``demo_resets``: a share of the practice episodes starts from a state drawn uniformly from a
+    uniformly drawn demonstration, pursuing the state that demonstration finally achieved (ch. 4.4.4;
+    the run does this, ``bench.evaluation.states.DemonstrationStarts``; never at evaluation)
 
 Registered: ``ddpg-her`` (no demonstrations in the batches, no BC loss: the HER baseline),
 ``ddpg-demos`` (the chapter's method, "Ours"), ``ddpg-demos-dissertation`` (its sizes), and
 ``bc-her`` (Fig. 15's "BC+HER": the actor cloned from the demonstrations offline, then DDPG + HER
 on the agent's own experience). The parts switch off one by one for the ablations
-(``--set bc_loss=false``, ``q_filter=false``, ``her=false``). The run (``bench.evaluation.states``) draws the demonstration rows from the
+(``--set bc_loss=false``, ``q_filter=false``, ``her=false``), and resets switch on
+(``demo_resets=true``: Fig. 15's "Ours, Resets"). The run (``bench.evaluation.states``) draws the demonstration rows from the
 offline buffer (the dataset) and says which rows they are in ``Batch.demo``.
 """
 
@@ -58,6 +60,10 @@ class DDPGConfig(AlgorithmConfig):
     bc_loss: bool = param(False, "eq. 13 on the demonstration rows (true for ddpg-demos)")
     q_filter: bool = param(False, "eq. 15: the BC term only where the critic prefers the demonstrated action")
     demonstrations: bool = param(False, "N_D demonstration rows in every batch (ch. 4.4.1; true for ddpg-demos)")
+    demo_resets: bool = param(False, "ch. 4.4.4: some practice episodes start from demonstration states "
+                              "('Ours, Resets'); needs data that records the simulator's state")
+    demo_reset_share: float = param(0.5, "bench: the share of practice episodes that start so (ch. 4.4.4 says "
+                                    "'some' and gives no number)")
     her: bool = param(True, "relabel goals with achieved ones (ch. 4.3.4); false keeps every goal (ablation)")
     # HER's goals (ch. 4.3.4: each episode stored again with its final achieved goal): half of each
     # batch keeps its goal, half takes the episode's final achieved goal. ``her=false`` keeps all.
@@ -68,7 +74,8 @@ class DDPGConfig(AlgorithmConfig):
     online_fraction: float | None = param(None, "set from N and N_D (replay_batch): N / (N + N_D) with "
                                           "demonstrations, 1 (the agent's own replay only) without")
 
-    OFFLINE_INDEPENDENT: ClassVar[tuple[str, ...]] = ("random_action_probability", "exploration_noise")
+    OFFLINE_INDEPENDENT: ClassVar[tuple[str, ...]] = ("random_action_probability", "exploration_noise",
+                                                       "demo_resets", "demo_reset_share")
 
     def __post_init__(self) -> None:
         if not self.her:  # the ablation without HER: every goal is the one pursued
@@ -81,7 +88,12 @@ class DDPGConfig(AlgorithmConfig):
         total = self.batch_size + self.demo_batch_size
         return total, self.batch_size / total
 
+    def demonstration_start_share(self) -> float:
+        return self.demo_reset_share if self.demo_resets else 0.0
+
     def validate(self) -> None:
+        if not 0.0 <= self.demo_reset_share <= 1.0:
+            raise InvalidInput("demo_reset_share is a share of practice episodes, in [0, 1]")
         if self.online_fraction is not None:
             raise InvalidInput("DDPG's replay mix follows from batch_size (N) and demo_batch_size (N_D): "
                                "set those, not online_fraction")

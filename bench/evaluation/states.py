@@ -3,7 +3,8 @@
     offline buffer  <- the dataset's transitions, states normalized, actions in [-1, 1], goals relabeled
     offline phase   <- N updates on batches from it
     online phase    <- M environment steps with the stochastic policy, each followed by updates on
-                       batches mixing offline and online transitions
+                       batches mixing offline and online transitions; with resets to demonstration
+                       states (ch. 4.4.4), a share of these episodes starts inside a demonstration
     evaluation      <- E episodes with the deterministic policy on fixed seeds
 """
 
@@ -22,7 +23,37 @@ from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, Phas
 from bench.evaluation.layouts import ObservationLayout, evaluation_seed, success_of
 from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.store import Recorder
+from bench.errors import InvalidInput
 from bench.platform.settings import Settings
+
+
+class DemonstrationStarts:
+    """Ch. 4.4.4's resets: a demonstration drawn uniformly, one of its states drawn uniformly, and as the
+    goal the state the demonstration finally achieved (as HER's "final" relabeling would set it).
+
+    Needs the simulator's state with every observation (``infos/sim_state``, recorded by recipes with
+    ``record_sim_state``) and an environment that can be put in one (``reset_to(state, goal)``)."""
+
+    def __init__(self, dataset, layout: ObservationLayout, env):
+        states = dataset.data.infos.get("sim_state")
+        if states is None:
+            raise InvalidInput(f"resets to demonstration states need the simulator's state with each observation "
+                               f"(infos/sim_state); {dataset.id} has none (the fetch/stack* recipes record it)")
+        if not hasattr(env.unwrapped, "reset_to"):
+            raise InvalidInput(f"resets to demonstration states need an environment that can be put in a recorded "
+                               f"state; {env.spec.id if env.spec else type(env).__name__} cannot")
+        if layout.goal_mode != "dict":
+            raise InvalidInput("resets to demonstration states need goal-conditioned data (achieved goals)")
+        data = dataset.data
+        self.states = np.asarray(states, np.float64)
+        self.starts, self.lengths = data.obs_starts, np.asarray(data.lengths)
+        self.final_goals = layout.achieved(data.observations)[self.starts + self.lengths]
+
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(simulator state, goal): a state the demonstrator acted in (x_0 .. x_(T-1)) and its final achieved goal."""
+        episode = int(rng.integers(len(self.starts)))
+        row = int(self.starts[episode] + rng.integers(self.lengths[episode]))
+        return self.states[row], self.final_goals[episode]
 
 
 class StateRun(Run):
@@ -52,6 +83,9 @@ class StateRun(Run):
         self.replay = Replay(self.offline, self.online, self.config.replay_batch()[1], self.relabel,
                              self.layout.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
                              self.reward_shift, seed=spec.seed)
+        self.demo_start_share = self.config.demonstration_start_share()
+        self.demo_starts = (DemonstrationStarts(self.dataset, self.layout, self.env)
+                            if self.demo_start_share > 0 and self.learns_online else None)
         self.results = {"offline": PhaseResults(), "online": PhaseResults()}
         self.timings: dict[str, float] = {"offline_seconds": 0.0, "online_seconds": 0.0, "eval_seconds": 0.0}
         self.phase, self.step = "offline", 0
@@ -179,6 +213,10 @@ class StateRun(Run):
         episode = int(self.rng.integers(2**31))
         observation, info = self.env.reset(seed=int(self.rng.integers(2**31)),
                                            options=self.layout.reset_options(episode))
+        # Drawn only when resets are on, so runs without them see the same random numbers as before.
+        if self.demo_starts is not None and self.rng.random() < self.demo_start_share:
+            state, goal = self.demo_starts.draw(self.rng)
+            observation = self.env.unwrapped.reset_to(state, goal)
         return observation, self.episode_goals(observation, self.layout.goal_after_reset(observation, info),
                                                practice=True)
 

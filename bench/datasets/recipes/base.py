@@ -66,6 +66,9 @@ class Recipe:
     success_rule: str = "any"
     make_collection_env: Callable[[], gym.Env] | None = None
     collect_episode: Callable[[gym.Env, str, int, np.random.Generator], "EpisodeRecord"] | None = None
+    # Record the simulator's state with each observation (``infos/sim_state``, from the environment's
+    # ``sim_state()``), so that training episodes can restart from demonstration states (ch. 4.4.4).
+    record_sim_state: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "env": self.env.name, "gym_id": self.env.gym_id, "env_kwargs": self.env.kwargs,
@@ -81,6 +84,7 @@ class EpisodeRecord:
     truncations: np.ndarray
     success: np.ndarray  # per observation: the environment's success flag at reset, then after each step
     attrs: dict[str, Any]
+    states: np.ndarray | None = None  # per observation: the simulator's state, when the recipe records it
 
 
 def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
@@ -90,9 +94,18 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
 
 def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Generator,
             max_steps: int | None = None, success_rule: str = "any", options: dict[str, Any] | None = None,
-            on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
-    """One episode of ``policy``; ``on_step(t)`` is called after the reset (t=0) and after each step."""
-    on_step = on_step or (lambda step: None)
+            on_step: Callable[[int], None] | None = None,
+            state_of: Callable[[], np.ndarray] | None = None) -> EpisodeRecord:
+    """One episode of ``policy``; ``on_step(t)`` is called after the reset (t=0) and after each step,
+    and ``state_of()``, when given, records the simulator's state with every observation."""
+    states: list[np.ndarray] = []
+    record = on_step or (lambda step: None)
+
+    def on_step(step: int) -> None:
+        if state_of is not None:
+            states.append(np.asarray(state_of(), np.float64).copy())
+        record(step)
+
     observation, info = env.reset(seed=reset_seed, options=options)
     on_step(0)
     # Success per observation (T+1, Minari's convention for infos): the reset's, then each step's.
@@ -116,7 +129,8 @@ def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Genera
     if "variation" in info or hasattr(env.unwrapped, "variation"):
         attrs["variation"] = int(getattr(env.unwrapped, "variation", info.get("variation", -1)))
     return EpisodeRecord(_stack(observations), np.asarray(actions), np.asarray(rewards, np.float32),
-                         np.asarray(terms), np.asarray(truncs), np.asarray(success), attrs)
+                         np.asarray(terms), np.asarray(truncs), np.asarray(success), attrs,
+                         np.stack(states) if states else None)
 
 
 def _stack(observations: list[Any]) -> Any:
@@ -147,7 +161,8 @@ def to_trajectories(records: list[EpisodeRecord], env: gym.Env | None = None) ->
         terminations=np.concatenate([r.terminations for r in records]),
         truncations=np.concatenate([r.truncations for r in records]),
         lengths=np.array([len(r.actions) for r in records]),
-        infos={"success": np.concatenate([r.success for r in records])},
+        infos={"success": np.concatenate([r.success for r in records]),
+               **({"sim_state": np.concatenate([r.states for r in records])} if records[0].states is not None else {})},
         episode_attrs=attrs,
         observation_space=env.observation_space if env is not None else None,
         action_space=env.action_space if env is not None else None,

@@ -31,7 +31,8 @@ def _collect(recipe_name: str, seed: int, indices: list[int], total: int, kind: 
                 continue
             if episode_kind not in policies:
                 policies[episode_kind] = recipe.make_policy(episode_kind, env)
-            record = rollout(env, policies[episode_kind], reset_seed, rng, recipe.max_episode_steps, recipe.success_rule)
+            record = rollout(env, policies[episode_kind], reset_seed, rng, recipe.max_episode_steps, recipe.success_rule,
+                             state_of=env.unwrapped.sim_state if recipe.record_sim_state else None)
             record.attrs["policy"] = episode_kind
             records.append(record)
     finally:

@@ -1,4 +1,4 @@
-"""Fetch recipes (dissertation ch. 4, demonstrations for RL): ``demos`` for push, pick-and-place and slide.
+"""Fetch recipes (dissertation ch. 4, demonstrations for RL): ``demos`` for push, pick-and-place, slide and stacking.
 
 Scripted controllers written for bench read the block (or puck), gripper and goal from the
 observation (observation[0:3] gripper, [3:6] object, [9:11] finger widths) and decide from
@@ -9,6 +9,11 @@ action, so position errors are turned into actions with gain 10 (clipped to [-1,
   slide           go behind the puck, then strike toward the goal at full speed; the goal is out
                   of reach, so most strikes miss (the dissertation notes 7/100 of its sliding
                   demonstrations succeed)
+  stack2, stack3  bench's block stacking (``bench.platform.envs.fetch_stack``): block by block in
+                  order, lift the first unplaced block, rise clear of the tower, travel above its
+                  goal, lower it and let go, then rise straight up before fetching the next. The
+                  demonstrations record the simulator's state per observation (``infos/sim_state``)
+                  for resets to demonstration states (ch. 4.4.4).
 Demonstrations add N(0, 0.1^2) action noise, so not all succeed. An episode succeeds if the object
 is within 5 cm of the goal at its last step (Fetch's convention). Reward: Gymnasium-Robotics'
 sparse reward, 0 within 5 cm of the goal and -1 otherwise (ch. 4, eq. 16); 50-step episodes.
@@ -22,12 +27,21 @@ import numpy as np
 from bench.datasets.recipes.base import EnvironmentSpec, Recipe
 
 TASKS = {"push": "FetchPush-v4", "pick-and-place": "FetchPickAndPlace-v4", "slide": "FetchSlide-v4"}
+STACKS = {"stack2": 2, "stack3": 3}  # bench's own environments, bench/FetchStack{N}-v0
 NOISE, GAIN = 0.1, 10.0
 STRIKE_GAIN = 1.5  # slide: strike speed per metre to the goal (the puck must stop there by friction)
 DEFAULT_EPISODES = 100
 
 
 def environment(task: str) -> EnvironmentSpec:
+    if task in STACKS:
+        blocks = STACKS[task]
+        return EnvironmentSpec(
+            name=f"fetch/{task}", gym_id=f"bench/FetchStack{blocks}-v0", family="fetch",
+            packages=("gymnasium-robotics", "mujoco"), module="gymnasium_robotics",
+            description=f"Fetch block stacking (dissertation ch. 4.7), {blocks} blocks: stack them on the first; "
+                        f"sparse reward 0 when all are within 5 cm of their goals else -1 (eq. 17 - 1), "
+                        f"{50 * (blocks - 1)} steps")
     return EnvironmentSpec(
         name=f"fetch/{task}",
         gym_id=TASKS[task],
@@ -93,12 +107,58 @@ def pick_and_place_action(observation: dict[str, np.ndarray]) -> np.ndarray:
     return action
 
 
+def stack_action(observation: dict[str, np.ndarray], blocks: int) -> np.ndarray:
+    """The scripted stacker: the first block not yet on its goal is fetched and put there (see the module docstring)."""
+    obs = observation["observation"]
+    grip = obs[0:3]
+    positions = obs[3:3 + 3 * blocks].reshape(blocks, 3)
+    fingers = float(obs[3 + 6 * blocks:5 + 6 * blocks].sum())
+    goals = observation["desired_goal"].reshape(blocks, 3)
+    # Placed with a margin, so a block is let go only when it sits squarely on the one below.
+    placed = np.linalg.norm(positions - goals, axis=1) < 0.025
+    action = np.zeros(4)
+    pending = [i for i in range(1, blocks) if not placed[i]]
+    if not pending:
+        action[2], action[3] = 0.5, 1.0  # done: rise, fingers open
+        return action
+    block, goal = positions[pending[0]], goals[pending[0]]
+    relative = block - grip
+    held = np.linalg.norm(relative) < 0.02 and fingers < 0.06
+    above = goal + np.array([0.0, 0.0, 0.03])
+    if held:
+        action[3] = -1.0
+        if np.linalg.norm(block[:2] - goal[:2]) <= 0.01:
+            action[:3] = _move(goal - block)  # lower it onto the tower
+        elif block[2] < above[2] - 0.015:
+            action[2] = _move(np.array([above[2] - block[2]]))[0]  # lift clear of the tower first
+        else:
+            action[:3] = _move(above - block)
+        return action
+    action[3] = 1.0
+    far = np.linalg.norm(relative[:2]) > 0.03
+    if far and np.linalg.norm(grip[:2] - goals[0][:2]) < 0.05 and grip[2] < goal[2] + 0.03:
+        action[2] = 1.0  # just let go on the tower: leave it straight up
+    elif np.linalg.norm(relative[:2]) > 0.01:
+        if far and grip[2] < block[2] + 0.04:  # low: rise before travelling
+            action[:2] = 0.3 * _move(relative[:2])
+            action[2] = _move(np.array([block[2] + 0.06 - grip[2]]))[0]
+        else:
+            action[:2] = _move(relative[:2])
+            action[2] = _move(np.array([block[2] + 0.05 - grip[2]]))[0]
+    elif abs(relative[2]) > 0.01:
+        action[:3] = _move(relative)
+    else:
+        action[3] = -1.0  # close on the block
+    return action
+
+
 def make_policy_for(task: str):
     def make_policy(kind: str, env: gym.Env):
         if kind == "random":
             return lambda observation, rng: rng.uniform(-1.0, 1.0, 4)
         scripted = {"push": push_action, "pick-and-place": pick_and_place_action,
-                    "slide": lambda observation: push_action(observation, strike_gain=STRIKE_GAIN)}[task]
+                    "slide": lambda observation: push_action(observation, strike_gain=STRIKE_GAIN),
+                    **{name: (lambda observation, n=n: stack_action(observation, n)) for name, n in STACKS.items()}}[task]
         noise = NOISE if kind == "demos" else 0.0
 
         def policy(observation, rng):
@@ -125,6 +185,7 @@ def recipes() -> list[Recipe]:
             # The scripted striker scores barely above random on slide, so it is no expert reference there.
             reference_policies={"random": "random"} if task == "slide" else {"random": "random", "expert": "scripted"},
             success_rule="final",
+            record_sim_state=task in STACKS,
         )
-        for task in TASKS
+        for task in [*TASKS, *STACKS]
     ]

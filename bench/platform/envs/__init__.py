@@ -21,6 +21,10 @@ def register_all() -> None:
     gym.register(id="bench/MetaWorld-v0", entry_point="bench.platform.envs.metaworld:MetaWorldTask")
     # The pixel tabletop counts its own steps (``max_episode_steps``), so no TimeLimit wrapper.
     gym.register(id="bench/Tabletop-v0", entry_point="bench.platform.envs.tabletop:TabletopEnv")
+    # Fetch block stacking (ch. 4.7), 50 (N - 1) steps for N blocks.
+    for blocks in (2, 3, 4):
+        gym.register(id=f"bench/FetchStack{blocks}-v0", entry_point="bench.platform.envs.fetch_stack:FetchStackEnv",
+                     kwargs={"blocks": blocks}, max_episode_steps=50 * (blocks - 1))
     _REGISTERED = True
 
 
