@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.datasets import Registry
+from bench.errors import InvalidInput
 from bench.evaluation.store import RunStore, summarize
 from bench.evaluation.executors import execute_sweep
 from bench.evaluation.sweeps import Budget, plan_sweep, spec_for_resume
@@ -143,3 +144,30 @@ def test_process_pool_executor_on_postgres_and_s3(pendulum):
     assert {args[0] for args in seen} == {s.run_id for s in specs}
     assert all(store.get(s.run_id).plan["torch_threads"] >= 1 for s in specs)
     assert len(store.curves(specs[1].run_id, kind="eval")) == 4
+
+
+def test_extra_online_evaluations_are_dense_after_the_switch_and_survive_a_resume(pendulum, monkeypatch):
+    """--online-evals-at adds evaluation points (ch. 7's question is what happens just after the switch);
+    one interrupted among them is owed to the resumed run, as every evaluation is."""
+    from bench.evaluation.states import StateRun
+
+    registry, store, dataset_id = pendulum
+    budget = Budget(offline_steps=40, online_steps=60, eval_every=40, eval_episodes=1, log_every=10,
+                    online_evals_at=(5, 10, 20))
+    evaluate, calls = StateRun.evaluate, []
+
+    def interrupted_at_online_step_10(self):
+        calls.append((self.phase, self.step))
+        if calls[-1] == ("online", 10) and calls.count(("online", 10)) == 1:
+            raise KeyboardInterrupt
+        return evaluate(self)
+
+    monkeypatch.setattr(StateRun, "evaluate", interrupted_at_online_step_10)
+    specs, outcomes = _sweep(registry, store, dataset_id, "awac", budget=budget)
+    assert outcomes[0].status == "interrupted"
+    resumed = execute_sweep([spec_for_resume(store, specs[0].run_id)], registry.settings, store, resume=True)
+    assert resumed[0].status == "completed"
+    evals = [(c["phase"], c["step"]) for c in store.curves(specs[0].run_id, kind="eval")]
+    assert evals == [("offline", 40), ("online", 5), ("online", 10), ("online", 20), ("online", 40), ("online", 60)]
+    with pytest.raises(InvalidInput, match="online-evals-at"):
+        Budget(offline_steps=0, online_steps=60, eval_every=40, eval_episodes=1, online_evals_at=(61,)).validate()

@@ -103,6 +103,9 @@ def evaluate(
     eval_every: int = typer.Option(5000, "--eval-every", help="evaluate every K updates / environment steps"),
     eval_episodes: int = typer.Option(10, "--eval-episodes", help="evaluation episodes (fixed seeds)"),
     log_every: int = typer.Option(1000, "--log-every", help="record training losses every K steps"),
+    online_evals_at: Optional[str] = typer.Option(None, "--online-evals-at",
+                                                  help="extra evaluations at these online steps, e.g. 250,500,1000: "
+                                                       "dense around the switch from offline to online"),
     overrides: list[str] = typer.Option([], "--set", help="config override key=value (repeatable)"),
     online_env: str = typer.Option("dataset", "--online-env",
                                    help="'dataset' (its own environment) or 'held-out' (a new scene of held-out "
@@ -119,12 +122,13 @@ def evaluate(
     """Train ALGORITHM on DATASET offline, fine-tune it online, and score it over seeds."""
     from bench.evaluation.store import RunStore
     from bench.evaluation.executors import execute_sweep
-    from bench.evaluation.sweeps import Budget, parse_overrides, plan_sweep, seeds_from
+    from bench.evaluation.sweeps import Budget, parse_overrides, parse_steps, plan_sweep, seeds_from
 
     with user_errors():
         registry = open_registry()
         store = RunStore(registry.engine)
-        budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every)
+        budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every,
+                        parse_steps(online_evals_at, "--online-evals-at"))
         specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
                            parse_overrides(overrides), executor, online_env, task, model_cache)
         err.print(f"sweep of {plural(len(specs), 'run')}: {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
@@ -197,8 +201,9 @@ def runs_show(run_id: str = typer.Argument(...), server: Optional[str] = typer.O
         out.print(f"config {json.dumps(run.config)}", highlight=False)
         plan = run.plan
         out.print(f"plan: {plan['offline_steps']} offline updates, {plan['online_steps']} online steps, "
-                  f"eval every {plan['eval_every']} x {plan['eval_episodes']} episodes, executor {plan['executor']}",
-                  highlight=False)
+                  f"eval every {plan['eval_every']} x {plan['eval_episodes']} episodes"
+                  + (f" and online at {', '.join(map(str, plan['online_evals_at']))}" if plan.get("online_evals_at") else "")
+                  + f", executor {plan['executor']}", highlight=False)
         table = Table("phase", "step", "return", "score", "success", box=None)
         for point in curves:
             if point["kind"] == "eval":

@@ -3,7 +3,8 @@
     load the dataset version into memory (through the storage URL alone: workers need no database)
     offline: N updates on batches of the replay
     online:  M environment steps, each followed by updates on batches mixing offline and online data
-    every K updates / environment steps: E evaluation episodes with the deterministic policy on
+    every K updates / environment steps (and online at extra steps, e.g. dense after the switch):
+             E evaluation episodes with the deterministic policy on
              fixed seeds -> return, normalized score, success rate; then a checkpoint
 Ctrl-C (KeyboardInterrupt) stops at the current step, writes a checkpoint and marks the run
 ``interrupted``; ``resume`` continues from that checkpoint (an online episode in progress is
@@ -132,7 +133,7 @@ class Run:
         if done % spec.log_every == 0 or done == total:
             self.recorder.metrics(spec.run_id, "train", phase, done, losses.pop())
             self.recorder.progress(spec.run_id, phase, done, total)
-        if done % spec.eval_every == 0 or done == total:
+        if self._evaluation_due(phase, done, total):
             self._charge_time(phase)  # training time excludes evaluation
             self._evaluate_and_checkpoint(phase, done)
             self._clock = time.perf_counter()
@@ -202,9 +203,14 @@ class Run:
         """What a kind of run adds to its results (the pixel harness: its artifacts)."""
         return {}
 
+    def _evaluation_due(self, phase: str, done: int, total: int) -> bool:
+        """Every ``eval_every`` steps, at the phase's end, and online at the extra steps the run asks for."""
+        return (done % self.spec.eval_every == 0 or done == total
+                or (phase == "online" and done in self.spec.online_evals_at))
+
     def _evaluation_owed(self) -> bool:
         total = self.spec.offline_steps if self.phase == "offline" else self.spec.online_steps
-        due = self.step > 0 and (self.step % self.spec.eval_every == 0 or self.step == total)
+        due = self.step > 0 and self._evaluation_due(self.phase, self.step, total)
         evaluations = self.results[self.phase].evaluations
         return due and (not evaluations or evaluations[-1]["step"] != self.step)
 

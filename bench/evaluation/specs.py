@@ -34,6 +34,7 @@ class RunSpec:
     # (random, expert, source) of the environment, for normalized scores; None if it has none.
     reference: tuple[float, float, str] | None = None
     log_every: int = 1000
+    online_evals_at: tuple[int, ...] = ()  # online steps evaluated besides every eval_every
     torch_threads: int | None = None
     # Keyword arguments over the dataset's environment for online practice and evaluation, e.g.
     # a held-out tabletop scene and its task: {"scene_split": "held-out", "scene_seed": 7, "task": ...}.

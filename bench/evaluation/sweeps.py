@@ -29,12 +29,17 @@ class Budget:
     eval_every: int
     eval_episodes: int
     log_every: int = 1000
+    # Evaluations at these online steps besides every ``eval_every``: dense points around the switch
+    # from offline to online, where fine-tuning dips or holds (dissertation ch. 7).
+    online_evals_at: tuple[int, ...] = ()
 
     def validate(self) -> None:
         if self.offline_steps < 0 or self.online_steps < 0:
             raise InvalidInput("--offline-steps and --online-steps must be >= 0")
         if self.eval_every <= 0 or self.eval_episodes <= 0 or self.log_every <= 0:
             raise InvalidInput("--eval-every, --eval-episodes and the log interval must be positive")
+        if any(not 0 < step <= self.online_steps for step in self.online_evals_at):
+            raise InvalidInput(f"--online-evals-at takes online steps in 1..{self.online_steps} (--online-steps)")
 
 
 ONLINE_ENVS = ("dataset", "held-out")
@@ -91,6 +96,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     if spec.algorithm_class.run_kind == "state-planning" and family != "ogbench":
         raise InvalidInput(f"{algorithm} plans between observations: it needs an OGBench goal-conditioned dataset, "
                            f"and {info.id} is not one")
+    if config.demonstration_start_share() > 0 and "infos/sim_state" not in manifest.get("arrays", {}):
+        raise InvalidInput(f"resets to demonstration states need the simulator's state with each observation "
+                           f"(infos/sim_state); {info.id} has none (the fetch/stack* recipes record it)")
     reference = None
     if env_name:
         try:
@@ -111,7 +119,8 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             storage_path=info.storage_path, manifest_sha256=info.manifest_sha256,
             offline_steps=offline_steps, online_steps=budget.online_steps, eval_every=budget.eval_every,
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
-            log_every=budget.log_every, env_overrides=environment_overrides(env, online_env, task, seed),
+            log_every=budget.log_every, online_evals_at=tuple(sorted(set(budget.online_evals_at))),
+            env_overrides=environment_overrides(env, online_env, task, seed),
             reuse_models=reuse_models,
             torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
@@ -152,12 +161,19 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def parse_steps(text: str | None, option: str) -> tuple[int, ...]:
+    """``"3,7,11"`` -> (3, 7, 11); nothing -> ()."""
+    if not text:
+        return ()
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise InvalidInput(f"{option} expects integers separated by commas, got {text!r}") from None
+
+
 def seeds_from(count: int | None, explicit: str | None) -> list[int]:
     if explicit:
-        try:
-            return [int(s) for s in explicit.split(",") if s.strip()]
-        except ValueError:
-            raise InvalidInput(f"--seed-list expects integers separated by commas, got {explicit!r}") from None
+        return list(parse_steps(explicit, "--seed-list"))
     if count is None or count < 1:
         raise InvalidInput("--seeds must be at least 1")
     return list(range(count))
