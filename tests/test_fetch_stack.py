@@ -178,3 +178,31 @@ def test_practice_episodes_start_from_demonstrations_and_evaluation_episodes_nev
         assert len(refused.stderr.strip().splitlines()) == 1
     finally:
         registry.close()
+
+
+def test_her_relabels_stacking_goals_with_achieved_towers_and_the_envs_reward(stack2, demonstrations):
+    """Ch. 4.3.4: half the goals become the episode's final achieved state, rewarded by compute_reward;
+    a relabeled goal is a tower the demonstration built, so its last transitions earn 0, not -1."""
+    import torch
+
+    from bench.algorithms.replay import RelabelShares, Replay, TransitionBuffer
+
+    data, layout = demonstrations, ObservationLayout.of({"name": "fetch/stack2"}, stack2.observation_space)
+    rows = np.arange(data.num_steps) + np.repeat(np.arange(data.num_episodes), data.lengths)
+    observations = data.observations
+    buffer = TransitionBuffer.from_arrays(
+        observations["observation"][rows], observations["observation"][rows + 1], data.actions, data.rewards,
+        data.terminations, data.lengths, observations["desired_goal"][rows], observations["achieved_goal"][rows + 1])
+    replay = Replay(buffer, relabel=RelabelShares(keep=0.5, final=0.5), goal_reward=layout.goal_reward(stack2), seed=0)
+    batch = replay.sample(400)
+    goal = batch.obs[:, -6:].numpy()
+    # Which row each sample is: its state and action are unique in the data.
+    index = [int(np.flatnonzero((buffer.state.numpy() == s).all(1))[0]) for s in batch.obs[:, :-6].numpy()]
+    achieved = buffer.next_achieved.numpy()[index]
+    expected = stack2.unwrapped.compute_reward(achieved, goal, {})
+    np.testing.assert_array_equal(batch.reward.numpy(), expected)
+    ends = buffer.episode_end.numpy()[index]
+    relabeled = ~np.isclose(goal, buffer.goal.numpy()[index]).all(1)
+    assert 0.3 < relabeled.mean() < 0.7
+    np.testing.assert_array_equal(goal[relabeled], buffer.next_achieved.numpy()[ends[relabeled]])
+    assert (batch.reward.numpy()[relabeled] == 0.0).any() and torch.all(batch.done == 0)
