@@ -64,9 +64,11 @@ POOLED_EVALUATIONS = 3  # the last evaluations pooled for the interval
 
 def run_sweep(home: str, algorithms: list[str], tasks: list[str], seeds: int, budget: dict[str, int],
               overrides: list[str], parallel: int = 2) -> dict:
+    """Every (method, task, seed) run once; ``budget["demonstrations"]`` episodes of each task's recipe
+    (a home holds one size: a second size would be a second version of the same dataset)."""
     env = home_env(home)
     for task in tasks:
-        ensure_dataset(env, f"fetch/{task}/demos", DEMONSTRATIONS)
+        ensure_dataset(env, f"fetch/{task}/demos", budget.get("demonstrations", DEMONSTRATIONS))
     run_env = runs_env(env, parallel)
     saved_path = Path(home) / "report.json"
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
@@ -140,6 +142,11 @@ def summarize(home: str, report: dict, algorithms: list[str], tasks: list[str]) 
 MARKERS = {"fig14": "demos-her-benchmark", "fig15": "demos-stack-fig15", "ablations": "demos-stack-ablations"}
 
 
+def marker_for(figure: str, budget: dict) -> str:
+    """The docs block of a figure; a run with fewer demonstrations writes its own."""
+    return MARKERS[figure] + (f"-{budget['demonstrations']}-demos" if "demonstrations" in budget else "")
+
+
 def write_docs(report: dict, tasks: list[str], figure: str) -> None:
     budget = report["budget"]
     lines = ["| method, task | before practice | final success per seed | last 3 evaluations pooled [95% CI] "
@@ -168,11 +175,11 @@ def write_docs(report: dict, tasks: list[str], figure: str) -> None:
             f"after {BC_PRETRAINING_STEPS} behaviour-cloning updates; the DDPG runs: the untrained policy). "
             f"Success rate after {budget['online_steps']} online steps, {report['seeds']} seeds x "
             f"{budget['eval_episodes']} evaluation episodes every {budget['eval_every']} steps; "
-            f"{DEMONSTRATIONS} scripted demonstrations; overrides {overrides}; "
+            f"{budget.get('demonstrations', DEMONSTRATIONS)} scripted demonstrations; overrides {overrides}; "
             f"{report['seconds'] / 60:.0f} min on this machine.\n\n" + "\n".join(curve)
             + "\n\nLearning curves: success rate at each evaluation (environment steps; bc: its updates), "
             "mean over seeds.\n")
-    write_marked_block(MARKERS[figure], body)
+    write_marked_block(marker_for(figure, budget), body)
 
 
 def main() -> None:
@@ -185,10 +192,14 @@ def main() -> None:
     parser.add_argument("--online-steps", type=int, default=20000)
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--demonstrations", type=int, default=DEMONSTRATIONS,
+                        help="episodes of each task's recipe (one size per home)")
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="a config override for every run")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     budget = {"online_steps": args.online_steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes}
+    if args.demonstrations != DEMONSTRATIONS:  # the default stays out, so earlier reports keep matching
+        budget["demonstrations"] = args.demonstrations
     tasks = args.tasks.split(",")
     algorithms = args.algorithms.split(",") if args.algorithms else list(FIGURES[args.figure])
     report = run_sweep(args.home, algorithms, tasks, args.seeds, budget, args.overrides)
