@@ -75,6 +75,8 @@ class FetchStackEnv(MujocoFetchEnv, EzPickle):
         initial_qpos = {"robot0:slide0": 0.405, "robot0:slide1": 0.48, "robot0:slide2": 0.0,
                         **{f"object{i}:joint": [1.25, 0.53 + 0.06 * i, 0.4, 1.0, 0.0, 0.0, 0.0]
                            for i in range(blocks)}}
+        # model_path only passes the base class's check that the file exists: _initialize_simulation
+        # builds the N-block scene instead.
         MujocoFetchEnv.__init__(
             self, model_path="fetch/pick_and_place.xml", has_object=True, block_gripper=False, n_substeps=20,
             gripper_extra_height=0.2, target_in_the_air=False, target_offset=0.0, obj_range=OBJECT_RANGE,
