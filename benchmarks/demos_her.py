@@ -133,8 +133,10 @@ def summarize(home: str, report: dict, algorithms: list[str], tasks: list[str]) 
                 "curve": {step: sum(c[step] for c in curves) / len(curves) for step in steps},
                 "before_practice": sum(offline) / len(offline) if None not in offline else None,
                 "final_per_seed": [c[steps[-1]] for c in curves],
-                # Fig. 15's statistic: the median over seeds of each run's best success rate.
-                "median_best": statistics.median(max(c.values()) for c in curves),
+                # Fig. 15's statistic: the median over seeds of each run's best success rate, its
+                # evaluation before practice included (BC+HER's best is its cloned actor).
+                "median_best": statistics.median(max([*c.values(), *([o] if o is not None else [])])
+                                                 for c, o in zip(curves, offline)),
                 "pooled_last": wilson_interval(successes, trials), "runs": [r["run"] for r in records]}
     return {**report, "results": results}
 
