@@ -170,15 +170,20 @@ def write_docs(report: dict, tasks: list[str], figure: str) -> None:
     for algorithm, per_task in report["results"].items():
         for task in tasks:
             values = per_task[task]["curve"]
+            points = {int(step): rate for step, rate in values.items()}
             curve.append(f"| {algorithm}, {task} | " + " | ".join(
-                f"{values.get(s, values.get(str(s), float('nan'))):.2f}" for s in shown) + " |")
+                f"{points[s]:.2f}" if s in points else "-" for s in shown) + " |")
     overrides = ", ".join(report["overrides"]) or "none"
+    # The cost of this figure's runs (a home's report holds every figure run in it, so not its total time).
+    run_minutes = sum(report["runs"][f"{a}|{t}|{s}"]["seconds"] for a in report["results"] for t in tasks
+                      for s in range(report["seeds"])) / 60
     body = ("\n".join(lines) + f"\n\nBefore practice: the last evaluation of the offline phase, mean over seeds (bc-her: "
             f"after {BC_PRETRAINING_STEPS} behaviour-cloning updates; the DDPG runs: the untrained policy). "
             f"Success rate after {budget['online_steps']} online steps, {report['seeds']} seeds x "
             f"{budget['eval_episodes']} evaluation episodes every {budget['eval_every']} steps; "
             f"{budget.get('demonstrations', DEMONSTRATIONS)} scripted demonstrations; overrides {overrides}; "
-            f"{report['seconds'] / 60:.0f} min on this machine.\n\n" + "\n".join(curve)
+            f"the runs took {run_minutes:.0f} min of one core each, summed (two at a time on this 2-core machine)."
+            "\n\n" + "\n".join(curve)
             + "\n\nLearning curves: success rate at each evaluation (environment steps; bc: its updates), "
             "mean over seeds.\n")
     write_marked_block(marker_for(figure, budget), body)
