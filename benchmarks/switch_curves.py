@@ -115,6 +115,10 @@ def _mean(values) -> str:
     return "-" if values is None else f"{statistics.mean(values):.1f}"
 
 
+def _rate(values) -> str:
+    return f"{statistics.mean(values):.2f}"
+
+
 def write_docs(report: dict) -> None:
     budget = report["budget"]
     lines = ["| dataset | method | score at the switch (offline end) | largest dip in the first 1,000 online steps "
@@ -126,23 +130,24 @@ def write_docs(report: dict) -> None:
                 continue
             dip = "-" if score["dip"] is None else f"{_mean(score['dip'])} ({', '.join(f'{d:.0f}' for d in score['dip'])})"
             lines.append(f"| {dataset} | {algorithm} | {_mean(score['offline_end'])} | {dip} | "
-                         f"{_mean(score['final'])} | {_mean(success['offline_end']) if success else '-'} -> "
-                         f"{_mean(success['final']) if success else '-'} |")
+                         f"{_mean(score['final'])} | {_rate(success['offline_end']) if success else '-'} -> "
+                         f"{_rate(success['final']) if success else '-'} |")
     curve_lines = []
     for dataset, per_algorithm in report["results"].items():
-        steps = sorted({int(s) for cell in per_algorithm.values() for s in cell["curve"].get("score", {})})
-        curve_lines += [f"\n{dataset}, mean normalized score over seeds at each online step (0 = the offline end):\n",
-                        "| method | 0 | " + " | ".join(map(str, steps)) + " |", "|---|---|" + "---|" * len(steps)]
-        for algorithm, cell in per_algorithm.items():
-            values = {int(k): v for k, v in cell["curve"].get("score", {}).items()}
-            start = _mean(cell["score"]["offline_end"]) if cell.get("score") else "-"
-            curve_lines.append(f"| {algorithm} | {start} | " + " | ".join(
-                f"{values[s]:.1f}" if s in values else "-" for s in steps) + " |")
+        for metric, label, digits in (("score", "mean normalized score", 1), ("success", "mean success rate", 2)):
+            steps = sorted({int(s) for cell in per_algorithm.values() for s in cell["curve"].get(metric, {})})
+            curve_lines += [f"\n{dataset}, {label} over seeds at each online step (0 = the offline end):\n",
+                            "| method | 0 | " + " | ".join(map(str, steps)) + " |", "|---|---|" + "---|" * len(steps)]
+            for algorithm, cell in per_algorithm.items():
+                values = {int(k): v for k, v in cell["curve"].get(metric, {}).items()}
+                start = (f"{statistics.mean(cell[metric]['offline_end']):.{digits}f}" if cell.get(metric) else "-")
+                curve_lines.append(f"| {algorithm} | {start} | " + " | ".join(
+                    f"{values[s]:.{digits}f}" if s in values else "-" for s in steps) + " |")
     body = (f"`python benchmarks/switch_curves.py --home .bench-switch --write-docs`: {budget['offline_steps']} offline "
             f"updates, then {budget['online_steps']} online steps with one update each; evaluations every "
             f"{budget['eval_every']} steps and online at {', '.join(map(str, DENSE))}; {budget['eval_episodes']} "
             f"episodes each; {report['seeds']} seeds; {', '.join(OVERRIDES)}; "
-            f"{report['seconds'] / 60:.0f} min on this machine.\n\n" + "\n".join(lines) + "\n" + "\n".join(curve_lines)
+            f"{report['seconds'] / 60:.0f} min on this machine, two runs at a time.\n\n" + "\n".join(lines) + "\n" + "\n".join(curve_lines)
             + "\n")
     write_marked_block("switch-curves", body)
 
