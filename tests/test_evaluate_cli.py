@@ -81,6 +81,10 @@ def test_evaluate_bad_input_is_one_line_and_records_nothing(pendulum_env):
         (["evaluate", "iql", "test/pendulum", "--set", "nonsense"], "key=value"),
         (["evaluate", "iql", "test/pendulum", "--eval-every", "0"], "must be positive"),
         (["evaluate", "iql", "test/pendulum", "--executor", "slurm"], "unknown executor"),
+        (["evaluate", "iql", "test/pendulum", "--online-evals-at", "250,soon"], "integers separated by commas"),
+        (["evaluate", "iql", "test/pendulum", "--online-steps", "100", "--online-evals-at", "0,50"], "1..100"),
+        (["evaluate", "iql", "test/pendulum", "--online-steps", "100", "--online-evals-at", "500"], "1..100"),
+        (["evaluate", "iql", "test/pendulum", "--seed-list", "1,x"], "integers separated by commas"),
         (["runs", "show", "nope"], "no run 'nope'"),
         (["runs", "resume", "nope"], "no run 'nope'"),
     ]
