@@ -20,11 +20,15 @@ TASKS = ("drawer-open", "drawer-close", "button-press", "push", "pick-place", "d
 VARIATIONS_SEED = 0
 
 
+# Tasks whose policy class is not named after the task ("peg-insert-side" -> PegInsertionSide).
+_POLICY_CLASSES = {"peg-insert-side": "SawyerPegInsertionSideV3Policy"}
+
+
 def scripted_policy(task: str):
     """Meta-World's own scripted expert for a task."""
     from metaworld import policies
 
-    class_name = "Sawyer" + "".join(part.capitalize() for part in task.split("-")) + "V3Policy"
+    class_name = _POLICY_CLASSES.get(task) or "Sawyer" + "".join(part.capitalize() for part in task.split("-")) + "V3Policy"
     return getattr(policies, class_name)()
 
 
