@@ -242,7 +242,7 @@ def test_bc_top_fraction_keeps_best_episodes():
     assert get_algorithm("bc").algorithm_class.select_episodes(make_config("bc"), np.arange(5.0)) is None
 
 
-@pytest.mark.parametrize("name", ["bc", "awac", "iql", "cql", "sac", "ddpg-demos", "bc-her"])
+@pytest.mark.parametrize("name", ["bc", "awac", "iql", "cql", "sac", "ddpg-demos", "bc-her", "td3"])
 def test_checkpoint_state_round_trip(name):
     torch.manual_seed(0)
     batch = _two_action_batch(64)

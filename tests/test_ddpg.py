@@ -236,3 +236,39 @@ def test_the_bc_loss_refuses_a_batch_that_does_not_mark_its_demonstrations():
     b.demo = None
     with pytest.raises(ValueError, match="Batch.demo"):
         known_ddpg("ddpg-demos").losses(b)
+
+
+class TwinLinearQ(nn.Module):
+    """Q_j(s, a) = w_j . a for two members, shape (2, B)."""
+
+    def __init__(self, first: list[float], second: list[float]):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([first, second]))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ba,ja->jb", action, self.w)
+
+
+def test_td3_regresses_both_critics_on_the_smaller_target_and_delays_its_actor():
+    algorithm = build_algorithm("td3", make_config("td3", None, {"hidden_dims": (8,), "target_noise": 0.0}), 3, 2)
+    algorithm.critic = TwinLinearQ([1.0, 0.0], [0.0, 1.0])
+    algorithm.target_critic = TwinLinearQ([1.0, 0.0], [0.0, 1.0]).requires_grad_(False)
+    algorithm.policy, algorithm.target_policy = CopyPolicy(), CopyPolicy()
+    b = batch()
+    _, metrics = algorithm.losses(b)
+    # pi'(s') = s'[:, :2]; min_j Q'_j = min(s'_x, s'_y); y = r + 0.98 (1 - done) min.
+    next_action = b.next_obs[:, :2]
+    y = b.reward + 0.98 * (1.0 - b.done) * next_action.min(1).values
+    q = torch.stack([b.action[:, 0], b.action[:, 1]])
+    assert torch.allclose(metrics["critic_loss"], (q - y).pow(2).mean(1).sum())
+    # Update 0 moves the actor and the targets; update 1 moves neither (policy_delay 2).
+    algorithm.optimizer = torch.optim.SGD([*algorithm.critic.parameters(), *algorithm.policy.parameters()], lr=0.1)
+    scale, target_w = algorithm.policy.scale.item(), algorithm.target_critic.w.clone()
+    algorithm.update(b)
+    assert algorithm.policy.scale.item() != scale and not torch.equal(algorithm.target_critic.w, target_w)
+    scale, target_w = algorithm.policy.scale.item(), algorithm.target_critic.w.clone()
+    metrics = algorithm.update(b)
+    assert algorithm.policy.scale.item() == scale and torch.equal(algorithm.target_critic.w, target_w)
+    assert "policy_loss" not in metrics and algorithm.updates == 2
+    with pytest.raises(InvalidInput, match="policy_delay"):
+        make_config("td3", None, {"policy_delay": 0})

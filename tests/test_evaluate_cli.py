@@ -47,7 +47,7 @@ def test_algorithms_list_and_show(pendulum_env):
     assert "expectile" in run_bench(env, "algorithms", "show", "iql", "--dataset", "test/pendulum").stdout
 
 
-@pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange", "sac", "sacfd"])
+@pytest.mark.parametrize("algorithm", ["bc", "bc-10%", "awac", "iql", "cql", "cql-lagrange", "sac", "sacfd", "td3"])
 def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
     settings, env = pendulum_env
     result = json.loads(run_bench(env, "evaluate", algorithm, "test/pendulum", "--seeds", "2", *TINY, "--json").stdout)
@@ -62,7 +62,7 @@ def test_evaluate_each_algorithm_end_to_end(pendulum_env, algorithm):
 
     shown = json.loads(run_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
     assert shown["algorithm"] == algorithm and shown["dataset_id"] == "test/pendulum-v1"
-    offline = 0 if algorithm == "sac" else 30  # SAC from scratch has no offline phase: its policy is evaluated untrained
+    offline = 0 if algorithm in ("sac", "td3") else 30  # learners from scratch have no offline phase: evaluated untrained
     assert shown["config"]["hidden_dims"] == [32, 32] and shown["plan"]["offline_steps"] == offline
     assert shown["dataset_content_sha256"] and shown["code_version"] and shown["config_hash"]
     assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == ([30] if algorithm.startswith("bc") else

@@ -237,3 +237,79 @@ class DDPGWithDemonstrationsDissertation(DDPG):
           "online without them", **_CH4)
 class BCThenDDPGWithHER(BCThenDDPG):
     name = "bc-her"
+
+
+@dataclass
+class TD3Config(DDPGConfig):
+    policy_delay: int = param(2, "TD3 (Fujimoto et al., 2018): the actor and the targets step every 2nd update")
+    target_noise: float = param(0.2, "TD3: target policy smoothing, N(0, 0.2^2) on pi'(s')")
+    target_noise_clip: float = param(0.5, "TD3: the smoothing noise clipped to +-0.5")
+    polyak: float = param(5e-3, "TD3: tau 0.005")
+    clip_target: bool = param(False, "TD3 has no target clipping (DDPG + HER's [-1/(1-gamma), 0] assumes "
+                              "rewards in [-1, 0])")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.policy_delay < 1 or self.target_noise < 0 or self.target_noise_clip < 0:
+            raise InvalidInput("policy_delay must be >= 1 and the target noise and its clip >= 0")
+
+
+@register("td3", "TD3: twin critics, delayed actor and target updates, target policy smoothing (the learner of "
+          "dissertation ch. 5's residual RL); online from scratch", paper="Fujimoto, van Hoof, Meger, 2018")
+class TD3(DDPG):
+    """DDPG with TD3's three changes (Fujimoto et al., 2018), each a line of ``losses``:
+
+        y = r + gamma min_j Q'_j(s', clip(pi'(s') + clip(N(0, sigma^2), -c, c), -1, 1))   twin critics, smoothing
+        L_Q = sum_j mean (Q_j(s, a) - y)^2
+        every ``policy_delay`` updates: the actor climbs Q_1(s, pi(s)) (with ch. 4's BC terms when they are
+        on), then the targets are Polyak-averaged
+    Exploration is DDPG's (ch. 4.5.2) unless set otherwise.
+    """
+
+    name = "td3"
+    config_class = TD3Config
+
+    def __init__(self, config: TD3Config, obs_dim: int, action_dim: int):
+        Algorithm.__init__(self, config, obs_dim, action_dim)
+        self.policy = DeterministicPolicy(obs_dim, action_dim, config.hidden_dims)
+        self.critic = Critic(obs_dim, action_dim, config.hidden_dims, members=2)
+        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.optimizer = torch.optim.Adam([
+            {"params": self.critic.parameters(), "lr": config.critic_learning_rate},
+            {"params": self.policy.parameters(), "lr": config.actor_learning_rate}])
+        self.bc_weight = config.bc_weight if config.bc_weight is not None else 1.0 / config.demo_batch_size
+
+    def actor_steps(self) -> bool:
+        """Whether this update moves the actor and the targets (every ``policy_delay``-th, the first included)."""
+        return self.updates % self.config.policy_delay == 0
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
+        with torch.no_grad():
+            next_action = self.target_policy(batch.next_obs)
+            noise = (c.target_noise * torch.randn_like(next_action)).clamp(-c.target_noise_clip, c.target_noise_clip)
+            next_q = self.target_critic(batch.next_obs, (next_action + noise).clamp(-1.0, 1.0)).min(0).values
+            target = batch.reward + c.discount * (1.0 - batch.done) * next_q
+            if c.clip_target:
+                target = target.clamp(-1.0 / (1.0 - c.discount), 0.0)
+        q = self.critic(batch.obs, batch.action)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        metrics = {"critic_loss": critic_loss.detach(), "q": q.detach().mean()}
+        if not self.actor_steps():
+            return critic_loss, metrics
+        action = self.policy(batch.obs)
+        constant = {name: value.detach() for name, value in self.critic.named_parameters()}
+        q_pi = torch.func.functional_call(self.critic, constant, (batch.obs, action))[0]
+        policy_loss = -c.rl_weight * (q_pi.mean() - c.action_l2 * action.pow(2).mean())
+        metrics["q_pi"] = q_pi.detach().mean()
+        if c.bc_loss:
+            bc, kept = self.bc_term(batch, action, q_pi)
+            policy_loss = policy_loss + self.bc_weight * bc
+            metrics.update(bc_loss=bc.detach(), q_filter_kept=kept)
+        metrics["policy_loss"] = policy_loss.detach()
+        return critic_loss + policy_loss, metrics
+
+    def after_step(self) -> None:
+        if self.actor_steps():  # ``updates`` counts this step after after_step: still the step's number
+            super().after_step()
