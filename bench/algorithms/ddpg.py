@@ -20,7 +20,8 @@
 Registered: ``ddpg-her`` (no demonstrations in the batches, no BC loss: the HER baseline),
 ``ddpg-demos`` (the chapter's method, "Ours"), ``ddpg-demos-dissertation`` (its sizes), and
 ``bc-her`` (Fig. 15's "BC+HER": the actor cloned from the demonstrations offline, then DDPG + HER
-on the agent's own experience). The parts switch off one by one for the ablations
+on the agent's own experience), and ``td3`` (TD3: DDPG with twin critics, target smoothing and a
+delayed actor; ch. 5's learner for residual RL; ``TD3``'s docstring has its lines). The parts switch off one by one for the ablations
 (``--set bc_loss=false``, ``q_filter=false``, ``her=false``), and resets switch on
 (``demo_resets=true``: Fig. 15's "Ours, Resets"). The run (``bench.evaluation.states``) draws the demonstration rows from the
 offline buffer (the dataset) and says which rows they are in ``Batch.demo``.
