@@ -114,11 +114,12 @@ class DDPG(Algorithm):
     name = "ddpg-her"
     config_class = DDPGConfig
     learns_offline = False  # the demonstrations are replayed online, not trained on before (ch. 4.4)
+    critics = 1  # TD3 has two
 
     def __init__(self, config: DDPGConfig, obs_dim: int, action_dim: int):
         super().__init__(config, obs_dim, action_dim)
         self.policy = DeterministicPolicy(obs_dim, action_dim, config.hidden_dims)
-        self.critic = Critic(obs_dim, action_dim, config.hidden_dims, members=1)
+        self.critic = Critic(obs_dim, action_dim, config.hidden_dims, members=self.critics)
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.optimizer = torch.optim.Adam([
@@ -135,21 +136,26 @@ class DDPG(Algorithm):
                 target = target.clamp(-1.0 / (1.0 - c.discount), 0.0)
         q = self.critic(batch.obs, batch.action)[0]
         critic_loss = (q - target).pow(2).mean()
+        metrics = {"critic_loss": critic_loss.detach(), "q": q.detach().mean()}
+        return critic_loss + self.actor_loss(batch, metrics), metrics
 
-        # The actor's objective through the critic's current weights held constant: its gradient
-        # reaches the actor only (the critic's step comes from critic_loss alone).
+    def actor_loss(self, batch: Batch, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """-lambda1 J + lambda2 L_BC (eq. 14), adding its terms to ``metrics``.
+
+        J goes through the critic's current weights held constant: its gradient reaches the actor
+        only (the critic's step comes from the critic's loss alone)."""
+        c = self.config
         action = self.policy(batch.obs)
         constant = {name: value.detach() for name, value in self.critic.named_parameters()}
         q_pi = torch.func.functional_call(self.critic, constant, (batch.obs, action))[0]
-        objective = q_pi.mean() - c.action_l2 * action.pow(2).mean()
-        policy_loss = -c.rl_weight * objective
-        metrics = {"critic_loss": critic_loss.detach(), "q": q.detach().mean(), "q_pi": q_pi.detach().mean()}
+        policy_loss = -c.rl_weight * (q_pi.mean() - c.action_l2 * action.pow(2).mean())
+        metrics["q_pi"] = q_pi.detach().mean()
         if c.bc_loss:
             bc, kept = self.bc_term(batch, action, q_pi)
             policy_loss = policy_loss + self.bc_weight * bc
             metrics.update(bc_loss=bc.detach(), q_filter_kept=kept)
         metrics["policy_loss"] = policy_loss.detach()
-        return critic_loss + policy_loss, metrics
+        return policy_loss
 
     def bc_term(self, batch: Batch, action: torch.Tensor, q_pi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 13 summed over the batch's demonstration rows, masked by eq. 15's Q-filter when it is on;
@@ -269,17 +275,7 @@ class TD3(DDPG):
 
     name = "td3"
     config_class = TD3Config
-
-    def __init__(self, config: TD3Config, obs_dim: int, action_dim: int):
-        Algorithm.__init__(self, config, obs_dim, action_dim)
-        self.policy = DeterministicPolicy(obs_dim, action_dim, config.hidden_dims)
-        self.critic = Critic(obs_dim, action_dim, config.hidden_dims, members=2)
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.optimizer = torch.optim.Adam([
-            {"params": self.critic.parameters(), "lr": config.critic_learning_rate},
-            {"params": self.policy.parameters(), "lr": config.actor_learning_rate}])
-        self.bc_weight = config.bc_weight if config.bc_weight is not None else 1.0 / config.demo_batch_size
+    critics = 2
 
     def actor_steps(self) -> bool:
         """Whether this update moves the actor and the targets (every ``policy_delay``-th, the first included)."""
@@ -299,17 +295,7 @@ class TD3(DDPG):
         metrics = {"critic_loss": critic_loss.detach(), "q": q.detach().mean()}
         if not self.actor_steps():
             return critic_loss, metrics
-        action = self.policy(batch.obs)
-        constant = {name: value.detach() for name, value in self.critic.named_parameters()}
-        q_pi = torch.func.functional_call(self.critic, constant, (batch.obs, action))[0]
-        policy_loss = -c.rl_weight * (q_pi.mean() - c.action_l2 * action.pow(2).mean())
-        metrics["q_pi"] = q_pi.detach().mean()
-        if c.bc_loss:
-            bc, kept = self.bc_term(batch, action, q_pi)
-            policy_loss = policy_loss + self.bc_weight * bc
-            metrics.update(bc_loss=bc.detach(), q_filter_kept=kept)
-        metrics["policy_loss"] = policy_loss.detach()
-        return critic_loss + policy_loss, metrics
+        return critic_loss + self.actor_loss(batch, metrics), metrics
 
     def after_step(self) -> None:
         if self.actor_steps():  # ``updates`` counts this step after after_step: still the step's number
