@@ -55,13 +55,8 @@ def scripted_controller(env_name: str) -> Controller:
         except AttributeError:
             raise InvalidInput(f"Meta-World has no scripted policy for {task!r}") from None
         return lambda observation: np.clip(policy.get_action(np.asarray(observation, np.float64)), -1.0, 1.0)
-    if family == "fetch":
-        if task in fetch.STACKS:
-            return lambda observation: fetch.stack_action(observation, fetch.STACKS[task])
-        scripted = {"push": fetch.push_action, "pick-and-place": fetch.pick_and_place_action,
-                    "slide": lambda observation: fetch.push_action(observation, strike_gain=fetch.STRIKE_GAIN)}
-        if task in scripted:
-            return scripted[task]
+    if family == "fetch" and (task in fetch.TASKS or task in fetch.STACKS):
+        return fetch.scripted_action(task)
     raise InvalidInput(f"no scripted controller for environment {env_name!r} (Meta-World tasks and fetch/*)")
 
 

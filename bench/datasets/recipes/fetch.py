@@ -152,13 +152,20 @@ def stack_action(observation: dict[str, np.ndarray], blocks: int) -> np.ndarray:
     return action
 
 
+def scripted_action(task: str):
+    """The scripted controller of a Fetch task: observation -> action (no noise)."""
+    if task in STACKS:
+        return lambda observation: stack_action(observation, STACKS[task])
+    if task == "slide":
+        return lambda observation: push_action(observation, strike_gain=STRIKE_GAIN)
+    return {"push": push_action, "pick-and-place": pick_and_place_action}[task]
+
+
 def make_policy_for(task: str):
     def make_policy(kind: str, env: gym.Env):
         if kind == "random":
             return lambda observation, rng: rng.uniform(-1.0, 1.0, 4)
-        scripted = {"push": push_action, "pick-and-place": pick_and_place_action,
-                    "slide": lambda observation: push_action(observation, strike_gain=STRIKE_GAIN),
-                    **{name: (lambda observation, n=n: stack_action(observation, n)) for name, n in STACKS.items()}}[task]
+        scripted = scripted_action(task)
         noise = NOISE if kind == "demos" else 0.0
 
         def policy(observation, rng):
