@@ -11,10 +11,10 @@ from bench.errors import NotFound, did_you_mean
 @lru_cache(maxsize=1)
 def _catalogue() -> dict[str, Recipe]:
     # Imported when first needed (start-up time): the recipe modules load MuJoCo, Meta-World and OGBench.
-    from bench.datasets.recipes import fetch, locomotion, metaworld, ogbench, pointmaze, tabletop
+    from bench.datasets.recipes import fetch, insertion, locomotion, metaworld, ogbench, pointmaze, tabletop
 
     recipes = [*metaworld.recipes(), *ogbench.recipes(), *pointmaze.recipes(), *fetch.recipes(),
-               *locomotion.recipes(), *tabletop.recipes()]
+               *locomotion.recipes(), *tabletop.recipes(), *insertion.recipes()]
     return {recipe.name: recipe for recipe in recipes}
 
 

@@ -25,6 +25,11 @@ def register_all() -> None:
     for blocks in (2, 3, 4):
         gym.register(id=f"bench/FetchStack{blocks}-v0", entry_point="bench.platform.envs.fetch_stack:FetchStackEnv",
                      kwargs={"blocks": blocks}, max_episode_steps=50 * (blocks - 1))
+    # Block insertion (ch. 5.4.1); it ends its episodes itself (50 steps).
+    gym.register(id="bench/BlockInsertion-v0", entry_point="bench.platform.envs.block_insertion:BlockInsertionEnv")
+    # Connector insertion (ch. 6.3); 30 steps, counted by the environment.
+    gym.register(id="bench/ConnectorInsertion-v0",
+                 entry_point="bench.platform.envs.connector_insertion:ConnectorInsertionEnv")
     _REGISTERED = True
 
 

@@ -1,0 +1,75 @@
+"""Insertion recipes (dissertation ch. 5-6, residual RL): ``insertion/blocks`` and ``insertion/connector``.
+
+Each dataset is its environment's hand-designed controller with N(0, 0.1^2) action noise, so that
+not every episode succeeds: data a residual learner may start from, and the environment's entry in
+the catalogue with its reference scores (random actions, and the controller without noise, the
+"expert" of normalized scores: 100 is the controller's return at the data's settings).
+  blocks     ch. 5's block inserter (``bench.platform.envs.block_insertion.hand_designed_action``),
+             standing blocks straight (rotation_range 0); eq. 22's reward
+  connector  ch. 6's P-controller (k_p = [1, 1, 0.3]) toward exact goals; eq. 25's sparse reward
+             (``--env-set reward=dense`` and ``goal_noise=0.001`` change a run's environment)
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from bench.datasets.recipes.base import EnvironmentSpec, Recipe
+from bench.platform.envs import block_insertion, connector_insertion
+
+NOISE = 0.1
+DEFAULT_EPISODES = 50
+
+ENVIRONMENTS = {
+    "blocks": EnvironmentSpec(
+        name="insertion/blocks", gym_id="bench/BlockInsertion-v0", family="insertion", packages=("mujoco",),
+        description="Block insertion (dissertation ch. 5.4.1): lower a held block between two standing blocks "
+                    "without knocking them over; 3-D Cartesian motion, eq. 22 reward (distance to the place minus "
+                    "the standing blocks' displacement and tilt), 50 steps; rotation_range r tilts the standing "
+                    "blocks by U[-r, r] about the vertical"),
+    "connector": EnvironmentSpec(
+        name="insertion/connector", gym_id="bench/ConnectorInsertion-v0", family="insertion", packages=("mujoco",),
+        description="Connector insertion (dissertation ch. 6.3): a 1 cm peg into a socket with 0.25 mm of clearance "
+                    "per side from 5 cm above; 3-D Cartesian motion, sparse reward (eq. 25; dense eq. 26 and "
+                    "visual with reward=...), goal_noise perturbs the commanded goal, 30 steps"),
+}
+
+
+def controller_of(task: str):
+    """The environment's hand-designed controller: observation -> action."""
+    return {"blocks": block_insertion.hand_designed_action, "connector": connector_insertion.hand_designed_action}[task]
+
+
+def make_policy_for(task: str):
+    def make_policy(kind: str, env: gym.Env):
+        if kind == "random":
+            return lambda observation, rng: rng.uniform(-1.0, 1.0, 3)
+        control = controller_of(task)
+        noise = NOISE if kind == "noisy-controller" else 0.0
+
+        def policy(observation, rng):
+            action = np.asarray(control(observation), np.float64)
+            if noise:
+                action = action + rng.normal(0.0, noise, 3)
+            return np.clip(action, -1.0, 1.0)
+
+        return policy
+
+    return make_policy
+
+
+def recipes() -> list[Recipe]:
+    return [
+        Recipe(
+            name=f"insertion/{task}/controller",
+            env=environment,
+            policy=f"the hand-designed controller + N(0, {NOISE}^2) action noise",
+            default_episodes=DEFAULT_EPISODES,
+            make_policy=make_policy_for(task),
+            episode_kind=lambda index, total: "noisy-controller",
+            description=f"{task} insertion by its hand-designed controller with action noise (ch. 5-6)",
+            reference_policies={"random": "random", "expert": "controller"},
+        )
+        for task, environment in ENVIRONMENTS.items()
+    ]
