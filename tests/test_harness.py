@@ -140,7 +140,7 @@ def test_process_pool_executor_on_postgres_and_s3(pendulum):
     seen = []
     specs, outcomes = _sweep(registry, store, dataset_id, "iql", seeds=(0, 1), executor="process",
                              progress=lambda *args: seen.append(args))
-    assert [o.status for o in outcomes] == ["completed", "completed"]
+    assert [o.status for o in outcomes] == ["completed", "completed"], [o.error for o in outcomes]
     assert {args[0] for args in seen} == {s.run_id for s in specs}
     assert all(store.get(s.run_id).plan["torch_threads"] >= 1 for s in specs)
     assert len(store.curves(specs[1].run_id, kind="eval")) == 4

@@ -13,7 +13,7 @@ from bench.algorithms.config import AlgorithmConfig, config_hash, config_to_json
 from bench.errors import NotFound, did_you_mean
 
 # Importing the modules registers them.
-from bench.algorithms import awac, bc, cql, ddpg, iql, latent_goals, ptp, sac  # noqa: E402,F401
+from bench.algorithms import awac, bc, cql, ddpg, iql, latent_goals, ptp, residual, sac  # noqa: E402,F401
 
 
 def list_algorithms() -> list[AlgorithmSpec]:

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from bench.algorithms.config import AlgorithmConfig
+from bench.algorithms.networks import start_near_zero
+from bench.errors import InvalidInput
 
 
 @dataclass
@@ -92,6 +94,14 @@ class Algorithm(nn.Module):
     def select_episodes(cls, config: AlgorithmConfig, returns: np.ndarray) -> np.ndarray | None:
         """A boolean mask of dataset episodes to train on (BC-x%), from their returns; None keeps all."""
         return None
+
+    def start_near_zero(self) -> None:
+        """Residual RL (ch. 5.3): the policy's last layer starts near zero, so that its first actions add
+        almost nothing to the controller's and learning starts from the controller."""
+        policy = getattr(self, "policy", None)
+        if policy is None or not hasattr(policy, "net"):
+            raise InvalidInput(f"{self.name} has no policy network to learn a residual with")
+        start_near_zero(policy.net)
 
     def begin_online(self) -> None:
         """Called once between the offline and the online phase."""

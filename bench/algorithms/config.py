@@ -35,7 +35,7 @@ def param(default: Any, source: str, help: str = "") -> Any:
 # OGBench is goal-conditioned ("goal-reaching": OGBench's own GCIQL settings).
 DOMAINS = {"mujoco": "locomotion", "pointmaze": "maze", "antmaze": "maze", "kitchen": "kitchen-adroit",
            "adroit": "kitchen-adroit", "metaworld": "manipulation", "fetch": "manipulation",
-           "tabletop": "manipulation", "ogbench": "goal-reaching"}
+           "tabletop": "manipulation", "insertion": "manipulation", "ogbench": "goal-reaching"}
 
 
 COMPILE_AUTO_UPDATES = 20_000
@@ -75,6 +75,11 @@ class AlgorithmConfig:
     relabel_future: float = param(0.5, "HER 'future' strategy; VAL uses 40% future + 40% generative")
     relabel_final: float = param(0.0, "HER 'final' strategy")
     relabel_random: float = param(0.3, "random goals from the data (OGBench GCIQL uses 0.3)")
+    # Residual RL (dissertation ch. 5-6, eq. 23): the environment executes u = pi_H(s) + pi_theta(s), a
+    # hand-designed controller's action plus the policy's, and the policy learns the residual only.
+    controller: str = param("none", "dissertation ch. 5-6: pi_H, a controller of bench.evaluation.controllers "
+                            "(p-controller, scripted); none = the policy acts alone")
+    controller_gains: tuple[float, ...] = param((), "p-controller's k_p; empty = ch. 6.3's [1, 1, 0.3]")
 
     # Presets per domain, applied over the defaults before user overrides: {"maze": {...}}.
     PRESETS: typing.ClassVar[dict[str, dict[str, Any]]] = {}
@@ -171,6 +176,8 @@ def validate_relabeling(config: AlgorithmConfig) -> None:
         raise InvalidInput(f"reward_transform must be none, returns or minus_one, got {config.reward_transform!r}")
     if config.compile not in ("auto", "on", "off"):
         raise InvalidInput(f"compile must be auto, on or off, got {config.compile!r}")
+    if config.controller_gains and config.controller != "p-controller":
+        raise InvalidInput("controller_gains are the p-controller's k_p: set controller=p-controller")
     if config.online_fraction is not None and not 0.0 <= config.online_fraction <= 1.0:
         raise InvalidInput(f"online_fraction must be in [0, 1] or none, got {config.online_fraction}")
 

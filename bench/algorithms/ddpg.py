@@ -56,6 +56,8 @@ class DDPGConfig(AlgorithmConfig):
                              "a penalty on the actor's actions in [-1, 1], inside J")
     random_action_probability: float = param(0.1, "dissertation ch. 4.5.2: a uniform random action w.p. 0.1")
     exploration_noise: float = param(0.1, "dissertation ch. 4.5.2: uniform noise over +-10% of each action's range")
+    exploration: str = param("uniform", "dissertation ch. 4.5.2: 'uniform' noise of +-exploration_noise; "
+                             "'gaussian' adds N(0, exploration_noise^2) (TD3)")
     clip_target: bool = param(True, "HER (Andrychowicz et al., 2017): TD targets clipped to [-1 / (1 - gamma), 0], "
                               "the returns of rewards in [-1, 0]")
     bc_loss: bool = param(False, "eq. 13 on the demonstration rows (true for ddpg-demos)")
@@ -75,7 +77,7 @@ class DDPGConfig(AlgorithmConfig):
     online_fraction: float | None = param(None, "set from N and N_D (replay_batch): N / (N + N_D) with "
                                           "demonstrations, 1 (the agent's own replay only) without")
 
-    OFFLINE_INDEPENDENT: ClassVar[tuple[str, ...]] = ("random_action_probability", "exploration_noise",
+    OFFLINE_INDEPENDENT: ClassVar[tuple[str, ...]] = ("random_action_probability", "exploration_noise", "exploration",
                                                        "demo_resets", "demo_reset_share")
 
     def __post_init__(self) -> None:
@@ -106,6 +108,8 @@ class DDPGConfig(AlgorithmConfig):
             raise InvalidInput("batch_size and, with demonstrations, demo_batch_size must be positive")
         if not 0.0 <= self.random_action_probability <= 1.0 or self.exploration_noise < 0:
             raise InvalidInput("random_action_probability is a share in [0, 1] and exploration_noise >= 0")
+        if self.exploration not in ("uniform", "gaussian"):
+            raise InvalidInput(f"exploration is uniform or gaussian, not {self.exploration!r}")
 
 
 class DDPG(Algorithm):
@@ -177,13 +181,14 @@ class DDPG(Algorithm):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        """The policy's action; when practising, +-``exploration_noise`` uniform noise, or w.p.
-        ``random_action_probability`` a uniform random action (ch. 4.5.2)."""
+        """The policy's action; when practising, +-``exploration_noise`` uniform noise (or Gaussian noise of that
+        spread, TD3's), or w.p. ``random_action_probability`` a uniform random action (ch. 4.5.2)."""
         action = self.policy(obs)
         if deterministic:
             return action
         c = self.config
-        noisy = (action + c.exploration_noise * (2.0 * torch.rand_like(action) - 1.0)).clamp(-1.0, 1.0)
+        unit_noise = torch.randn_like(action) if c.exploration == "gaussian" else 2.0 * torch.rand_like(action) - 1.0
+        noisy = (action + c.exploration_noise * unit_noise).clamp(-1.0, 1.0)
         random = 2.0 * torch.rand_like(action) - 1.0
         pick = (torch.rand(action.shape[0], 1) < c.random_action_probability).float()
         return pick * random + (1.0 - pick) * noisy
@@ -254,6 +259,8 @@ class TD3Config(DDPGConfig):
     polyak: float = param(5e-3, "TD3: tau 0.005")
     clip_target: bool = param(False, "TD3 has no target clipping (DDPG + HER's [-1/(1-gamma), 0] assumes "
                               "rewards in [-1, 0])")
+    exploration: str = param("gaussian", "TD3: Gaussian exploration noise N(0, 0.1^2)")
+    random_action_probability: float = param(0.0, "TD3: exploration by Gaussian noise only (bench runs no random-action warm-up)")
 
     def validate(self) -> None:
         super().validate()
@@ -270,7 +277,8 @@ class TD3(DDPG):
         L_Q = sum_j mean (Q_j(s, a) - y)^2
         every ``policy_delay`` updates: the actor climbs Q_1(s, pi(s)) (with ch. 4's BC terms when they are
         on), then the targets are Polyak-averaged
-    Exploration is DDPG's (ch. 4.5.2) unless set otherwise.
+    Exploration is TD3's: N(0, 0.1^2) added to pi(s) (DDPG's uniform noise and random actions, ch. 4.5.2,
+    with ``--set exploration=uniform random_action_probability=0.1``).
     """
 
     name = "td3"

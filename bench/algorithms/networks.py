@@ -78,6 +78,19 @@ class EnsembleMLP(nn.Module):
         return F.relu(h)
 
 
+RESIDUAL_INIT = 3e-3  # rlkit's last-layer initialisation (the code ch. 5-6 used), uniform in +-3e-3
+
+
+def start_near_zero(net: nn.Sequential) -> None:
+    """Re-initialise an MLP's last layer uniformly in +-RESIDUAL_INIT: outputs start near zero.
+
+    Residual RL (ch. 5.3) wants the policy's first actions to add nothing to the controller's."""
+    last = [module for module in net.modules() if isinstance(module, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.uniform_(-RESIDUAL_INIT, RESIDUAL_INIT)
+        last.bias.uniform_(-RESIDUAL_INIT, RESIDUAL_INIT)
+
+
 class GridTrunk(nn.Module):
     """Flat observations made of ``parts`` spatial grids (e.g. a VQ-VAE latent and its goal) -> conv features.
 

@@ -112,6 +112,10 @@ def evaluate(
                                         "shapes and colours, per seed; tabletop)"),
     task: Optional[str] = typer.Option(None, "--task", help="the evaluation task of a scene family (tabletop: "
                                                             "drawer-open, button-press, object-in-tray, ...)"),
+    env_options: list[str] = typer.Option([], "--env-set",
+                                          help="environment option key=value (repeatable), recorded with each run: "
+                                               "actuation_bias / actuation_noise (eq. 24's mu, sigma), or the "
+                                               "environment's own (block insertion's rotation_range, ...)"),
     executor: str = typer.Option("local", "--executor", help="local, process or ray"),
     model_cache: bool = typer.Option(True, "--model-cache/--no-model-cache",
                                      help="latent-goal runs: reuse the representation, PixelCNN and offline policy "
@@ -122,7 +126,7 @@ def evaluate(
     """Train ALGORITHM on DATASET offline, fine-tune it online, and score it over seeds."""
     from bench.evaluation.store import RunStore
     from bench.evaluation.executors import execute_sweep
-    from bench.evaluation.sweeps import Budget, parse_overrides, parse_steps, plan_sweep, seeds_from
+    from bench.evaluation.sweeps import Budget, parse_env_options, parse_overrides, parse_steps, plan_sweep, seeds_from
 
     with user_errors():
         registry = open_registry()
@@ -130,7 +134,8 @@ def evaluate(
         budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every,
                         parse_steps(online_evals_at, "--online-evals-at"))
         specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
-                           parse_overrides(overrides), executor, online_env, task, model_cache)
+                           parse_overrides(overrides), executor, online_env, task, model_cache,
+                           parse_env_options(env_options))
         err.print(f"sweep of {plural(len(specs), 'run')}: {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress)

@@ -1,16 +1,19 @@
 """Hand-designed controllers pi_H (dissertation ch. 5-6): named, with parameters, acting on an environment's raw observations.
 
-Residual RL executes u = pi_H(s) + pi_theta(s) (eq. 23) and learns only pi_theta; every controller is
-also evaluated alone, as the "controller only" baseline. A controller is built for an environment
-(``make_controller(name, env_name, **parameters)``) and returns actions in the environment's units.
+Residual RL executes u = pi_H(s) + pi_theta(s) (eq. 23) and learns only pi_theta (``ResidualComposition``;
+any algorithm config names its controller: ``--set controller=p-controller``); every controller is also
+evaluated alone, as the "controller only" baseline (the ``controller`` algorithm: a zero residual). A
+controller is built for an environment (``make_controller(name, env_name, **parameters)``) and returns
+actions in the environment's units.
 
-  p-controller  u = -k_p (x - x*) (ch. 6.3, k_p = [1, 1, 0.3]): moves the end effector x toward its
-                target x*. On Fetch x is the gripper and x* the desired goal; Fetch moves the gripper
-                5 cm per unit of action, so the position error is scaled by 1 / 0.05 (``units``)
-                before the gains, and the fingers are left closed.
-  scripted      the scripted expert bench's recipes use for the environment: Meta-World's own policy
-                for the task, Fetch's pick-and-place, push, slide and stacking controllers
-                (bench.datasets.recipes.fetch). No parameters.
+  p-controller  u = -k_p (x - x*) (eq. 29, ch. 6.3, k_p = [1, 1, 0.3]): moves the end effector x toward
+                its target x*, the position error counted in action units (``units``). On Fetch x is
+                the gripper and x* the desired goal, 5 cm per unit, fingers left closed; on connector
+                insertion x is the peg and x* the commanded goal, 1 cm per unit.
+  scripted      the hand-designed expert of the environment: Meta-World's own policy for the task,
+                Fetch's pick-and-place, push, slide and stacking controllers (bench.datasets.recipes.fetch),
+                the block inserter of ch. 5 (bench.platform.envs.block_insertion), and on connector
+                insertion the P-controller. No parameters.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from bench.datasets.recipes import fetch
 from bench.errors import InvalidInput
+from bench.platform.envs import block_insertion, connector_insertion
 
 Controller = Callable[[Any], np.ndarray]
 
@@ -28,18 +32,23 @@ P_GAINS = (1.0, 1.0, 0.3)  # ch. 6.3's k_p
 FETCH_UNITS = 1.0 / 0.05  # Fetch: one unit of action moves the gripper 5 cm
 
 
-def p_controller(gains: tuple[float, ...] = P_GAINS, units: float = FETCH_UNITS) -> Controller:
-    """u = -k_p (x - x*) on Fetch's dict observations (gripper at observation[0:3], target the desired goal)."""
+def fetch_view(observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(x, x*) on Fetch: the gripper (observation[0:3]) and the desired goal."""
+    return observation["observation"][0:3], observation["desired_goal"][0:3]
+
+
+def p_controller(gains: tuple[float, ...] = P_GAINS, units: float = FETCH_UNITS,
+                 view: Callable[[Any], tuple[np.ndarray, np.ndarray]] = fetch_view, fingers: bool = True) -> Controller:
+    """u = -k_p (x - x*) (eq. 29), position errors in action units; ``view`` reads (x, x*) from an observation.
+    On Fetch a fourth action closes the fingers."""
     k_p = np.asarray(gains, np.float64)
     if k_p.shape != (3,) or np.any(k_p < 0):
         raise InvalidInput(f"p-controller gains are three non-negative numbers (k_p), not {list(gains)}")
 
-    def act(observation: dict[str, np.ndarray]) -> np.ndarray:
-        x, target = observation["observation"][0:3], observation["desired_goal"][0:3]
-        action = np.zeros(4)
-        action[:3] = -k_p * units * (x - target)
-        action[3] = -1.0  # fingers closed
-        return np.clip(action, -1.0, 1.0)
+    def act(observation: Any) -> np.ndarray:
+        x, target = view(observation)
+        motion = np.clip(-k_p * units * (np.asarray(x, np.float64) - target), -1.0, 1.0)
+        return np.append(motion, -1.0) if fingers else motion  # Fetch: fingers closed
 
     return act
 
@@ -57,13 +66,21 @@ def scripted_controller(env_name: str) -> Controller:
         return lambda observation: np.clip(policy.get_action(np.asarray(observation, np.float64)), -1.0, 1.0)
     if family == "fetch" and (task in fetch.TASKS or task in fetch.STACKS):
         return fetch.scripted_action(task)
-    raise InvalidInput(f"no scripted controller for environment {env_name!r} (Meta-World tasks and fetch/*)")
+    if env_name == "insertion/blocks":
+        return block_insertion.hand_designed_action
+    if env_name == "insertion/connector":  # ch. 6's hand-designed controller is its P-controller
+        return connector_insertion.hand_designed_action
+    raise InvalidInput(f"no scripted controller for environment {env_name!r} (Meta-World tasks, fetch/* and "
+                       f"insertion/*)")
 
 
 def _p_controller_for(env_name: str, **parameters: Any) -> Controller:
+    if env_name == "insertion/connector":  # one unit of action moves the peg 1 cm
+        return p_controller(**parameters, units=1.0 / connector_insertion.STEP,
+                            view=connector_insertion.p_controller_view, fingers=False)
     if not env_name.startswith("fetch/"):
-        raise InvalidInput(f"p-controller reads a gripper position and a goal: it runs on fetch/* environments, "
-                           f"not {env_name!r}")
+        raise InvalidInput(f"p-controller reads a gripper position and a goal: it runs on fetch/* environments "
+                           f"and insertion/connector, not {env_name!r}")
     return p_controller(**parameters)
 
 
@@ -75,6 +92,41 @@ def _scripted_for(env_name: str, **parameters: Any) -> Controller:
 
 # name -> (environment name, parameters) -> controller
 CONTROLLERS: dict[str, Callable[..., Controller]] = {"p-controller": _p_controller_for, "scripted": _scripted_for}
+
+
+def controller_for(config, env_name: str) -> Controller | None:
+    """The controller an algorithm config names (``controller``, ``controller_gains``) for ``env_name``; None for none."""
+    if config.controller == "none":
+        return None
+    parameters = {"gains": tuple(config.controller_gains)} if config.controller_gains else {}
+    return make_controller(config.controller, env_name, **parameters)
+
+
+class ResidualComposition:
+    """Eq. 23 in an environment's units: the executed action is pi_H(s) plus the policy's residual.
+
+    Policies act in [-1, 1]; a residual r in [-1, 1] counts ``half_range`` environment units per unit,
+    so a residual can move the executed action across the whole action space. The sum is clipped to
+    the space. Stored transitions keep r (Algorithm 3, line 8): the replay learns the residual.
+    """
+
+    def __init__(self, controller: Controller, action_space):
+        self.controller = controller
+        self.low = np.asarray(action_space.low, np.float64)
+        self.high = np.asarray(action_space.high, np.float64)
+        self.half_range = 0.5 * (self.high - self.low)
+        self.dtype = action_space.dtype
+
+    def execute(self, observation: Any, residual: np.ndarray) -> np.ndarray:
+        """u = clip(pi_H(s) + r * half_range): what the robot is sent."""
+        u = np.asarray(self.controller(observation), np.float64) + np.asarray(residual, np.float64) * self.half_range
+        return np.clip(u, self.low, self.high).astype(self.dtype)
+
+    def residual_of(self, observation: Any, action: np.ndarray) -> np.ndarray:
+        """The residual in [-1, 1] that, added to pi_H(s), gives ``action`` (clipped): how a dataset's actions
+        become residual targets."""
+        controller = np.asarray(self.controller(observation), np.float64)
+        return np.clip((np.asarray(action, np.float64) - controller) / self.half_range, -1.0, 1.0)
 
 
 def make_controller(name: str, env_name: str, **parameters: Any) -> Controller:

@@ -111,6 +111,13 @@ class ObservationLayout:
         return None
 
 
+def observation_at(observations: Any, row: int) -> Any:
+    """One row of a dataset's observations, in the shape the environment returns (a dict stays a dict)."""
+    if isinstance(observations, dict):
+        return {key: observation_at(value, row) for key, value in observations.items()}
+    return observations[row]
+
+
 def success_of(info: dict[str, Any]) -> bool | None:
     """The step's success flag; None where the environment reports none (locomotion: there is no success)."""
     flag = info.get("success", info.get("is_success"))

@@ -2,6 +2,9 @@
 
     offline buffer  <- the dataset's transitions, states normalized, actions in [-1, 1], goals relabeled
     offline phase   <- N updates on batches from it
+    residual RL     <- with a controller pi_H (``--set controller=...``, ch. 5-6), every action executed is
+                       pi_H(s) + the policy's, and the policy learns (and the replay holds) the residual:
+                       the dataset's actions become a - pi_H(s)
     online phase    <- M environment steps with the stochastic policy, each followed by updates on
                        batches mixing offline and online transitions; with resets to demonstration
                        states (ch. 4.4.4), a share of these episodes starts inside a demonstration
@@ -19,8 +22,9 @@ import torch
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import COMPILE_AUTO_UPDATES, config_from_json
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
+from bench.evaluation.controllers import ResidualComposition, controller_for
 from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
-from bench.evaluation.layouts import ObservationLayout, evaluation_seed, success_of
+from bench.evaluation.layouts import ObservationLayout, evaluation_seed, observation_at, success_of
 from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.store import Recorder
 from bench.errors import InvalidInput
@@ -63,16 +67,22 @@ class StateRun(Run):
                  progress: ProgressCallback | None = None):
         super().__init__(spec, settings, recorder, progress)
         # Evaluation gets its own environment, so it never disturbs an online episode in progress.
-        self.env = self.dataset.make_env()
-        self.eval_env = self.dataset.make_env()
+        # Environment options (actuation noise and bias, variation) are the run's: recorded in its spec.
+        self.env = self.dataset.make_env(**(spec.env_overrides or {}))
+        self.eval_env = self.dataset.make_env(**(spec.env_overrides or {}))
         self.layout = ObservationLayout.of(self.dataset.manifest.get("env"), self.dataset.observation_space)
         self.actions = ActionScaler(self.env.action_space)
         algorithm_spec = get_algorithm(spec.algorithm)
         self.config = config_from_json(algorithm_spec.config_class, spec.config)
+        controller = controller_for(self.config, (self.dataset.manifest.get("env") or {}).get("name") or "")
+        # Residual RL (ch. 5-6): the policy's actions are residuals around the controller's.
+        self.residual = ResidualComposition(controller, self.env.action_space) if controller is not None else None
         self._build_offline_buffer(algorithm_spec)
         goal_dim = 0 if self.offline.goal is None else self.offline.goal.shape[1]
         self.algorithm = build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
                                          self.offline.action.shape[1])
+        if self.residual is not None:
+            self.algorithm.start_near_zero()  # learning starts from the controller (ch. 5.3)
         self.learns_online = self.algorithm.learns_online and spec.online_steps > 0
         total_updates = spec.offline_steps + (spec.online_steps * self.config.updates_per_env_step
                                               if self.learns_online else 0)
@@ -115,7 +125,7 @@ class StateRun(Run):
         next_achieved = None if achieved is None else achieved.reshape(len(achieved), -1)[obs_rows[steps] + 1]
         goal = None if goals is None else goals.reshape(len(goals), -1)[obs_rows[steps]]
         self.offline = TransitionBuffer.from_arrays(
-            self.normalize(state), self.normalize(next_state), self.actions.to_unit(data.actions[steps]),
+            self.normalize(state), self.normalize(next_state), self._unit_actions(obs_rows[steps], data.actions[steps]),
             data.rewards[steps], data.terminations[steps], kept_lengths, goal, next_achieved)
 
         c = self.config
@@ -135,6 +145,16 @@ class StateRun(Run):
         elif c.reward_transform == "minus_one":
             self.reward_shift = -1.0
 
+    def _unit_actions(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The dataset's actions as the policy will learn them, in [-1, 1]: as they are, or with a controller,
+        the residual a - pi_H(s) of each (what the controller would have added to reach them)."""
+        if self.residual is None:
+            return self.actions.to_unit(actions)
+        observations = self.dataset.data.observations
+        residuals = [self.residual.residual_of(observation_at(observations, row), action)
+                     for row, action in zip(rows, actions)]
+        return np.asarray(residuals, np.float32).reshape(len(rows), actions.shape[1])
+
     def normalize(self, state: np.ndarray) -> np.ndarray:
         return ((state - self.state_mean) / self.state_std).astype(np.float32)
 
@@ -146,8 +166,11 @@ class StateRun(Run):
         return state.unsqueeze(0)
 
     def act(self, observation: Any, goal: np.ndarray | None, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(action for the environment, the same action in [-1, 1])."""
+        """(action for the environment, the policy's action in [-1, 1]); with a controller, the environment's
+        action is pi_H(s) + the policy's (eq. 23) and the policy's is the residual the replay stores."""
         unit = self.algorithm.act(self._policy_input(observation, goal), deterministic)[0].numpy().astype(np.float64)
+        if self.residual is not None:
+            return self.residual.execute(observation, unit), unit
         return self.actions.to_env(unit).astype(self.env.action_space.dtype), unit
 
     # -- evaluation ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ task, and resuming; executors.py runs what is planned."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -12,7 +13,10 @@ from bench.algorithms import config_hash, config_to_json, get_algorithm, make_co
 from bench.algorithms.config import domain_of, family_of
 from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
+from bench.datasets.spaces import space_from_json
+from bench.evaluation.controllers import controller_for
 from bench.evaluation.executors import EXECUTORS
+from bench.evaluation.layouts import ObservationLayout
 from bench.evaluation.specs import RunSpec, code_version, default_torch_threads
 from bench.evaluation.store import RunStore
 from bench.platform.db import RunState
@@ -46,11 +50,14 @@ ONLINE_ENVS = ("dataset", "held-out")
 HELD_OUT_SCENE_SEED = 900_000
 
 
-def environment_overrides(env: dict[str, Any], online_env: str, task: str | None, seed: int) -> dict[str, Any] | None:
+def environment_overrides(env: dict[str, Any], online_env: str, task: str | None, seed: int,
+                          options: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Keyword arguments over the dataset's environment for a run's online phase and evaluation.
 
     ``held-out`` asks for a new environment E_new ~ p(E) from the shapes and colours held out of
-    the data (dissertation ch. 9.5.3): one scene per seed, the same for every algorithm.
+    the data (dissertation ch. 9.5.3): one scene per seed, the same for every algorithm. ``options``
+    are the user's (``--env-set``): the environment's own keyword arguments (block rotation, goal
+    noise) and eq. 24's ``actuation_bias`` / ``actuation_noise``; each run records them in its plan.
     """
     if online_env not in ONLINE_ENVS:
         raise InvalidInput(f"--online-env must be one of {', '.join(ONLINE_ENVS)}, not {online_env!r}")
@@ -58,21 +65,21 @@ def environment_overrides(env: dict[str, Any], online_env: str, task: str | None
     if (online_env == "held-out" or task) and not scene_family:
         raise InvalidInput(f"environment {env.get('name') or env.get('id')} has no family of scenes: "
                            "--online-env held-out and --task apply to tabletop datasets")
-    if not scene_family:
-        return None
     overrides: dict[str, Any] = {"task": task} if task else {}
     if task in TASK_HORIZONS:  # a multi-stage task runs longer than the dataset's episodes
         overrides["max_episode_steps"] = TASK_HORIZONS[task]
     if online_env == "held-out":
         overrides.update(scene_split="held-out", scene_seed=HELD_OUT_SCENE_SEED + int(seed))
+    overrides.update(options or {})
     if overrides:
-        make_env(env, **overrides).close()  # an unknown task fails here, before any run is recorded
+        make_env(env, **overrides).close()  # an unknown task or option fails here, before any run is recorded
     return overrides or None
 
 
 def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: str, seeds: list[int],
                budget: Budget, overrides: dict[str, str] | None = None, executor: str = "local",
-               online_env: str = "dataset", task: str | None = None, reuse_models: bool = True) -> list[RunSpec]:
+               online_env: str = "dataset", task: str | None = None, reuse_models: bool = True,
+               env_options: dict[str, Any] | None = None) -> list[RunSpec]:
     """Resolve the dataset and config, then record one pending run per seed."""
     spec = get_algorithm(algorithm)
     budget.validate()
@@ -99,6 +106,8 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     if config.demonstration_start_share() > 0 and "infos/sim_state" not in manifest.get("arrays", {}):
         raise InvalidInput(f"resets to demonstration states need the simulator's state with each observation "
                            f"(infos/sim_state); {info.id} has none (the fetch/stack* recipes record it)")
+    if config.controller != "none":
+        check_controller(config, env_name, manifest)
     reference = None
     if env_name:
         try:
@@ -120,7 +129,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             offline_steps=offline_steps, online_steps=budget.online_steps, eval_every=budget.eval_every,
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
             log_every=budget.log_every, online_evals_at=tuple(sorted(set(budget.online_evals_at))),
-            env_overrides=environment_overrides(env, online_env, task, seed),
+            env_overrides=environment_overrides(env, online_env, task, seed, env_options),
             reuse_models=reuse_models,
             torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
@@ -130,6 +139,29 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
                      "code_version": version})
     store.create(rows)
     return specs
+
+
+def check_controller(config, env_name: str | None, manifest: dict[str, Any]) -> None:
+    """Refuse, before any run is recorded, a controller the environment has not, or one that cannot be
+    combined with the config's goal relabeling."""
+    controller_for(config, env_name or "")  # an unknown controller, or one for other environments, fails here
+    layout = ObservationLayout.of(manifest.get("env"), space_from_json(manifest["observation_space"]))
+    if layout.goal_conditioned and config.relabel_keep < 1.0:
+        # The controller acted toward the pursued goal: under a relabeled goal it would have acted otherwise,
+        # so the stored residual no longer adds up to the action executed.
+        raise InvalidInput("a controller acts toward the episode's goal, so goals cannot be relabeled around it: "
+                           "--set relabel_keep=1 relabel_future=0 relabel_final=0 relabel_random=0")
+
+
+def parse_env_options(pairs: list[str]) -> dict[str, Any]:
+    """``--env-set key=value`` pairs -> keyword arguments: numbers, true/false and lists as JSON, else strings."""
+    options = {}
+    for key, text in parse_overrides(pairs).items():
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
 
 
 def spec_for_resume(store: RunStore, run_id: str) -> RunSpec:

@@ -74,17 +74,34 @@ def env_reference(env_id: str, kwargs: dict[str, Any] | None = None, distributio
     return reference
 
 
+# Options every environment takes, applied by a wrapper rather than by the environment itself:
+# eq. 24's actuation bias mu and noise sigma (dissertation ch. 5.5.3), in the action space's units.
+ACTUATION_OPTIONS = ("actuation_bias", "actuation_noise")
+
+
 def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
-    """Rebuild the environment a reference names."""
+    """Rebuild the environment a reference names, with ``overrides`` over its keyword arguments.
+
+    ``actuation_bias`` and ``actuation_noise`` wrap it in eq. 24's noise (``envs.actuation.ActuationNoise``)."""
     if not reference or not reference.get("id"):
         raise InvalidInput("this dataset has no environment reference (e.g. real-robot logs); import it with "
                            "--env NAME to tie it to one (`bench envs list`)")
     import_registering_module(reference.get("module"))
     kwargs = {**reference.get("kwargs", {}), **overrides}
+    actuation = {key: kwargs.pop(key) for key in ACTUATION_OPTIONS if key in kwargs}
     try:
-        return gym.make(reference["id"], **kwargs)
+        env = gym.make(reference["id"], **kwargs)
     except (gym.error.Error, TypeError, ValueError) as exc:
         raise InvalidInput(f"cannot build environment {reference['id']} with {kwargs}: {exc}") from exc
+    if any(actuation.values()):
+        from bench.platform.envs.actuation import ActuationNoise
+
+        try:
+            env = ActuationNoise(env, mu=actuation.get("actuation_bias", 0.0), sigma=actuation.get("actuation_noise", 0.0))
+        except (TypeError, ValueError) as exc:
+            env.close()
+            raise InvalidInput(f"actuation_bias and actuation_noise are numbers (sigma >= 0): {exc}") from exc
+    return env
 
 
 def spaces_of(reference: dict[str, Any]) -> tuple[gym.Space, gym.Space]:

@@ -1,0 +1,125 @@
+"""Residual reinforcement learning (dissertation ch. 5-6, Algorithms 3-4): a fixed controller plus a learned residual.
+
+    every environment step:
+        u_t  = pi_theta(s_t) + exploration noise          (the residual, in [-1, 1])
+        u'_t = pi_H(s_t) + u_t                            (eq. 23: what the robot executes)
+        store (s_t, u_t, r_t, s_(t+1)): the residual, not u'_t
+        optimize theta with the learner (TD3 in ch. 5, SAC and TD3 in ch. 6) on the stored transitions
+    the residual's last layer starts near zero, so learning starts from pi_H
+
+The composition is the run's (``bench.evaluation.controllers.ResidualComposition`` in the state run):
+any algorithm config names its controller (``--set controller=p-controller``) and learns a residual
+around it. Registered here are the chapters' learners with a controller by default, and the
+controller alone:
+
+  residual-td3   TD3 around the environment's hand-designed controller (ch. 5)
+  residual-sac   SAC around it (ch. 6)
+  controller     the controller only: a zero residual that never learns (every table's baseline row)
+The default controller is ``scripted``, the environment's own hand-designed controller (the block
+inserter of ch. 5, the P-controller on connector insertion); ``--set controller=p-controller
+controller_gains=1,1,0.3`` picks ch. 6's P-controller on Fetch and connector insertion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bench.algorithms.base import Algorithm, Batch, register
+from bench.algorithms.config import AlgorithmConfig, param
+from bench.algorithms.ddpg import TD3, TD3Config
+from bench.algorithms.sac import SAC, SACOnlineConfig
+from bench.errors import InvalidInput
+
+CONTROLLER = "scripted"
+CONTROLLER_SOURCE = ("bench: the environment's hand-designed controller (ch. 5's block inserter; ch. 6's P-controller "
+                     "on connector insertion)")
+
+
+def require_controller(config: AlgorithmConfig, algorithm: str) -> None:
+    if config.controller == "none":
+        raise InvalidInput(f"{algorithm} needs a controller: --set controller=scripted (or p-controller)")
+
+
+NO_RELABELING = "the controller acted toward the pursued goal: a relabeled goal would break u' = pi_H(s) + u"
+
+
+@dataclass
+class ResidualTD3Config(TD3Config):
+    controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
+    her: bool = param(False, NO_RELABELING)
+    relabel_keep: float = param(1.0, NO_RELABELING)
+    relabel_final: float = param(0.0, NO_RELABELING)
+
+    def validate(self) -> None:
+        super().validate()
+        require_controller(self, "residual-td3")
+
+
+@dataclass
+class ResidualSACConfig(SACOnlineConfig):
+    controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
+    relabel_keep: float = param(1.0, NO_RELABELING)
+    relabel_future: float = param(0.0, NO_RELABELING)
+    relabel_random: float = param(0.0, NO_RELABELING)
+
+    def validate(self) -> None:
+        super().validate()
+        require_controller(self, "residual-sac")
+
+
+_PAPER = "dissertation ch. 5-6 (Johannink, Bahl, Nair et al., 2019; Schoettler, Nair et al., 2020)"
+
+
+@register("residual-td3", "Residual RL with TD3: a learned residual around a hand-designed controller (ch. 5)",
+          paper=_PAPER)
+class ResidualTD3(TD3):
+    name = "residual-td3"
+    config_class = ResidualTD3Config
+
+
+@register("residual-sac", "Residual RL with SAC: a learned residual around a hand-designed controller (ch. 6)",
+          paper=_PAPER)
+class ResidualSAC(SAC):
+    name = "residual-sac"
+    config_class = ResidualSACConfig
+
+
+@dataclass
+class ControllerConfig(AlgorithmConfig):
+    controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
+    relabel_keep: float = param(1.0, "nothing is learned, so no goal is relabeled")
+    relabel_future: float = param(0.0, "nothing is learned, so no goal is relabeled")
+    relabel_random: float = param(0.0, "nothing is learned, so no goal is relabeled")
+
+    def validate(self) -> None:
+        require_controller(self, "controller")
+
+
+@register("controller", "The hand-designed controller alone (pi_H, ch. 5-6): residual RL's baseline, a zero "
+          "residual that never learns", paper=_PAPER)
+class ControllerOnly(Algorithm):
+    """pi_H with a residual of exactly zero: the run executes the controller's actions as they are."""
+
+    name = "controller"
+    config_class = ControllerConfig
+    learns_online = False
+    learns_offline = False
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise InvalidInput("the controller has nothing to learn")
+
+    def start_near_zero(self) -> None:
+        """Already exactly zero."""
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return torch.zeros(obs.shape[0], self.action_dim)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.updates = state["updates"]
