@@ -272,3 +272,22 @@ def test_td3_regresses_both_critics_on_the_smaller_target_and_delays_its_actor()
     assert "policy_loss" not in metrics and algorithm.updates == 2
     with pytest.raises(InvalidInput, match="policy_delay"):
         make_config("td3", None, {"policy_delay": 0})
+
+
+def test_td3_actor_warmup_holds_the_actor_while_the_critic_and_its_target_learn():
+    algorithm = build_algorithm("td3", make_config("td3", None, {"hidden_dims": (8,), "actor_warmup": 4}), 3, 2)
+    algorithm.critic = TwinLinearQ([1.0, 0.0], [0.0, 1.0])
+    algorithm.target_critic = TwinLinearQ([1.0, 0.0], [0.0, 1.0]).requires_grad_(False)
+    algorithm.policy, algorithm.target_policy = CopyPolicy(), CopyPolicy()
+    algorithm.optimizer = torch.optim.SGD([*algorithm.critic.parameters(), *algorithm.policy.parameters()], lr=0.1)
+    b = batch()
+    scale, target_scale, target_w = (algorithm.policy.scale.item(), algorithm.target_policy.scale.item(),
+                                     algorithm.target_critic.w.clone())
+    for _ in range(4):  # updates 0-3: the critic and (every 2nd update) its target move; the actor waits
+        assert "policy_loss" not in algorithm.update(b)
+    assert algorithm.policy.scale.item() == scale and algorithm.target_policy.scale.item() == target_scale
+    assert not torch.equal(algorithm.target_critic.w, target_w)
+    assert "policy_loss" in algorithm.update(b)  # update 4: the actor's first step
+    assert algorithm.policy.scale.item() != scale
+    with pytest.raises(InvalidInput, match="actor_warmup"):
+        make_config("td3", None, {"actor_warmup": -1})

@@ -81,8 +81,8 @@ def test_block_insertion_rewards_eq_22_on_hand_made_states_and_rotates_within_it
 
     mujoco.mj_forward(env.model, env.data)
     terms = env.reward_terms()
-    assert terms["f"] == pytest.approx(-0.1, abs=1e-6)
-    assert terms["g"] == pytest.approx(-(0.03 + np.pi / 2), abs=1e-4)
+    assert terms["f"] == pytest.approx(-10 * 0.1, abs=1e-5)
+    assert terms["g"] == pytest.approx(-(10 * 0.03 + np.pi / 2), abs=1e-4)
     assert not env._info(terms)["success"]
     # Rotation about the vertical, drawn from U[-r, r] per block and reset.
     angles = []

@@ -256,6 +256,8 @@ class TD3Config(DDPGConfig):
     policy_delay: int = param(2, "TD3 (Fujimoto et al., 2018): the actor and the targets step every 2nd update")
     target_noise: float = param(0.2, "TD3: target policy smoothing, N(0, 0.2^2) on pi'(s')")
     target_noise_clip: float = param(0.5, "TD3: the smoothing noise clipped to +-0.5")
+    actor_warmup: int = param(0, "updates before the actor first moves (0: from the first; residual RL's critic "
+                              "burn-in sets it)")
     polyak: float = param(5e-3, "TD3: tau 0.005")
     clip_target: bool = param(False, "TD3 has no target clipping (DDPG + HER's [-1/(1-gamma), 0] assumes "
                               "rewards in [-1, 0])")
@@ -264,8 +266,8 @@ class TD3Config(DDPGConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.policy_delay < 1 or self.target_noise < 0 or self.target_noise_clip < 0:
-            raise InvalidInput("policy_delay must be >= 1 and the target noise and its clip >= 0")
+        if self.policy_delay < 1 or self.target_noise < 0 or self.target_noise_clip < 0 or self.actor_warmup < 0:
+            raise InvalidInput("policy_delay must be >= 1 and the target noise, its clip and actor_warmup >= 0")
 
 
 @register("td3", "TD3: twin critics, delayed actor and target updates, target policy smoothing (the learner of "
@@ -286,7 +288,8 @@ class TD3(DDPG):
     critics = 2
 
     def actor_steps(self) -> bool:
-        """Whether this update moves the actor and the targets (every ``policy_delay``-th, the first included)."""
+        """Whether this update moves the actor and the targets (every ``policy_delay``-th, the first included);
+        before update ``actor_warmup`` only the critic and its target move."""
         return self.updates % self.config.policy_delay == 0
 
     def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -301,10 +304,17 @@ class TD3(DDPG):
         q = self.critic(batch.obs, batch.action)
         critic_loss = (q - target).pow(2).mean(1).sum()
         metrics = {"critic_loss": critic_loss.detach(), "q": q.detach().mean()}
-        if not self.actor_steps():
+        if not self.actor_steps() or self.warming_up():
             return critic_loss, metrics
         return critic_loss + self.actor_loss(batch, metrics), metrics
 
+    def warming_up(self) -> bool:
+        """Whether the actor still waits for the critic (the first ``actor_warmup`` updates)."""
+        return self.updates < self.config.actor_warmup
+
     def after_step(self) -> None:
-        if self.actor_steps():  # ``updates`` counts this step after after_step: still the step's number
-            super().after_step()
+        if not self.actor_steps():  # ``updates`` counts this step after after_step: still the step's number
+            return
+        polyak_update(self.target_critic, self.critic, self.config.polyak)
+        if not self.warming_up():
+            polyak_update(self.target_policy, self.policy, self.config.polyak)

@@ -3,9 +3,11 @@
 Each dataset is its environment's hand-designed controller with N(0, 0.1^2) action noise, so that
 not every episode succeeds: data a residual learner may start from, and the environment's entry in
 the catalogue with its reference scores (random actions, and the controller without noise, the
-"expert" of normalized scores: 100 is the controller's return at the data's settings).
-  blocks     ch. 5's block inserter (``bench.platform.envs.block_insertion.hand_designed_action``),
-             standing blocks straight (rotation_range 0); eq. 22's reward
+"expert" of normalized scores: 100 is the controller's return at the environment's settings).
+  blocks     ch. 5's hand-engineered controller (``bench.platform.envs.block_insertion.hand_designed_action``,
+             a Cartesian P-controller), standing blocks turned by up to 0.3 rad (rotation_range 0.3, the
+             largest of ch. 5.5.2: the data shows every rotation a run may vary to, so its statistics
+             normalize any of them); eq. 22's reward
   connector  ch. 6's P-controller (k_p = [1, 1, 0.3]) toward exact goals; eq. 25's sparse reward
              (``--env-set reward=dense`` and ``goal_noise=0.001`` change a run's environment)
 """
@@ -19,15 +21,18 @@ from bench.datasets.recipes.base import EnvironmentSpec, Recipe
 from bench.platform.envs import block_insertion, connector_insertion
 
 NOISE = 0.1
+ROTATION_RANGE = 0.3  # the largest of ch. 5.5.2's ranges: the data shows every rotation a run may vary to
 DEFAULT_EPISODES = 50
 
 ENVIRONMENTS = {
     "blocks": EnvironmentSpec(
-        name="insertion/blocks", gym_id="bench/BlockInsertion-v0", family="insertion", packages=("mujoco",),
+        name="insertion/blocks", gym_id="bench/BlockInsertion-v0", kwargs={"rotation_range": ROTATION_RANGE},
+        family="insertion", packages=("mujoco",),
         description="Block insertion (dissertation ch. 5.4.1): lower a held block between two standing blocks "
                     "without knocking them over; 3-D Cartesian motion, eq. 22 reward (distance to the place minus "
-                    "the standing blocks' displacement and tilt), 50 steps; rotation_range r tilts the standing "
-                    "blocks by U[-r, r] about the vertical"),
+                    "the standing blocks' displacement and tilt), 50 steps; the standing blocks turned by U[-r, r] "
+                    "about the vertical, r = rotation_range, 0.3 here (ch. 5.5.2's largest; --env-set "
+                    "rotation_range=0 stands them straight)"),
     "connector": EnvironmentSpec(
         name="insertion/connector", gym_id="bench/ConnectorInsertion-v0", family="insertion", packages=("mujoco",),
         description="Connector insertion (dissertation ch. 6.3): a 1 cm peg into a socket with 0.25 mm of clearance "
