@@ -48,6 +48,22 @@ def test_the_residual_policys_last_layer_starts_near_zero(algorithm):
     assert learner.act(obs).abs().max() < 0.02
 
 
+def test_sac_actor_warmup_trains_the_critic_alone_first():
+    from bench.algorithms import Batch
+
+    torch.manual_seed(0)
+    sac = build_algorithm("residual-sac", make_config("residual-sac", None, {**SMALL, "actor_warmup": "3"}), 5, 2)
+    batch = Batch(torch.randn(32, 5), torch.rand(32, 2) * 2 - 1, torch.randn(32), torch.randn(32, 5), torch.zeros(32))
+    policy = [p.clone() for p in sac.policy.parameters()]
+    critic = [p.clone() for p in sac.critic.parameters()]
+    for _ in range(3):
+        sac.update(batch)
+    assert all(torch.equal(a, b) for a, b in zip(policy, sac.policy.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(critic, sac.critic.parameters()))
+    sac.update(batch)
+    assert not all(torch.equal(a, b) for a, b in zip(policy, sac.policy.parameters()))
+
+
 def test_residual_configs_need_a_controller_and_refuse_relabeling_around_one():
     for algorithm in ("residual-td3", "residual-sac", "controller"):
         with pytest.raises(InvalidInput, match="needs a controller"):

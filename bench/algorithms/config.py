@@ -100,6 +100,12 @@ class AlgorithmConfig:
         """Refuse combinations of values the algorithm cannot run (a class adds its own checks)."""
 
 
+def actor_warmup_param() -> Any:
+    """The ``actor_warmup`` field of the off-policy actor-critics (TD3, SAC): one meaning, one text."""
+    return param(0, "updates before the actor first moves while the critic learns (0: from the first); residual "
+                    "RL's critic burn-in (Silver et al., 2018) sets it")
+
+
 def _coerce(value: str, annotation: Any, name: str) -> Any:
     text = value.strip()
     origin = typing.get_origin(annotation)

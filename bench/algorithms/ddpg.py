@@ -36,7 +36,7 @@ from typing import ClassVar
 import torch
 
 from bench.algorithms.base import Algorithm, Batch, register
-from bench.algorithms.config import AlgorithmConfig, param
+from bench.algorithms.config import AlgorithmConfig, actor_warmup_param, param
 from bench.algorithms.networks import Critic, DeterministicPolicy, polyak_update
 from bench.errors import InvalidInput
 
@@ -256,8 +256,7 @@ class TD3Config(DDPGConfig):
     policy_delay: int = param(2, "TD3 (Fujimoto et al., 2018): the actor and the targets step every 2nd update")
     target_noise: float = param(0.2, "TD3: target policy smoothing, N(0, 0.2^2) on pi'(s')")
     target_noise_clip: float = param(0.5, "TD3: the smoothing noise clipped to +-0.5")
-    actor_warmup: int = param(0, "updates before the actor first moves (0: from the first; residual RL's critic "
-                              "burn-in sets it)")
+    actor_warmup: int = actor_warmup_param()
     polyak: float = param(5e-3, "TD3: tau 0.005")
     clip_target: bool = param(False, "TD3 has no target clipping (DDPG + HER's [-1/(1-gamma), 0] assumes "
                               "rewards in [-1, 0])")

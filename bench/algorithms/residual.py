@@ -44,16 +44,11 @@ def require_controller(config: AlgorithmConfig, algorithm: str) -> None:
 
 
 NO_RELABELING = "the controller acted toward the pursued goal: a relabeled goal would break u' = pi_H(s) + u"
-# Residual learners practise in environments the data may not describe (--env-set rotation_range=0.3 on
-# data of straight blocks): the data's statistics would blow up what varies (a quaternion with no spread).
-RAW_OBSERVATIONS = ("rlkit (the code of ch. 5-6) does not normalize; the data's statistics do not describe an "
-                    "environment varied by --env-set")
 
 
 @dataclass
 class ResidualTD3Config(TD3Config):
     controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
-    normalize_observations: bool = param(False, RAW_OBSERVATIONS)
     her: bool = param(False, NO_RELABELING)
     relabel_keep: float = param(1.0, NO_RELABELING)
     relabel_final: float = param(0.0, NO_RELABELING)
@@ -66,7 +61,6 @@ class ResidualTD3Config(TD3Config):
 @dataclass
 class ResidualSACConfig(SACOnlineConfig):
     controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
-    normalize_observations: bool = param(False, RAW_OBSERVATIONS)
     relabel_keep: float = param(1.0, NO_RELABELING)
     relabel_future: float = param(0.0, NO_RELABELING)
     relabel_random: float = param(0.0, NO_RELABELING)

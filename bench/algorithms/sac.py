@@ -5,6 +5,7 @@
         L_Q     = sum_j E[(Q_j(s, a) - y)^2]
         L_pi    = E[alpha log pi(a|s) - min_j Q_j(s, a)],  a ~ pi(s)   (reparameterized)
         L_alpha = -E[log alpha (log pi(a|s) + target entropy)],  target entropy -|A|
+        (with ``actor_warmup`` K, only L_Q for the first K updates)
     sac     online from scratch: no offline phase, and the dataset never enters a batch
     sacfd   the dataset loaded into the replay: trained on it offline, then online on the union
             of the dataset and the agent's own transitions, sampled uniformly (AWAC's "SACfD")
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from bench.algorithms.base import Algorithm, Batch, register
-from bench.algorithms.config import AlgorithmConfig, param
+from bench.algorithms.config import AlgorithmConfig, actor_warmup_param, param
+from bench.errors import InvalidInput
 from bench.algorithms.networks import Critic, TanhGaussianPolicy, polyak_update
 
 
@@ -41,6 +43,11 @@ class SACConfig(AlgorithmConfig):
     critic_learning_rate: float = param(3e-4, "SAC paper")
     alpha_learning_rate: float = param(3e-4, "SAC paper (automatic temperature)")
     polyak: float = param(5e-3, "SAC paper")
+    actor_warmup: int = actor_warmup_param()
+
+    def validate(self) -> None:
+        if self.actor_warmup < 0:
+            raise InvalidInput("actor_warmup must be >= 0")
 
 
 class SAC(Algorithm):
@@ -75,6 +82,8 @@ class SAC(Algorithm):
         critic_loss = (q - target).pow(2).mean(1).sum()
         metrics = {"critic_loss": critic_loss.detach(), "policy_loss": policy_loss.detach(), "alpha": alpha,
                    "entropy": -log_prob.mean(), "q": q.detach().mean()}
+        if self.updates < c.actor_warmup:  # the policy and temperature wait for the critic
+            return critic_loss, metrics
         return critic_loss + policy_loss + alpha_loss, metrics
 
     def after_step(self) -> None:
