@@ -45,6 +45,29 @@ class EnvironmentSpec:
         return {**env_reference(self.gym_id, self.kwargs, self.packages, self.module), "name": self.name}
 
 
+def controller_policies(controller: Callable[[], Callable[[Any], np.ndarray]], action_dim: int, noise: float,
+                        noisy_kind: str) -> Callable[[str, gym.Env], Policy]:
+    """``make_policy`` for data made by a hand-written controller: kind "random" acts uniformly in [-1, 1],
+    ``noisy_kind`` adds N(0, noise^2) to the controller's actions, any other kind (a reference policy) is
+    the controller itself; actions clipped to [-1, 1]."""
+
+    def make_policy(kind: str, env: gym.Env) -> Policy:
+        if kind == "random":
+            return lambda observation, rng: rng.uniform(-1.0, 1.0, action_dim)
+        control = controller()
+        spread = noise if kind == noisy_kind else 0.0
+
+        def policy(observation, rng):
+            action = np.asarray(control(observation), np.float64)
+            if spread:
+                action = action + rng.normal(0.0, spread, action_dim)
+            return np.clip(action, -1.0, 1.0)
+
+        return policy
+
+    return make_policy
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to regenerate one dataset. ``policies(kind)`` builds the policy for an episode kind."""

@@ -21,10 +21,9 @@ sparse reward, 0 within 5 cm of the goal and -1 otherwise (ch. 4, eq. 16); 50-st
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 
-from bench.datasets.recipes.base import EnvironmentSpec, Recipe
+from bench.datasets.recipes.base import EnvironmentSpec, Recipe, controller_policies
 
 TASKS = {"push": "FetchPush-v4", "pick-and-place": "FetchPickAndPlace-v4", "slide": "FetchSlide-v4"}
 STACKS = {"stack2": 2, "stack3": 3}  # bench's own environments, bench/FetchStack{N}-v0
@@ -161,24 +160,6 @@ def scripted_action(task: str):
     return {"push": push_action, "pick-and-place": pick_and_place_action}[task]
 
 
-def make_policy_for(task: str):
-    def make_policy(kind: str, env: gym.Env):
-        if kind == "random":
-            return lambda observation, rng: rng.uniform(-1.0, 1.0, 4)
-        scripted = scripted_action(task)
-        noise = NOISE if kind == "demos" else 0.0
-
-        def policy(observation, rng):
-            action = scripted(observation)
-            if noise:
-                action = action + rng.normal(0.0, noise, 4)
-            return np.clip(action, -1.0, 1.0)
-
-        return policy
-
-    return make_policy
-
-
 def recipes() -> list[Recipe]:
     return [
         Recipe(
@@ -186,7 +167,7 @@ def recipes() -> list[Recipe]:
             env=environment(task),
             policy=f"scripted {task} controller + N(0, {NOISE}^2) action noise",
             default_episodes=DEFAULT_EPISODES,
-            make_policy=make_policy_for(task),
+            make_policy=controller_policies(lambda task=task: scripted_action(task), 4, NOISE, "demos"),
             episode_kind=lambda index, total: "demos",
             description=f"Fetch {task} demonstrations (ch. 4), some unsuccessful",
             # The scripted striker scores barely above random on slide, so it is no expert reference there.

@@ -14,10 +14,8 @@ the catalogue with its reference scores (random actions, and the controller with
 
 from __future__ import annotations
 
-import gymnasium as gym
-import numpy as np
 
-from bench.datasets.recipes.base import EnvironmentSpec, Recipe
+from bench.datasets.recipes.base import EnvironmentSpec, Recipe, controller_policies
 from bench.platform.envs import block_insertion, connector_insertion
 
 NOISE = 0.1
@@ -46,24 +44,6 @@ def controller_of(task: str):
     return {"blocks": block_insertion.hand_designed_action, "connector": connector_insertion.hand_designed_action}[task]
 
 
-def make_policy_for(task: str):
-    def make_policy(kind: str, env: gym.Env):
-        if kind == "random":
-            return lambda observation, rng: rng.uniform(-1.0, 1.0, 3)
-        control = controller_of(task)
-        noise = NOISE if kind == "noisy-controller" else 0.0
-
-        def policy(observation, rng):
-            action = np.asarray(control(observation), np.float64)
-            if noise:
-                action = action + rng.normal(0.0, noise, 3)
-            return np.clip(action, -1.0, 1.0)
-
-        return policy
-
-    return make_policy
-
-
 def recipes() -> list[Recipe]:
     return [
         Recipe(
@@ -71,7 +51,7 @@ def recipes() -> list[Recipe]:
             env=environment,
             policy=f"the hand-designed controller + N(0, {NOISE}^2) action noise",
             default_episodes=DEFAULT_EPISODES,
-            make_policy=make_policy_for(task),
+            make_policy=controller_policies(lambda task=task: controller_of(task), 3, NOISE, "noisy-controller"),
             episode_kind=lambda index, total: "noisy-controller",
             description=f"{task} insertion by its hand-designed controller with action noise (ch. 5-6)",
             reference_policies={"random": "random", "expert": "controller"},

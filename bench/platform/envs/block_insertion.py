@@ -32,6 +32,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from bench.platform.envs.mocap_scene import mocap_gripper_scene
+
 STEP = 0.02  # metres of mocap motion per unit of action and step
 SUBSTEPS = 25  # 2 ms physics steps: 50 ms per environment step
 HELD = np.array([0.02, 0.04, 0.03])  # the held block's half-extents
@@ -55,24 +57,10 @@ def scene_xml() -> str:
       <geom type="box" size="{STANDING[0]} {STANDING[1]} {STANDING[2]}" mass="0.2" rgba="0.8 0.4 0.2 1"
             friction="1 0.005 0.0001"/>
     </body>""" for i, sign in enumerate((-1, 1)))
-    return f"""
-<mujoco model="block_insertion">
-  <option timestep="0.002" gravity="0 0 -9.81"/>
-  <visual><quality shadowsize="0"/></visual>
-  <worldbody>
-    <light pos="0 0 1" dir="0 0 -1" castshadow="false"/>
-    <geom name="table" type="plane" size="0.5 0.5 0.01" rgba="0.6 0.6 0.6 1" friction="0.6 0.005 0.0001"/>
-    <body name="target" mocap="true" pos="0 0 {START_HEIGHT}"/>
-    <body name="gripper" pos="0 0 {START_HEIGHT}">
-      <freejoint name="gripper"/>
-      <geom name="held" type="box" size="{HELD[0]} {HELD[1]} {HELD[2]}" mass="0.5" rgba="0.2 0.4 0.8 1"/>
-    </body>
-    {standing}
-  </worldbody>
-  <equality>
-    <weld body1="target" body2="gripper" solref="0.02 1"/>
-  </equality>
-</mujoco>"""
+    return mocap_gripper_scene(
+        "block_insertion", 'size="0.5 0.5 0.01" rgba="0.6 0.6 0.6 1" friction="0.6 0.005 0.0001"', START_HEIGHT,
+        f'<geom name="held" type="box" size="{HELD[0]} {HELD[1]} {HELD[2]}" mass="0.5" rgba="0.2 0.4 0.8 1"/>',
+        standing)
 
 
 def tilt_of(quaternion: np.ndarray) -> float:

@@ -28,6 +28,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from bench.platform.envs.mocap_scene import mocap_gripper_scene
+
 STEP = 0.01  # metres of mocap motion per unit of action and step
 SUBSTEPS = 20  # 2 ms physics steps: 40 ms per environment step
 PEG = np.array([0.005, 0.005, 0.015])  # half-extents
@@ -52,28 +54,14 @@ def scene_xml() -> str:
                                  "north": (0, offset, HOLE, wall), "south": (0, -offset, HOLE, wall)}.items():
         walls.append(f'<geom name="socket_{name}" type="box" pos="{x} {y} {SOCKET_DEPTH / 2}" '
                      f'size="{sx} {sy} {SOCKET_DEPTH / 2}" rgba="0.3 0.3 0.3 1" solref="0.004 1" solimp="0.99 0.999 0.001"/>')
-    start = GOAL[2] + START_ABOVE
-    return f"""
-<mujoco model="connector_insertion">
-  <option timestep="0.002" gravity="0 0 -9.81"/>
-  <visual><quality shadowsize="0"/></visual>
-  <worldbody>
-    <light pos="0 0 1" dir="0 0 -1" castshadow="false"/>
-    <geom name="table" type="plane" size="0.3 0.3 0.01" rgba="0.75 0.75 0.75 1"/>
-    {''.join(walls)}
-    <body name="target" mocap="true" pos="0 0 {start}"/>
-    <body name="gripper" pos="0 0 {start}">
-      <freejoint name="gripper"/>
-      <geom name="peg" type="box" size="{PEG[0]} {PEG[1]} {PEG[2]}" mass="0.1" rgba="0.9 0.9 0.9 1"
-            solref="0.004 1" solimp="0.99 0.999 0.001"/>
-      <geom name="hand" type="box" pos="0 0 {PEG[2] + 0.01}" size="0.015 0.015 0.01" mass="0.2" rgba="0.2 0.2 0.2 1"
-            contype="0" conaffinity="0"/>
-    </body>
-  </worldbody>
-  <equality>
-    <weld body1="target" body2="gripper" solref="0.02 1" torquescale="20"/>
-  </equality>
-</mujoco>"""
+    gripper = (f'<geom name="peg" type="box" size="{PEG[0]} {PEG[1]} {PEG[2]}" mass="0.1" rgba="0.9 0.9 0.9 1" '
+               f'solref="0.004 1" solimp="0.99 0.999 0.001"/>'
+               f'<geom name="hand" type="box" pos="0 0 {PEG[2] + 0.01}" size="0.015 0.015 0.01" mass="0.2" '
+               f'rgba="0.2 0.2 0.2 1" contype="0" conaffinity="0"/>')
+    # Stiff contacts and a weld soft enough to give before the socket does: a misaligned peg stops on the
+    # socket's edge instead of being pushed through it.
+    return mocap_gripper_scene("connector_insertion", 'size="0.3 0.3 0.01" rgba="0.75 0.75 0.75 1"',
+                               GOAL[2] + START_ABOVE, gripper, "".join(walls), 'solref="0.02 1" torquescale="20"')
 
 
 class ConnectorInsertionEnv(gym.Env):
