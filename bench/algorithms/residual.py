@@ -49,6 +49,14 @@ NO_RELABELING = "the controller acted toward the pursued goal: a relabeled goal 
 @dataclass
 class ResidualTD3Config(TD3Config):
     controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
+    # The residual's last layer starts within +-3e-3 and Adam moves every weight by about its learning rate
+    # per update: at TD3's 1e-3 the untrained critic's gradient owns the residual within ~100 updates, the
+    # controller is overridden before any reward is seen, and the critic learns Q = 0 everywhere (measured
+    # on connector insertion: 0 insertions of exact goals after 1,000 steps, where the controller inserts all).
+    actor_warmup: int = param(1000, "bench: the critic's burn-in (Silver et al., 2018, residual policy learning); "
+                                    "the chapters give none")
+    actor_learning_rate: float = param(1e-4, "bench (rlkit's TD3, the chapters' code: 1e-3): the residual moves "
+                                             "slowly away from the controller")
     her: bool = param(False, NO_RELABELING)
     relabel_keep: float = param(1.0, NO_RELABELING)
     relabel_final: float = param(0.0, NO_RELABELING)
