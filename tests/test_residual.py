@@ -71,7 +71,8 @@ def test_residual_configs_need_a_controller_and_refuse_relabeling_around_one():
     with pytest.raises(InvalidInput, match="controller_gains"):
         make_config("residual-td3", None, {"controller_gains": "1,1,0.3"})  # gains belong to the p-controller
     assert make_config("td3", None, {"controller": "p-controller", "controller_gains": "2,2,1"}).controller_gains == (2, 2, 1)
-    assert make_config("residual-td3").exploration == "gaussian" and make_config("residual-td3").her is False
+    residual_td3 = make_config("residual-td3")
+    assert residual_td3.exploration == "gaussian" and residual_td3.her is False and residual_td3.actor_warmup == 1000
 
 
 # -- the environments ---------------------------------------------------------------------------------
