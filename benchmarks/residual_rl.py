@@ -196,10 +196,12 @@ def plot(report: dict, path: Path) -> None:
         fig, axis = plt.subplots(figsize=(10, 3.6))
         width = 0.8 / len(results)
         for i, (method, per_setting) in enumerate(results.items()):
-            rates = [per_setting[s]["final_success"]["rate"] for s in settings]
-            axis.bar(np.arange(len(settings)) + i * width, rates, width, label=method)
+            cells = [per_setting[s]["final_success"] for s in settings]
+            rates = [cell["rate"] for cell in cells]
+            errors = [[cell["rate"] - cell["ci95"][0] for cell in cells], [cell["ci95"][1] - cell["rate"] for cell in cells]]
+            axis.bar(np.arange(len(settings)) + i * width, rates, width, yerr=errors, capsize=2, label=method)
         axis.set_xticks(np.arange(len(settings)) + 0.4 - width / 2, settings)
-        axis.set_ylabel("final success rate")
+        axis.set_ylabel("final success rate (Wilson 95%)")
         axis.legend(fontsize=7, ncol=3)
         fig.suptitle("Connector insertion (Fig. 27)")
     fig.tight_layout()

@@ -12,7 +12,8 @@ any algorithm config names its controller (``--set controller=p-controller``) an
 around it. Registered here are the chapters' learners with a controller by default, and the
 controller alone:
 
-  residual-td3   TD3 around the environment's hand-designed controller (ch. 5)
+  residual-td3   TD3 around the environment's hand-designed controller (ch. 5), with bench's critic burn-in
+                 and slower actor (``residual-td3-dissertation``: the chapters' rlkit settings)
   residual-sac   SAC around it (ch. 6)
   controller     the controller only: a zero residual that never learns (every table's baseline row)
 The default controller is ``scripted``, the environment's own hand-designed controller (the block
@@ -86,6 +87,13 @@ _PAPER = "dissertation ch. 5-6 (Johannink, Bahl, Nair et al., 2019; Schoettler, 
 class ResidualTD3(TD3):
     name = "residual-td3"
     config_class = ResidualTD3Config
+
+
+@register("residual-td3-dissertation", "residual-td3 at the chapters' settings (rlkit's TD3: actor learning rate "
+          "1e-3, no critic burn-in, discount 0.99); its residual overrode the controller on bench's connector task",
+          paper=_PAPER, actor_warmup=0, actor_learning_rate=1e-3, discount=0.99)
+class ResidualTD3Dissertation(ResidualTD3):
+    name = "residual-td3-dissertation"
 
 
 @register("residual-sac", "Residual RL with SAC: a learned residual around a hand-designed controller (ch. 6)",
