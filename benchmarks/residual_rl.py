@@ -59,8 +59,10 @@ def settings_for(figure: str) -> dict[str, dict]:
         return {"straight": {"rotation_range": 0.0}}
     if figure == "fig21":
         settings = {f"rotation={r}": {"rotation_range": r} for r in (0.0, 0.1, 0.2, 0.3)}
-        settings.update({f"noise={s}": {"actuation_noise": s} for s in (0.05, 0.1)})
-        settings.update({f"bias={m}": {"actuation_bias": m, "actuation_noise": NOISE_FOR_BIAS} for m in (0.1, 0.2)})
+        # Noise and bias on straight blocks, each effect alone (the catalogue's blocks turn by up to 0.3 rad)
+        settings.update({f"noise={s}": {"rotation_range": 0.0, "actuation_noise": s} for s in (0.05, 0.1)})
+        settings.update({f"bias={m}": {"rotation_range": 0.0, "actuation_bias": m, "actuation_noise": NOISE_FOR_BIAS}
+                         for m in (0.1, 0.2)})
         return settings
     return {"sparse, exact goal": {"reward": "sparse"}, "sparse, noisy goal": {"reward": "sparse", "goal_noise": 0.001},
             "dense, noisy goal": {"reward": "dense", "goal_noise": 0.001}}
