@@ -39,17 +39,32 @@ CONTROLLER_SOURCE = ("bench: the environment's hand-designed controller (ch. 5's
                      "on connector insertion)")
 
 
-def require_controller(config: AlgorithmConfig, algorithm: str) -> None:
-    if config.controller == "none":
-        raise InvalidInput(f"{algorithm} needs a controller: --set controller=scripted (or p-controller)")
-
-
 NO_RELABELING = "the controller acted toward the pursued goal: a relabeled goal would break u' = pi_H(s) + u"
 
 
+def around_controller(base: type[AlgorithmConfig], name: str) -> type[AlgorithmConfig]:
+    """``base`` acting around a controller: its fields declared again in a subclass (so they win over every
+    default of ``base``): which controller, one required, and no goal relabeling."""
+
+    @dataclass
+    class Config(base):
+        controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
+        relabel_keep: float = param(1.0, NO_RELABELING)
+        relabel_future: float = param(0.0, NO_RELABELING)
+        relabel_final: float = param(0.0, NO_RELABELING)
+        relabel_random: float = param(0.0, NO_RELABELING)
+
+        def validate(self) -> None:
+            super().validate()
+            if self.controller == "none":
+                raise InvalidInput("this algorithm needs a controller: --set controller=scripted (or p-controller)")
+
+    Config.__name__ = Config.__qualname__ = name
+    return Config
+
+
 @dataclass
-class ResidualTD3Config(TD3Config):
-    controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
+class ResidualTD3Config(around_controller(TD3Config, "TD3AroundController")):
     # The residual's last layer starts within +-3e-3 and Adam moves every weight by about its learning rate
     # per update: at TD3's 1e-3 the untrained critic's gradient owns the residual within ~100 updates, the
     # controller is overridden before any reward is seen, and the critic learns Q = 0 everywhere (measured
@@ -59,24 +74,10 @@ class ResidualTD3Config(TD3Config):
     actor_learning_rate: float = param(1e-4, "bench (rlkit's TD3, the chapters' code: 1e-3): the residual moves "
                                              "slowly away from the controller")
     her: bool = param(False, NO_RELABELING)
-    relabel_keep: float = param(1.0, NO_RELABELING)
-    relabel_final: float = param(0.0, NO_RELABELING)
-
-    def validate(self) -> None:
-        super().validate()
-        require_controller(self, "residual-td3")
 
 
-@dataclass
-class ResidualSACConfig(SACOnlineConfig):
-    controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
-    relabel_keep: float = param(1.0, NO_RELABELING)
-    relabel_future: float = param(0.0, NO_RELABELING)
-    relabel_random: float = param(0.0, NO_RELABELING)
-
-    def validate(self) -> None:
-        super().validate()
-        require_controller(self, "residual-sac")
+ResidualSACConfig = around_controller(SACOnlineConfig, "ResidualSACConfig")
+ControllerConfig = around_controller(AlgorithmConfig, "ControllerConfig")
 
 
 _PAPER = "dissertation ch. 5-6 (Johannink, Bahl, Nair et al., 2019; Schoettler, Nair et al., 2020)"
@@ -101,17 +102,6 @@ class ResidualTD3Dissertation(ResidualTD3):
 class ResidualSAC(SAC):
     name = "residual-sac"
     config_class = ResidualSACConfig
-
-
-@dataclass
-class ControllerConfig(AlgorithmConfig):
-    controller: str = param(CONTROLLER, CONTROLLER_SOURCE)
-    relabel_keep: float = param(1.0, "nothing is learned, so no goal is relabeled")
-    relabel_future: float = param(0.0, "nothing is learned, so no goal is relabeled")
-    relabel_random: float = param(0.0, "nothing is learned, so no goal is relabeled")
-
-    def validate(self) -> None:
-        require_controller(self, "controller")
 
 
 @register("controller", "The hand-designed controller alone (pi_H, ch. 5-6): residual RL's baseline, a zero "
