@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from bench.leaderboards.statistics import wilson_interval
 
@@ -146,8 +147,6 @@ def summarize(report: dict, methods: list[str], settings: dict) -> dict:
 
 
 def _t_interval(values: np.ndarray) -> list[float] | None:
-    from scipy import stats
-
     if len(values) < 2:
         return None
     half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
@@ -155,7 +154,7 @@ def _t_interval(values: np.ndarray) -> list[float] | None:
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # here, not at the top: the headless backend must be chosen before pyplot is imported
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -90,6 +90,14 @@ def test_scripted_controllers_are_the_recipes_experts():
     env.close()
     observation = {"observation": np.zeros(25), "desired_goal": np.ones(3), "achieved_goal": np.zeros(3)}
     assert make_controller("scripted", "fetch/push")(observation).shape == (4,)
+    # On the insertion scenes the scripted controller is their P-controller (eq. 29), whose gains can be set.
+    held = np.zeros(17)
+    held[0:3] = [0.01, 0.0, 0.1]  # 1 cm aside and 7 cm above the held block's place (x* z = 3.2 cm)
+    expected = np.clip(-np.array([1.0, 1.0, 0.3]) * (held[0:3] - [0.0, 0.0, 0.032]) / 0.02, -1, 1)
+    np.testing.assert_allclose(make_controller("scripted", "insertion/blocks")(held), expected)
+    np.testing.assert_allclose(make_controller("p-controller", "insertion/blocks")(held), expected)
+    np.testing.assert_allclose(make_controller("p-controller", "insertion/blocks", gains=(0.5, 0.5, 0.1))(held),
+                               [-0.25, 0.0, -0.34])
 
 
 def test_controllers_refuse_what_they_cannot_do():
@@ -97,6 +105,7 @@ def test_controllers_refuse_what_they_cannot_do():
         (("pid", "fetch/reach"), {}, "unknown controller 'pid'"),
         (("p-controller", "metaworld/peg-insert-side"), {}, r"fetch/\* environments"),
         (("p-controller", "fetch/reach"), {"gains": (1.0, 1.0)}, "three non-negative"),
+        (("p-controller", "insertion/connector"), {"gains": (1.0, -1.0, 0.3)}, "three non-negative"),
         (("p-controller", "fetch/reach"), {"gain": 2.0}, "unexpected keyword"),
         (("scripted", "fetch/push"), {"gains": (1.0, 1.0, 1.0)}, "takes no parameters"),
         (("scripted", "mujoco/hopper"), {}, "no scripted controller"),

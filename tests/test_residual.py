@@ -256,7 +256,7 @@ def test_residual_and_controller_evaluations_through_the_cli_with_environment_op
     for args, message in [(["--env-set", "rotation_range=2"], "rotation_range"),
                           (["--env-set", "actuation_noise=-1"], "sigma"),
                           (["--env-set", "wind=3"], "wind"),
-                          (["--set", "controller=p-controller"], "p-controller"),
+                          (["--set", "controller=pid"], "unknown controller"),
                           (["--set", "controller=none"], "needs a controller")]:
         result = run_bench(env, "evaluate", "residual-td3", "insertion/blocks/controller", *args, check=False)
         assert result.returncode != 0 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, \

@@ -20,8 +20,8 @@ import torch
 
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import AlgorithmConfig, actor_warmup_param, param
-from bench.errors import InvalidInput
 from bench.algorithms.networks import Critic, TanhGaussianPolicy, polyak_update
+from bench.errors import InvalidInput
 
 
 def actor_and_temperature_losses(policy: TanhGaussianPolicy, critic: Critic, log_alpha: torch.Tensor,
@@ -46,6 +46,7 @@ class SACConfig(AlgorithmConfig):
     actor_warmup: int = actor_warmup_param()
 
     def validate(self) -> None:
+        super().validate()
         if self.actor_warmup < 0:
             raise InvalidInput("actor_warmup must be >= 0")
 
@@ -82,7 +83,9 @@ class SAC(Algorithm):
         critic_loss = (q - target).pow(2).mean(1).sum()
         metrics = {"critic_loss": critic_loss.detach(), "policy_loss": policy_loss.detach(), "alpha": alpha,
                    "entropy": -log_prob.mean(), "q": q.detach().mean()}
-        if self.updates < c.actor_warmup:  # the policy and temperature wait for the critic
+        # The policy and temperature wait for the critic. Their losses are still computed: they draw the
+        # same random numbers, so a run with a warm-up follows the same streams as one without.
+        if self.updates < c.actor_warmup:
             return critic_loss, metrics
         return critic_loss + policy_loss + alpha_loss, metrics
 

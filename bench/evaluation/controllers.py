@@ -6,14 +6,15 @@ evaluated alone, as the "controller only" baseline (the ``controller`` algorithm
 controller is built for an environment (``make_controller(name, env_name, **parameters)``) and returns
 actions in the environment's units.
 
-  p-controller  u = -k_p (x - x*) (eq. 29, ch. 6.3, k_p = [1, 1, 0.3]): moves the end effector x toward
-                its target x*, the position error counted in action units (``units``). On Fetch x is
-                the gripper and x* the desired goal, 5 cm per unit, fingers left closed; on connector
-                insertion x is the peg and x* the commanded goal, 1 cm per unit.
+  p-controller  u = -k_p (x - x*) (eq. 29, ch. 6.3, k_p = [1, 1, 0.3]; ``mocap_scene.p_control``): moves the
+                end effector x toward its target x*, the position error counted in action units. On
+                Fetch x is the gripper and x* the desired goal, 5 cm per unit, fingers left closed; on
+                block insertion the held block toward its place (2 cm per unit); on connector insertion
+                the peg toward the commanded goal (1 cm per unit).
   scripted      the hand-designed expert of the environment: Meta-World's own policy for the task,
                 Fetch's pick-and-place, push, slide and stacking controllers (bench.datasets.recipes.fetch),
-                the block inserter of ch. 5 (bench.platform.envs.block_insertion), and on connector
-                insertion the P-controller. No parameters.
+                and on the insertion scenes their P-controllers (ch. 5 and 6's hand-designed
+                controllers). No parameters.
 """
 
 from __future__ import annotations
@@ -25,30 +26,29 @@ import numpy as np
 from bench.datasets.recipes import fetch
 from bench.errors import InvalidInput
 from bench.platform.envs import block_insertion, connector_insertion
+from bench.platform.envs.mocap_scene import P_GAINS, p_control
 
 Controller = Callable[[Any], np.ndarray]
 
-P_GAINS = (1.0, 1.0, 0.3)  # ch. 6.3's k_p
-FETCH_UNITS = 1.0 / 0.05  # Fetch: one unit of action moves the gripper 5 cm
+FETCH_STEP = 0.05  # Fetch: one unit of action moves the gripper 5 cm
+# Environments whose P-controller is their own (bench's insertion scenes): name -> the module that has it.
+INSERTION = {"insertion/blocks": block_insertion, "insertion/connector": connector_insertion}
 
 
-def fetch_view(observation: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(x, x*) on Fetch: the gripper (observation[0:3]) and the desired goal."""
-    return observation["observation"][0:3], observation["desired_goal"][0:3]
-
-
-def p_controller(gains: tuple[float, ...] = P_GAINS, units: float = FETCH_UNITS,
-                 view: Callable[[Any], tuple[np.ndarray, np.ndarray]] = fetch_view, fingers: bool = True) -> Controller:
-    """u = -k_p (x - x*) (eq. 29), position errors in action units; ``view`` reads (x, x*) from an observation.
-    On Fetch a fourth action closes the fingers."""
+def checked_gains(gains: tuple[float, ...]) -> tuple[float, ...]:
     k_p = np.asarray(gains, np.float64)
     if k_p.shape != (3,) or np.any(k_p < 0):
         raise InvalidInput(f"p-controller gains are three non-negative numbers (k_p), not {list(gains)}")
+    return tuple(k_p)
 
-    def act(observation: Any) -> np.ndarray:
-        x, target = view(observation)
-        motion = np.clip(-k_p * units * (np.asarray(x, np.float64) - target), -1.0, 1.0)
-        return np.append(motion, -1.0) if fingers else motion  # Fetch: fingers closed
+
+def fetch_p_controller(gains: tuple[float, ...] = P_GAINS) -> Controller:
+    """Eq. 29 on Fetch's dict observations: the gripper (observation[0:3]) toward the desired goal, fingers closed."""
+    k_p = checked_gains(gains)
+
+    def act(observation: dict[str, np.ndarray]) -> np.ndarray:
+        motion = p_control(observation["observation"][0:3], observation["desired_goal"][0:3], k_p, FETCH_STEP)
+        return np.append(motion, -1.0)
 
     return act
 
@@ -66,22 +66,20 @@ def scripted_controller(env_name: str) -> Controller:
         return lambda observation: np.clip(policy.get_action(np.asarray(observation, np.float64)), -1.0, 1.0)
     if family == "fetch" and (task in fetch.TASKS or task in fetch.STACKS):
         return fetch.scripted_action(task)
-    if env_name == "insertion/blocks":
-        return block_insertion.hand_designed_action
-    if env_name == "insertion/connector":  # ch. 6's hand-designed controller is its P-controller
-        return connector_insertion.hand_designed_action
+    if env_name in INSERTION:  # ch. 5's and ch. 6's hand-designed controllers are P-controllers
+        return INSERTION[env_name].hand_designed_action
     raise InvalidInput(f"no scripted controller for environment {env_name!r} (Meta-World tasks, fetch/* and "
                        f"insertion/*)")
 
 
-def _p_controller_for(env_name: str, **parameters: Any) -> Controller:
-    if env_name == "insertion/connector":  # one unit of action moves the peg 1 cm
-        return p_controller(**parameters, units=1.0 / connector_insertion.STEP,
-                            view=connector_insertion.p_controller_view, fingers=False)
+def _p_controller_for(env_name: str, gains: tuple[float, ...] = P_GAINS) -> Controller:
+    if env_name in INSERTION:  # the scene's own P-controller, with these gains
+        k_p, module = checked_gains(gains), INSERTION[env_name]
+        return lambda observation: module.hand_designed_action(observation, k_p)
     if not env_name.startswith("fetch/"):
         raise InvalidInput(f"p-controller reads a gripper position and a goal: it runs on fetch/* environments "
-                           f"and insertion/connector, not {env_name!r}")
-    return p_controller(**parameters)
+                           f"and insertion/*, not {env_name!r}")
+    return fetch_p_controller(gains)
 
 
 def _scripted_for(env_name: str, **parameters: Any) -> Controller:

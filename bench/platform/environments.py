@@ -94,6 +94,8 @@ def make_env(reference: dict[str, Any], **overrides: Any) -> gym.Env:
     except (gym.error.Error, TypeError, ValueError) as exc:
         raise InvalidInput(f"cannot build environment {reference['id']} with {kwargs}: {exc}") from exc
     if any(actuation.values()):
+        # Imported when used, as import_registering_module imports bench.platform.envs: the package picks
+        # MuJoCo's OpenGL backend on import.
         from bench.platform.envs.actuation import ActuationNoise
 
         try:

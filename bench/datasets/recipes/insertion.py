@@ -14,7 +14,6 @@ the catalogue with its reference scores (random actions, and the controller with
 
 from __future__ import annotations
 
-
 from bench.datasets.recipes.base import EnvironmentSpec, Recipe, controller_policies
 from bench.platform.envs import block_insertion, connector_insertion
 

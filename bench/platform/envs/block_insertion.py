@@ -32,7 +32,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from bench.platform.envs.mocap_scene import mocap_gripper_scene
+from bench.platform.envs.mocap_scene import P_GAINS, mocap_gripper_scene, p_control
 
 STEP = 0.02  # metres of mocap motion per unit of action and step
 SUBSTEPS = 25  # 2 ms physics steps: 50 ms per environment step
@@ -161,16 +161,16 @@ class BlockInsertionEnv(gym.Env):
             self._renderer = None
 
 
-P_GAINS = (1.0, 1.0, 0.3)  # ch. 6.4.3's k_p: align quickly, descend slowly
+def p_controller_view(observation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, x*): the held block's position and its place between the blocks."""
+    return np.asarray(observation[0:3], np.float64), PLACE
 
 
 def hand_designed_action(observation: np.ndarray, gains: tuple[float, ...] = P_GAINS) -> np.ndarray:
-    """Ch. 5's hand-engineered controller, a Cartesian P-controller toward x*: u = -k_p (x - x*), the error
-    counted in action units (2 cm), clipped to [-1, 1].
+    """Ch. 5's hand-engineered controller, a Cartesian P-controller toward x* (eq. 29, errors in units of 2 cm).
 
     With k_p = [1, 1, 0.3] it is over the gap within 3 steps from the start, long before the held block
     reaches the standing blocks' tops, and lowers it straight down: it succeeds when the blocks stand
     straight and bumps into a rotated block's corner, which reaches into the gap, otherwise. A residual
     r shifts where it settles smoothly (by r / k_p units), so a learner can correct it."""
-    held = np.asarray(observation[0:3], np.float64)
-    return np.clip(-np.asarray(gains, np.float64) * (held - PLACE) / STEP, -1.0, 1.0)
+    return p_control(*p_controller_view(observation), gains, STEP)

@@ -28,7 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from bench.platform.envs.mocap_scene import mocap_gripper_scene
+from bench.platform.envs.mocap_scene import P_GAINS, mocap_gripper_scene, p_control
 
 STEP = 0.01  # metres of mocap motion per unit of action and step
 SUBSTEPS = 20  # 2 ms physics steps: 40 ms per environment step
@@ -211,9 +211,6 @@ class ConnectorInsertionEnv(gym.Env):
         self._renderer = self._view = None
 
 
-P_GAINS = (1.0, 1.0, 0.3)  # ch. 6.4.3's k_p
-
-
 def p_controller_view(observation: Any) -> tuple[np.ndarray, np.ndarray]:
     """(x, x*) as the P-controller reads them: the peg's position and the commanded goal."""
     state = observation["state"] if isinstance(observation, dict) else observation
@@ -224,5 +221,4 @@ def p_controller_view(observation: Any) -> tuple[np.ndarray, np.ndarray]:
 def hand_designed_action(observation: Any, gains: tuple[float, ...] = P_GAINS) -> np.ndarray:
     """Ch. 6's hand-designed controller, the P-controller of eq. 29: u = -k_p (x - x*), errors in action units
     (1 cm), clipped to [-1, 1]. Centres the peg over the commanded goal and lowers it in about 10 steps."""
-    x, target = p_controller_view(observation)
-    return np.clip(-np.asarray(gains, np.float64) * (x - target) / STEP, -1.0, 1.0)
+    return p_control(*p_controller_view(observation), gains, STEP)

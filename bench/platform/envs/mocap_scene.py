@@ -1,4 +1,5 @@
-"""The MJCF of bench's low-poly insertion scenes: a table, what stands on it, and a gripper under Cartesian position control.
+"""bench's low-poly insertion scenes: their MJCF (a table, what stands on it, a gripper under Cartesian position
+control) and the P-controller that drives such a gripper (eq. 29).
 
 The gripper is a free body welded to a mocap target that actions move: a soft constraint, so contacts
 push back on it as on a compliant arm. 2 ms physics steps, one light from above, no shadows (shadows
@@ -6,6 +7,17 @@ cost ~30x when rendering with llvmpipe).
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+P_GAINS = (1.0, 1.0, 0.3)  # ch. 6.4.3's k_p: align quickly, descend slowly
+
+
+def p_control(x: np.ndarray, target: np.ndarray, gains: tuple[float, ...] = P_GAINS, step: float = 1.0) -> np.ndarray:
+    """Eq. 29, u = -k_p (x - x*), with the position error counted in action units (``step`` metres of motion
+    per unit of action), clipped to [-1, 1]."""
+    error = (np.asarray(x, np.float64) - np.asarray(target, np.float64)) / step
+    return np.clip(-np.asarray(gains, np.float64) * error, -1.0, 1.0)
 
 
 def mocap_gripper_scene(model: str, table: str, start: float, gripper: str, scenery: str = "",
