@@ -314,6 +314,10 @@ def test_pixel_runs_need_a_task_and_a_scene_family(tabletop_registry):
     unknown = run_bench(env, "evaluate", "val", "tabletop/prior", "--task", "fly", *PIXEL_TINY, check=False)
     assert unknown.returncode == 1 and "unknown tabletop task" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+    # What only the run on states reads is refused, not silently ignored
+    ignored = run_bench(env, "evaluate", "val", "tabletop/prior", "--task", "drawer-open", *PIXEL_TINY,
+                        "--set", "reward_scale=10", check=False)
+    assert ignored.returncode == 1 and "reward_scale: only runs on states read it" in ignored.stderr
 
 
 def test_the_conv_trunk_reads_z_and_its_goal_as_stacked_grids_and_trains():

@@ -226,6 +226,87 @@ def test_offline_data_becomes_residual_targets(blocks):
     np.testing.assert_allclose(run.offline.action.numpy(), np.clip(expected, -1, 1), atol=1e-6)
 
 
+@pytest.fixture
+def visual_connector(local_registry):
+    info = build(local_registry, "insertion/connector-visual/controller", episodes=2, seed=0, workers=1,
+                 reference_episodes=1, previews=False)
+    return local_registry, RunStore(local_registry.engine), info.id
+
+
+def test_a_visual_residual_run_reads_the_image_alone_in_fractions_of_255_and_scales_its_rewards(visual_connector):
+    """Ch. 6.3.2.1: the learner sees the 32 x 32 image only; the P-controller still reads the state."""
+    registry, store, dataset_id = visual_connector
+    budget = Budget(offline_steps=0, online_steps=30, eval_every=30, eval_episodes=1, log_every=10)
+    spec = plan_sweep(registry, store, "residual-sac", dataset_id, [0], budget,
+                      {**SMALL, "observation_keys": "image", "reward_scale": "10"}, "local",
+                      env_options={"goal_noise": 0.001})[0]
+    run = build_run(spec, registry.settings, store)
+    images = run.dataset.data.observations["image"]
+    assert run.offline.state.shape[1] == 32 * 32  # no state column: the image alone
+    # Pixels are divided by 255, never standardized (a constant pixel would be divided by 1e-3)
+    np.testing.assert_allclose(run.offline.state[:3].numpy(), images[:3].reshape(3, -1) / 255.0, atol=1e-6)
+    assert run.replay.reward_scale == 10.0
+    observation, _ = run.env.reset(seed=3)
+    executed, residual = run.act(observation, None, deterministic=True)
+    np.testing.assert_allclose(executed, np.clip(connector_insertion.hand_designed_action(observation) + residual,
+                                                 -1, 1), atol=1e-6)
+    outcome = run.execute()
+    assert outcome.status == "completed", outcome.error
+    stored = torch.cat([run.offline.reward[:run.offline.size], run.online.reward[:run.online.size]]).numpy()
+    assert stored.min() < -0.05 and stored.max() <= 0.0  # the L1 image reward, as the environment gives it
+    sampled = run.replay.sample(64).reward.numpy()
+    assert np.isin(np.round(sampled, 4), np.round(10.0 * stored, 4)).all()  # learned from 10 x that
+
+
+def test_observation_keys_the_observations_lack_are_refused_before_a_run_is_recorded(visual_connector, blocks):
+    registry, store, dataset_id = visual_connector
+    budget = Budget(offline_steps=0, online_steps=10, eval_every=10, eval_episodes=1)
+    with pytest.raises(InvalidInput, match="observation_keys depth: the observations have keys image, state"):
+        plan_sweep(registry, store, "residual-sac", dataset_id, [0], budget, {"observation_keys": "depth"}, "local")
+    _, _, blocks_id = blocks
+    with pytest.raises(InvalidInput, match="no keys"):
+        plan_sweep(registry, store, "sac", blocks_id, [0], budget, {"observation_keys": "image"}, "local")
+    with pytest.raises(InvalidInput, match="reward_scale must be > 0"):
+        plan_sweep(registry, store, "sac", blocks_id, [0], budget, {"reward_scale": "0"}, "local")
+    assert store.list() == []
+
+
+def test_a_finished_runs_policy_is_a_controller_scored_as_it_was_and_a_residual_learns_around_it(blocks,
+                                                                                                  visual_connector):
+    """Ch. 5.5.4: a policy trained before is pi_H; ``controller=run:ID`` names it."""
+    registry, store, dataset_id = blocks
+    budget = Budget(offline_steps=30, online_steps=0, eval_every=30, eval_episodes=2)
+    source = plan_sweep(registry, store, "bc", dataset_id, [3], budget, SMALL, "local")[0]
+    trained = build_run(source, registry.settings, store).execute()
+    assert trained.status == "completed", trained.error
+    named = {"controller": f"run:{source.run_id}"}
+    spec = plan_sweep(registry, store, "controller", dataset_id, [0], budget, named, "local")[0]
+    assert spec.controller_run["run_id"] == source.run_id and spec.controller_run["torch_threads"] is None
+    outcome = build_run(spec, registry.settings, store).execute()
+    assert outcome.status == "completed", outcome.error
+    # The same deterministic policy on the same evaluation episodes: the same score
+    assert outcome.results["offline"]["final"]["return"] == pytest.approx(trained.results["offline"]["final"]["return"])
+
+    online = Budget(offline_steps=0, online_steps=20, eval_every=20, eval_episodes=1, log_every=10)
+    spec = plan_sweep(registry, store, "residual-td3", dataset_id, [0], online, {**SMALL, **named}, "local")[0]
+    run = build_run(spec, registry.settings, store)
+    policy = run.residual.controller
+    observation, _ = run.env.reset(seed=1)
+    executed, residual = run.act(observation, None, deterministic=False)
+    np.testing.assert_allclose(executed, np.clip(policy(observation) + residual, -1, 1), atol=1e-6)
+    assert run.execute().status == "completed"
+
+    unfinished = plan_sweep(registry, store, "bc", dataset_id, [4], budget, SMALL, "local")[0]
+    refusals = {f"run:{'0' * 12}": "no such run", f"run:{unfinished.run_id}": "the run is pending; a controller is a "
+                                                                              "finished run's policy"}
+    for name, message in refusals.items():
+        with pytest.raises(InvalidInput, match=message):
+            plan_sweep(registry, store, "controller", dataset_id, [0], budget, {"controller": name}, "local")
+    elsewhere, _, connector_id = visual_connector
+    with pytest.raises(InvalidInput, match="acted in insertion/blocks, not in insertion/connector-visual"):
+        plan_sweep(elsewhere, store, "controller", connector_id, [0], budget, named, "local")
+
+
 # -- the CLI ------------------------------------------------------------------------------------------
 @pytest.fixture
 def cli_blocks(local_settings):
@@ -257,7 +338,10 @@ def test_residual_and_controller_evaluations_through_the_cli_with_environment_op
                           (["--env-set", "actuation_noise=-1"], "sigma"),
                           (["--env-set", "wind=3"], "wind"),
                           (["--set", "controller=pid"], "unknown controller"),
-                          (["--set", "controller=none"], "needs a controller")]:
+                          (["--set", "controller=none"], "needs a controller"),
+                          (["--set", "controller=run:feedfacecafe"], "no such run"),
+                          (["--set", "observation_keys=image"], "no keys"),
+                          (["--set", "reward_scale=-1"], "reward_scale must be > 0")]:
         result = run_bench(env, "evaluate", "residual-td3", "insertion/blocks/controller", *args, check=False)
         assert result.returncode != 0 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, \
             (args, result.stderr)

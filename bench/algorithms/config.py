@@ -61,6 +61,13 @@ class AlgorithmConfig:
     # Reward transform applied to offline and online rewards alike (IQL paper, appendix):
     # "returns" scales by 1000 / (max - min episode return of the dataset), "minus_one" shifts by -1.
     reward_transform: str = param("none", "IQL paper: per-domain (locomotion 'returns', mazes 'minus_one')")
+    # A constant factor on every reward, after reward_transform (rlkit's and SAC's reward_scale): rewards
+    # far below 1 per step (an image distance) leave SAC's entropy term in charge.
+    reward_scale: float = param(1.0, "SAC (Haarnoja et al., 2018) and rlkit: reward_scale, 1 = rewards as they are")
+    # What the learner reads of a dict observation: the keys named, or every key; the visual setting of
+    # ch. 6.3.2.1 gives the policy the 32 x 32 image alone (a controller still reads the whole observation).
+    observation_keys: tuple[str, ...] = param((), "dissertation ch. 6.3.2.1: the visual policy sees the image "
+                                              "only; empty = every key of the observation")
     # torch.compile of the losses: ~+20% updates/s on long runs for ~15 s of compilation; "auto"
     # turns it on for runs of at least COMPILE_AUTO_UPDATES updates.
     compile: str = param("auto", "bench: 'auto' compiles runs of >= 20,000 updates; 'on' or 'off' to force")
@@ -78,7 +85,7 @@ class AlgorithmConfig:
     # Residual RL (dissertation ch. 5-6, eq. 23): the environment executes u = pi_H(s) + pi_theta(s), a
     # hand-designed controller's action plus the policy's, and the policy learns the residual only.
     controller: str = param("none", "dissertation ch. 5-6: pi_H, a controller of bench.evaluation.controllers "
-                            "(p-controller, scripted); none = the policy acts alone")
+                            "(p-controller, scripted, run:ID a finished run's policy); none = the policy acts alone")
     controller_gains: tuple[float, ...] = param((), "p-controller's k_p; empty = ch. 6.3's [1, 1, 0.3]")
 
     # Presets per domain, applied over the defaults before user overrides: {"maze": {...}}.
@@ -123,6 +130,8 @@ def _coerce(value: str, annotation: Any, name: str) -> Any:
             return float(text)
         if annotation is str:
             return text
+        if origin is tuple and args and args[0] is str:  # names: "image" or "image,state"
+            return tuple(part.strip() for part in text.strip("()[] ").split(",") if part.strip())
         if origin is tuple:
             parts = [p for p in text.strip("()[] ").replace("x", ",").split(",") if p.strip()]
             return tuple(int(p) if args and args[0] is int else float(p) for p in parts)
@@ -162,8 +171,9 @@ def resolve_config(config_cls: type[AlgorithmConfig], domain: str | None = None,
             raise InvalidInput(f"unknown config field {key!r} for {config_cls.__name__}; "
                                f"known: {', '.join(sorted(names))}")
         values[key] = _coerce(value, hints[key], key) if isinstance(value, str) else value
-    if "hidden_dims" in values:
-        values["hidden_dims"] = tuple(values["hidden_dims"])
+    for key, value in values.items():  # JSON gives lists where a field is a tuple
+        if typing.get_origin(hints[key]) is tuple and isinstance(value, list):
+            values[key] = tuple(value)
     config = config_cls(**values)
     validate_relabeling(config)
     config.validate()
@@ -180,6 +190,8 @@ def validate_relabeling(config: AlgorithmConfig) -> None:
                            f"and sum to 1, got {shares}")
     if config.reward_transform not in ("none", "returns", "minus_one"):
         raise InvalidInput(f"reward_transform must be none, returns or minus_one, got {config.reward_transform!r}")
+    if not config.reward_scale > 0:
+        raise InvalidInput(f"reward_scale must be > 0, got {config.reward_scale}")
     if config.compile not in ("auto", "on", "off"):
         raise InvalidInput(f"compile must be auto, on or off, got {config.compile!r}")
     if config.controller_gains and config.controller != "p-controller":

@@ -15,6 +15,10 @@ actions in the environment's units.
                 Fetch's pick-and-place, push, slide and stacking controllers (bench.datasets.recipes.fetch),
                 and on the insertion scenes their P-controllers (ch. 5 and 6's hand-designed
                 controllers). No parameters.
+  run:ID        the deterministic policy of a finished run on the same environment (ch. 5.5.4: a policy
+                trained before, in simulation, as the controller a residual improves on the robot).
+                Resolved when a sweep is planned (``bench.evaluation.sweeps``) and built by the state
+                run (``bench.evaluation.states.RunPolicy``), which can rebuild a run's policy.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ Controller = Callable[[Any], np.ndarray]
 
 FETCH_STEP = 0.05  # Fetch: one unit of action moves the gripper 5 cm
 # Environments whose P-controller is their own (bench's insertion scenes): name -> the module that has it.
-INSERTION = {"insertion/blocks": block_insertion, "insertion/connector": connector_insertion}
+INSERTION = {"insertion/blocks": block_insertion, "insertion/connector": connector_insertion,
+             "insertion/connector-visual": connector_insertion}
 
 
 def checked_gains(gains: tuple[float, ...]) -> tuple[float, ...]:
@@ -92,8 +97,17 @@ def _scripted_for(env_name: str, **parameters: Any) -> Controller:
 CONTROLLERS: dict[str, Callable[..., Controller]] = {"p-controller": _p_controller_for, "scripted": _scripted_for}
 
 
+RUN_PREFIX = "run:"
+
+
+def source_run(name: str) -> str | None:
+    """The run id of a ``run:ID`` controller; None for a named one."""
+    return name[len(RUN_PREFIX):] if name.startswith(RUN_PREFIX) else None
+
+
 def controller_for(config, env_name: str) -> Controller | None:
-    """The controller an algorithm config names (``controller``, ``controller_gains``) for ``env_name``; None for none."""
+    """The named controller an algorithm config names (``controller``, ``controller_gains``) for ``env_name``;
+    None for none. (``run:ID`` is no name: the state run builds it from the run's spec.)"""
     if config.controller == "none":
         return None
     parameters = {"gains": tuple(config.controller_gains)} if config.controller_gains else {}
@@ -130,7 +144,8 @@ class ResidualComposition:
 def make_controller(name: str, env_name: str, **parameters: Any) -> Controller:
     """The controller ``name`` for the environment ``env_name``, with its parameters."""
     if name not in CONTROLLERS:
-        raise InvalidInput(f"unknown controller {name!r}; choose one of {', '.join(sorted(CONTROLLERS))}")
+        raise InvalidInput(f"unknown controller {name!r}; choose one of {', '.join(sorted(CONTROLLERS))}, or "
+                           f"{RUN_PREFIX}ID (a finished run's policy)")
     try:
         return CONTROLLERS[name](env_name, **parameters)
     except TypeError as exc:  # a parameter the controller does not have

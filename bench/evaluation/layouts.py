@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.datasets.trajectories import flatten_tree
+from bench.errors import InvalidInput
 
 EVALUATION_SEED = 20_211_006
 OGBENCH_TASKS = 5
@@ -41,9 +42,13 @@ class ObservationLayout:
     goal_mode: str  # "none", "dict" or "observation"
     family: str | None
     success_rule: str  # "any" step or the "final" step (Fetch)
+    # The keys of a dict observation the learner reads (ch. 6.3.2.1's visual setting: the image alone,
+    # while a controller still reads the whole observation); empty: every key.
+    keys: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, env_reference: dict[str, Any] | None, observation_space: gym.Space) -> "ObservationLayout":
+    def of(cls, env_reference: dict[str, Any] | None, observation_space: gym.Space,
+           keys: tuple[str, ...] = ()) -> "ObservationLayout":
         reference = env_reference or {}
         name = reference.get("name") or ""
         family = name.split("/")[0] if "/" in name else None
@@ -53,21 +58,41 @@ class ObservationLayout:
             mode = "dict"
         else:
             mode = "none"
-        return cls(mode, family, "final" if family == "fetch" else "any")
+        if keys:
+            space = observation_space["observation"] if mode == "dict" else observation_space
+            available = sorted(space.spaces) if isinstance(space, gym.spaces.Dict) else []
+            missing = [key for key in keys if key not in available]
+            if missing:
+                raise InvalidInput(f"observation_keys {', '.join(missing)}: the observations have "
+                                   f"{'keys ' + ', '.join(available) if available else 'no keys (they are one array)'}")
+        return cls(mode, family, "final" if family == "fetch" else "any", tuple(keys))
 
     @property
     def goal_conditioned(self) -> bool:
         return self.goal_mode != "none"
 
     # -- observations -----------------------------------------------------------------------------
-    def state(self, observation: Any, batched: bool = False) -> np.ndarray:
-        """The state part as float32, flattened to (N, d) when ``batched``, else (d,)."""
+    def _leaves(self, observation: Any) -> list[Any]:
+        """The arrays the learner reads, in a fixed order: the (chosen keys of the) state part's leaves."""
         if self.goal_mode == "dict":
             observation = observation["observation"]
-        leaves = ([np.asarray(v, np.float32) for _, v in sorted(flatten_tree(observation).items())]
-                  if isinstance(observation, dict) else [np.asarray(observation, np.float32)])
+        if not isinstance(observation, dict):
+            return [observation]
+        if self.keys:
+            observation = {key: observation[key] for key in self.keys}
+        return [value for _, value in sorted(flatten_tree(observation).items())]
+
+    def state(self, observation: Any, batched: bool = False) -> np.ndarray:
+        """The state part as float32, flattened to (N, d) when ``batched``, else (d,)."""
+        leaves = [np.asarray(leaf, np.float32) for leaf in self._leaves(observation)]
         leaves = [leaf.reshape(len(leaf), -1) if batched else leaf.reshape(-1) for leaf in leaves]
         return leaves[0] if len(leaves) == 1 else np.concatenate(leaves, axis=-1)
+
+    def pixel_columns(self, observations: Any) -> np.ndarray:
+        """Which columns of ``state(observations, batched=True)`` are pixels (uint8 leaves, images)."""
+        masks = [np.full(int(np.prod(np.shape(leaf)[1:])), np.asarray(leaf[:1]).dtype == np.uint8)
+                 for leaf in self._leaves(observations)]
+        return np.concatenate(masks)
 
     def achieved(self, observation: Any) -> np.ndarray | None:
         if self.goal_mode == "dict":

@@ -42,6 +42,9 @@ class RunSpec:
     # Latent-goal runs: load the representation, PixelCNN and offline policy an earlier run of the
     # same data, config and seed stored, and store their own (bench.evaluation.model_cache).
     reuse_models: bool = True
+    # ``controller=run:ID``: the spec of the finished run whose policy is pi_H (resolved when planning,
+    # so the worker needs no access to the run records).
+    controller_run: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

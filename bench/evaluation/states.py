@@ -22,7 +22,7 @@ import torch
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import COMPILE_AUTO_UPDATES, config_from_json
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
-from bench.evaluation.controllers import ResidualComposition, controller_for
+from bench.evaluation.controllers import ResidualComposition, controller_for, source_run
 from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, PhaseResults, Run
 from bench.evaluation.layouts import ObservationLayout, evaluation_seed, observation_at, success_of
 from bench.evaluation.specs import ProgressCallback, RunSpec
@@ -60,6 +60,27 @@ class DemonstrationStarts:
         return self.states[row], self.final_goals[episode]
 
 
+class RunPolicy:
+    """A finished run's deterministic policy as a controller pi_H (ch. 5.5.4: a policy trained before, here the
+    controller a residual improves on): the run rebuilt from its spec, its final checkpoint loaded, acting as
+    it was evaluated (its own controller included, if it had one)."""
+
+    def __init__(self, spec: RunSpec, settings: Settings):
+        # Rebuilding a run seeds torch with its seed: keep the random numbers of the run that uses it.
+        torch_state = torch.get_rng_state()
+        try:
+            self.run = StateRun(spec, settings, recorder=None)
+            if not self.run.load_checkpoint():
+                raise InvalidInput(f"controller=run:{spec.run_id}: the run has no checkpoint to load")
+        finally:
+            torch.set_rng_state(torch_state)
+        self.run.eval_env.close()
+        self.run.env.close()
+
+    def __call__(self, observation: Any) -> np.ndarray:
+        return self.run.act(observation, None, deterministic=True)[0]
+
+
 class StateRun(Run):
     """A run whose policy sees the environment's observations (through their ``ObservationLayout``)."""
 
@@ -70,11 +91,19 @@ class StateRun(Run):
         # Environment options (actuation noise and bias, variation) are the run's: recorded in its spec.
         self.env = self.dataset.make_env(**(spec.env_overrides or {}))
         self.eval_env = self.dataset.make_env(**(spec.env_overrides or {}))
-        self.layout = ObservationLayout.of(self.dataset.manifest.get("env"), self.dataset.observation_space)
-        self.actions = ActionScaler(self.env.action_space)
         algorithm_spec = get_algorithm(spec.algorithm)
         self.config = config_from_json(algorithm_spec.config_class, spec.config)
-        controller = controller_for(self.config, (self.dataset.manifest.get("env") or {}).get("name") or "")
+        self.layout = ObservationLayout.of(self.dataset.manifest.get("env"), self.dataset.observation_space,
+                                           self.config.observation_keys)
+        self.actions = ActionScaler(self.env.action_space)
+        env_name = (self.dataset.manifest.get("env") or {}).get("name") or ""
+        if source_run(self.config.controller) is not None:
+            if spec.controller_run is None:
+                raise InvalidInput(f"controller={self.config.controller}: a run's policy is resolved when its sweep "
+                                   f"is planned, and this spec has none")
+            controller = RunPolicy(RunSpec.from_json(spec.controller_run), settings)
+        else:
+            controller = controller_for(self.config, env_name)
         # Residual RL (ch. 5-6): the policy's actions are residuals around the controller's.
         self.residual = ResidualComposition(controller, self.env.action_space) if controller is not None else None
         self._build_offline_buffer(algorithm_spec)
@@ -120,6 +149,10 @@ class StateRun(Run):
         else:
             self.state_mean = np.zeros(state.shape[1], np.float32)
             self.state_std = np.ones(state.shape[1], np.float32)
+        # Pixels enter as fractions of 255, never standardized: a pixel the data never saw change would
+        # otherwise be divided by 1e-3 the first time it does.
+        pixels = layout.pixel_columns(data.observations)
+        self.state_mean[pixels], self.state_std[pixels] = 0.0, 255.0
         achieved = layout.achieved(data.observations)
         goals = layout.dataset_goal(data.observations)
         next_achieved = None if achieved is None else achieved.reshape(len(achieved), -1)[obs_rows[steps] + 1]
@@ -144,6 +177,7 @@ class StateRun(Run):
             self.reward_scale = float(1000.0 / np.ptp(kept_returns))
         elif c.reward_transform == "minus_one":
             self.reward_shift = -1.0
+        self.reward_scale, self.reward_shift = self.reward_scale * c.reward_scale, self.reward_shift * c.reward_scale
 
     def _unit_actions(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The dataset's actions as the policy will learn them, in [-1, 1]: as they are, or with a controller,

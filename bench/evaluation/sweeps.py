@@ -14,7 +14,7 @@ from bench.algorithms.config import domain_of, family_of
 from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
 from bench.datasets.spaces import space_from_json
-from bench.evaluation.controllers import controller_for
+from bench.evaluation.controllers import controller_for, source_run
 from bench.evaluation.executors import EXECUTORS
 from bench.evaluation.layouts import ObservationLayout
 from bench.evaluation.specs import RunSpec, code_version, default_torch_threads
@@ -106,7 +106,18 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     if config.demonstration_start_share() > 0 and "infos/sim_state" not in manifest.get("arrays", {}):
         raise InvalidInput(f"resets to demonstration states need the simulator's state with each observation "
                            f"(infos/sim_state); {info.id} has none (the fetch/stack* recipes record it)")
-    if config.controller != "none":
+    if spec.algorithm_class.run_kind in ("pixels", "planning"):
+        read_on_states = [name for name, default in STATE_RUN_FIELDS.items() if getattr(config, name) != default]
+        if read_on_states:
+            raise InvalidInput(f"{', '.join(read_on_states)}: only runs on states read "
+                               f"{'it' if len(read_on_states) == 1 else 'them'}; {algorithm} learns from images "
+                               f"through its representation")
+    if config.observation_keys:  # keys the observations do not have fail here, before a run is recorded
+        ObservationLayout.of(env, space_from_json(manifest["observation_space"]), config.observation_keys)
+    controller_run = None
+    if source_run(config.controller) is not None:
+        controller_run = resolve_controller_run(registry, store, source_run(config.controller), env_name)
+    elif config.controller != "none":
         check_controller(config, env_name, manifest)
     reference = None
     if env_name:
@@ -130,7 +141,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
             log_every=budget.log_every, online_evals_at=tuple(sorted(set(budget.online_evals_at))),
             env_overrides=environment_overrides(env, online_env, task, seed, env_options),
-            reuse_models=reuse_models,
+            reuse_models=reuse_models, controller_run=controller_run,
             torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
                      "config_hash": config_hash(spec.name, config), "seed": int(seed), "dataset_id": info.id,
@@ -139,6 +150,32 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
                      "code_version": version})
     store.create(rows)
     return specs
+
+
+# Config fields of every algorithm that only the run on states reads, with their defaults.
+STATE_RUN_FIELDS = {"controller": "none", "observation_keys": (), "reward_scale": 1.0}
+
+
+def resolve_controller_run(registry: Registry, store: RunStore, run_id: str, env_name: str | None) -> dict[str, Any]:
+    """The spec of the run whose policy ``controller=run:ID`` names, checked: finished, on states, on the same
+    environment, not goal-conditioned (its policy would need the goals its episodes pursued)."""
+    try:
+        source = store.get(run_id)
+    except NotFound:
+        raise InvalidInput(f"controller=run:{run_id}: no such run") from None
+    if source.status != RunState.COMPLETED:
+        raise InvalidInput(f"controller=run:{run_id}: the run is {source.status}; a controller is a finished run's policy")
+    if get_algorithm(source.algorithm).algorithm_class.run_kind != "states":
+        raise InvalidInput(f"controller=run:{run_id}: {source.algorithm} does not act on states; only a run on states "
+                           f"can be a controller")
+    if source.env_name != env_name:
+        raise InvalidInput(f"controller=run:{run_id}: the run acted in {source.env_name}, not in {env_name}")
+    manifest = registry.manifest(source.dataset_id)
+    if ObservationLayout.of(manifest.get("env"), space_from_json(manifest["observation_space"])).goal_conditioned:
+        raise InvalidInput(f"controller=run:{run_id}: the run's policy is goal-conditioned, and a controller is "
+                           f"given no goal")
+    plan = {key: value for key, value in source.plan.items() if key in RunSpec.__dataclass_fields__}
+    return {**plan, "torch_threads": None}  # it acts in the threads of the run that uses it
 
 
 def check_controller(config, env_name: str | None, manifest: dict[str, Any]) -> None:

@@ -157,9 +157,11 @@ def rollout(env: gym.Env, policy: Policy, reset_seed: int, rng: np.random.Genera
 
 
 def _stack(observations: list[Any]) -> Any:
+    """Observations as float32 arrays, but images (uint8) as they are: frames, a quarter of the size."""
     if isinstance(observations[0], dict):
-        return {key: np.asarray([o[key] for o in observations], dtype=np.float32) for key in observations[0]}
-    return np.asarray(observations, dtype=np.float32)
+        return {key: _stack([o[key] for o in observations]) for key in observations[0]}
+    dtype = np.uint8 if np.asarray(observations[0]).dtype == np.uint8 else np.float32
+    return np.asarray(observations, dtype=dtype)
 
 
 def _success(info: dict[str, Any]) -> bool:

@@ -10,6 +10,9 @@ the catalogue with its reference scores (random actions, and the controller with
              normalize any of them); eq. 22's reward
   connector  ch. 6's P-controller (k_p = [1, 1, 0.3]) toward exact goals; eq. 25's sparse reward
              (``--env-set reward=dense`` and ``goal_noise=0.001`` change a run's environment)
+  connector-visual  the same episodes' kind in ch. 6.3.2.1's visual setting: each observation is the
+             32 x 32 grayscale image (what a visual learner reads: ``--set observation_keys=image``) with
+             the state the P-controller reads, and the reward is minus the L1 distance to the goal image
 """
 
 from __future__ import annotations
@@ -35,12 +38,20 @@ ENVIRONMENTS = {
         description="Connector insertion (dissertation ch. 6.3): a 1 cm peg into a socket with 0.25 mm of clearance "
                     "per side from 5 cm above; 3-D Cartesian motion, sparse reward (eq. 25; dense eq. 26 and "
                     "visual with reward=...), goal_noise perturbs the commanded goal, 30 steps"),
+    "connector-visual": EnvironmentSpec(
+        name="insertion/connector-visual", gym_id="bench/ConnectorInsertion-v0",
+        kwargs={"observation_mode": "image", "reward": "visual"}, family="insertion", packages=("mujoco",),
+        description="Connector insertion in the visual setting (dissertation ch. 6.3.2.1): observations are a "
+                    "32 x 32 grayscale image (the learner's input) and the state (the P-controller's), the reward "
+                    "is minus the mean L1 distance (pixels in [0, 1]) to the image of the peg inserted; "
+                    "goal_noise perturbs the commanded goal, 30 steps"),
 }
 
 
 def controller_of(task: str):
     """The environment's hand-designed controller: observation -> action."""
-    return {"blocks": block_insertion.hand_designed_action, "connector": connector_insertion.hand_designed_action}[task]
+    return {"blocks": block_insertion.hand_designed_action, "connector": connector_insertion.hand_designed_action,
+            "connector-visual": connector_insertion.hand_designed_action}[task]
 
 
 def recipes() -> list[Recipe]:
