@@ -318,6 +318,9 @@ def test_pixel_runs_need_a_task_and_a_scene_family(tabletop_registry):
     ignored = run_bench(env, "evaluate", "val", "tabletop/prior", "--task", "drawer-open", *PIXEL_TINY,
                         "--set", "reward_scale=10", check=False)
     assert ignored.returncode == 1 and "reward_scale: only runs on states read it" in ignored.stderr
+    elsewhere = run_bench(env, "evaluate", "val", "tabletop/prior", "--task", "drawer-open", *PIXEL_TINY,
+                          "--eval-env-set", "scene_seed=3", check=False)
+    assert elsewhere.returncode == 1 and "only runs on states take evaluation options" in elsewhere.stderr
 
 
 def test_the_conv_trunk_reads_z_and_its_goal_as_stacked_grids_and_trains():

@@ -307,6 +307,23 @@ def test_a_finished_runs_policy_is_a_controller_scored_as_it_was_and_a_residual_
         plan_sweep(elsewhere, store, "controller", connector_id, [0], budget, named, "local")
 
 
+def test_a_run_practises_in_one_setting_and_is_evaluated_in_another(local_registry):
+    """Ch. 6.6.4: trained with exact goals, tested with goals perturbed by +-1 mm."""
+    info = build(local_registry, "insertion/connector/controller", episodes=2, seed=0, workers=1,
+                 reference_episodes=1, previews=False)
+    store = RunStore(local_registry.engine)
+    budget = Budget(offline_steps=0, online_steps=10, eval_every=10, eval_episodes=1)
+    spec = plan_sweep(local_registry, store, "residual-sac", info.id, [0], budget, SMALL, "local",
+                      env_options={"goal_noise": 0.0}, eval_env_options={"goal_noise": 0.001})[0]
+    run = build_run(spec, local_registry.settings, store)
+    assert run.env.unwrapped.goal_noise == 0.0 and run.eval_env.unwrapped.goal_noise == 0.001
+    assert store.get(spec.run_id).plan["eval_env_overrides"] == {"goal_noise": 0.001}
+    with pytest.raises(InvalidInput, match="goal_noise"):
+        plan_sweep(local_registry, store, "residual-sac", info.id, [0], budget, SMALL, "local",
+                   eval_env_options={"goal_noise": 1.0})
+    assert len(store.list()) == 1
+
+
 # -- the CLI ------------------------------------------------------------------------------------------
 @pytest.fixture
 def cli_blocks(local_settings):
@@ -341,7 +358,8 @@ def test_residual_and_controller_evaluations_through_the_cli_with_environment_op
                           (["--set", "controller=none"], "needs a controller"),
                           (["--set", "controller=run:feedfacecafe"], "no such run"),
                           (["--set", "observation_keys=image"], "no keys"),
-                          (["--set", "reward_scale=-1"], "reward_scale must be > 0")]:
+                          (["--set", "reward_scale=-1"], "reward_scale must be > 0"),
+                          (["--eval-env-set", "rotation_range=5"], "rotation_range")]:
         result = run_bench(env, "evaluate", "residual-td3", "insertion/blocks/controller", *args, check=False)
         assert result.returncode != 0 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, \
             (args, result.stderr)

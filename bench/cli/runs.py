@@ -116,6 +116,10 @@ def evaluate(
                                           help="environment option key=value (repeatable), recorded with each run: "
                                                "actuation_bias / actuation_noise (eq. 24's mu, sigma), or the "
                                                "environment's own (block insertion's rotation_range, ...)"),
+    eval_env_options: list[str] = typer.Option([], "--eval-env-set",
+                                               help="environment option key=value for evaluation alone, over "
+                                                    "--env-set (repeatable): practise in one setting, be tested "
+                                                    "in another (goal_noise=0.001)"),
     executor: str = typer.Option("local", "--executor", help="local, process or ray"),
     model_cache: bool = typer.Option(True, "--model-cache/--no-model-cache",
                                      help="latent-goal runs: reuse the representation, PixelCNN and offline policy "
@@ -135,7 +139,7 @@ def evaluate(
                         parse_steps(online_evals_at, "--online-evals-at"))
         specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
                            parse_overrides(overrides), executor, online_env, task, model_cache,
-                           parse_env_options(env_options))
+                           parse_env_options(env_options), parse_env_options(eval_env_options))
         err.print(f"sweep of {plural(len(specs), 'run')}: {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
         with _run_progress(not as_json and executor != "ray") as progress:
             execute_sweep(specs, registry.settings, store, executor, ray_address, progress)

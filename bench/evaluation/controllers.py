@@ -59,7 +59,7 @@ def fetch_p_controller(gains: tuple[float, ...] = P_GAINS) -> Controller:
 
 
 def scripted_controller(env_name: str) -> Controller:
-    """The scripted expert of ``env_name`` (a catalogue name such as metaworld/peg-insert-side or fetch/push)."""
+    """The scripted expert of ``env_name`` (a catalogue name such as metaworld/push or fetch/push)."""
     family, _, task = env_name.partition("/")
     if family == "metaworld":
         from bench.platform.envs.metaworld import scripted_policy

@@ -39,6 +39,9 @@ class RunSpec:
     # Keyword arguments over the dataset's environment for online practice and evaluation, e.g.
     # a held-out tabletop scene and its task: {"scene_split": "held-out", "scene_seed": 7, "task": ...}.
     env_overrides: dict[str, Any] | None = None
+    # Options over env_overrides for evaluation alone (``--eval-env-set``): practise in one setting, be
+    # tested in another (ch. 6.6.4 trains with exact goals and tests with perturbed ones).
+    eval_env_overrides: dict[str, Any] | None = None
     # Latent-goal runs: load the representation, PixelCNN and offline policy an earlier run of the
     # same data, config and seed stored, and store their own (bench.evaluation.model_cache).
     reuse_models: bool = True

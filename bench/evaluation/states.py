@@ -88,9 +88,10 @@ class StateRun(Run):
                  progress: ProgressCallback | None = None):
         super().__init__(spec, settings, recorder, progress)
         # Evaluation gets its own environment, so it never disturbs an online episode in progress.
-        # Environment options (actuation noise and bias, variation) are the run's: recorded in its spec.
+        # Environment options (actuation noise and bias, variation) are the run's: recorded in its spec;
+        # evaluation may add its own (tested in another setting than practised).
         self.env = self.dataset.make_env(**(spec.env_overrides or {}))
-        self.eval_env = self.dataset.make_env(**(spec.env_overrides or {}))
+        self.eval_env = self.dataset.make_env(**{**(spec.env_overrides or {}), **(spec.eval_env_overrides or {})})
         algorithm_spec = get_algorithm(spec.algorithm)
         self.config = config_from_json(algorithm_spec.config_class, spec.config)
         self.layout = ObservationLayout.of(self.dataset.manifest.get("env"), self.dataset.observation_space,

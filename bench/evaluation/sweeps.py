@@ -76,10 +76,20 @@ def environment_overrides(env: dict[str, Any], online_env: str, task: str | None
     return overrides or None
 
 
+def evaluation_overrides(env: dict[str, Any], options: dict[str, Any] | None,
+                         eval_options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``--eval-env-set`` options, checked over the practice options before any run is recorded."""
+    if not eval_options:
+        return None
+    make_env(env, **{**(options or {}), **eval_options}).close()
+    return dict(eval_options)
+
+
 def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: str, seeds: list[int],
                budget: Budget, overrides: dict[str, str] | None = None, executor: str = "local",
                online_env: str = "dataset", task: str | None = None, reuse_models: bool = True,
-               env_options: dict[str, Any] | None = None) -> list[RunSpec]:
+               env_options: dict[str, Any] | None = None,
+               eval_env_options: dict[str, Any] | None = None) -> list[RunSpec]:
     """Resolve the dataset and config, then record one pending run per seed."""
     spec = get_algorithm(algorithm)
     budget.validate()
@@ -106,6 +116,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     if config.demonstration_start_share() > 0 and "infos/sim_state" not in manifest.get("arrays", {}):
         raise InvalidInput(f"resets to demonstration states need the simulator's state with each observation "
                            f"(infos/sim_state); {info.id} has none (the fetch/stack* recipes record it)")
+    if eval_env_options and spec.algorithm_class.run_kind != "states":
+        raise InvalidInput(f"--eval-env-set: {algorithm} is evaluated in the environment it practises in; "
+                           f"only runs on states take evaluation options")
     if spec.algorithm_class.run_kind in ("pixels", "planning"):
         read_on_states = [name for name, default in STATE_RUN_FIELDS.items() if getattr(config, name) != default]
         if read_on_states:
@@ -141,6 +154,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             eval_episodes=budget.eval_episodes, reference=tuple(reference) if reference else None,
             log_every=budget.log_every, online_evals_at=tuple(sorted(set(budget.online_evals_at))),
             env_overrides=environment_overrides(env, online_env, task, seed, env_options),
+            eval_env_overrides=evaluation_overrides(env, env_options, eval_env_options),
             reuse_models=reuse_models, controller_run=controller_run,
             torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
