@@ -222,7 +222,7 @@ def plot(report: dict, path: Path) -> None:
         fig.suptitle("Block insertion under variation, noise and bias (Fig. 21)")
     else:
         settings = list(next(iter(results.values())))
-        fig, axis = plt.subplots(figsize=(12, 3.6))
+        fig, axis = plt.subplots(figsize=(14, 3.8))
         width = 0.8 / len(results)
         for i, (method, per_setting) in enumerate(results.items()):
             cells = [per_setting[s]["final_success"] for s in settings]
