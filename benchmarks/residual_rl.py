@@ -231,7 +231,7 @@ def plot(report: dict, path: Path) -> None:
             axis.bar(np.arange(len(settings)) + i * width, rates, width, yerr=errors, capsize=2, label=method)
         axis.set_xticks(np.arange(len(settings)) + 0.4 - width / 2, settings)
         axis.set_ylabel("final success rate (Wilson 95%)")
-        axis.legend(fontsize=7, ncol=3)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: the bars fill the axes
         fig.suptitle("Connector insertion (Fig. 27)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
