@@ -7,7 +7,9 @@ centre), a gap-aware controller (from each standing block's position and yaw it 
 block's footprint reaches into the gap over the held block's depth, aims at the middle of the free
 interval, waits above the blocks until it is there, then lowers: how much of Fig. 21a's degradation a
 residual could undo at all), uniform random actions, and the share of resets whose free gap is wider
-than the held block. Connector insertion, per goal noise: ch. 6's P-controller and random actions.
+than the held block. Connector insertion, per goal noise: ch. 6's P-controller and random actions; and how
+much the visual setting's image shows a 1 mm error (``image_sensitivity``), and the contact force that
+dominates the dense reward when the peg is stuck (``stuck_force``).
 Episodes reset with seeds 0..N-1. Prints JSON: success rate and mean return of each.
 """
 
@@ -17,6 +19,7 @@ import argparse
 import json
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 import bench.platform.envs  # noqa: F401  (registers bench's insertion environments)
@@ -72,6 +75,50 @@ def measure(env: gym.Env, act, episodes: int, rng: np.random.Generator) -> dict[
     return {"success_rate": float(np.mean(successes)), "return": round(float(np.mean(returns)), 2)}
 
 
+def image_sensitivity() -> dict[str, float]:
+    """How much the visual setting's 32 x 32 image shows a 1 mm error: with the peg resting on the socket's top,
+    the sum over pixels of |image(+1 mm) - image(-1 mm)| (pixels in [0, 1]) per horizontal axis, and the
+    visual reward stuck there and inserted."""
+    env = connector.ConnectorInsertionEnv(observation_mode="image", reward="visual")
+    env.reset(seed=0)
+    on_top = connector.GOAL + [0.0, 0.0, connector.SOCKET_DEPTH + 0.0005]
+
+    def image_at(position: np.ndarray) -> np.ndarray:
+        env.data.qpos[env._qpos:env._qpos + 3] = position
+        env.data.qpos[env._qpos + 3:env._qpos + 7] = [1.0, 0.0, 0.0, 0.0]
+        mujoco.mj_forward(env.model, env.data)
+        return env.image()
+
+    def difference(offset: list[float]) -> float:
+        plus, minus = image_at(on_top + offset).astype(np.float64), image_at(on_top - offset).astype(np.float64)
+        return float(np.abs(plus - minus).sum() / 255.0)
+
+    report = {"x_1mm_either_side": difference([0.001, 0, 0]), "y_1mm_either_side": difference([0, 0.001, 0]),
+              "reward_stuck_on_top": env.visual_reward(image_at(on_top)),
+              "reward_inserted": env.visual_reward(env.goal_image())}
+    env.close()
+    return report
+
+
+def stuck_force(episodes: int) -> dict[str, float]:
+    """Why the dense reward (eq. 26) fails: the P-controller on +-1 mm goals, over its last 10 steps of each
+    episode it ends stuck: f_z, how far the mocap target is below the peg, and eq. 26's force share."""
+    env = connector.ConnectorInsertionEnv(reward="dense", goal_noise=0.001)
+    forces, gaps, rewards = [], [], []
+    for seed in range(episodes):
+        observation, _ = env.reset(seed=seed)
+        steps = []
+        for _ in range(connector.MAX_EPISODE_STEPS):
+            observation, reward, _, _, info = env.step(connector.hand_designed_action(observation))
+            steps.append((info["f_z"], env.peg_position()[2] - env.data.mocap_pos[0][2], reward))
+        if not info["success"]:
+            for force, gap, reward in steps[-10:]:
+                forces.append(force), gaps.append(gap), rewards.append(reward)
+    force = float(np.mean(forces))
+    return {"stuck_episodes": len(forces) // 10, "f_z_newtons": force, "target_below_peg_mm": 1000 * float(np.mean(gaps)),
+            "reward_per_step": float(np.mean(rewards)), "force_term_per_step": -connector.PHI * force}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=40)
@@ -91,6 +138,8 @@ def main() -> None:
         report["connector"][f"goal_noise={noise}"] = {
             "controller": measure(env, connector.hand_designed_action, args.episodes, rng),
             "random": measure(env, None, args.episodes, rng)}
+    report["connector"]["visual_image"] = image_sensitivity()
+    report["connector"]["dense_stuck"] = stuck_force(args.episodes)
     print(json.dumps({"episodes": args.episodes, **report}, indent=1))
 
 

@@ -90,7 +90,7 @@ class ObservationLayout:
 
     def pixel_columns(self, observations: Any) -> np.ndarray:
         """Which columns of ``state(observations, batched=True)`` are pixels (uint8 leaves, images)."""
-        masks = [np.full(int(np.prod(np.shape(leaf)[1:])), np.asarray(leaf[:1]).dtype == np.uint8)
+        masks = [np.full(int(np.prod(np.shape(leaf)[1:])), np.dtype(leaf.dtype) == np.uint8)
                  for leaf in self._leaves(observations)]
         return np.concatenate(masks)
 

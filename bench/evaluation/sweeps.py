@@ -3,14 +3,14 @@ task, and resuming; executors.py runs what is planned."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from bench.algorithms import config_hash, config_to_json, get_algorithm, make_config
-from bench.algorithms.config import domain_of, family_of
+from bench.algorithms.config import AlgorithmConfig, domain_of, family_of
 from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
 from bench.datasets.spaces import space_from_json
@@ -24,7 +24,7 @@ from bench.platform.environments import make_env
 from bench.platform.envs.tabletop import TASK_HORIZONS
 
 
-@dataclass
+@dataclasses.dataclass
 class Budget:
     """How long each run trains (updates offline, environment steps online) and how often it is evaluated."""
 
@@ -167,7 +167,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
 
 
 # Config fields of every algorithm that only the run on states reads, with their defaults.
-STATE_RUN_FIELDS = {"controller": "none", "observation_keys": (), "reward_scale": 1.0}
+STATE_RUN_FIELDS = {field.name: field.default_factory() if field.default is dataclasses.MISSING else field.default
+                    for field in dataclasses.fields(AlgorithmConfig)
+                    if field.name in ("controller", "observation_keys", "reward_scale")}
 
 
 def resolve_controller_run(registry: Registry, store: RunStore, run_id: str, env_name: str | None) -> dict[str, Any]:
@@ -188,8 +190,8 @@ def resolve_controller_run(registry: Registry, store: RunStore, run_id: str, env
     if ObservationLayout.of(manifest.get("env"), space_from_json(manifest["observation_space"])).goal_conditioned:
         raise InvalidInput(f"controller=run:{run_id}: the run's policy is goal-conditioned, and a controller is "
                            f"given no goal")
-    plan = {key: value for key, value in source.plan.items() if key in RunSpec.__dataclass_fields__}
-    return {**plan, "torch_threads": None}  # it acts in the threads of the run that uses it
+    # It acts in the threads of the run that uses it.
+    return dataclasses.replace(spec_of(store, run_id), torch_threads=None).to_json()
 
 
 def check_controller(config, env_name: str | None, manifest: dict[str, Any]) -> None:
