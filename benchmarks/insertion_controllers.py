@@ -9,7 +9,8 @@ interval, waits above the blocks until it is there, then lowers: how much of Fig
 residual could undo at all), uniform random actions, and the share of resets whose free gap is wider
 than the held block. Connector insertion, per goal noise: ch. 6's P-controller and random actions; and how
 much the visual setting's image shows a 1 mm error (``image_sensitivity``), and the contact force that
-dominates the dense reward when the peg is stuck (``stuck_force``).
+dominates the dense reward when the peg is stuck (``stuck_force``), and what the arm's anti-windup
+(``max_lead``) trades for bounding it: the force against the controller's speed and success (``dense_windup``).
 Episodes reset with seeds 0..N-1. Prints JSON: success rate and mean return of each.
 """
 
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported: the visual setting renders offscreen
 
 import gymnasium as gym
 import mujoco
@@ -100,10 +104,10 @@ def image_sensitivity() -> dict[str, float]:
     return report
 
 
-def stuck_force(episodes: int) -> dict[str, float]:
+def stuck_force(episodes: int, max_lead: float | None = None) -> dict[str, float]:
     """Why the dense reward (eq. 26) fails: the P-controller on +-1 mm goals, over its last 10 steps of each
     episode it ends stuck: f_z, how far the mocap target is below the peg, and eq. 26's force share."""
-    env = connector.ConnectorInsertionEnv(reward="dense", goal_noise=0.001)
+    env = connector.ConnectorInsertionEnv(reward="dense", goal_noise=0.001, max_lead=max_lead)
     forces, gaps, rewards = [], [], []
     for seed in range(episodes):
         observation, _ = env.reset(seed=seed)
@@ -114,9 +118,22 @@ def stuck_force(episodes: int) -> dict[str, float]:
         if not info["success"]:
             for force, gap, reward in steps[-10:]:
                 forces.append(force), gaps.append(gap), rewards.append(reward)
+    if not forces:
+        return {"stuck_episodes": 0}
     force = float(np.mean(forces))
     return {"stuck_episodes": len(forces) // 10, "f_z_newtons": force, "target_below_peg_mm": 1000 * float(np.mean(gaps)),
             "reward_per_step": float(np.mean(rewards)), "force_term_per_step": -connector.PHI * force}
+
+
+def dense_windup(episodes: int, rng: np.random.Generator) -> dict[str, dict]:
+    """The anti-windup's trade: per max_lead, the P-controller's success and dense return on exact and +-1 mm goals,
+    and the force on the pegs it leaves stuck."""
+    report = {}
+    for lead in (None, 0.005, 0.003, 0.002):
+        row = {f"goal_noise={noise}": measure(connector.ConnectorInsertionEnv(reward="dense", goal_noise=noise, max_lead=lead),
+                                              connector.hand_designed_action, episodes, rng) for noise in (0.0, 0.001)}
+        report[f"max_lead={lead}"] = {**row, "stuck": stuck_force(episodes, lead)}
+    return report
 
 
 def main() -> None:
@@ -140,6 +157,7 @@ def main() -> None:
             "random": measure(env, None, args.episodes, rng)}
     report["connector"]["visual_image"] = image_sensitivity()
     report["connector"]["dense_stuck"] = stuck_force(args.episodes)
+    report["connector"]["dense_windup"] = dense_windup(args.episodes, rng)
     print(json.dumps({"episodes": args.episodes, **report}, indent=1))
 
 

@@ -148,6 +148,24 @@ def test_the_p_controller_inserts_exact_goals_and_misses_noisy_ones():
     assert np.mean([rollout(noisy, control, seed)[1]["success"] for seed in range(20)]) < 0.6
 
 
+def test_max_lead_bounds_the_targets_windup_and_the_force_on_a_stuck_peg():
+    def press_on_the_edge(env):
+        # The peg held 2 mm off the hole, over the socket's wall, and driven straight down for 25 steps.
+        env.reset(seed=0)
+        env.unwrapped.data.qpos[0:2] = env.unwrapped.data.mocap_pos[0][:2] = [connector_insertion.HOLE + 0.002, 0.0]
+        for _ in range(25):
+            _, _, _, _, info = env.step(np.array([0.0, 0.0, -1.0]))
+        peg, target = env.unwrapped.peg_position(), env.unwrapped.data.mocap_pos[0]
+        return info["f_z"], peg[2] - target[2]
+
+    free_force, free_gap = press_on_the_edge(gym.make("bench/ConnectorInsertion-v0"))
+    bounded_force, bounded_gap = press_on_the_edge(gym.make("bench/ConnectorInsertion-v0", max_lead=0.003))
+    assert free_gap > 0.01 and free_force > 100  # wound up: the target far below the stuck peg
+    assert bounded_gap <= 0.003 + 1e-9 and 0 < bounded_force < free_force / 3
+    with pytest.raises(ValueError, match="max_lead"):
+        connector_insertion.ConnectorInsertionEnv(max_lead=0.0)
+
+
 def test_the_visual_setting_observes_32x32_grayscale_and_rewards_the_l1_distance_to_the_goal_image():
     env = gym.make("bench/ConnectorInsertion-v0", reward="visual", observation_mode="image")
     observation, _ = env.reset(seed=0)

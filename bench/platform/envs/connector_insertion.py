@@ -15,6 +15,11 @@ bench's own low-poly MuJoCo scene (boxes only), after the chapter's real-robot U
                      (in [0, 1]) and the goal image (the peg inserted, rendered once per environment)
   success  inserted: the peg's tip 8 mm or more into the hole
   length   30 steps
+  max_lead an option (metres, off by default): the arm's anti-windup, the mocap target kept within max_lead of
+           the peg per axis, as impedance controllers clip their position error to bound the force. Off,
+           a peg stuck on the socket's edge is pressed with up to ~300 N (the target winds up ~2 cm below
+           it), which dominates eq. 26's force term; on, the force is bounded but free motion is slowed
+           (measured by benchmarks/insertion_controllers.py, "dense_windup").
 Observation: ``observation_mode="state"`` (flat, 7): the peg's position x (3), f_z (1) and the
 commanded goal (3); ``"image"``: a dict with ``image`` (32 x 32 grayscale, uint8, the policy's input)
 and ``state`` (the same 7 numbers, which the P-controller reads). Action: 3-D motion in [-1, 1].
@@ -71,14 +76,17 @@ class ConnectorInsertionEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
 
     def __init__(self, reward: str = "sparse", observation_mode: str = "state", goal_noise: float = 0.0,
-                 render_mode: str | None = None, width: int = 64, height: int = 64):
+                 max_lead: float | None = None, render_mode: str | None = None, width: int = 64, height: int = 64):
         if reward not in REWARDS:
             raise ValueError(f"reward is one of {', '.join(REWARDS)}, not {reward!r}")
         if observation_mode not in OBSERVATION_MODES:
             raise ValueError(f"observation_mode is one of {', '.join(OBSERVATION_MODES)}, not {observation_mode!r}")
         if not 0.0 <= float(goal_noise) <= 0.01:
             raise ValueError(f"goal_noise is a distance in [0, 0.01] metres, not {goal_noise}")
+        if max_lead is not None and not 0.0 < float(max_lead) <= 0.05:
+            raise ValueError(f"max_lead is a distance in (0, 0.05] metres or None, not {max_lead}")
         self.reward_kind, self.observation_mode, self.goal_noise = reward, observation_mode, float(goal_noise)
+        self.max_lead = None if max_lead is None else float(max_lead)
         self.model = mujoco.MjModel.from_xml_string(scene_xml())
         self.data = mujoco.MjData(self.model)
         state = gym.spaces.Box(-np.inf, np.inf, (7,), np.float32)
@@ -185,8 +193,11 @@ class ConnectorInsertionEnv(gym.Env):
 
     def step(self, action: np.ndarray):
         action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
-        self.data.mocap_pos[0] = np.clip(self.data.mocap_pos[0] + STEP * action, [-0.05, -0.05, PEG[2] - 0.005],
-                                         [0.05, 0.05, 0.15])
+        target = np.clip(self.data.mocap_pos[0] + STEP * action, [-0.05, -0.05, PEG[2] - 0.005], [0.05, 0.05, 0.15])
+        if self.max_lead is not None:
+            peg = self.peg_position()
+            target = peg + np.clip(target - peg, -self.max_lead, self.max_lead)
+        self.data.mocap_pos[0] = target
         mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
         self._steps += 1
         force = self.vertical_force()
