@@ -8,8 +8,10 @@ RUN apt-get update \
 
 WORKDIR /opt/bench
 # torch first, from PyTorch's CPU index: the project pins torch==2.13.0 exactly, and PyPI's default
-# build of it is the multi-GB CUDA one.
-RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# build of it is the multi-GB CUDA one. The GPU worker's image (docker-compose.yml, ray-gpu-worker) is built
+# with TORCH_INDEX=https://pypi.org/simple for exactly that CUDA build.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install --no-cache-dir torch==2.13.0 --index-url "$TORCH_INDEX"
 COPY pyproject.toml README.md alembic.ini ./
 COPY bench ./bench
 COPY migrations ./migrations

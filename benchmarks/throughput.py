@@ -1,6 +1,6 @@
-"""Gradient updates per second of bench's BC, IQL, AWAC and CQL next to d3rlpy's, on this CPU; prints JSON.
+"""Gradient updates per second of bench's BC, IQL, AWAC and CQL next to d3rlpy's, on this CPU or a GPU; prints JSON.
 
-    .venv/bin/python benchmarks/throughput.py [--repeats 3] [--no-d3rlpy]
+    .venv/bin/python benchmarks/throughput.py [--repeats 3] [--no-d3rlpy] [--device cpu|cuda] [--pixels] [--seeds 8]
 
 Sizes as the issue fixes them: batch 256, obs 17, action 6, 2x256 MLPs (3x256 for CQL, as its
 reference implementations use), 1M transitions in memory. For each algorithm:
@@ -12,6 +12,14 @@ virtualenv, benchmarks/.venvs/d3rlpy, the first time) is timed the same way in a
 ``--repeats`` timings is reported. FLOPs per update are counted with torch's FlopCounterMode,
 and the matmul peak of this machine is measured, so each algorithm's achieved GFLOP/s is shown
 as a fraction of it (the figure that matters for CQL, whose update is matmul-bound).
+
+``--seeds S`` adds S seeds trained as one batched model (bench.algorithms.seeds, ``bench evaluate
+--batch-seeds``): each step samples S batches (one per seed's replay) and makes one vmapped update;
+reported as seed-updates per second (S x steps/s), to set beside S separate runs' single-seed rate.
+``--device cuda`` puts the replay and the networks on the GPU (timings wait for the GPU to finish);
+d3rlpy is then left out (its virtualenv holds torch's CPU wheel). ``--pixels`` adds the pixel
+representations' training steps at the tabletop's 48 x 48 x 3 images and the config's defaults: the
+beta-VAE (RIG), the VQ-VAE and VAL's conditional PixelCNN on its codes.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import numpy as np
 import torch
 
 from bench.algorithms import Batch, build_algorithm, make_config
+from bench.algorithms.devices import resolve_device, runtime_of
 from bench.algorithms.replay import Replay, TransitionBuffer
 
 OBS, ACT, BATCH, TRANSITIONS = 17, 6, 256, 1_000_000
@@ -39,15 +48,23 @@ D3RLPY_VERSION = "2.8.1"
 VENV = Path(__file__).resolve().parent / ".venvs" / "d3rlpy"
 
 
-def matmul_peak_gflops() -> float:
-    a, b = torch.randn(2048, 256), torch.randn(256, 256)
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: a GPU returns from a kernel launch before the kernel is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(device: torch.device) -> float:
+    a, b = torch.randn(2048, 256, device=device), torch.randn(256, 256, device=device)
     for _ in range(10):
         a @ b
     best = 0.0
     for _ in range(5):
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(100):
             a @ b
+        synchronize(device)
         best = max(best, 2 * 2048 * 256 * 256 * 100 / (time.perf_counter() - start) / 1e9)
     return best
 
@@ -58,7 +75,10 @@ def replay_of_random_data(rng: np.random.Generator) -> Replay:
         rng.standard_normal((TRANSITIONS, OBS), dtype=np.float32), rng.standard_normal((TRANSITIONS, OBS), dtype=np.float32),
         rng.uniform(-1, 1, (TRANSITIONS, ACT)).astype(np.float32), rng.standard_normal(TRANSITIONS).astype(np.float32),
         np.zeros(TRANSITIONS, np.float32), lengths)
-    return Replay(buffer, seed=0)
+    return Replay(buffer.to(DEVICE), seed=0)
+
+
+DEVICE = torch.device("cpu")  # set by --device
 
 
 def _rate(step, n: int, repeats: int) -> float:
@@ -66,9 +86,11 @@ def _rate(step, n: int, repeats: int) -> float:
         step()
     rates = []
     for _ in range(repeats):
+        synchronize(DEVICE)
         start = time.perf_counter()
         for _ in range(n):
             step()
+        synchronize(DEVICE)
         rates.append(n / (time.perf_counter() - start))
     return statistics.median(rates)
 
@@ -76,7 +98,7 @@ def _rate(step, n: int, repeats: int) -> float:
 def flops_per_update(name: str, batch: Batch) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    algorithm = build_algorithm(name, make_config(name, None, {"hidden_dims": HIDDEN[name]}), OBS, ACT)
+    algorithm = build_algorithm(name, make_config(name, None, {"hidden_dims": HIDDEN[name]}), OBS, ACT).to(DEVICE)
     with FlopCounterMode(display=False) as counter:
         algorithm.update(batch)
     return float(counter.get_total_flops())
@@ -87,11 +109,12 @@ def bench_ours(name: str, replay: Replay, repeats: int) -> dict:
     fixed = replay.sample(BATCH)
     for mode in ("eager", "compiled"):
         torch.manual_seed(0)
-        algorithm = build_algorithm(name, make_config(name, None, {"hidden_dims": HIDDEN[name]}), OBS, ACT)
+        algorithm = build_algorithm(name, make_config(name, None, {"hidden_dims": HIDDEN[name]}), OBS, ACT).to(DEVICE)
         if mode == "compiled":
             started = time.perf_counter()
             algorithm.compile_losses()
             algorithm.update(fixed)
+            synchronize(DEVICE)
             compile_seconds = time.perf_counter() - started
         out[mode] = {
             "update_only": _rate(lambda: algorithm.update(fixed), UPDATES[name], repeats),
@@ -100,6 +123,43 @@ def bench_ours(name: str, replay: Replay, repeats: int) -> dict:
         if mode == "compiled":
             out[mode]["compile_seconds"] = compile_seconds
     return out
+
+
+def bench_seed_stack(name: str, replay: Replay, seeds: int, repeats: int) -> dict:
+    """S seeds as one batched model: seed-updates per second, fixed batches and the full loop."""
+    from bench.algorithms.seeds import SeedStack
+
+    members = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        members.append(build_algorithm(name, make_config(name, None, {"hidden_dims": HIDDEN[name]}), OBS, ACT)
+                       .to(DEVICE))
+    stack = SeedStack(members)
+    replays = [Replay(replay.offline, seed=seed) for seed in range(seeds)]  # one stream per seed, shared data
+    fixed = [r.sample(BATCH) for r in replays]
+    steps = max(2, UPDATES[name] // seeds)
+    return {"seeds": seeds,
+            "update_only": seeds * _rate(lambda: stack.update(fixed), steps, repeats),
+            "full_loop": seeds * _rate(lambda: stack.update([r.sample(BATCH) for r in replays]), steps, repeats)}
+
+
+def bench_pixels(repeats: int) -> dict:
+    """Training steps per second of the pixel representations, at the config's defaults (batch, sizes)."""
+    from bench.algorithms.latent_goals import LatentGoalConfig
+
+    config = LatentGoalConfig()
+    images = torch.randint(0, 256, (config.representation_batch_size, 48, 48, 3), dtype=torch.uint8, device=DEVICE)
+    out = {}
+    for name in ("rig", "val"):
+        torch.manual_seed(0)
+        algorithm = build_algorithm(name, make_config(name), 0, ACT).to(DEVICE)
+        kind = algorithm.config.representation
+        out[kind] = _rate(lambda: algorithm.update_representation(images, None), 20, repeats)
+        if algorithm.proposer is not None:
+            codes = algorithm.representation.codes_of(images[:algorithm.config.proposer_batch_size])
+            out["pixelcnn"] = _rate(lambda: algorithm.update_proposer(codes, codes), 20, repeats)
+    return {"steps_per_second": out, "batch": {"representation": config.representation_batch_size,
+                                               "proposer": config.proposer_batch_size}}
 
 
 D3RLPY_SCRIPT = r'''
@@ -168,13 +228,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algorithms", default="bc,iql,awac,cql")
     parser.add_argument("--no-d3rlpy", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (auto: a GPU when there is one)")
+    parser.add_argument("--pixels", action="store_true", help="also the pixel representations' training steps")
+    parser.add_argument("--seeds", type=int, default=0, help="also S seeds as one batched model (0: not measured)")
+    parser.add_argument("--hidden", default=None, help="every algorithm's hidden sizes, e.g. 64x64 (small networks, "
+                                                       "where per-operation overhead rules and batching seeds pays)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = resolve_device(args.device)
+    if args.hidden:
+        HIDDEN.update({name: tuple(int(n) for n in args.hidden.split("x")) for name in HIDDEN})
     names = args.algorithms.split(",")
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(DEVICE)
     replay = replay_of_random_data(np.random.default_rng(0))
-    python = None if args.no_d3rlpy else ensure_d3rlpy()
+    python = None if args.no_d3rlpy or DEVICE.type != "cpu" else ensure_d3rlpy()
     report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "matmul_peak_gflops": round(peak, 1), "torch": torch.__version__},
+                          "matmul_peak_gflops": round(peak, 1), **runtime_of(DEVICE)},
               "sizes": {"batch": BATCH, "obs": OBS, "action": ACT, "transitions": TRANSITIONS,
                         "hidden": {k: list(v) for k, v in HIDDEN.items()}},
               "algorithms": {}}
@@ -191,8 +260,14 @@ def main() -> None:
             entry["speedup_vs_d3rlpy_full_loop"] = round(best / reference["full_loop"], 2)
             entry["speedup_vs_d3rlpy_update_only"] = round(
                 max(ours["eager"]["update_only"], ours["compiled"]["update_only"]) / reference["update_only"], 2)
+        if args.seeds > 1:
+            entry["seeds_batched"] = bench_seed_stack(name, replay, args.seeds, args.repeats)
+            entry["seeds_batched"]["speedup_vs_one_seed_full_loop"] = round(
+                entry["seeds_batched"]["full_loop"] / ours["eager"]["full_loop"], 2)
         report["algorithms"][name] = entry
         print(f"{name}: {json.dumps(entry)}", file=sys.stderr)
+    if args.pixels:
+        report["pixels"] = bench_pixels(args.repeats)
     print(json.dumps(_rounded(report), indent=2))
 
 

@@ -31,7 +31,8 @@ BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"]
 
 def pytest_collection_modifyitems(items):
     """Mark tests by the servers they start, so `pytest -m "not postgres and not s3"` is the fast unit suite:
-    a test whose parameters name a backend with PostgreSQL or S3 (or that asks for the servers) is marked."""
+    a test whose parameters name a backend with PostgreSQL or S3 (or that asks for the servers) is marked.
+    Tests marked ``gpu`` are skipped where torch sees no CUDA GPU."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         values = [str(value) for value in callspec.params.values()] if callspec else []
@@ -40,6 +41,14 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.postgres)
         if "s3_server" in names or any(value.endswith("-s3") for value in values):
             item.add_marker(pytest.mark.s3)
+        if item.get_closest_marker("gpu") is not None and not _cuda_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.fixture(scope="session")
@@ -175,6 +184,16 @@ def run_bench(env, *args, check=True):
         raise AssertionError(f"bench {' '.join(map(str, args))} exited with {result.returncode}:\n"
                              f"stderr: {result.stderr[-3000:]}\nstdout: {result.stdout[-3000:]}")
     return result
+
+
+@pytest.fixture
+def pendulum_env(request, tmp_path):
+    """A local registry (SQLite, local disk) holding test/pendulum-v1, and the environment variables that open it."""
+    settings = make_settings(request, tmp_path, "sqlite-local")
+    registry = Registry.open(settings)
+    publish_pendulum(registry)
+    registry.close()
+    return settings, settings_env(settings)
 
 
 @pytest.fixture(scope="module")

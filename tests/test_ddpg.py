@@ -111,8 +111,15 @@ def test_bc_her_clones_the_actor_offline_then_practises_with_ddpg_and_her_only()
     _, metrics = algorithm.losses(b)
     assert "critic_loss" in metrics and "bc_loss" not in metrics  # no BC term online (Fig. 15's BC+HER)
     resumed = known_ddpg("bc-her")
-    resumed.load_state_dict(algorithm.state_dict())
-    assert not bool(resumed.pretraining)  # a checkpoint taken online resumes online
+    resumed.load_checkpoint_state(algorithm.checkpoint_state())
+    assert not resumed.pretraining  # a checkpoint taken online resumes online
+    # A checkpoint written when the flag was a module buffer still says so.
+    old = algorithm.checkpoint_state()
+    old.pop("pretraining")
+    old["modules"] = {**old["modules"], "pretraining": torch.tensor(False)}
+    again = known_ddpg("bc-her")
+    again.load_checkpoint_state(old)
+    assert not again.pretraining
 
 
 def test_exploration_is_uniform_noise_or_a_random_action():

@@ -13,21 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.datasets import Registry
-from conftest import interrupted_evaluation, make_settings, publish_pendulum, run_bench, settings_env
+from conftest import interrupted_evaluation, make_settings, run_bench, settings_env
 
 pytestmark = pytest.mark.slow
 TINY = ["--offline-steps", "30", "--online-steps", "30", "--eval-every", "30", "--eval-episodes", "1",
         "--log-every", "10", "--set", "hidden_dims=32x32", "--set", "batch_size=64"]
-
-
-@pytest.fixture
-def pendulum_env(request, tmp_path):
-    settings = make_settings(request, tmp_path, "sqlite-local")
-    registry = Registry.open(settings)
-    publish_pendulum(registry)
-    registry.close()
-    return settings, settings_env(settings)
 
 
 def test_algorithms_list_and_show(pendulum_env):
@@ -214,7 +204,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def ray_cluster():
-    """A real local Ray cluster on loopback, started with `ray start --head` and stopped afterwards."""
+    """A real local Ray cluster on loopback, started with `ray start --head` and stopped afterwards; it declares one
+    GPU (Ray schedules by declared resources: there need not be one) so runs can ask for fractions of it."""
     import tempfile
 
     # Ray puts Unix sockets under its temp dir: a pytest tmp_path is too long for a socket path.
@@ -225,7 +216,7 @@ def ray_cluster():
     port = _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-                    "--include-dashboard", "false", "--disable-usage-stats",
+                    "--num-gpus", "1", "--include-dashboard", "false", "--disable-usage-stats",
                     "--temp-dir", temp_dir], check=True, capture_output=True, env=env, timeout=180)
     try:
         yield f"127.0.0.1:{port}"
@@ -244,3 +235,28 @@ def test_evaluate_through_a_ray_cluster(pendulum_env, ray_cluster):
         # The workers' records were returned to the driver and written by it.
         assert [c["step"] for c in shown["curves"] if c["kind"] == "eval"] == [30, 30]
         assert shown["plan"]["executor"] == "ray" and shown["host"] and shown["checkpoint"]
+
+
+def test_ray_runs_ask_for_fractions_of_a_gpu_and_a_request_the_cluster_cannot_place_is_refused(pendulum_env,
+                                                                                                ray_cluster):
+    _, env = pendulum_env
+    # Two runs at half a GPU each fit the cluster's one GPU together; Ray hands each that GPU's id, and
+    # --device auto uses it where CUDA is (here there is none: auto is the CPU).
+    result = json.loads(run_bench(env, "evaluate", "iql", "test/pendulum", "--seeds", "2", *TINY, "--executor", "ray",
+                                  "--ray-address", ray_cluster, "--gpus-per-run", "0.5", "--cpus-per-run", "1",
+                                  "--json").stdout)
+    assert [run["status"] for run in result["runs"]] == ["completed", "completed"]
+    shown = json.loads(run_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
+    assert shown["plan"]["gpus_per_run"] == 0.5 and shown["plan"]["cpus_per_run"] == 1.0
+    assert shown["plan"]["torch_threads"] == 1
+    before = len(json.loads(run_bench(env, "runs", "list", "--json").stdout))
+    for args, message in ((["--gpus-per-run", "2"], "asks for 2 GPU(s) and the Ray cluster has 1"),
+                          (["--gpus-per-run", "1.5"], "whole number of GPUs"),
+                          (["--device", "cuda"], "add --gpus-per-run")):
+        failed = run_bench(env, "evaluate", "iql", "test/pendulum", *TINY, "--executor", "ray", "--ray-address",
+                           ray_cluster, *args, check=False)
+        assert failed.returncode != 0 and message in failed.stderr, failed.stderr
+        assert len(failed.stderr.strip().splitlines()) == 1
+    failed = run_bench(env, "evaluate", "iql", "test/pendulum", *TINY, "--gpus-per-run", "1", check=False)
+    assert failed.returncode != 0 and "use --executor ray" in failed.stderr
+    assert len(json.loads(run_bench(env, "runs", "list", "--json").stdout)) == before  # nothing recorded

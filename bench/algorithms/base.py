@@ -7,6 +7,7 @@ and actions into [-1, 1]; an algorithm never knows about environments, storage o
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from bench.algorithms.config import AlgorithmConfig
+from bench.algorithms.devices import PRECISIONS
 from bench.algorithms.networks import start_near_zero
 from bench.errors import InvalidInput
 
@@ -52,8 +54,27 @@ class Algorithm(nn.Module):
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.updates = 0
+        self.autocast_dtype: torch.dtype | None = None  # set_precision
         self._compiled_losses = None
         self.optimizer: torch.optim.Optimizer  # one optimizer; parameter groups where learning rates differ
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks are (the CPU for an algorithm without any)."""
+        for tensor in self.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    def set_precision(self, precision: str) -> None:
+        """``fp32``, or ``bf16``: each update's losses computed under bfloat16 autocast (the weights, their
+        gradients and the optimizer's state stay fp32; acting stays fp32)."""
+        self.autocast_dtype = PRECISIONS[precision]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision the losses are computed in (nothing for fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # -- what a subclass writes: its losses (the algorithm box) and what follows a step ------------
     def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -70,7 +91,8 @@ class Algorithm(nn.Module):
     # -- what the harness calls ---------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step; returns detached scalar tensors (converted to floats only when logged)."""
-        loss, metrics = (self._compiled_losses or self.losses)(batch)
+        with self.autocast():
+            loss, metrics = (self._compiled_losses or self.losses)(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -190,7 +190,7 @@ class DDPG(Algorithm):
         unit_noise = torch.randn_like(action) if c.exploration == "gaussian" else 2.0 * torch.rand_like(action) - 1.0
         noisy = (action + c.exploration_noise * unit_noise).clamp(-1.0, 1.0)
         random = 2.0 * torch.rand_like(action) - 1.0
-        pick = (torch.rand(action.shape[0], 1) < c.random_action_probability).float()
+        pick = (torch.rand(action.shape[0], 1, device=action.device) < c.random_action_probability).float()
         return pick * random + (1.0 - pick) * noisy
 
 
@@ -205,23 +205,34 @@ class BCThenDDPG(DDPG):
 
     def __init__(self, config: DDPGConfig, obs_dim: int, action_dim: int):
         super().__init__(config, obs_dim, action_dim)
-        # A buffer, so that a checkpoint taken online says the pretraining is over.
-        self.register_buffer("pretraining", torch.tensor(True))
+        # A Python flag, not a tensor (reading a GPU tensor every update would wait for the GPU); checkpoints
+        # carry it, so that one taken online says the pretraining is over.
+        self.pretraining = True
 
     def losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not bool(self.pretraining):
+        if not self.pretraining:
             return super().losses(batch)
         bc = (self.policy(batch.obs) - batch.action).pow(2).sum(-1).mean()
         return bc, {"bc_loss": bc.detach()}
 
     def after_step(self) -> None:
-        if bool(self.pretraining):  # the targets start from the cloned actor when practice begins
+        if self.pretraining:  # the targets start from the cloned actor when practice begins
             return
         super().after_step()
 
     def begin_online(self) -> None:
-        self.pretraining.fill_(False)
+        self.pretraining = False
         self.target_policy.load_state_dict(self.policy.state_dict())
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {**super().checkpoint_state(), "pretraining": self.pretraining}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        # Checkpoints written before the flag left the modules carry it as the buffer "pretraining".
+        modules = dict(state["modules"])
+        flag = modules.pop("pretraining", None)
+        super().load_checkpoint_state({**state, "modules": modules})
+        self.pretraining = bool(state.get("pretraining", True if flag is None else flag))
 
 
 _CH4 = dict(paper="dissertation ch. 4 (Nair, McGrew, Andrychowicz, Zaremba, Abbeel, 2018)")

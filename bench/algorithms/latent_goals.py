@@ -207,7 +207,8 @@ class LatentGoalAlgorithm(Algorithm):
 
     # -- phase A: representation and affordances --------------------------------------------------
     def update_representation(self, images: torch.Tensor, initial: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        loss, metrics = self.representation.loss(images, initial)
+        with self.autocast():
+            loss, metrics = self.representation.loss(images, initial)
         self.representation_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.representation_optimizer.step()
@@ -216,7 +217,8 @@ class LatentGoalAlgorithm(Algorithm):
 
     def update_proposer(self, initial_codes: torch.Tensor, codes: torch.Tensor) -> dict[str, torch.Tensor]:
         """One step of max log p(codes_t | codes_0) (VAL's affordance model)."""
-        loss = self.proposer.nll(codes, initial_codes).mean()
+        with self.autocast():
+            loss = self.proposer.nll(codes, initial_codes).mean()
         self.proposer_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.proposer_optimizer.step()
@@ -230,7 +232,7 @@ class LatentGoalAlgorithm(Algorithm):
         parts = [self.representation.encode(images[i:i + batch], None if initial is None else initial[i:i + batch])
                  for i in range(0, len(images), batch)]
         self.representation.train()
-        return torch.cat(parts) if parts else torch.zeros(0, self.latent_dim)
+        return torch.cat(parts) if parts else torch.zeros(0, self.latent_dim, device=self.device)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -238,16 +240,17 @@ class LatentGoalAlgorithm(Algorithm):
 
     @torch.no_grad()
     def propose(self, initial_latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One imagined goal per row of z_0 (Alg. 1 l.4, Alg. 2 l.3, Alg. 7 l.8)."""
-        n = initial_latents.shape[0]
+        """One imagined goal per row of z_0 (Alg. 1 l.4, Alg. 2 l.3, Alg. 7 l.8). ``generator`` is a CPU one:
+        its numbers are drawn on the CPU and moved, so a seed imagines the same goals on any device."""
+        n, device = initial_latents.shape[0], initial_latents.device
         if self.config.goal_proposal == "none":
             raise ValueError(f"{self.name} proposes no goals (goal_proposal is none)")
         if self.config.goal_proposal == "prior":
-            return torch.randn(n, self.latent_dim, generator=generator)
+            return torch.randn(n, self.latent_dim, generator=generator).to(device)
         if self.config.goal_proposal == "data":
-            return self.data_goals[torch.randint(len(self.data_goals), (n,), generator=generator)]
+            return self.data_goals[torch.randint(len(self.data_goals), (n,), generator=generator).to(device)]
         if self.config.goal_proposal == "context-prior":
-            z = torch.randn(n, self.representation.z_dim, generator=generator)
+            z = torch.randn(n, self.representation.z_dim, generator=generator).to(device)
             return torch.cat([z, initial_latents[:, self.representation.z_dim:]], 1)
         vq: VQVAE = self.representation
         codes = self.proposer.sample(vq.codes_of_latents(initial_latents), generator=generator)

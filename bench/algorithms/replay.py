@@ -1,7 +1,9 @@
 """Replay: offline data and online experience as tensors, mixed at a fixed ratio, with goal relabeling.
 
 Everything an update needs is gathered with one ``index_select`` per array from tensors held in
-memory, so sampling costs microseconds and never touches storage or numpy. States are stored
+memory (on the run's device: a GPU's when it computes on one), so sampling costs microseconds and never
+touches storage or numpy. Row indices are drawn on the CPU by the replay's own generator and then moved:
+the same seed samples the same rows on any device. States are stored
 already normalized; goals are stored raw (the goal reward is defined on raw goals) and
 normalized when a batch is assembled, where they are appended to the state.
 
@@ -9,7 +11,8 @@ Goal relabeling (HER; dissertation ch. 2.4.3 and 9.5.2): each sampled transition
 or takes the achieved goal of a future step of its own episode, of the episode's final step, or
 of a random step of the buffer, in configured shares. Rewards are then recomputed by the task's
 goal reward on raw goals, or (``"index"``) by whether the goal is exactly the state reached, which
-is OGBench's criterion when goals are observations.
+is OGBench's criterion when goals are observations. A task's goal reward is a numpy function of the
+environment's: on a GPU its batch goes to the host and back, once per sampled batch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from bench.algorithms.base import Batch
 
 # (achieved, goal) -> (reward, done), numpy arrays in and out, vectorized over rows.
 GoalReward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Row = np.ndarray | torch.Tensor
+
+
+def _as_row(value: Row) -> torch.Tensor:
+    return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value, np.float32))
 
 
 class TransitionBuffer:
@@ -33,18 +41,33 @@ class TransitionBuffer:
     the newest row so far), which is what future/final relabeling needs.
     """
 
-    def __init__(self, capacity: int, state_dim: int, action_dim: int, goal_dim: int = 0):
+    ARRAYS = ("state", "next_state", "action", "reward", "done", "episode_end", "goal", "next_achieved")
+
+    def __init__(self, capacity: int, state_dim: int, action_dim: int, goal_dim: int = 0,
+                 device: torch.device | str = "cpu"):
         self.capacity = capacity
-        self.state = torch.zeros(capacity, state_dim)
-        self.next_state = torch.zeros(capacity, state_dim)
-        self.action = torch.zeros(capacity, action_dim)
-        self.reward = torch.zeros(capacity)
-        self.done = torch.zeros(capacity)
-        self.episode_end = torch.zeros(capacity, dtype=torch.long)
-        self.goal = torch.zeros(capacity, goal_dim) if goal_dim else None
-        self.next_achieved = torch.zeros(capacity, goal_dim) if goal_dim else None
+        self.state = torch.zeros(capacity, state_dim, device=device)
+        self.next_state = torch.zeros(capacity, state_dim, device=device)
+        self.action = torch.zeros(capacity, action_dim, device=device)
+        self.reward = torch.zeros(capacity, device=device)
+        self.done = torch.zeros(capacity, device=device)
+        self.episode_end = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.goal = torch.zeros(capacity, goal_dim, device=device) if goal_dim else None
+        self.next_achieved = torch.zeros(capacity, goal_dim, device=device) if goal_dim else None
         self.size = 0
         self._episode_start = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.state.device
+
+    def to(self, device: torch.device | str) -> "TransitionBuffer":
+        """Move every array to ``device`` (in place; returns the buffer)."""
+        for name in self.ARRAYS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+        return self
 
     @classmethod
     def from_arrays(cls, state: np.ndarray, next_state: np.ndarray, action: np.ndarray, reward: np.ndarray,
@@ -70,19 +93,20 @@ class TransitionBuffer:
         buffer._episode_start = n
         return buffer
 
-    def add(self, state: np.ndarray, action: np.ndarray, reward: float, next_state: np.ndarray, done: bool,
-            goal: np.ndarray | None = None, next_achieved: np.ndarray | None = None) -> None:
+    def add(self, state: Row, action: Row, reward: float, next_state: Row, done: bool,
+            goal: Row | None = None, next_achieved: Row | None = None) -> None:
+        """Append one transition; rows are host arrays or tensors already on the buffer's device."""
         if self.size >= self.capacity:
             raise RuntimeError("replay buffer is full")  # capacity is sized to the online budget
         i = self.size
-        self.state[i] = torch.from_numpy(np.asarray(state, np.float32))
-        self.next_state[i] = torch.from_numpy(np.asarray(next_state, np.float32))
-        self.action[i] = torch.from_numpy(np.asarray(action, np.float32))
+        self.state[i] = _as_row(state)
+        self.next_state[i] = _as_row(next_state)
+        self.action[i] = _as_row(action)
         self.reward[i] = float(reward)
         self.done[i] = float(done)
         if self.goal is not None:
-            self.goal[i] = torch.from_numpy(np.asarray(goal, np.float32))
-            self.next_achieved[i] = torch.from_numpy(np.asarray(next_achieved, np.float32))
+            self.goal[i] = _as_row(goal)
+            self.next_achieved[i] = _as_row(next_achieved)
         self.size += 1
         self.episode_end[self._episode_start:self.size] = i
 
@@ -97,16 +121,17 @@ class TransitionBuffer:
             self._episode_start = rows
 
     def state_dict(self) -> dict[str, Any]:
+        """The filled rows, as CPU tensors (a checkpoint any device can read)."""
         n = self.size
         out = {"capacity": self.capacity, "size": n, "episode_start": self._episode_start}
-        for name in ("state", "next_state", "action", "reward", "done", "episode_end", "goal", "next_achieved"):
+        for name in self.ARRAYS:
             value = getattr(self, name)
-            out[name] = None if value is None else value[:n].clone()
+            out[name] = None if value is None else value[:n].cpu().clone()
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         n = state["size"]
-        for name in ("state", "next_state", "action", "reward", "done", "episode_end", "goal", "next_achieved"):
+        for name in self.ARRAYS:
             if state[name] is not None:
                 getattr(self, name)[:n] = state[name]
         self.size = n
@@ -153,7 +178,8 @@ class Replay:
         self.goal_normalizer = goal_normalizer
         self.reward_scale = reward_scale
         self.reward_shift = reward_shift
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU, whatever the buffers' device
+        self.device = offline.device
         self.goal_conditioned = offline.goal is not None
         # (buffer, rows) -> imagined goals for those rows, for the "proposal" share.
         self.propose = propose
@@ -176,8 +202,11 @@ class Replay:
         return Batch(*(torch.cat([getattr(p, f) for p in parts])
                        for f in ("obs", "action", "reward", "next_obs", "done", "demo")))
 
+    def _rows(self, high: int, n: int) -> torch.Tensor:
+        return torch.randint(high, (n,), generator=self.generator).to(self.device, non_blocking=True)
+
     def _sample_from(self, buffer: TransitionBuffer, n: int) -> Batch:
-        idx = torch.randint(buffer.size, (n,), generator=self.generator)
+        idx = self._rows(buffer.size, n)
         state = buffer.state.index_select(0, idx)
         next_state = buffer.next_state.index_select(0, idx)
         reward = buffer.reward.index_select(0, idx)
@@ -189,41 +218,45 @@ class Replay:
             next_state = torch.cat([next_state, goal], dim=1)
         if self.reward_scale != 1.0 or self.reward_shift != 0.0:
             reward = reward * self.reward_scale + self.reward_shift
-        demo = torch.full((n,), 1.0 if buffer is self.offline else 0.0)
+        demo = torch.full((n,), 1.0 if buffer is self.offline else 0.0, device=self.device)
         return Batch(state, buffer.action.index_select(0, idx), reward, next_state, done, demo)
 
     def _relabel(self, buffer: TransitionBuffer, idx: torch.Tensor, reward: torch.Tensor,
                  done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = len(idx)
         shares = self.relabel
+        # Which goal each row gets is decided on the CPU, where asking whether any row is relabeled costs
+        # no wait for a GPU; the masks then move to the buffers' device.
         u = torch.rand(n, generator=self.generator)
+        relabeled_here = u >= shares.keep
+        proposal_start = shares.keep + shares.future + shares.final
+        proposed = (u >= proposal_start) & (u < proposal_start + shares.proposal) if shares.proposal > 0 else None
+        any_relabeled, any_proposed = bool(relabeled_here.any()), proposed is not None and bool(proposed.any())
+        u = u.to(self.device)
         keep = u < shares.keep
         future = (u >= shares.keep) & (u < shares.keep + shares.future)
         final = (u >= shares.keep + shares.future) & (u < shares.keep + shares.future + shares.final)
         # Goal source rows: the transition's own next state for "keep" (only used for the reward
         # when goals are recomputed), a later row of the same episode, its last row, or any row.
         end = buffer.episode_end.index_select(0, idx)
-        offset = (torch.rand(n, generator=self.generator) * (end - idx + 1).float()).long()
+        offset = (torch.rand(n, generator=self.generator).to(self.device) * (end - idx + 1).float()).long()
         source = torch.where(future, idx + offset, idx)
         source = torch.where(final, end, source)
         relabeled = ~keep
-        source = torch.where(relabeled & ~future & ~final, torch.randint(buffer.size, (n,), generator=self.generator),
-                             source)
+        source = torch.where(relabeled & ~future & ~final, self._rows(buffer.size, n), source)
         goal = torch.where(relabeled.unsqueeze(1), buffer.next_achieved.index_select(0, source),
                            buffer.goal.index_select(0, idx))
-        if shares.proposal > 0:
-            start = shares.keep + shares.future + shares.final
-            proposed = (u >= start) & (u < start + shares.proposal)
-            if bool(proposed.any()):
-                goal[proposed] = self.propose(buffer, idx[proposed])
-        if self.goal_reward is None or not bool(relabeled.any()):
+        if any_proposed:
+            proposed = proposed.to(self.device)
+            goal[proposed] = self.propose(buffer, idx[proposed])
+        if self.goal_reward is None or not any_relabeled:
             return goal, reward, done
         if self.goal_reward == "index":
             reached = (source == idx).float()
             new_reward, new_done = reached - 1.0, reached
         else:
             achieved = buffer.next_achieved.index_select(0, idx)
-            r, d = self.goal_reward(achieved.numpy(), goal.numpy())
-            new_reward = torch.as_tensor(np.asarray(r, np.float32))
-            new_done = torch.as_tensor(np.asarray(d, np.float32))
+            r, d = self.goal_reward(achieved.cpu().numpy(), goal.cpu().numpy())
+            new_reward = torch.as_tensor(np.asarray(r, np.float32), device=self.device)
+            new_done = torch.as_tensor(np.asarray(d, np.float32), device=self.device)
         return goal, torch.where(relabeled, new_reward, reward), torch.where(relabeled, new_done, done)

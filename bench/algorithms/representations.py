@@ -307,9 +307,15 @@ class PixelCNN(nn.Module):
     def sample(self, condition: torch.Tensor | None, count: int | None = None,
                generator: torch.Generator | None = None, grid: int = 12) -> torch.Tensor:
         n = condition.shape[0] if condition is not None else count
-        codes = torch.zeros(n, grid, grid, dtype=torch.long)
+        device = self.embed.weight.device
+        codes = torch.zeros(n, grid, grid, dtype=torch.long, device=device)
+        # A CPU generator draws on the CPU (one small copy per cell on a GPU): the same seed samples the same
+        # codes on any device.
+        on_host = generator is not None and generator.device != device
         for i in range(grid):
             for j in range(grid):
                 probabilities = torch.softmax(self.logits(codes, condition)[:, :, i, j], dim=1)
-                codes[:, i, j] = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+                if on_host:
+                    probabilities = probabilities.cpu()
+                codes[:, i, j] = torch.multinomial(probabilities, 1, generator=generator).squeeze(1).to(device)
         return codes

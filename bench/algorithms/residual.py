@@ -122,7 +122,7 @@ class ControllerOnly(Algorithm):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        return torch.zeros(obs.shape[0], self.action_dim)
+        return torch.zeros(obs.shape[0], self.action_dim, device=obs.device)
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {"updates": self.updates}

@@ -85,12 +85,12 @@ def sample_chains(states: torch.Tensor, episode_end: torch.Tensor, interval: int
     ``states`` holds every observation row; ``episode_end[i]`` is the last row of row i's episode.
     A chain that would leave its episode stays on the last state (staying is reachable too).
     """
-    rows = torch.randint(len(states), (batch,), generator=generator)
+    rows = torch.randint(len(states), (batch,), generator=generator).to(states.device)
     ends = episode_end[rows]
     chain = [rows]
     low = max(1, interval // 2)
     for _ in range(links):
-        step = torch.randint(low, interval + 1, (batch,), generator=generator)
+        step = torch.randint(low, interval + 1, (batch,), generator=generator).to(states.device)
         chain.append(torch.minimum(chain[-1] + step, ends))
     return states[torch.stack(chain, 1)]
 
@@ -116,14 +116,14 @@ class DataTransitions:
         rows = []
         for block in queries.split(self.CHUNK):
             near = torch.cdist(block, self.states).topk(self.neighbours, largest=False).indices
-            pick = torch.randint(self.neighbours, (len(block),), generator=rng)
-            rows.append(near[torch.arange(len(block)), pick])
+            pick = torch.randint(self.neighbours, (len(block),), generator=rng).to(block.device)
+            rows.append(near[torch.arange(len(block), device=block.device), pick])
         return torch.cat(rows)
 
     def __call__(self, starts: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
         """One subgoal per start (B, D) -> (B, D)."""
         rows = self.nearest(starts, rng)
-        step = torch.randint(max(1, self.interval // 2), self.interval + 1, (len(starts),), generator=rng)
+        step = torch.randint(max(1, self.interval // 2), self.interval + 1, (len(starts),), generator=rng).to(starts.device)
         later = torch.minimum(rows + step, self.episode_end[rows])
         return starts + (self.states[later] - self.states[rows])
 
@@ -212,22 +212,24 @@ def _mppi(generator: SubgoalGenerator, starts: torch.Tensor, goals: torch.Tensor
                          settings.eta)
         return states.view(b, m, k, d), cost.view(b, m)
 
-    z = torch.randn(b, n, k, dz, generator=rng)
+    # Random numbers come from the CPU generator ``rng`` and are moved: a seed plans the same on any device.
+    device = starts.device
+    z = torch.randn(b, n, k, dz, generator=rng).to(device)
     if settings.use_buffer and buffer is not None and len(buffer):
         # Half of the initial samples from the plan buffer (ch. 10.5.2), slightly perturbed so
         # that a remembered plan is a neighbourhood, not a single point.
         half = n // 2
         remembered = buffer.sample(b * half, rng).view(b, half, k, dz)
-        z[:, :half] = remembered + 0.1 * torch.randn(b, half, k, dz, generator=rng)
+        z[:, :half] = remembered + 0.1 * torch.randn(b, half, k, dz, generator=rng).to(device)
     states, cost = evaluate(z)
     best = cost.argmin(1)
-    index = torch.arange(b)
+    index = torch.arange(b, device=device)
     best_z, best_states, best_cost = z[index, best], states[index, best], cost[index, best]
     first_cost = best_cost.clone()
     for _ in range(settings.iterations):
         # MPPI (the dissertation cites Gandhi et al., 2021): Gaussian perturbations of the current
         # plan, averaged with weights exp(-(c - c_min) / lambda); the mean is kept if it is better.
-        candidates = best_z[:, None] + settings.noise * torch.randn(b, n, k, dz, generator=rng)
+        candidates = best_z[:, None] + settings.noise * torch.randn(b, n, k, dz, generator=rng).to(device)
         states, cost = evaluate(candidates)
         weights = torch.softmax(-(cost - cost.min(1, keepdim=True).values) / settings.temperature, 1)
         mean_z = (weights[:, :, None, None] * candidates).sum(1, keepdim=True)
@@ -257,7 +259,7 @@ def _shoot(transitions: DataTransitions, starts: torch.Tensor, goals: torch.Tens
     cost = plan_cost(starts.repeat_interleave(n, 0), states, goals.repeat_interleave(n, 0), feasibility,
                      settings.eta).view(b, n)
     best = cost.argmin(1)
-    index = torch.arange(b)
+    index = torch.arange(b, device=starts.device)
     return None, states.view(b, n, k, d)[index, best], cost[index, best], cost[index, best]
 
 
@@ -391,14 +393,15 @@ class SubgoalPlanner(nn.Module):
 
     def extra_state(self) -> dict:
         return {"optimizer": None if self.optimizer is None else self.optimizer.state_dict(), "updates": self.updates,
-                "buffers": [list(buffer.plans) for buffer in self.buffers]}
+                "buffers": [[plan.cpu() for plan in buffer.plans] for buffer in self.buffers]}
 
     def load_extra_state(self, state: dict) -> None:
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
         self.updates = state["updates"]
+        device = next((p.device for p in self.parameters()), torch.device("cpu"))
         for buffer, plans in zip(self.buffers, state["buffers"]):
-            buffer.plans = list(plans)
+            buffer.plans = [plan.to(device) for plan in plans]
 
 
 __all__ = ["DataTransitions", "Feasibility", "GENERATOR_KINDS", "Plan", "PlanBuffer", "PlannerSettings",

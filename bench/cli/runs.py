@@ -93,6 +93,10 @@ def _interval(stat: dict[str, Any] | None) -> str:
     return f"{stat['mean']:.3g} [{low:.3g}, {high:.3g}] (n={stat['n']})"
 
 
+DEVICE_HELP = ("the torch device: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N; "
+               "default BENCH_DEVICE or bench.toml's device, else auto")
+
+
 def evaluate(
     algorithm: str = typer.Argument(..., help="an algorithm name (bench algorithms list)"),
     dataset: str = typer.Argument(..., help="a dataset version, or namespace/name for its latest"),
@@ -125,11 +129,23 @@ def evaluate(
                                      help="latent-goal runs: reuse the representation, PixelCNN and offline policy "
                                           "an earlier run of the same data, config and seed trained"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster (ray executor)"),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32, or bf16: losses under bfloat16 autocast (weights stay fp32); "
+                                       "for the pixel models and large networks on a GPU"),
+    cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="ray executor: CPUs each run asks for"),
+    gpus_per_run: float = typer.Option(0.0, "--gpus-per-run",
+                                       help="ray executor: GPUs each run asks for; a fraction packs several runs "
+                                            "on one GPU (0.25: four)"),
+    batch_seeds: bool = typer.Option(False, "--batch-seeds",
+                                     help="train the seeds together as one batched model (runs on states): one "
+                                          "update and one policy pass per step for all of them; each seed is "
+                                          "still its own run"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train ALGORITHM on DATASET offline, fine-tune it online, and score it over seeds."""
     from bench.evaluation.store import RunStore
-    from bench.evaluation.executors import execute_sweep
+    from bench.evaluation.executors import RayResources, execute_sweep, ray_session
     from bench.evaluation.sweeps import Budget, parse_env_options, parse_overrides, parse_steps, plan_sweep, seeds_from
 
     with user_errors():
@@ -137,12 +153,18 @@ def evaluate(
         store = RunStore(registry.engine)
         budget = Budget(offline_steps, online_steps, eval_every, eval_episodes, log_every,
                         parse_steps(online_evals_at, "--online-evals-at"))
-        specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
-                           parse_overrides(overrides), executor, online_env, task, model_cache,
-                           parse_env_options(env_options), parse_env_options(eval_env_options))
-        err.print(f"sweep of {plural(len(specs), 'run')}: {', '.join(s.run_id for s in specs)}", markup=False, highlight=False)
-        with _run_progress(not as_json and executor != "ray") as progress:
-            execute_sweep(specs, registry.settings, store, executor, ray_address, progress)
+        resources = RayResources(cpus_per_run, gpus_per_run)
+        # Connected (and the cluster's resources checked) before planning: nothing is recorded for a sweep
+        # Ray could not place.
+        with ray_session(executor, ray_address, resources):
+            specs = plan_sweep(registry, store, algorithm, dataset, seeds_from(seeds, seed_list), budget,
+                               parse_overrides(overrides), executor, online_env, task, model_cache,
+                               parse_env_options(env_options), parse_env_options(eval_env_options),
+                               device or registry.settings.device, resources, precision, batch_seeds)
+            err.print(f"sweep of {plural(len(specs), 'run')}: {', '.join(s.run_id for s in specs)}", markup=False,
+                      highlight=False)
+            with _run_progress(not as_json and executor != "ray") as progress:
+                execute_sweep(specs, registry.settings, store, executor, ray_address, progress, resources=resources)
         _report_sweep(store, [s.run_id for s in specs], as_json)
 
 
@@ -207,6 +229,11 @@ def runs_show(run_id: str = typer.Argument(...), server: Optional[str] = typer.O
         out.print(f"run {run.id} ({run.status}): {run.algorithm} on {run.dataset_id}, seed {run.seed}", highlight=False)
         out.print(f"dataset content sha256 {run.dataset_content_sha256}; env {run.env_name}", highlight=False)
         out.print(f"code {run.code_version} on {run.host}; config hash {run.config_hash[:16]}", highlight=False)
+        for stretch in (run.results or {}).get("runtime") or []:
+            name = f" ({stretch['device_name']})" if stretch.get("device_name") else ""
+            out.print(f"from {stretch['phase']} step {stretch['step']}: device {stretch['device']}{name}, "
+                      f"{stretch.get('precision', 'fp32')}, torch {stretch['torch']}, "
+                      f"CUDA {stretch.get('cuda') or 'none'}", highlight=False)
         out.print(f"config {json.dumps(run.config)}", highlight=False)
         plan = run.plan
         out.print(f"plan: {plan['offline_steps']} offline updates, {plan['online_steps']} online steps, "
@@ -233,19 +260,27 @@ def runs_resume(
     run_ids: list[str] = typer.Argument(..., help="interrupted, failed or pending runs"),
     executor: str = typer.Option("local", "--executor"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address"),
+    device: Optional[str] = typer.Option(None, "--device", help="where to continue (auto, cpu, cuda, cuda:N); "
+                                                                "default: the device the run was planned with"),
+    cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="ray executor: CPUs each run asks for"),
+    gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="ray executor: GPUs each run asks for"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Continue runs from their last checkpoints (a run without one starts over)."""
     from bench.evaluation.store import RunStore
-    from bench.evaluation.executors import execute_sweep
+    from bench.evaluation.executors import RayResources, execute_sweep, ray_session
     from bench.evaluation.sweeps import spec_for_resume
 
     with user_errors():
         registry = open_registry()
         store = RunStore(registry.engine)
-        specs = [spec_for_resume(store, run_id) for run_id in run_ids]
-        with _run_progress(not as_json and executor != "ray") as progress:
-            execute_sweep(specs, registry.settings, store, executor, ray_address, progress, resume=True)
+        resources = RayResources(cpus_per_run, gpus_per_run)
+        specs = [spec_for_resume(store, run_id, device, executor) for run_id in run_ids]
+        for spec in specs:
+            resources.check(executor, spec.device)
+        with ray_session(executor, ray_address, resources), _run_progress(not as_json and executor != "ray") as progress:
+            execute_sweep(specs, registry.settings, store, executor, ray_address, progress, resume=True,
+                          resources=resources)
         _report_sweep(store, run_ids, as_json)
 
 

@@ -3,21 +3,28 @@
   local    one run after another in this process
   process  a local process pool, one run per core (torch threads split between them)
   ray      Ray tasks on a local or existing cluster (``ray_address``); workers read the dataset
-           through the storage URL and return their records, which the driver writes
+           through the storage URL and return their records, which the driver writes. Each task asks
+           for ``RayResources``: CPUs and GPUs per run, fractions allowed (``--gpus-per-run 0.25`` packs
+           four runs on a GPU); Ray hands a task its GPUs through CUDA_VISIBLE_DEVICES, where ``--device
+           auto`` or ``cuda`` finds them
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import queue
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
 
 from bench.errors import InvalidInput
 from bench.evaluation.specs import ProgressCallback, RunOutcome, RunSpec
-from bench.evaluation.kinds import execute_run
+from bench.evaluation.kinds import execute_group, execute_run
 from bench.evaluation.store import EventLog, RunStore
 from bench.platform import db
 from bench.platform.db import RunState
@@ -26,9 +33,33 @@ from bench.platform.settings import Settings
 EXECUTORS = ("local", "process", "ray")
 
 
+@dataclass(frozen=True)
+class RayResources:
+    """What each run asks a Ray cluster for (``--cpus-per-run``, ``--gpus-per-run``)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self):
+        if self.cpus <= 0 or self.gpus < 0:
+            raise InvalidInput("--cpus-per-run must be positive and --gpus-per-run at least 0")
+        if self.gpus > 1 and self.gpus != int(self.gpus):  # Ray's rule: fractions only below one GPU
+            raise InvalidInput(f"--gpus-per-run above 1 must be a whole number of GPUs, not {self.gpus:g}")
+
+    def check(self, executor: str, device: str) -> None:
+        """Refuse, before any run is recorded, requests for another executor or that would not reach the GPU."""
+        if executor != "ray" and (self.cpus, self.gpus) != (1.0, 0.0):
+            raise InvalidInput("--cpus-per-run and --gpus-per-run are requests to a Ray cluster: use --executor ray")
+        if executor == "ray" and device.startswith("cuda") and self.gpus == 0:
+            raise InvalidInput(f"--device {device} on Ray: a run reaches a GPU only when it asks for one; "
+                               f"add --gpus-per-run (e.g. 1, or 0.25 to pack four runs on a GPU)")
+
+
 def execute_sweep(specs: list[RunSpec], settings: Settings, store: RunStore, executor: str = "local",
                   ray_address: str | None = None, progress: ProgressCallback | None = None,
-                  resume: bool = False) -> list[RunOutcome]:
+                  resume: bool = False, resources: RayResources = RayResources()) -> list[RunOutcome]:
+    if executor == "local" and not resume and len(specs) > 1 and all(s.batched_seeds == len(specs) for s in specs):
+        return execute_group(specs, settings, store, progress)
     if executor == "local":
         outcomes = []
         for spec in specs:
@@ -40,7 +71,7 @@ def execute_sweep(specs: list[RunSpec], settings: Settings, store: RunStore, exe
     if executor == "process":
         return _execute_in_processes(specs, settings, progress, resume)
     if executor == "ray":
-        return _execute_on_ray(specs, settings, store, ray_address, resume)
+        return _execute_on_ray(specs, settings, store, ray_address, resume, resources)
     raise InvalidInput(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
 
 
@@ -101,22 +132,43 @@ def _ray_worker(spec_json: dict[str, Any], settings_json: dict[str, Any], resume
     return log.events, vars(outcome)
 
 
-def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, address: str | None,
-                    resume: bool) -> list[RunOutcome]:
+@contextlib.contextmanager
+def ray_session(executor: str, address: str | None, resources: RayResources = RayResources()) -> Iterator[None]:
+    """For the ray executor: connected to the cluster (``address``, or a local one), its resources checked against
+    what each run asks for, so that a sweep Ray could never place is refused before any run is recorded.
+    Other executors: nothing."""
+    if executor != "ray":
+        yield
+        return
     try:
-        import ray
+        import ray  # optional: only the ray executor needs it
     except ImportError as exc:
         raise InvalidInput("the ray executor needs ray: pip install 'ray[default]'") from exc
-    from pathlib import Path
-
     started_here = not ray.is_initialized()
-    if started_here:
+    if started_here:  # quietly: a refusal below is one line on stderr, not Ray's connection log around it
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, log_to_driver=False, include_dashboard=False)
+            ray.init(num_cpus=os.cpu_count() or 1, log_to_driver=False, include_dashboard=False,
+                     logging_level=logging.WARNING)
     try:
-        remote = ray.remote(num_cpus=1)(_ray_worker)
+        cluster = ray.cluster_resources()
+        for name, wanted in (("CPU", resources.cpus), ("GPU", resources.gpus)):
+            if wanted > cluster.get(name, 0.0):  # Ray would wait forever for a node that has them
+                raise InvalidInput(f"each run asks for {wanted:g} {name}(s) and the Ray cluster has "
+                                   f"{cluster.get(name, 0.0):g}")
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, address: str | None,
+                    resume: bool, resources: RayResources) -> list[RunOutcome]:
+    with ray_session("ray", address, resources):
+        import ray  # optional; ray_session has checked it is installed
+
+        remote = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus)(_ray_worker)
         settings_json = {"home": Path(settings.home), "database_url": settings.database_url,
                          "storage_url": settings.storage_url, "storage_options": settings.storage_options}
         refs = {remote.remote(spec.to_json(), settings_json, resume): spec for spec in specs}
@@ -137,6 +189,3 @@ def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, a
                 EventLog.replay(events, store)
                 outcomes[spec.run_id] = RunOutcome(**outcome)
         return [outcomes[spec.run_id] for spec in specs]
-    finally:
-        if started_here:
-            ray.shutdown()

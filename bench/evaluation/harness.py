@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.algorithms.devices import check_precision, resolve_device, rng_state, runtime_of, set_rng_state
 from bench.datasets.storage import Storage
 from bench.datasets.stored import load_stored_version
 from bench.evaluation.specs import ProgressCallback, RunOutcome, RunSpec, checkpoint_path
@@ -91,11 +92,22 @@ class Run:
         self.storage = Storage(settings.storage_url, settings.storage_options)
         if spec.torch_threads:
             torch.set_num_threads(spec.torch_threads)
+        # Models and buffers live here; environments stay on the CPU (bench.algorithms.devices).
+        self.device = resolve_device(spec.device)
+        check_precision(spec.precision, self.device)
+        # One entry per stretch of the run (its start, then each resume): which device and versions produced it.
+        self.runtimes: list[dict[str, Any]] = []
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         self._clock = time.perf_counter()  # the start of the time being charged to the current phase
         self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
                                            spec.manifest_sha256)
+
+    def place(self, algorithm):
+        """The algorithm on the run's device, computing its losses in the run's precision."""
+        algorithm = algorithm.to(self.device)
+        algorithm.set_precision(self.spec.precision)
+        return algorithm
 
     # -- what a kind of run implements -----------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
@@ -105,16 +117,16 @@ class Run:
     def run_offline(self, start: int) -> None:
         """Offline updates from step ``start`` on batches of the replay (which holds the dataset's transitions)."""
         total, losses = self.spec.offline_steps, LossAverager()
-        self.phase, self.step, self._clock = "offline", start, time.perf_counter()
+        self.start_phase("offline", start)
         for step in range(start, total):
             losses.add(self.algorithm.update(self.replay.sample(self.config.replay_batch()[0])))
-            self._after_step("offline", step + 1, total, losses)
-        self._charge_time("offline")
+            self.step_done("offline", step + 1, total, losses)
+        self.charge_time("offline")
         if total == 0 and not self.results["offline"].evaluations:
             self._evaluate_and_checkpoint("offline", 0)  # the untrained policy, so "offline" has a value
 
     def run_online(self, start: int) -> None:
-        """Environment steps (and their updates) from step ``start``, calling ``_after_step`` after each."""
+        """Environment steps (and their updates) from step ``start``, calling ``step_done`` after each."""
         raise NotImplementedError
 
     # -- evaluation ----------------------------------------------------------------------------------
@@ -126,7 +138,7 @@ class Run:
         self.save_checkpoint()
 
     # -- phases ------------------------------------------------------------------------------------------
-    def _after_step(self, phase: str, done: int, total: int, losses: "LossAverager") -> None:
+    def step_done(self, phase: str, done: int, total: int, losses: "LossAverager") -> None:
         """Bookkeeping after ``done`` steps of a phase: losses, evaluation + checkpoint, progress."""
         spec = self.spec
         self.step = done  # completed steps: what a checkpoint resumes from
@@ -134,14 +146,14 @@ class Run:
             self.recorder.metrics(spec.run_id, "train", phase, done, losses.pop())
             self.recorder.progress(spec.run_id, phase, done, total)
         if self._evaluation_due(phase, done, total):
-            self._charge_time(phase)  # training time excludes evaluation
+            self.charge_time(phase)  # training time excludes evaluation
             self._evaluate_and_checkpoint(phase, done)
             self._clock = time.perf_counter()
         # Reported last, so an interrupt raised from the callback finds this step fully recorded.
         if done % 50 == 0 or done == total:
             self.report_progress(spec.run_id, phase, done, total)
 
-    def _charge_time(self, phase: str) -> None:
+    def charge_time(self, phase: str) -> None:
         now = time.perf_counter()
         self.timings[f"{phase}_seconds"] += now - self._clock
         self._clock = now
@@ -153,7 +165,8 @@ class Run:
             "algorithm": self.algorithm.checkpoint_state(),
             "online_buffer": self.online.state_dict() if self.online is not None else None,
             "replay_generator": self.replay.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": rng_state(self.device),
+            "runtimes": self.runtimes,
             "numpy_rng": self.rng.bit_generator.state,
             "evaluations": {phase: r.evaluations for phase, r in self.results.items()},
             "timings": dict(self.timings),
@@ -170,7 +183,8 @@ class Run:
         path = checkpoint_path(self.spec.run_id)
         if not self.storage.exists(path):
             return False
-        state = torch.load(io.BytesIO(self.storage.read_bytes(path)), weights_only=False)
+        # Read as CPU tensors, whatever device wrote them; loading copies each onto this run's device.
+        state = torch.load(io.BytesIO(self.storage.read_bytes(path)), map_location="cpu", weights_only=False)
         self.algorithm.load_checkpoint_state(state["algorithm"])
         self.models_restored()
         if self.online is not None and state["online_buffer"] is not None:
@@ -180,7 +194,8 @@ class Run:
                 # the buffer keeps one row per completed step, and the step is taken again.
                 self.online.truncate(state["step"])
         self.replay.generator.set_state(state["replay_generator"])
-        torch.set_rng_state(state["torch_rng"])
+        set_rng_state(state["torch_rng"], self.device)
+        self.runtimes = list(state.get("runtimes", []))
         self.rng.bit_generator.state = state["numpy_rng"]
         for phase, evaluations in state["evaluations"].items():
             self.results[phase].evaluations = evaluations
@@ -215,12 +230,25 @@ class Run:
         return due and (not evaluations or evaluations[-1]["step"] != self.step)
 
     # -- the whole run ----------------------------------------------------------------------------------
+    def begin(self, resume: bool = False, **runtime: Any) -> bool:
+        """Record the start (and, with ``resume``, continue from the last checkpoint): whether one was loaded.
+        ``runtime`` adds to what this stretch of the run records about how it ran."""
+        self.recorder.started(self.spec.run_id, socket.gethostname())
+        resumed = resume and self.load_checkpoint()
+        self.runtimes.append({"phase": self.phase, "step": self.step if resumed else 0,
+                              **runtime_of(self.device, self.spec.precision), **runtime})
+        if resumed:
+            self.recorder.resumed(self.spec.run_id, self.phase, self.step)
+        return resumed
+
+    def start_phase(self, phase: str, step: int) -> None:
+        """The phase's clock starts at ``step``."""
+        self.phase, self.step, self._clock = phase, step, time.perf_counter()
+
     def execute(self, resume: bool = False) -> RunOutcome:
         spec = self.spec
-        self.recorder.started(spec.run_id, socket.gethostname())
         offline_start, online_start = 0, 0
-        if resume and self.load_checkpoint():
-            self.recorder.resumed(spec.run_id, self.phase, self.step)
+        if self.begin(resume):
             if self.phase == "offline":
                 offline_start = self.step
             else:
@@ -237,18 +265,25 @@ class Run:
                     self.algorithm.begin_online()
                 self.run_online(online_start)
         except KeyboardInterrupt:
-            self.save_checkpoint()
-            return self._finish(RunState.INTERRUPTED, "interrupted; continue with `bench runs resume "
-                                                      f"{spec.run_id}`")
+            return self.interrupted()
         except Exception as exc:  # a failed run is recorded, and the sweep goes on
-            return self._finish(RunState.FAILED, f"{type(exc).__name__}: {exc}")
+            return self.finish(RunState.FAILED, f"{type(exc).__name__}: {exc}")
         finally:
-            self.env.close()
-            self.eval_env.close()
-        return self._finish(RunState.COMPLETED, None)
+            self.close()
+        return self.finish(RunState.COMPLETED, None)
 
-    def _finish(self, status: str, error: str | None) -> RunOutcome:
-        results = {**{phase: r.summary() for phase, r in self.results.items()}, **self.extra_results()}
+    def interrupted(self) -> RunOutcome:
+        """After Ctrl-C: a checkpoint where the run stands, and the run recorded as interrupted."""
+        self.save_checkpoint()
+        return self.finish(RunState.INTERRUPTED, f"interrupted; continue with `bench runs resume {self.spec.run_id}`")
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+    def finish(self, status: str, error: str | None) -> RunOutcome:
+        results = {**{phase: r.summary() for phase, r in self.results.items()}, **self.extra_results(),
+                   "runtime": self.runtimes}
         if not self.algorithm.learns_online:
             results["online"] = None
             results["note"] = f"{self.spec.algorithm} does not learn online; its online phase is skipped"

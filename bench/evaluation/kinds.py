@@ -12,6 +12,7 @@ from bench.errors import InvalidInput
 from bench.evaluation.harness import Run
 from bench.evaluation.pixels import PixelGoalRun
 from bench.evaluation.planning import PlanningRun, StatePlanningRun
+from bench.evaluation.seed_groups import SeedGroup
 from bench.evaluation.specs import ProgressCallback, RunOutcome, RunSpec
 from bench.evaluation.states import StateRun
 from bench.evaluation.store import Recorder
@@ -48,3 +49,20 @@ def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress:
         recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
         return RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error)
     return run.execute(resume=resume)
+
+
+def execute_group(specs: list[RunSpec], settings: Settings, recorder: Recorder,
+                  progress: ProgressCallback | None = None) -> list[RunOutcome]:
+    """Seeds trained together as one batched model (``--batch-seeds``; bench.evaluation.seed_groups): each spec
+    is still its own run, recorded as such. A member that cannot be built fails the whole group."""
+    runs = []
+    try:
+        for spec in specs:
+            runs.append(build_run(spec, settings, recorder, progress))
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        for spec in specs:
+            recorder.started(spec.run_id, socket.gethostname())
+            recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
+        return [RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error) for spec in specs]
+    return SeedGroup(runs).execute()

@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from bench.algorithms.devices import rng_state, set_rng_state
+
 from bench.datasets.storage import Storage
 
 # Bump when a change to the training loops outside the digested files changes what they produce.
@@ -105,7 +107,7 @@ class ModelCache:
         path = entry_path(kind, self.dataset_sha256, key)
         if not self.enabled or not self.storage.exists(path):
             return None
-        entry = torch.load(io.BytesIO(self.storage.read_bytes(path)), weights_only=True)
+        entry = torch.load(io.BytesIO(self.storage.read_bytes(path)), map_location="cpu", weights_only=True)
         if entry.get("key") != key or entry.get("kind") != kind:
             return None  # a file that is not what its name says is not used
         self.reused[kind] = {"key": key, "trained_by": entry["trained_by"]}
@@ -119,14 +121,16 @@ class ModelCache:
         self.storage.write_bytes(entry_path(kind, self.dataset_sha256, key), buffer.getvalue())
 
 
-def random_state(generators: dict[str, torch.Generator], numpy_rng) -> dict[str, Any]:
-    """The random streams a run continues from: its torch generators, torch's global one, its numpy one."""
+def random_state(generators: dict[str, torch.Generator], numpy_rng, device: torch.device) -> dict[str, Any]:
+    """The random streams a run continues from: its torch generators, torch's global ones (the CPU's, and the
+    GPU's when it computes on one), its numpy one."""
     return {"generators": {name: g.get_state() for name, g in generators.items()},
-            "torch": torch.get_rng_state(), "numpy": json.dumps(numpy_rng.bit_generator.state)}
+            "torch": rng_state(device), "numpy": json.dumps(numpy_rng.bit_generator.state)}
 
 
-def restore_random_state(state: dict[str, Any], generators: dict[str, torch.Generator], numpy_rng) -> None:
+def restore_random_state(state: dict[str, Any], generators: dict[str, torch.Generator], numpy_rng,
+                         device: torch.device) -> None:
     for name, generator in generators.items():
         generator.set_state(state["generators"][name])
-    torch.set_rng_state(state["torch"])
+    set_rng_state(state["torch"], device)
     numpy_rng.bit_generator.state = json.loads(state["numpy"])

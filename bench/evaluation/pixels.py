@@ -12,7 +12,9 @@
              scene, encoded by the representation; success is the task's check on privileged
              state at the episode's last step (the dissertation: "whether the final state of the
              policy's trajectory matches the state of the goal image within a chosen threshold")
-The learner never sees the environment's privileged state: only ``observation["image"]``; the
+On a GPU (``--device``) the images, latents, buffers and every network are there; the random streams
+(``torch.Generator``) are CPU ones whose numbers are moved, so a seed draws the same rows and goals on any
+device. The learner never sees the environment's privileged state: only ``observation["image"]``; the
 exception is the diagnostic representation ``state`` (``val-state``), which reads
 ``observation["state"]`` and the goal's ``info["goal_state"]`` in place of the images.
 """
@@ -60,6 +62,10 @@ class PolicyView:
         return self.view(self.normalize(goal))
 
 
+def _moved(tensors: list[torch.Tensor | None], device) -> list[torch.Tensor | None]:
+    return [None if tensor is None else tensor.to(device) for tensor in tensors]
+
+
 def artifact_path(run_id: str, name: str) -> str:
     return f"_runs/{run_id}/artifacts/{name}"
 
@@ -88,19 +94,19 @@ class PixelGoalRun(Run):
         self.actions = ActionScaler(self.env.action_space)
         data = self.dataset.data
         state_dim = observations[self.observation_key].shape[-1] if self.observation_key == "state" else 0
-        self.algorithm: LatentGoalAlgorithm = build_algorithm(spec.algorithm, self.config, state_dim,
-                                                              data.actions.shape[1])
+        self.algorithm: LatentGoalAlgorithm = self.place(build_algorithm(spec.algorithm, self.config, state_dim,
+                                                                         data.actions.shape[1]))
         self.learns_online = spec.online_steps > 0
-        # Images in memory (uint8; the state vectors for the state variant), and for every observation
-        # row the row of its episode's s_0.
-        self.images = torch.from_numpy(np.ascontiguousarray(observations[self.observation_key]))
+        # Images on the run's device (uint8; the state vectors for the state variant), and for every
+        # observation row the row of its episode's s_0.
+        self.images = self._tensor(observations[self.observation_key])
         lengths = np.asarray(data.lengths)
         obs_starts = self.dataset.obs_row_of_step[data.step_starts]
-        self.initial_row = torch.from_numpy(np.repeat(obs_starts, lengths + 1).astype(np.int64))
-        self.obs_starts = torch.from_numpy(obs_starts.astype(np.int64))
+        self.initial_row = self._tensor(np.repeat(obs_starts, lengths + 1).astype(np.int64))
+        self.obs_starts = self._tensor(obs_starts.astype(np.int64))
         self.lengths = lengths
-        self.step_rows = torch.from_numpy(self.dataset.obs_row_of_step.astype(np.int64))
-        self.obs_episode_end = torch.from_numpy(self.dataset.obs_row_of_episode_end)
+        self.step_rows = self._tensor(self.dataset.obs_row_of_step.astype(np.int64))
+        self.obs_episode_end = self._tensor(self.dataset.obs_row_of_episode_end)
         self.unit_actions = self.actions.to_unit(data.actions).astype(np.float32)
         self.online_images: list[np.ndarray] = []
         self.latents_ready = False
@@ -114,6 +120,14 @@ class PixelGoalRun(Run):
         self.models = ModelCache(self.storage, spec.run_id, spec.manifest_sha256, spec.reuse_models)
         self.model_keys = self._model_keys()
 
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor on the run's device."""
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def _draw_rows(self, high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n rows in [0, high) from a CPU generator, on the run's device."""
+        return torch.randint(high, (n,), generator=generator).to(self.device)
+
     def _model_keys(self) -> dict[str, str]:
         """The cache keys of the representation and the proposer; the offline policy's needs eps (``_offline_key``)."""
         c, spec = self.config, self.spec
@@ -124,11 +138,16 @@ class PixelGoalRun(Run):
                    LatentGoalAlgorithm.proposer_state, PixelGoalRun.train_representation,
                    PixelGoalRun._representation_steps, PixelGoalRun._proposer_steps)
         code = source_digest(*phase_a)
+        # A model trained on a GPU differs in its last bits from the CPU's: a run reuses only its device's,
+        # so its results never depend on which device trained first (CPU keys are those from before devices).
+        on_device = {} if self.device.type == "cpu" else {"device": self.device.type}
         keys = {"representation": model_key("representation", spec.manifest_sha256, spec.seed,
-                                            {f: getattr(c, f) for f in REPRESENTATION_FIELDS}, [], code)}
+                                            {**{f: getattr(c, f) for f in REPRESENTATION_FIELDS}, **on_device}, [],
+                                            code)}
         if self.algorithm.proposer is not None:
             keys["proposer"] = model_key("proposer", spec.manifest_sha256, spec.seed,
-                                         {f: getattr(c, f) for f in PROPOSER_FIELDS}, [keys["representation"]], code)
+                                         {**{f: getattr(c, f) for f in PROPOSER_FIELDS}, **on_device},
+                                         [keys["representation"]], code)
         return keys
 
     def _offline_key(self) -> str:
@@ -180,7 +199,7 @@ class PixelGoalRun(Run):
         losses = LossAverager()
         n = len(self.images)
         for step in range(algorithm.representation_updates, c.representation_steps):
-            rows = torch.randint(n, (c.representation_batch_size,), generator=generator)
+            rows = self._draw_rows(n, c.representation_batch_size, generator)
             losses.add(algorithm.update_representation(self.images[rows], self._initial_images(rows)))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.representation_steps:
                 self.recorder.metrics(self.spec.run_id, "train", "representation", step + 1, losses.pop())
@@ -194,7 +213,7 @@ class PixelGoalRun(Run):
                            for i in range(0, len(self.images), 512)])
         n = len(self.images)
         for step in range(algorithm.proposer_updates, c.proposer_steps):
-            rows = torch.randint(n, (c.proposer_batch_size,), generator=generator)
+            rows = self._draw_rows(n, c.proposer_batch_size, generator)
             losses.add(algorithm.update_proposer(codes[self.initial_row[rows]], codes[rows]))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.proposer_steps:
                 self.recorder.metrics(self.spec.run_id, "train", "affordances", step + 1, losses.pop())
@@ -218,24 +237,26 @@ class PixelGoalRun(Run):
             else:
                 algorithm.reward_epsilon = median_distance_apart(latents, self.obs_episode_end, 5)
         steps = self.step_rows
-        self.state_mean = latents.mean(0).numpy()
-        self.state_std = (latents.std(0) + 1e-3).numpy()
-        mean, std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+        # The run's normalization, kept on the host (checkpoints) and on the device (every step).
+        self.state_mean = latents.mean(0).cpu().numpy()
+        self.state_std = (latents.std(0) + 1e-3).cpu().numpy()
+        mean, std = self._tensor(self.state_mean), self._tensor(self.state_std)
+        self._mean, self._std = mean, std
         z, z_next = latents[steps], latents[steps + 1]
         data = self.dataset.data
         self.offline = TransitionBuffer.from_arrays(
-            self._policy_state(z).numpy(), self._policy_state(z_next).numpy(), self.unit_actions,
+            self._policy_state(z).cpu().numpy(), self._policy_state(z_next).cpu().numpy(), self.unit_actions,
             np.zeros(data.num_steps, np.float32), np.zeros(data.num_steps, np.float32), self.lengths,
-            None, z_next.numpy())
+            None, z_next.cpu().numpy()).to(self.device)
         # Proposals for relabeling come per episode: z_0 of every episode, and for VAL a bank of
         # PixelCNN samples per episode (sampling it per batch would cost a PixelCNN pass per row).
-        self.offline_episode = torch.from_numpy(np.repeat(np.arange(len(self.lengths)), self.lengths))
+        self.offline_episode = self._tensor(np.repeat(np.arange(len(self.lengths)), self.lengths))
         self.offline_initial = latents[self.obs_starts]
         self.offline_bank = self._bank(self.offline_initial)
         capacity = self.spec.online_steps
-        self.online = TransitionBuffer(capacity, algorithm.view_dim, self.offline.action.shape[1], latents.shape[1]) \
-            if self.learns_online else None
-        self.online_episode = torch.zeros(max(capacity, 1), dtype=torch.long)
+        self.online = TransitionBuffer(capacity, algorithm.view_dim, self.offline.action.shape[1], latents.shape[1],
+                                       self.device) if self.learns_online else None
+        self.online_episode = torch.zeros(max(capacity, 1), dtype=torch.long, device=self.device)
         self.online_initial: list[torch.Tensor] = []
         self.online_bank: list[torch.Tensor] = []
         shares = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random,
@@ -260,8 +281,7 @@ class PixelGoalRun(Run):
             env.close()
         if len(found["goal"][self.observation_key]) < 2:
             raise InvalidInput("too few scripted attempts reached the task's goal to calibrate eps")
-        goal, reached, missed = (torch.from_numpy(np.ascontiguousarray(found[k][self.observation_key]))
-                                 for k in ("goal", "reached", "missed"))
+        goal, reached, missed = (self._tensor(found[k][self.observation_key]) for k in ("goal", "reached", "missed"))
         context = goal if self.algorithm.representation.conditional else None  # same scene as s_0
         z_goal = self.algorithm.encode(goal, context)
         d_reached = (self.algorithm.encode(reached, context) - z_goal).norm(dim=1)
@@ -288,16 +308,16 @@ class PixelGoalRun(Run):
             bank = torch.stack(self.online_bank) if self.online_bank and self.online_bank[0] is not None else None
         if bank is None:
             return self.algorithm.propose(initial[episodes], self.generator)
-        pick = torch.randint(bank.shape[1], (len(rows),), generator=self.generator)
+        pick = self._draw_rows(bank.shape[1], len(rows), self.generator)
         return bank[episodes, pick]
 
     def _goal_reward(self, achieved: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        reward = self.algorithm.reward(torch.from_numpy(achieved), torch.from_numpy(goal)).numpy()
+        reward = self.algorithm.reward(self._tensor(achieved), self._tensor(goal)).cpu().numpy()
         return reward, np.zeros_like(reward)
 
     def _policy_state(self, z: torch.Tensor) -> torch.Tensor:
         """What pi and Q see of a latent: standardized, then the algorithm's view of it (``policy_view``)."""
-        return self.algorithm.view((z - torch.from_numpy(self.state_mean)) / torch.from_numpy(self.state_std))
+        return self.algorithm.view((z - self._mean) / self._std)
 
     def _ensure_latents(self) -> None:
         if self.latents_ready:
@@ -311,14 +331,13 @@ class PixelGoalRun(Run):
 
     # -- acting ------------------------------------------------------------------------------------------
     def _encode_one(self, image: np.ndarray, initial: np.ndarray) -> torch.Tensor:
-        images = torch.from_numpy(np.ascontiguousarray(image))[None]
-        context = torch.from_numpy(np.ascontiguousarray(initial))[None] if self.algorithm.representation.conditional \
-            else None
+        images = self._tensor(image)[None]
+        context = self._tensor(initial)[None] if self.algorithm.representation.conditional else None
         return self.algorithm.encode(images, context)[0]
 
     def _act(self, z: torch.Tensor, z_goal: torch.Tensor, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
         obs = torch.cat([self._policy_state(z), self.goal_normalizer(z_goal)])[None]
-        unit = self.algorithm.act(obs, deterministic)[0].numpy().astype(np.float64)
+        unit = self.algorithm.act(obs, deterministic)[0].cpu().numpy().astype(np.float64)
         return self.actions.to_env(unit).astype(self.env.action_space.dtype), unit
 
     # -- evaluation --------------------------------------------------------------------------------------
@@ -371,13 +390,14 @@ class PixelGoalRun(Run):
             cached = self.models.load("offline-policy", key)
             if cached is not None:
                 self.algorithm.load_learner_state(cached["learner"])
-                restore_random_state(cached["random"], self._training_generators(), self.rng)
+                restore_random_state(cached["random"], self._training_generators(), self.rng, self.device)
                 self._evaluate_and_checkpoint("offline", total)
                 return
         super().run_offline(start)
         if start == 0 and key is not None:
             self.models.store("offline-policy", key, {"learner": self.algorithm.learner_state(),
-                                                      "random": random_state(self._training_generators(), self.rng)})
+                                                      "random": random_state(self._training_generators(), self.rng,
+                                                                             self.device)})
 
     def _training_generators(self) -> dict[str, torch.Generator]:
         """The random streams training draws from (evaluation draws from none of them)."""
@@ -390,7 +410,7 @@ class PixelGoalRun(Run):
         observation, initial, z0, z_goal = self._new_episode()
         z = self._encode_one(observation[self.observation_key], initial)
         episodes_done = 0
-        self.phase, self.step, self._clock = "online", start, time.perf_counter()
+        self.start_phase("online", start)
         for step in range(start, total):
             observation, z, terminated, truncated = self._practice_step(z, z_goal, initial)
             if terminated or truncated:
@@ -402,8 +422,8 @@ class PixelGoalRun(Run):
                 z = self._encode_one(observation[self.observation_key], initial)
             for _ in range(c.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(c.replay_batch()[0])))
-            self._after_step("online", step + 1, total, losses)
-        self._charge_time("online")
+            self.step_done("online", step + 1, total, losses)
+        self.charge_time("online")
         self._save_grids("online")
 
     def _practice_step(self, z: torch.Tensor, z_goal: torch.Tensor, initial: np.ndarray):
@@ -413,8 +433,7 @@ class PixelGoalRun(Run):
         z_next = self._encode_one(observation[self.observation_key], initial)
         reward = float(self.algorithm.reward(z_next[None], z_goal[None])[0])
         self.online_episode[self.online.size] = len(self.online_initial) - 1
-        self.online.add(self._policy_state(z).numpy(), unit, reward, self._policy_state(z_next).numpy(),
-                        False, z_goal.numpy(), z_next.numpy())
+        self.online.add(self._policy_state(z), unit, reward, self._policy_state(z_next), False, z_goal, z_next)
         self.online_images.append(observation[self.observation_key])
         return observation, z_next, terminated, truncated
 
@@ -435,11 +454,11 @@ class PixelGoalRun(Run):
         """RIG, Algorithm 1 l.16: fine-tune the VAE on D plus the new images, then re-encode the buffers."""
         c, algorithm = self.config, self.algorithm
         started = time.perf_counter()
-        fresh = torch.from_numpy(np.asarray(self.online_images))
+        fresh = self._tensor(np.asarray(self.online_images))
         for _ in range(c.finetune_steps):
             half = c.representation_batch_size // 2
-            rows = torch.randint(len(self.images), (c.representation_batch_size - half,), generator=self.generator)
-            new = torch.randint(len(fresh), (half,), generator=self.generator)
+            rows = self._draw_rows(len(self.images), c.representation_batch_size - half, self.generator)
+            new = self._draw_rows(len(fresh), half, self.generator)
             algorithm.update_representation(torch.cat([self.images[rows], fresh[new]]), None)
         latents = self._encode_all()
         steps = self.step_rows
@@ -454,17 +473,17 @@ class PixelGoalRun(Run):
             online_latents = algorithm.encode(fresh)
             is_initial = np.zeros(len(fresh), bool)
             is_initial[self._online_initial_positions()] = True
-            next_latents = online_latents[torch.from_numpy(~is_initial)][:n]
-            previous = online_latents[torch.from_numpy(np.flatnonzero(~is_initial) - 1)][:n]
+            next_latents = online_latents[self._tensor(~is_initial)][:n]
+            previous = online_latents[self._tensor(np.flatnonzero(~is_initial) - 1)][:n]
             self.online.state[:n] = self._policy_state(previous)
             self.online.next_state[:n] = self._policy_state(next_latents)
             self.online.next_achieved[:n] = next_latents
-            self.online_initial = list(online_latents[torch.from_numpy(self._online_initial_positions())])
+            self.online_initial = list(online_latents[self._tensor(self._online_initial_positions())])
         self.timings["representation_seconds"] += time.perf_counter() - started
 
     def _online_initial_positions(self) -> np.ndarray:
         positions, position = [], 0
-        episode_lengths = np.bincount(self.online_episode[:self.online.size].numpy(),
+        episode_lengths = np.bincount(self.online_episode[:self.online.size].cpu().numpy(),
                                       minlength=len(self.online_initial))
         for length in episode_lengths:
             positions.append(position)
@@ -479,7 +498,7 @@ class PixelGoalRun(Run):
         from PIL import Image
 
         algorithm = self.algorithm
-        rows = torch.linspace(0, len(self.images) - 1, GRID_COLUMNS).long()
+        rows = torch.linspace(0, len(self.images) - 1, GRID_COLUMNS).long().to(self.device)
         originals = self.images[rows]
         initial = self._initial_images(rows)
         reconstructions = to_uint8_images(algorithm.decode(algorithm.encode(originals, initial)))
@@ -487,7 +506,7 @@ class PixelGoalRun(Run):
         if self.config.goal_proposal != "none":
             grids[f"samples_{phase}.png"] = self._imagined_goals()
         for name, grid_rows in grids.items():
-            grid = torch.cat([torch.cat(list(row), dim=1) for row in grid_rows], dim=0).numpy()
+            grid = torch.cat([torch.cat(list(row), dim=1) for row in grid_rows], dim=0).cpu().numpy()
             buffer = io.BytesIO()
             Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(buffer, "PNG")
             self.storage.write_bytes(artifact_path(self.spec.run_id, name), buffer.getvalue())
@@ -502,7 +521,7 @@ class PixelGoalRun(Run):
         for column in range(GRID_COLUMNS):
             observation, _ = self.eval_env.reset(seed=evaluation_seed(1000 + column), options={"pose_task": False})
             starts.append(observation[self.observation_key])
-        starts = torch.from_numpy(np.asarray(starts))
+        starts = self._tensor(np.asarray(starts))
         z0 = algorithm.encode(starts, starts if algorithm.representation.conditional else None)
         shown = torch.Generator().manual_seed(self.spec.seed)  # a figure draws nothing from the training streams
         return [starts] + [to_uint8_images(algorithm.decode(algorithm.propose(z0, shown))) for _ in range(3)]
@@ -510,8 +529,9 @@ class PixelGoalRun(Run):
     # -- checkpoints and results -------------------------------------------------------------------------------
     def checkpoint_extras(self) -> dict[str, Any]:
         n = self.online.size if self.online is not None else 0
-        return {"online_episode": self.online_episode[:n].clone(), "online_initial": list(self.online_initial),
-                "online_bank": list(self.online_bank), "online_images": list(self.online_images),
+        # CPU tensors: a checkpoint any device reads.
+        return {"online_episode": self.online_episode[:n].cpu(), "online_initial": _moved(self.online_initial, "cpu"),
+                "online_bank": _moved(self.online_bank, "cpu"), "online_images": list(self.online_images),
                 "artifacts": list(self.artifacts), "calibration": self.calibration,
                 "reused_models": dict(self.models.reused)}
 
@@ -523,7 +543,8 @@ class PixelGoalRun(Run):
         if self.online is not None and state["online_buffer"] is not None:
             n = self.online.size  # the rows of completed steps (see Run.load_checkpoint)
             self.online_episode[:n] = state["online_episode"][:n]
-            self.online_initial, self.online_bank = state["online_initial"], state["online_bank"]
+            self.online_initial = _moved(state["online_initial"], self.device)
+            self.online_bank = _moved(state["online_bank"], self.device)
             self.online_images = state["online_images"][:n]
         self.artifacts = state["artifacts"]
         self.calibration = state.get("calibration")

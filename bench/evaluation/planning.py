@@ -51,9 +51,9 @@ class PlanningRun(PixelGoalRun):
         # coordinates are standardized first (as ptp-state's), so that metres, the drawer's travel and
         # 0/1 flags all count in the generators' loss, the plan's cost and "reached".
         if self.config.representation == "state":
-            self.plan_mean, self.plan_std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+            self.plan_mean, self.plan_std = self._tensor(self.state_mean), self._tensor(self.state_std)
         else:
-            self.plan_mean, self.plan_std = torch.tensor(0.0), torch.tensor(1.0)
+            self.plan_mean, self.plan_std = (torch.tensor(value, device=self.device) for value in (0.0, 1.0))
         planned = self._to_plan(self.latents)
         self.reach_epsilon = reach_epsilon(self.config, planned, self.obs_episode_end)
         self.algorithm.planner.use_data(planned, self.obs_episode_end)
@@ -107,7 +107,7 @@ class PlanningRun(PixelGoalRun):
         total, losses = self.spec.online_steps, LossAverager()
         observation, initial, schedule = self._new_practice_episode()
         z = self._encode_one(observation[self.observation_key], initial)
-        self.phase, self.step, self._clock = "online", start, time.perf_counter()
+        self.start_phase("online", start)
         for step in range(start, total):
             observation, z, terminated, truncated = self._practice_step(z, schedule.current, initial)
             schedule.observe(z)
@@ -117,8 +117,8 @@ class PlanningRun(PixelGoalRun):
                 z = self._encode_one(observation[self.observation_key], initial)
             for _ in range(c.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(c.replay_batch()[0])))
-            self._after_step("online", step + 1, total, losses)
-        self._charge_time("online")
+            self.step_done("online", step + 1, total, losses)
+        self.charge_time("online")
         self._save_grids("online")
 
     def _new_practice_episode(self):
@@ -143,7 +143,7 @@ class PlanningRun(PixelGoalRun):
             return
         rows = []
         for initial, targets, goal_image in shown:
-            decoded = to_uint8_images(self.algorithm.decode(targets[:-1])) if len(targets) > 1 else []
+            decoded = to_uint8_images(self.algorithm.decode(targets[:-1])).cpu() if len(targets) > 1 else []
             frames = [torch.from_numpy(np.ascontiguousarray(initial)), *decoded,
                       torch.from_numpy(np.ascontiguousarray(goal_image))]
             rows.append(torch.cat(frames, dim=1))
@@ -238,11 +238,12 @@ class StatePlanningRun(StateRun):
                                f"goal-conditioned dataset, and {self.spec.dataset_id} is not one")
         self.generator = torch.Generator().manual_seed(self.spec.seed)
         self.timings.update(planning_seconds=0.0, generator_seconds=0.0, plans_made=0)
-        self.states = torch.from_numpy(self.normalize(self.layout.state(self.dataset.data.observations, batched=True)))
-        self.obs_episode_end = torch.from_numpy(self.dataset.obs_row_of_episode_end)
+        states = self.normalize(self.layout.state(self.dataset.data.observations, batched=True))
+        self.states = torch.from_numpy(states).to(self.device)
+        self.obs_episode_end = torch.from_numpy(self.dataset.obs_row_of_episode_end).to(self.device)
         self.algorithm.planner.use_data(self.states, self.obs_episode_end)  # also when resumed online
         self.reach_epsilon = reach_epsilon(self.config, self.states, self.obs_episode_end)
-        self.mean, self.std = torch.from_numpy(self.state_mean), torch.from_numpy(self.state_std)
+        self.mean, self.std = (torch.from_numpy(array).to(self.device) for array in (self.state_mean, self.state_std))
 
     def run_offline(self, start: int) -> None:
         train_generators(self, self.states, self.obs_episode_end)
@@ -256,17 +257,17 @@ class StatePlanningRun(StateRun):
     def episode_goals(self, observation: Any, goal: np.ndarray | None, practice: bool) -> "MappedSchedule":
         """The plan from ``observation`` to ``goal``, seen by the harness as raw goal observations."""
         start = self._normalized_state(observation)
-        target = torch.from_numpy(self.normalize(np.asarray(goal, np.float32).reshape(-1)))
+        target = torch.from_numpy(self.normalize(np.asarray(goal, np.float32).reshape(-1))).to(self.device)
         rng = self.generator if practice else self._evaluation_rng  # evaluation perturbs no training stream
         targets, seconds = planned_targets(self, start, target, practice, rng)
         if practice:
             self._clock += seconds  # charged to planning, not to training
         schedule = SubgoalSchedule(targets, self.algorithm.planner.subgoal_interval, self.reach_epsilon)
-        return MappedSchedule(schedule, lambda planned: (planned * self.std + self.mean).numpy(),
+        return MappedSchedule(schedule, lambda planned: (planned * self.std + self.mean).cpu().numpy(),
                               self._normalized_state)
 
     def _normalized_state(self, observation: Any) -> torch.Tensor:
-        return torch.from_numpy(self.normalize(self.layout.state(observation)))
+        return torch.from_numpy(self.normalize(self.layout.state(observation))).to(self.device)
 
     def evaluate(self) -> dict[str, Any]:
         self._evaluation_rng = torch.Generator().manual_seed(self.spec.seed)

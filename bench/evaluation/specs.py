@@ -48,6 +48,13 @@ class RunSpec:
     # ``controller=run:ID``: the spec of the finished run whose policy is pi_H (resolved when planning,
     # so the worker needs no access to the run records).
     controller_run: dict[str, Any] | None = None
+    # The torch device, as asked for (auto, cpu, cuda, cuda:N): resolved where the run executes, since a Ray
+    # worker may have GPUs the planner has not (bench.algorithms.devices).
+    device: str = "auto"
+    # fp32, or bf16 autocast for the losses (bench.algorithms.devices.PRECISIONS).
+    precision: str = "fp32"
+    # How many seeds of its sweep train together with it as one batched model (``--batch-seeds``); 0: alone.
+    batched_seeds: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

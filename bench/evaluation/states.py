@@ -109,8 +109,8 @@ class StateRun(Run):
         self.residual = ResidualComposition(controller, self.env.action_space) if controller is not None else None
         self._build_offline_buffer(algorithm_spec)
         goal_dim = 0 if self.offline.goal is None else self.offline.goal.shape[1]
-        self.algorithm = build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
-                                         self.offline.action.shape[1])
+        self.algorithm = self.place(build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
+                                                    self.offline.action.shape[1]))
         if self.residual is not None:
             self.algorithm.start_near_zero()  # learning starts from the controller (ch. 5.3)
         self.learns_online = self.algorithm.learns_online and spec.online_steps > 0
@@ -119,7 +119,7 @@ class StateRun(Run):
         if self.config.compile == "on" or (self.config.compile == "auto" and total_updates >= COMPILE_AUTO_UPDATES):
             self.algorithm.compile_losses()
         self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], self.offline.action.shape[1],
-                                        goal_dim) if self.learns_online else None)
+                                        goal_dim, self.device) if self.learns_online else None)
         self.replay = Replay(self.offline, self.online, self.config.replay_batch()[1], self.relabel,
                              self.layout.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
                              self.reward_shift, seed=spec.seed)
@@ -160,7 +160,7 @@ class StateRun(Run):
         goal = None if goals is None else goals.reshape(len(goals), -1)[obs_rows[steps]]
         self.offline = TransitionBuffer.from_arrays(
             self.normalize(state), self.normalize(next_state), self._unit_actions(obs_rows[steps], data.actions[steps]),
-            data.rewards[steps], data.terminations[steps], kept_lengths, goal, next_achieved)
+            data.rewards[steps], data.terminations[steps], kept_lengths, goal, next_achieved).to(self.device)
 
         c = self.config
         self.relabel = RelabelShares(c.relabel_keep, c.relabel_future, c.relabel_final, c.relabel_random)
@@ -169,10 +169,11 @@ class StateRun(Run):
             self.relabel = RelabelShares(0.0, c.relabel_keep + c.relabel_future, c.relabel_final, c.relabel_random)
         self.goal_normalizer = None
         if layout.goal_mode == "dict" and c.normalize_observations:
-            self.goal_normalizer = GoalNormalizer(torch.as_tensor(next_achieved.mean(0)),
-                                                  torch.as_tensor(next_achieved.std(0) + 1e-3))
+            self.goal_normalizer = GoalNormalizer(torch.as_tensor(next_achieved.mean(0), device=self.device),
+                                                  torch.as_tensor(next_achieved.std(0) + 1e-3, device=self.device))
         elif layout.goal_mode == "observation":
-            self.goal_normalizer = GoalNormalizer(torch.as_tensor(self.state_mean), torch.as_tensor(self.state_std))
+            self.goal_normalizer = GoalNormalizer(torch.as_tensor(self.state_mean, device=self.device),
+                                                  torch.as_tensor(self.state_std, device=self.device))
         self.reward_scale, self.reward_shift = 1.0, 0.0
         if c.reward_transform == "returns" and len(kept_returns) > 1 and np.ptp(kept_returns) > 0:
             self.reward_scale = float(1000.0 / np.ptp(kept_returns))
@@ -193,17 +194,25 @@ class StateRun(Run):
     def normalize(self, state: np.ndarray) -> np.ndarray:
         return ((state - self.state_mean) / self.state_std).astype(np.float32)
 
-    def _policy_input(self, observation: Any, goal: np.ndarray | None) -> torch.Tensor:
-        state = torch.from_numpy(self.normalize(self.layout.state(observation)))
+    def policy_input(self, observation: Any, goal: np.ndarray | None) -> torch.Tensor:
+        """The policy's input on the run's device: one host-to-device copy per step."""
+        state = self.normalize(self.layout.state(observation))
         if goal is not None:
-            g = torch.from_numpy(np.asarray(goal, np.float32).reshape(-1))
-            state = torch.cat([state, self.goal_normalizer(g) if self.goal_normalizer is not None else g])
-        return state.unsqueeze(0)
+            state = np.concatenate([state, np.asarray(goal, np.float32).reshape(-1)])
+        state = torch.from_numpy(state).to(self.device).unsqueeze(0)
+        if goal is not None and self.goal_normalizer is not None:
+            width = self.state_mean.shape[0]
+            state = torch.cat([state[:, :width], self.goal_normalizer(state[:, width:])], dim=1)
+        return state
 
     def act(self, observation: Any, goal: np.ndarray | None, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
         """(action for the environment, the policy's action in [-1, 1]); with a controller, the environment's
         action is pi_H(s) + the policy's (eq. 23) and the policy's is the residual the replay stores."""
-        unit = self.algorithm.act(self._policy_input(observation, goal), deterministic)[0].numpy().astype(np.float64)
+        return self.env_action(observation, self.algorithm.act(self.policy_input(observation, goal), deterministic)[0])
+
+    def env_action(self, observation: Any, policy_action: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """``act``'s pair from the policy's action for ``observation`` (one device-to-host copy)."""
+        unit = policy_action.cpu().numpy().astype(np.float64)
         if self.residual is not None:
             return self.residual.execute(observation, unit), unit
         return self.actions.to_env(unit).astype(self.env.action_space.dtype), unit
@@ -247,27 +256,33 @@ class StateRun(Run):
     # -- phases ------------------------------------------------------------------------------------------
     def run_online(self, start: int) -> None:
         total, losses = self.spec.online_steps, LossAverager()
-        observation, goals = self._reset_online()
-        self.phase, self.step, self._clock = "online", start, time.perf_counter()
+        observation, goals = self.reset_online()
+        self.start_phase("online", start)
         for step in range(start, total):
-            goal = goals.current
-            action, unit = self.act(observation, goal, deterministic=False)
-            next_observation, reward, terminated, truncated, info = self.env.step(action)
-            achieved = self.layout.achieved(next_observation)
-            self.online.add(self.normalize(self.layout.state(observation)), unit, float(reward),
-                            self.normalize(self.layout.state(next_observation)), bool(terminated), goal,
-                            None if achieved is None else achieved.reshape(-1))
-            observation = next_observation
-            goals.observe(observation)
-            if terminated or truncated:
-                self.online.end_episode()
-                observation, goals = self._reset_online()
+            action, unit = self.act(observation, goals.current, deterministic=False)
+            observation, goals = self.practise(observation, goals, action, unit)
             for _ in range(self.config.updates_per_env_step):
                 losses.add(self.algorithm.update(self.replay.sample(self.config.replay_batch()[0])))
-            self._after_step("online", step + 1, total, losses)
-        self._charge_time("online")
+            self.step_done("online", step + 1, total, losses)
+        self.charge_time("online")
 
-    def _reset_online(self) -> tuple[Any, "FixedGoal"]:
+    def practise(self, observation: Any, goals: "FixedGoal", action: np.ndarray,
+                 unit: np.ndarray) -> tuple[Any, "FixedGoal"]:
+        """One online environment step: take ``action``, store the transition (the policy's ``unit``), and
+        the observation and goals to act on next (a new episode's when this one ended)."""
+        goal = goals.current
+        next_observation, reward, terminated, truncated, info = self.env.step(action)
+        achieved = self.layout.achieved(next_observation)
+        self.online.add(self.normalize(self.layout.state(observation)), unit, float(reward),
+                        self.normalize(self.layout.state(next_observation)), bool(terminated), goal,
+                        None if achieved is None else achieved.reshape(-1))
+        goals.observe(next_observation)
+        if terminated or truncated:
+            self.online.end_episode()
+            return self.reset_online()
+        return next_observation, goals
+
+    def reset_online(self) -> tuple[Any, "FixedGoal"]:
         episode = int(self.rng.integers(2**31))
         observation, info = self.env.reset(seed=int(self.rng.integers(2**31)),
                                            options=self.layout.reset_options(episode))

@@ -11,11 +11,12 @@ from typing import Any
 
 from bench.algorithms import config_hash, config_to_json, get_algorithm, make_config
 from bench.algorithms.config import AlgorithmConfig, domain_of, family_of
+from bench.algorithms.devices import check_device_name, check_precision, resolve_device
 from bench.datasets.registry import Registry
 from bench.errors import InvalidInput, NotFound
 from bench.datasets.spaces import space_from_json
 from bench.evaluation.controllers import controller_for, source_run
-from bench.evaluation.executors import EXECUTORS
+from bench.evaluation.executors import EXECUTORS, RayResources
 from bench.evaluation.layouts import ObservationLayout
 from bench.evaluation.specs import RunSpec, code_version, default_torch_threads
 from bench.evaluation.store import RunStore
@@ -89,12 +90,19 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
                budget: Budget, overrides: dict[str, str] | None = None, executor: str = "local",
                online_env: str = "dataset", task: str | None = None, reuse_models: bool = True,
                env_options: dict[str, Any] | None = None,
-               eval_env_options: dict[str, Any] | None = None) -> list[RunSpec]:
+               eval_env_options: dict[str, Any] | None = None, device: str = "auto",
+               resources: RayResources = RayResources(), precision: str = "fp32",
+               batch_seeds: bool = False) -> list[RunSpec]:
     """Resolve the dataset and config, then record one pending run per seed."""
     spec = get_algorithm(algorithm)
     budget.validate()
     if executor not in EXECUTORS:
         raise InvalidInput(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    device = check_device(device, executor)
+    precision = check_precision(precision, resolve_device(device) if executor != "ray" else None)
+    resources.check(executor, device)
+    if batch_seeds:
+        check_batch_seeds(spec, seeds, executor)
     if not seeds:
         raise InvalidInput("at least one seed is needed")
     info = registry.show(dataset_id)
@@ -129,7 +137,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
         ObservationLayout.of(env, space_from_json(manifest["observation_space"]), config.observation_keys)
     controller_run = None
     if source_run(config.controller) is not None:
-        controller_run = resolve_controller_run(registry, store, source_run(config.controller), env_name)
+        # The controller acts on the device of the run that uses it, whichever device trained it.
+        controller_run = {**resolve_controller_run(registry, store, source_run(config.controller), env_name),
+                          "device": device}
     elif config.controller != "none":
         check_controller(config, env_name, manifest)
     reference = None
@@ -144,6 +154,11 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     sweep_id = uuid.uuid4().hex[:12]
     version = code_version()
     parallel = len(seeds) if executor != "local" else 1
+    threads = None  # the local executor's one run uses what torch chooses
+    if executor == "process":
+        threads = default_torch_threads(min(parallel, os.cpu_count() or 1))
+    elif executor == "ray":  # a run's CPUs on its node, as many threads
+        threads = max(1, int(resources.cpus))
     specs, rows = [], []
     for seed in seeds:
         run_id = uuid.uuid4().hex[:12]
@@ -155,15 +170,40 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
             log_every=budget.log_every, online_evals_at=tuple(sorted(set(budget.online_evals_at))),
             env_overrides=environment_overrides(env, online_env, task, seed, env_options),
             eval_env_overrides=evaluation_overrides(env, env_options, eval_env_options),
-            reuse_models=reuse_models, controller_run=controller_run,
-            torch_threads=default_torch_threads(min(parallel, os.cpu_count() or 1)) if executor != "local" else None))
+            reuse_models=reuse_models, controller_run=controller_run, device=device, precision=precision,
+            batched_seeds=len(seeds) if batch_seeds else 0,
+            torch_threads=threads))
         rows.append({"id": run_id, "sweep_id": sweep_id, "algorithm": spec.name, "config": config_to_json(config),
                      "config_hash": config_hash(spec.name, config), "seed": int(seed), "dataset_id": info.id,
                      "dataset_content_sha256": info.content_sha256, "env_name": env_name,
-                     "plan": {**specs[-1].to_json(), "executor": executor, "domain": domain_of(family)},
+                     "plan": {**specs[-1].to_json(), "executor": executor, "domain": domain_of(family),
+                              **({"cpus_per_run": resources.cpus, "gpus_per_run": resources.gpus}
+                                 if executor == "ray" else {})},
                      "code_version": version})
     store.create(rows)
     return specs
+
+
+def check_batch_seeds(spec, seeds: list[int], executor: str) -> None:
+    """``--batch-seeds``: several seeds of a run on states, trained together in this process."""
+    if len(seeds) < 2:
+        raise InvalidInput("--batch-seeds trains several seeds together: give --seeds 2 or more")
+    if len(set(seeds)) != len(seeds):
+        raise InvalidInput("--batch-seeds: each seed once")
+    if executor != "local":
+        raise InvalidInput("--batch-seeds trains the seeds together in one process: use --executor local")
+    if spec.algorithm_class.run_kind != "states" or not (spec.algorithm_class.learns_offline
+                                                         or spec.algorithm_class.learns_online):
+        raise InvalidInput(f"--batch-seeds: {spec.name} is not a learner on states (only those batch their seeds)")
+
+
+def check_device(device: str, executor: str) -> str:
+    """The device name, refused before any run is recorded when it is malformed, or when it names a GPU this
+    machine has not and the runs execute here (Ray workers are other machines: they check their own)."""
+    if executor == "ray":
+        return check_device_name(device)
+    resolve_device(device)
+    return check_device_name(device)
 
 
 # Config fields of every algorithm that only the run on states reads, with their defaults.
@@ -217,13 +257,16 @@ def parse_env_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def spec_for_resume(store: RunStore, run_id: str) -> RunSpec:
+def spec_for_resume(store: RunStore, run_id: str, device: str | None = None, executor: str = "local") -> RunSpec:
+    """The spec to continue a run with; ``device`` moves it (a run checkpointed on a GPU resumes on a CPU)."""
     info = store.get(run_id)
     if info.status == RunState.COMPLETED:
         raise InvalidInput(f"run {run_id} is already completed")
     if info.status == RunState.RUNNING:
         raise InvalidInput(f"run {run_id} is running; interrupt it first, or, if its worker died, `bench runs mark-failed {run_id}`")
-    return spec_of(store, run_id)
+    spec = spec_of(store, run_id)
+    spec.device = check_device(spec.device if device is None else device, executor)
+    return spec
 
 
 def spec_of(store: RunStore, run_id: str) -> RunSpec:

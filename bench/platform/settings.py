@@ -61,6 +61,9 @@ class Settings:
     # UI side (`bench serve ui`): the API's address as users' browsers reach it, for download links and
     # frames, when it differs from the one the UI itself uses (e.g. http://api:8000 inside compose).
     public_api_url: str | None = None
+    # Runs: the torch device `bench evaluate` computes on when --device is not given (auto, cpu, cuda, cuda:N;
+    # checked by bench.algorithms.devices where runs are planned).
+    device: str = "auto"
 
     @property
     def import_limits(self) -> ImportLimits:
@@ -114,6 +117,7 @@ class Settings:
             server=(pick("server", None) or None),
             token=(pick("token", None) or None),
             public_api_url=(pick("public_api_url", None) or None),
+            device=str(pick("device", cls.device)),
         )
 
 
