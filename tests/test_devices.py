@@ -355,3 +355,16 @@ def test_on_a_gpu_seeds_batched_as_one_model_train_as_they_would_alone():
     for i, algorithm in enumerate(alone):
         mine = dict(stack.model.named_parameters())
         assert max(float((p - mine[n][i]).detach().abs().max()) for n, p in algorithm.named_parameters()) < 1e-4
+
+
+def test_the_harness_distance_statistics_stay_on_the_states_device():
+    from bench.evaluation.harness import median_distance_apart
+
+    states = torch.arange(12.0).view(6, 2).to(META)
+    episode_end = torch.tensor([2, 2, 2, 5, 5, 5]).to(META)
+    # Every step stays on the device up to the data-dependent mask (nonzero), which a meta tensor cannot
+    # compute; a tensor made on the CPU would have failed before it, on the devices' mismatch.
+    with pytest.raises(NotImplementedError, match="nonzero"):
+        median_distance_apart(states, episode_end, 1)
+    cpu = median_distance_apart(torch.arange(12.0).view(6, 2), torch.tensor([2, 2, 2, 5, 5, 5]), 1)
+    assert cpu == pytest.approx(2 ** 1.5)

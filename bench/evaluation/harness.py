@@ -300,7 +300,7 @@ def median_distance_apart(states: torch.Tensor, episode_end: torch.Tensor, offse
     """The median distance between each row of ``states`` and the row ``offset`` later in its episode
     (fewer near the episode's end; ``episode_end[i]`` is the last row of row i's episode). An
     episode's last row has nothing after it and is left out."""
-    rows = torch.arange(len(states))
+    rows = torch.arange(len(states), device=states.device)
     later = torch.minimum(rows + offset, episode_end)
     moved = later > rows
     return float((states[later[moved]] - states[rows[moved]]).norm(dim=1).median())
