@@ -1,6 +1,13 @@
 """Gradient updates per second of bench's BC, IQL, AWAC and CQL next to d3rlpy's, on this CPU or a GPU; prints JSON.
 
     .venv/bin/python benchmarks/throughput.py [--repeats 3] [--no-d3rlpy] [--device cpu|cuda] [--pixels] [--seeds 8]
+    .venv/bin/python benchmarks/throughput.py --corl-dir PATH [--repeats 3] [--write-docs]   # side by side with CORL
+
+``--corl-dir``: CORL's own algorithm files (a checkout at commit CORL_COMMIT; nothing of CORL is copied
+into bench: benchmarks/corl_worker.py imports them), d3rlpy and bench, each timing in a fresh process,
+interleaved per repeat, at CORL's default sizes (and bench's where they differ); the matmul peak is
+measured in the same run and the load average before and after; on a busy machine (1-minute load
+above 0.5 before starting) it refuses, unless ``--allow-busy``, which marks the figures.
 
 Sizes as the issue fixes them: batch 256, obs 17, action 6, 2x256 MLPs (3x256 for CQL, as its
 reference implementations use), 1M transitions in memory. For each algorithm:
@@ -168,19 +175,21 @@ import numpy as np, d3rlpy
 from d3rlpy.dataset import MDPDataset
 OBS, ACT, N, BATCH = 17, 6, 1_000_000, 256
 name, updates, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+hidden = [int(n) for n in sys.argv[4].split("x")] if len(sys.argv) > 4 else None
 rng = np.random.default_rng(0)
 terminals = np.zeros(N); terminals[999::1000] = 1
 dataset = MDPDataset(rng.standard_normal((N, OBS), dtype=np.float32), rng.uniform(-1, 1, (N, ACT)).astype(np.float32),
                      rng.standard_normal(N).astype(np.float32), terminals)
 enc = lambda *h: d3rlpy.models.VectorEncoderFactory(list(h))
 config = {
-    "bc": lambda: d3rlpy.algos.BCConfig(batch_size=BATCH, encoder_factory=enc(256, 256)),
-    "iql": lambda: d3rlpy.algos.IQLConfig(batch_size=BATCH, actor_encoder_factory=enc(256, 256),
-                                          critic_encoder_factory=enc(256, 256), value_encoder_factory=enc(256, 256)),
-    "awac": lambda: d3rlpy.algos.AWACConfig(batch_size=BATCH, actor_encoder_factory=enc(256, 256),
-                                            critic_encoder_factory=enc(256, 256)),
-    "cql": lambda: d3rlpy.algos.CQLConfig(batch_size=BATCH, actor_encoder_factory=enc(256, 256, 256),
-                                          critic_encoder_factory=enc(256, 256, 256)),
+    "bc": lambda: d3rlpy.algos.BCConfig(batch_size=BATCH, encoder_factory=enc(*(hidden or [256, 256]))),
+    "iql": lambda: d3rlpy.algos.IQLConfig(batch_size=BATCH, actor_encoder_factory=enc(*(hidden or [256, 256])),
+                                          critic_encoder_factory=enc(*(hidden or [256, 256])),
+                                          value_encoder_factory=enc(*(hidden or [256, 256]))),
+    "awac": lambda: d3rlpy.algos.AWACConfig(batch_size=BATCH, actor_encoder_factory=enc(*(hidden or [256, 256])),
+                                            critic_encoder_factory=enc(*(hidden or [256, 256]))),
+    "cql": lambda: d3rlpy.algos.CQLConfig(batch_size=BATCH, actor_encoder_factory=enc(*(hidden or [256, 256, 256])),
+                                          critic_encoder_factory=enc(*(hidden or [256, 256, 256]))),
 }[name]()
 algo = config.create(device="cpu:0")
 algo.build_with_dataset(dataset)
@@ -212,15 +221,130 @@ def ensure_d3rlpy() -> Path:
     return python
 
 
-def bench_d3rlpy(python: Path, name: str, repeats: int) -> dict:
+def bench_d3rlpy(python: Path, name: str, repeats: int, hidden: tuple[int, ...] | None = None) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(D3RLPY_SCRIPT)
     try:
-        result = subprocess.run([str(python), handle.name, name, str(UPDATES[name]), str(repeats)], capture_output=True,
-                                text=True, check=True)
+        sizes = ["x".join(map(str, hidden))] if hidden else []
+        result = subprocess.run([str(python), handle.name, name, str(UPDATES[name]), str(repeats), *sizes],
+                                capture_output=True, text=True, check=True)
     finally:
         os.unlink(handle.name)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# CORL's default network sizes per algorithm (its files: any_percent_bc, iql, awac, cql at commit CORL_COMMIT).
+CORL_SIZES = {"bc": (256, 256), "iql": (256, 256), "awac": (256, 256, 256), "cql": (256, 256, 256)}
+CORL_COMMIT = "6afec90"
+BUSY_LOAD = 0.5  # a 1-minute load average above this before starting means something else is running
+
+
+def matmul_peaks() -> dict[str, float]:
+    """fp32 matmul GFLOP/s at an update's shape (256 x 256 x 256) and at a taller one (2048 x 256 x 256)."""
+    out = {}
+    for rows in (256, 2048):
+        a, b = torch.randn(rows, 256), torch.randn(256, 256)
+        for _ in range(20):
+            a @ b
+        best = 0.0
+        for _ in range(5):
+            repeats = max(50, 200 * 256 // rows)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                a @ b
+            best = max(best, 2 * rows * 256 * 256 * repeats / (time.perf_counter() - start) / 1e9)
+        out[f"{rows}x256x256"] = best
+    return out
+
+
+def bench_in_a_fresh_process(name: str, hidden: tuple[int, ...]) -> dict:
+    """One timing of bench's loop (eager and compiled) in a process of its own, as CORL's and d3rlpy's are."""
+    result = subprocess.run([sys.executable, __file__, "--worker", "--algorithms", name, "--repeats", "1",
+                             "--hidden", "x".join(map(str, hidden))], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def corl_in_a_fresh_process(corl_dir: Path, name: str) -> float:
+    worker = Path(__file__).resolve().parent / "corl_worker.py"
+    result = subprocess.run([sys.executable, str(worker), str(corl_dir), name, str(UPDATES[name])],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["full_loop"]
+
+
+def compare_with_corl(corl_dir: Path, names: list[str], repeats: int, allow_busy: bool) -> dict:
+    """CORL, d3rlpy and bench, each timing in a fresh process, interleaved per repeat; medians over repeats.
+
+    At CORL's sizes for every algorithm, and at bench's own where they differ (AWAC: 2x256 against CORL's
+    3x256; CORL's sizes are fixed in its files)."""
+    load_before = os.getloadavg()
+    if load_before[0] > BUSY_LOAD and not allow_busy:
+        raise SystemExit(f"the machine is busy (1-minute load {load_before[0]:.2f} > {BUSY_LOAD}): rerun when it is "
+                         f"idle, or pass --allow-busy to report figures marked busy")
+    peaks = [matmul_peaks()]
+    python = ensure_d3rlpy()
+    rows = [(name, CORL_SIZES[name], ("corl", "d3rlpy", "bench")) for name in names]
+    rows += [(name, HIDDEN[name], ("d3rlpy", "bench")) for name in names if HIDDEN[name] != CORL_SIZES[name]]
+    timings: dict[tuple, dict[str, list]] = {(name, hidden): {} for name, hidden, _ in rows}
+    for repeat in range(repeats):
+        for name, hidden, implementations in rows:
+            cell = timings[(name, hidden)]
+            for implementation in implementations:
+                if implementation == "corl":
+                    cell.setdefault("corl", []).append(corl_in_a_fresh_process(corl_dir, name))
+                elif implementation == "d3rlpy":
+                    cell.setdefault("d3rlpy", []).append(bench_d3rlpy(python, name, 1, hidden)["full_loop"])
+                else:
+                    ours = bench_in_a_fresh_process(name, hidden)["algorithms"][name]["bench"]
+                    cell.setdefault("bench_eager", []).append(ours["eager"]["full_loop"])
+                    cell.setdefault("bench_compiled", []).append(ours["compiled"]["full_loop"])
+                    cell.setdefault("compile_seconds", []).append(ours["compiled"]["compile_seconds"])
+            print(f"repeat {repeat + 1}/{repeats}, {name} {hidden}: {json.dumps({k: v[-1] for k, v in cell.items()})}",
+                  file=sys.stderr)
+    peaks.append(matmul_peaks())
+    peak = {shape: max(p[shape] for p in peaks) for shape in peaks[0]}
+    replay = replay_of_random_data(np.random.default_rng(0))
+    report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "matmul_peak_gflops": peak, "matmul_peak_each_measurement": peaks,
+                          "load_before": load_before, "load_after": os.getloadavg(),
+                          "busy": load_before[0] > BUSY_LOAD},
+              "corl_commit": CORL_COMMIT, "repeats": repeats, "rows": []}
+    for name, hidden, _ in rows:
+        HIDDEN[name] = hidden
+        medians = {key: statistics.median(values) for key, values in timings[(name, hidden)].items()}
+        best = max(medians["bench_eager"], medians["bench_compiled"])
+        gflop = flops_per_update(name, replay.sample(BATCH)) / 1e9
+        row = {"algorithm": name, "hidden": list(hidden), **medians, "gflop_per_update": gflop,
+               "bench_fraction_of_peak": gflop * best / peak["256x256x256"], "all": timings[(name, hidden)]}
+        if "corl" in medians:
+            row["bench_vs_corl"] = best / medians["corl"]
+        row["bench_vs_d3rlpy"] = best / medians["d3rlpy"]
+        report["rows"].append(row)
+    return report
+
+
+def corl_table(report: dict) -> str:
+    peak = report["machine"]["matmul_peak_gflops"]["256x256x256"]
+    lines = ["| algorithm (sizes) | CORL | d3rlpy | bench eager / compiled | bench / CORL | bench / d3rlpy | "
+             "GFLOP per update | bench, of matmul peak |", "|---|---|---|---|---|---|---|---|"]
+    for row in report["rows"]:
+        sizes = "x".join(map(str, row["hidden"])) if len(set(row["hidden"])) > 1 else \
+            f"{len(row['hidden'])}x{row['hidden'][0]}"
+        corl = f"{row['corl']:.1f}" if "corl" in row else "-"
+        versus = f"{row['bench_vs_corl']:.2f}x" if "bench_vs_corl" in row else "-"
+        lines.append(f"| {row['algorithm']} ({sizes}) | {corl} | {row['d3rlpy']:.1f} | {row['bench_eager']:.1f} / "
+                     f"{row['bench_compiled']:.1f} | {versus} | {row['bench_vs_d3rlpy']:.2f}x | "
+                     f"{row['gflop_per_update']:.3f} | {100 * row['bench_fraction_of_peak']:.0f}% |")
+    machine = report["machine"]
+    lines.append("")
+    lines.append(f"Training-loop updates per second (sample a batch of 256 from 1M transitions + one update), median "
+                 f"of {report['repeats']} timings, each in a fresh process, CORL, d3rlpy and bench interleaved per "
+                 f"repeat; CORL at commit {report['corl_commit']} (its own files, at its default sizes), d3rlpy "
+                 f"{D3RLPY_VERSION}; torch {machine['torch']}, {machine['torch_threads']} threads. Matmul peak "
+                 f"measured in the same run: {peak:.0f} GFLOP/s at 256x256x256 "
+                 f"({machine['matmul_peak_gflops']['2048x256x256']:.0f} at 2048x256x256). Load average before "
+                 f"{machine['load_before'][0]:.2f}, after {machine['load_after'][0]:.2f} (the benchmark's own two "
+                 f"threads){'; THE MACHINE WAS BUSY: these figures are not comparable' if machine['busy'] else ''}.")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -233,7 +357,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=0, help="also S seeds as one batched model (0: not measured)")
     parser.add_argument("--hidden", default=None, help="every algorithm's hidden sizes, e.g. 64x64 (small networks, "
                                                        "where per-operation overhead rules and batching seeds pays)")
+    parser.add_argument("--corl-dir", type=Path, default=None,
+                        help=f"a checkout of CORL (commit {CORL_COMMIT}): time CORL, d3rlpy and bench side by side")
+    parser.add_argument("--allow-busy", action="store_true", help="with --corl-dir: report even on a busy machine")
+    parser.add_argument("--write-docs", action="store_true", help="with --corl-dir: the table into docs/results.md")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one fresh-process timing
     args = parser.parse_args()
+    if args.corl_dir is not None:
+        report = compare_with_corl(args.corl_dir, args.algorithms.split(","), args.repeats, args.allow_busy)
+        print(json.dumps(_rounded(report), indent=2))
+        if args.write_docs:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from pixel_matrix import write_marked_block
+
+            write_marked_block("throughput-corl", corl_table(report))
+        return
     global DEVICE
     DEVICE = resolve_device(args.device)
     if args.hidden:
@@ -241,7 +379,7 @@ def main() -> None:
     names = args.algorithms.split(",")
     peak = matmul_peak_gflops(DEVICE)
     replay = replay_of_random_data(np.random.default_rng(0))
-    python = None if args.no_d3rlpy or DEVICE.type != "cpu" else ensure_d3rlpy()
+    python = None if args.no_d3rlpy or args.worker or DEVICE.type != "cpu" else ensure_d3rlpy()
     report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "matmul_peak_gflops": round(peak, 1), **runtime_of(DEVICE)},
               "sizes": {"batch": BATCH, "obs": OBS, "action": ACT, "transitions": TRANSITIONS,
@@ -249,6 +387,9 @@ def main() -> None:
               "algorithms": {}}
     for name in names:
         ours = bench_ours(name, replay, args.repeats)
+        if args.worker:
+            report["algorithms"][name] = {"bench": ours}
+            continue
         gflop = flops_per_update(name, replay.sample(BATCH)) / 1e9
         best = max(ours["eager"]["full_loop"], ours["compiled"]["full_loop"])
         entry = {"bench": ours, "gflop_per_update": round(gflop, 3),
@@ -266,6 +407,9 @@ def main() -> None:
                 entry["seeds_batched"]["full_loop"] / ours["eager"]["full_loop"], 2)
         report["algorithms"][name] = entry
         print(f"{name}: {json.dumps(entry)}", file=sys.stderr)
+    if args.worker:
+        print(json.dumps(report))
+        return
     if args.pixels:
         report["pixels"] = bench_pixels(args.repeats)
     print(json.dumps(_rounded(report), indent=2))
