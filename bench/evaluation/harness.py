@@ -81,8 +81,9 @@ class Run:
     """What every kind of run shares: records, phases bookkeeping, evaluation points, checkpoints, ``execute``."""
 
     def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
-                 progress: ProgressCallback | None = None):
-        """What every kind of run starts with: records, storage, threads, seeds, the dataset in memory.
+                 progress: ProgressCallback | None = None, dataset=None):
+        """What every kind of run starts with: records, storage, threads, seeds, the dataset in memory
+        (``dataset``: one already loaded, which runs of one seed group share; they only read it).
 
         A kind of run then builds ``env``, ``eval_env``, ``config``, ``algorithm``, ``online``, ``replay``,
         ``results``, ``timings`` and ``learns_online``, and implements the three methods below."""
@@ -100,8 +101,8 @@ class Run:
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         self._clock = time.perf_counter()  # the start of the time being charged to the current phase
-        self.dataset = load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
-                                           spec.manifest_sha256)
+        self.dataset = dataset if dataset is not None else load_stored_version(
+            self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path, spec.manifest_sha256)
 
     def place(self, algorithm):
         """The algorithm on the run's device, computing its losses in the run's precision."""

@@ -55,10 +55,13 @@ def execute_group(specs: list[RunSpec], settings: Settings, recorder: Recorder,
                   progress: ProgressCallback | None = None) -> list[RunOutcome]:
     """Seeds trained together as one batched model (``--batch-seeds``; bench.evaluation.seed_groups): each spec
     is still its own run, recorded as such. A member that cannot be built fails the whole group."""
-    runs = []
+    runs: list = []
     try:
-        for spec in specs:
-            runs.append(build_run(spec, settings, recorder, progress))
+        for spec in specs:  # one dataset in memory for all of them
+            if runs:
+                runs.append(type(runs[0])(spec, settings, recorder, progress, dataset=runs[0].dataset))
+            else:
+                runs.append(build_run(spec, settings, recorder, progress))
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         for spec in specs:

@@ -85,8 +85,8 @@ class StateRun(Run):
     """A run whose policy sees the environment's observations (through their ``ObservationLayout``)."""
 
     def __init__(self, spec: RunSpec, settings: Settings, recorder: Recorder,
-                 progress: ProgressCallback | None = None):
-        super().__init__(spec, settings, recorder, progress)
+                 progress: ProgressCallback | None = None, dataset=None):
+        super().__init__(spec, settings, recorder, progress, dataset)
         # Evaluation gets its own environment, so it never disturbs an online episode in progress.
         # Environment options (actuation noise and bias, variation) are the run's: recorded in its spec;
         # evaluation may add its own (tested in another setting than practised).
