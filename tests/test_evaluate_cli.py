@@ -249,6 +249,13 @@ def test_ray_runs_ask_for_fractions_of_a_gpu_and_a_request_the_cluster_cannot_pl
     shown = json.loads(run_bench(env, "runs", "show", result["runs"][0]["run_id"], "--json").stdout)
     assert shown["plan"]["gpus_per_run"] == 0.5 and shown["plan"]["cpus_per_run"] == 1.0
     assert shown["plan"]["torch_threads"] == 1
+    # A seed group is one Ray task (its share of the GPU, its CPUs), each seed still its own run.
+    result = json.loads(run_bench(env, "evaluate", "iql", "test/pendulum", "--seeds", "3", *TINY, "--executor", "ray",
+                                  "--ray-address", ray_cluster, "--gpus-per-run", "0.5", "--cpus-per-run", "2",
+                                  "--batch-seeds", "--json").stdout)
+    assert [run["status"] for run in result["runs"]] == ["completed"] * 3
+    shown = json.loads(run_bench(env, "runs", "show", result["runs"][2]["run_id"], "--json").stdout)
+    assert shown["results"]["runtime"][0]["batched_seeds"] == 3 and shown["plan"]["torch_threads"] == 2
     before = len(json.loads(run_bench(env, "runs", "list", "--json").stdout))
     for args, message in ((["--gpus-per-run", "2"], "asks for 2 GPU(s) and the Ray cluster has 1"),
                           (["--gpus-per-run", "1.5"], "whole number of GPUs"),

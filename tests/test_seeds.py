@@ -9,6 +9,7 @@ import torch
 
 from bench.algorithms import Batch, build_algorithm, list_algorithms, make_config
 from bench.algorithms.seeds import SeedStack
+from bench.evaluation.specs import default_torch_threads
 
 SMALL = {"hidden_dims": (32, 32)}
 OBS, ACT, B, S = 5, 3, 32, 3
@@ -98,7 +99,7 @@ def test_members_must_be_one_algorithm_config_and_size():
 
 
 # -- the harness: members are runs of their own ------------------------------------------------------------
-def _plan(settings, algorithm: str, seeds, budget, batch_seeds: bool, **overrides):
+def _plan(settings, algorithm: str, seeds, budget, batch_seeds: bool, executor: str = "local", **overrides):
     from bench.datasets import Registry
     from bench.evaluation.store import RunStore
     from bench.evaluation.sweeps import plan_sweep
@@ -106,7 +107,8 @@ def _plan(settings, algorithm: str, seeds, budget, batch_seeds: bool, **override
     registry = Registry.open(settings)
     store = RunStore(registry.engine)
     specs = plan_sweep(registry, store, algorithm, "test/pendulum", list(seeds), budget,
-                       {"hidden_dims": "32x32", "batch_size": "32", **overrides}, batch_seeds=batch_seeds)
+                       {"hidden_dims": "32x32", "batch_size": "32", **overrides}, executor,
+                       batch_seeds=batch_seeds)
     return registry, store, specs
 
 
@@ -157,6 +159,20 @@ def test_a_group_practises_online_each_seed_in_its_own_environment_and_a_member_
         assert online == [20, 40, 60]
     returns = {round(o.results["offline"]["final"]["return"], 6) for o in outcomes}
     assert len(returns) == 3  # three seeds, three policies
+    registry.close()
+
+
+def test_a_seed_group_runs_as_one_unit_of_the_process_executor(pendulum_env):
+    from bench.evaluation.executors import execute_sweep
+    from bench.evaluation.sweeps import Budget
+
+    settings, _ = pendulum_env
+    budget = Budget(offline_steps=30, online_steps=20, eval_every=30, eval_episodes=1, log_every=10)
+    registry, store, specs = _plan(settings, "iql", (0, 1), budget, batch_seeds=True, executor="process")
+    assert all(spec.torch_threads == default_torch_threads(1) for spec in specs)  # one process for the group
+    outcomes = execute_sweep(specs, settings, store, executor="process")
+    assert [o.status for o in outcomes] == ["completed", "completed"]
+    assert all(o.results["runtime"][0]["batched_seeds"] == 2 for o in outcomes)
     registry.close()
 
 

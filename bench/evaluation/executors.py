@@ -58,7 +58,11 @@ class RayResources:
 def execute_sweep(specs: list[RunSpec], settings: Settings, store: RunStore, executor: str = "local",
                   ray_address: str | None = None, progress: ProgressCallback | None = None,
                   resume: bool = False, resources: RayResources = RayResources()) -> list[RunOutcome]:
-    if executor == "local" and not resume and len(specs) > 1 and all(s.batched_seeds == len(specs) for s in specs):
+    # The units each executor runs: one run each, or a seed group (``--batch-seeds``) as one unit. A resumed
+    # member of a group continues alone.
+    grouped = not resume and len(specs) > 1 and all(s.batched_seeds == len(specs) for s in specs)
+    units = [specs] if grouped else [[spec] for spec in specs]
+    if executor == "local" and grouped:
         return execute_group(specs, settings, store, progress)
     if executor == "local":
         outcomes = []
@@ -69,26 +73,34 @@ def execute_sweep(specs: list[RunSpec], settings: Settings, store: RunStore, exe
                 break
         return outcomes
     if executor == "process":
-        return _execute_in_processes(specs, settings, progress, resume)
+        return _execute_in_processes(units, settings, progress, resume)
     if executor == "ray":
-        return _execute_on_ray(specs, settings, store, ray_address, resume, resources)
+        return _execute_on_ray(units, settings, store, ray_address, resume, resources)
     raise InvalidInput(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
 
 
-def _process_worker(spec_json: dict[str, Any], settings: Settings, progress_queue, resume: bool) -> dict[str, Any]:
+def _execute_unit(unit: list[RunSpec], settings: Settings, recorder, progress: ProgressCallback | None,
+                  resume: bool) -> list[RunOutcome]:
+    if len(unit) > 1:
+        return execute_group(unit, settings, recorder, progress)
+    return [execute_run(unit[0], settings, recorder, progress, resume)]
+
+
+def _process_worker(unit_json: list[dict[str, Any]], settings: Settings, progress_queue,
+                    resume: bool) -> list[dict[str, Any]]:
     engine = db.make_engine(settings.database_url)
     try:
         store = RunStore(engine)
         callback = (lambda *args: progress_queue.put(args)) if progress_queue is not None else None
-        outcome = execute_run(RunSpec.from_json(spec_json), settings, store, callback, resume)
-        return vars(outcome)
+        unit = [RunSpec.from_json(spec) for spec in unit_json]
+        return [vars(outcome) for outcome in _execute_unit(unit, settings, store, callback, resume)]
     finally:
         engine.dispose()
 
 
-def _execute_in_processes(specs: list[RunSpec], settings: Settings, progress: ProgressCallback | None,
+def _execute_in_processes(units: list[list[RunSpec]], settings: Settings, progress: ProgressCallback | None,
                           resume: bool) -> list[RunOutcome]:
-    workers = max(1, min(len(specs), os.cpu_count() or 1))
+    workers = max(1, min(len(units), os.cpu_count() or 1))
     context = multiprocessing.get_context("forkserver")
     manager = context.Manager() if progress is not None else None
     progress_queue = manager.Queue() if manager is not None else None
@@ -108,14 +120,15 @@ def _execute_in_processes(specs: list[RunSpec], settings: Settings, progress: Pr
         drainer.start()
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_process_worker, spec.to_json(), settings, progress_queue, resume) for spec in specs]
+            futures = [pool.submit(_process_worker, [spec.to_json() for spec in unit], settings, progress_queue, resume)
+                       for unit in units]
             outcomes = []
             for future in futures:
                 try:
-                    outcomes.append(RunOutcome(**future.result()))
+                    outcomes.extend(RunOutcome(**outcome) for outcome in future.result())
                 except KeyboardInterrupt:
                     # The workers received the same Ctrl-C: wait for them to checkpoint and report.
-                    outcomes.append(RunOutcome(**future.result()))
+                    outcomes.extend(RunOutcome(**outcome) for outcome in future.result())
             return outcomes
     finally:
         stop.set()
@@ -125,11 +138,11 @@ def _execute_in_processes(specs: list[RunSpec], settings: Settings, progress: Pr
             manager.shutdown()
 
 
-def _ray_worker(spec_json: dict[str, Any], settings_json: dict[str, Any], resume: bool):
+def _ray_worker(unit_json: list[dict[str, Any]], settings_json: dict[str, Any], resume: bool):
     settings = Settings(**settings_json)
     log = EventLog()
-    outcome = execute_run(RunSpec.from_json(spec_json), settings, log, None, resume)
-    return log.events, vars(outcome)
+    outcomes = _execute_unit([RunSpec.from_json(spec) for spec in unit_json], settings, log, None, resume)
+    return log.events, [vars(outcome) for outcome in outcomes]
 
 
 @contextlib.contextmanager
@@ -163,7 +176,7 @@ def ray_session(executor: str, address: str | None, resources: RayResources = Ra
             ray.shutdown()
 
 
-def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, address: str | None,
+def _execute_on_ray(units: list[list[RunSpec]], settings: Settings, store: RunStore, address: str | None,
                     resume: bool, resources: RayResources) -> list[RunOutcome]:
     with ray_session("ray", address, resources):
         import ray  # optional; ray_session has checked it is installed
@@ -171,7 +184,8 @@ def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, a
         remote = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus)(_ray_worker)
         settings_json = {"home": Path(settings.home), "database_url": settings.database_url,
                          "storage_url": settings.storage_url, "storage_options": settings.storage_options}
-        refs = {remote.remote(spec.to_json(), settings_json, resume): spec for spec in specs}
+        refs = {remote.remote([spec.to_json() for spec in unit], settings_json, resume): unit for unit in units}
+        specs = [spec for unit in units for spec in unit]
         for spec in specs:
             store.mark(spec.run_id, RunState.RUNNING)
         outcomes: dict[str, RunOutcome] = {}
@@ -179,13 +193,14 @@ def _execute_on_ray(specs: list[RunSpec], settings: Settings, store: RunStore, a
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
-                spec = refs[ref]
+                unit = refs[ref]
                 try:
-                    events, outcome = ray.get(ref)
+                    events, finished = ray.get(ref)
                 except Exception as exc:  # the worker died: record it, keep the others
-                    store.finished(spec.run_id, RunState.FAILED, {}, {}, error=f"ray worker failed: {exc}")
-                    outcomes[spec.run_id] = RunOutcome(spec.run_id, RunState.FAILED, {}, {}, str(exc))
+                    for spec in unit:
+                        store.finished(spec.run_id, RunState.FAILED, {}, {}, error=f"ray worker failed: {exc}")
+                        outcomes[spec.run_id] = RunOutcome(spec.run_id, RunState.FAILED, {}, {}, str(exc))
                     continue
                 EventLog.replay(events, store)
-                outcomes[spec.run_id] = RunOutcome(**outcome)
+                outcomes.update((outcome["run_id"], RunOutcome(**outcome)) for outcome in finished)
         return [outcomes[spec.run_id] for spec in specs]

@@ -102,7 +102,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     precision = check_precision(precision, resolve_device(device) if executor != "ray" else None)
     resources.check(executor, device)
     if batch_seeds:
-        check_batch_seeds(spec, seeds, executor)
+        check_batch_seeds(spec, seeds)
     if not seeds:
         raise InvalidInput("at least one seed is needed")
     info = registry.show(dataset_id)
@@ -153,7 +153,7 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     offline_steps = budget.offline_steps if spec.algorithm_class.learns_offline else 0
     sweep_id = uuid.uuid4().hex[:12]
     version = code_version()
-    parallel = len(seeds) if executor != "local" else 1
+    parallel = len(seeds) if executor != "local" and not batch_seeds else 1  # a seed group is one process
     threads = None  # the local executor's one run uses what torch chooses
     if executor == "process":
         threads = default_torch_threads(min(parallel, os.cpu_count() or 1))
@@ -184,14 +184,13 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     return specs
 
 
-def check_batch_seeds(spec, seeds: list[int], executor: str) -> None:
-    """``--batch-seeds``: several seeds of a run on states, trained together in this process."""
+def check_batch_seeds(spec, seeds: list[int]) -> None:
+    """``--batch-seeds``: several seeds of a run on states, trained together in one process (this one, a pool
+    worker or a Ray task)."""
     if len(seeds) < 2:
         raise InvalidInput("--batch-seeds trains several seeds together: give --seeds 2 or more")
     if len(set(seeds)) != len(seeds):
         raise InvalidInput("--batch-seeds: each seed once")
-    if executor != "local":
-        raise InvalidInput("--batch-seeds trains the seeds together in one process: use --executor local")
     if spec.algorithm_class.run_kind != "states" or not (spec.algorithm_class.learns_offline
                                                          or spec.algorithm_class.learns_online):
         raise InvalidInput(f"--batch-seeds: {spec.name} is not a learner on states (only those batch their seeds)")
