@@ -9,7 +9,9 @@ zero_grad), sampling (randint, index_select on the replay, the batch's concatena
 and reductions (everything else that computes, inductor's fused kernels included), autograd's
 bookkeeping, compiled code's dispatch, views/copies/allocation, and the rest. The ideal
 line is the update's FLOPs at the matmul peak measured in the same process: what a step would cost
-if it were nothing but matrix products at full speed.
+if it were nothing but matrix products at full speed. It also counts the aten calls a step makes
+(nested ones included) and what one call costs before any arithmetic (a 4-element add): the floor
+that per-operation overhead puts under a step, whatever its arithmetic.
 """
 
 from __future__ import annotations
@@ -80,15 +82,28 @@ def profile_algorithm(name: str, replay, compiled: bool, peak: float) -> dict:
         for _ in range(steps):
             algorithm.update(replay.sample(throughput.BATCH))
     totals: dict[str, float] = {}
+    calls = sum(event.count for event in profiler.key_averages() if event.key.startswith("aten::")) / steps
     for event in profiler.key_averages():
         kind = bucket(event)
         totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total / 1000 / steps
     profiled = sum(totals.values())
     gflop = throughput.flops_per_update(name, replay.sample(throughput.BATCH)) / 1e9
     return {"hidden": list(throughput.CORL_SIZES[name]), "compiled": compiled, "step_ms": step_ms,
+            "aten_calls_per_step": calls,
             "steps_per_second": 1000 / step_ms,
             "share": {kind: value / profiled for kind, value in sorted(totals.items(), key=lambda kv: -kv[1])},
             "gflop_per_update": gflop, "ideal_ms_at_matmul_peak": 1000 * gflop / peak}
+
+
+def call_floor_us() -> float:
+    """What one aten call costs before any arithmetic: a 4-element add, in microseconds."""
+    x = torch.randn(4)
+    for _ in range(500):
+        x.add(1.0)
+    started = time.perf_counter()
+    for _ in range(20_000):
+        x.add(1.0)
+    return 1e6 * (time.perf_counter() - started) / 20_000
 
 
 def main() -> None:
@@ -99,6 +114,7 @@ def main() -> None:
     peak = throughput.matmul_peaks()["256x256x256"]
     replay = throughput.replay_of_random_data(np.random.default_rng(0))
     report = {"matmul_peak_gflops_256": peak, "torch_threads": torch.get_num_threads(),
+              "microseconds_per_aten_call": call_floor_us(),
               "algorithms": {name: profile_algorithm(name, replay, args.compiled, peak)
                              for name in args.algorithms.split(",")}}
     print(json.dumps(throughput._rounded(report), indent=2))
