@@ -98,7 +98,8 @@ class SeedGroup:
         for step in range(total):
             inputs = torch.cat([run.policy_input(observation, goals.current)
                                 for run, (observation, goals) in zip(self.runs, where)])
-            units = self.stack.act(inputs[:, None], deterministic=False)[:, 0]
+            # One copy to the device for all S observations and one back for all S actions.
+            units = self.stack.act(inputs[:, None], deterministic=False)[:, 0].cpu()
             for i, run in enumerate(self.runs):
                 observation, goals = where[i]
                 action, unit = run.env_action(observation, units[i])
