@@ -97,11 +97,16 @@ def test_replay_samples_mixes_and_relabels_on_the_buffers_device():
         assert getattr(batch, field).device == META, field
 
 
-def test_the_same_seed_samples_the_same_rows_whatever_the_buffers_device():
-    # Indices come from the replay's CPU generator: a GPU run draws the rows a CPU run draws.
-    cpu = Replay(_goal_buffer("cpu"), relabel=RelabelShares(0.5, 0.5), goal_reward="index", seed=3).sample(32)
-    moved = Replay(_goal_buffer("cpu").to("cpu"), relabel=RelabelShares(0.5, 0.5), goal_reward="index", seed=3).sample(32)
-    assert torch.equal(cpu.obs, moved.obs) and torch.equal(cpu.reward, moved.reward)
+def test_the_same_seed_draws_the_same_random_numbers_whatever_the_buffers_device():
+    # Every row index and relabeling share is drawn by the replay's CPU generator and then moved: sampling from
+    # buffers on another device consumes that stream exactly as sampling on the CPU does.
+    replays = [Replay(_goal_buffer(device), relabel=RelabelShares(0.25, 0.25, 0.25, 0.25), goal_reward="index", seed=3)
+               for device in ("cpu", META)]
+    for replay in replays:
+        for _ in range(3):
+            replay.sample(32)
+    assert torch.equal(replays[0].generator.get_state(), replays[1].generator.get_state())
+    assert not torch.equal(replays[0].generator.get_state(), torch.Generator().manual_seed(3).get_state())
 
 
 def test_a_buffers_checkpoint_is_cpu_tensors():

@@ -57,6 +57,13 @@ def check_precision(name: str, device: torch.device | None = None) -> str:
     return name
 
 
+def random_rows(low: int, high: int, n: int, generator: torch.Generator | None,
+                device: torch.device) -> torch.Tensor:
+    """n integers in [low, high) drawn by a CPU ``generator`` and moved to ``device``: a seed draws the same rows
+    whatever device the data is on (runs keep CPU generators for that reason)."""
+    return torch.randint(low, high, (n,), generator=generator).to(device, non_blocking=True)
+
+
 def runtime_of(device: torch.device, precision: str = "fp32") -> dict[str, Any]:
     """What a run's results record about the hardware and software that produced them."""
     runtime: dict[str, Any] = {"device": str(device), "precision": precision, "torch": torch.__version__,

@@ -34,6 +34,7 @@ from torch import nn
 from bench.algorithms.awac import AWAC, AWACConfig
 from bench.algorithms.base import Algorithm, Batch, register
 from bench.algorithms.config import param
+from bench.algorithms.devices import random_rows
 from bench.algorithms.networks import GridTrunk, KeypointTrunk
 from bench.algorithms.representations import CCVAE, VQVAE, BetaVAE, PixelCNN, Representation, StateIdentity
 from bench.errors import InvalidInput
@@ -248,7 +249,7 @@ class LatentGoalAlgorithm(Algorithm):
         if self.config.goal_proposal == "prior":
             return torch.randn(n, self.latent_dim, generator=generator).to(device)
         if self.config.goal_proposal == "data":
-            return self.data_goals[torch.randint(len(self.data_goals), (n,), generator=generator).to(device)]
+            return self.data_goals[random_rows(0, len(self.data_goals), n, generator, device)]
         if self.config.goal_proposal == "context-prior":
             z = torch.randn(n, self.representation.z_dim, generator=generator).to(device)
             return torch.cat([z, initial_latents[:, self.representation.z_dim:]], 1)

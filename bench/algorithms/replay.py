@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from bench.algorithms.base import Batch
+from bench.algorithms.devices import random_rows
 
 # (achieved, goal) -> (reward, done), numpy arrays in and out, vectorized over rows.
 GoalReward = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -126,7 +127,7 @@ class TransitionBuffer:
         out = {"capacity": self.capacity, "size": n, "episode_start": self._episode_start}
         for name in self.ARRAYS:
             value = getattr(self, name)
-            out[name] = None if value is None else value[:n].cpu().clone()
+            out[name] = None if value is None else value[:n].to("cpu", copy=True)
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -202,11 +203,8 @@ class Replay:
         return Batch(*(torch.cat([getattr(p, f) for p in parts])
                        for f in ("obs", "action", "reward", "next_obs", "done", "demo")))
 
-    def _rows(self, high: int, n: int) -> torch.Tensor:
-        return torch.randint(high, (n,), generator=self.generator).to(self.device, non_blocking=True)
-
     def _sample_from(self, buffer: TransitionBuffer, n: int) -> Batch:
-        idx = self._rows(buffer.size, n)
+        idx = random_rows(0, buffer.size, n, self.generator, self.device)
         state = buffer.state.index_select(0, idx)
         next_state = buffer.next_state.index_select(0, idx)
         reward = buffer.reward.index_select(0, idx)
@@ -243,7 +241,8 @@ class Replay:
         source = torch.where(future, idx + offset, idx)
         source = torch.where(final, end, source)
         relabeled = ~keep
-        source = torch.where(relabeled & ~future & ~final, self._rows(buffer.size, n), source)
+        anywhere = random_rows(0, buffer.size, n, self.generator, self.device)
+        source = torch.where(relabeled & ~future & ~final, anywhere, source)
         goal = torch.where(relabeled.unsqueeze(1), buffer.next_achieved.index_select(0, source),
                            buffer.goal.index_select(0, idx))
         if any_proposed:

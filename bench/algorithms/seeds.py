@@ -20,6 +20,7 @@ Algorithms whose losses draw nothing (BC, IQL) match them to float rounding (tes
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from torch.func import functional_call, vmap
 
 from bench.algorithms.base import Algorithm, Batch
 
-BATCH_FIELDS = ("obs", "action", "reward", "next_obs", "done", "demo")
+BATCH_FIELDS = tuple(field.name for field in dataclasses.fields(Batch))
 
 
 class _Method(nn.Module):
@@ -57,8 +58,13 @@ class SeedStack:
         model = copy.deepcopy(first)  # its optimizer comes along, holding the copy's parameters
         model._compiled_losses = None
         with torch.no_grad():
-            for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-                tensor.data = torch.stack([_named(m, name) for m in members])
+            # Room for S of each parameter (the members' values come with their checkpoints, below); buffers
+            # stacked as they are, since a checkpoint leaves out the non-persistent ones.
+            for parameter in model.parameters():
+                parameter.data = parameter.data.new_empty((self.size, *parameter.shape))
+            member_buffers = [dict(m.named_buffers()) for m in members]
+            for name, buffer in model.named_buffers():
+                buffer.data = torch.stack([b[name] for b in member_buffers])
         self.model = model
         self.load_member_states([m.checkpoint_state() for m in members])
         self._losses = _Method(model, "losses")
@@ -129,10 +135,6 @@ class SeedStack:
                                     for name in entry} for key, entry in states[0]["optimizer"]["state"].items()}
         stacked["optimizer"] = optimizer
         self.model.load_checkpoint_state(stacked)
-
-
-def _named(algorithm: Algorithm, name: str) -> torch.Tensor:
-    return dict([*algorithm.named_parameters(), *algorithm.named_buffers()])[name].detach()
 
 
 def _slice(value: Any, i: int) -> Any:

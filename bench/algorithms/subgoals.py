@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from bench.algorithms.devices import random_rows
 from bench.algorithms.networks import mlp
 
 # (states, next states), both (B, D) -> V(s, s'), (B,): how reachable s' is from s (higher: more).
@@ -85,12 +86,12 @@ def sample_chains(states: torch.Tensor, episode_end: torch.Tensor, interval: int
     ``states`` holds every observation row; ``episode_end[i]`` is the last row of row i's episode.
     A chain that would leave its episode stays on the last state (staying is reachable too).
     """
-    rows = torch.randint(len(states), (batch,), generator=generator).to(states.device)
+    rows = random_rows(0, len(states), batch, generator, states.device)
     ends = episode_end[rows]
     chain = [rows]
     low = max(1, interval // 2)
     for _ in range(links):
-        step = torch.randint(low, interval + 1, (batch,), generator=generator).to(states.device)
+        step = random_rows(low, interval + 1, batch, generator, states.device)
         chain.append(torch.minimum(chain[-1] + step, ends))
     return states[torch.stack(chain, 1)]
 
@@ -116,14 +117,14 @@ class DataTransitions:
         rows = []
         for block in queries.split(self.CHUNK):
             near = torch.cdist(block, self.states).topk(self.neighbours, largest=False).indices
-            pick = torch.randint(self.neighbours, (len(block),), generator=rng).to(block.device)
+            pick = random_rows(0, self.neighbours, len(block), rng, block.device)
             rows.append(near[torch.arange(len(block), device=block.device), pick])
         return torch.cat(rows)
 
     def __call__(self, starts: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
         """One subgoal per start (B, D) -> (B, D)."""
         rows = self.nearest(starts, rng)
-        step = torch.randint(max(1, self.interval // 2), self.interval + 1, (len(starts),), generator=rng).to(starts.device)
+        step = random_rows(max(1, self.interval // 2), self.interval + 1, len(starts), rng, starts.device)
         later = torch.minimum(rows + step, self.episode_end[rows])
         return starts + (self.states[later] - self.states[rows])
 

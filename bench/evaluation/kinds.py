@@ -44,10 +44,7 @@ def execute_run(spec: RunSpec, settings: Settings, recorder: Recorder, progress:
         recorder.finished(spec.run_id, RunState.INTERRUPTED, {}, {}, error="interrupted before it started")
         return RunOutcome(spec.run_id, RunState.INTERRUPTED, {}, {}, "interrupted before it started")
     except Exception as exc:
-        recorder.started(spec.run_id, socket.gethostname())
-        error = f"{type(exc).__name__}: {exc}"
-        recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
-        return RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error)
+        return _failed_to_start([spec], recorder, exc)[0]
     return run.execute(resume=resume)
 
 
@@ -63,9 +60,14 @@ def execute_group(specs: list[RunSpec], settings: Settings, recorder: Recorder,
             else:
                 runs.append(build_run(spec, settings, recorder, progress))
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        for spec in specs:
-            recorder.started(spec.run_id, socket.gethostname())
-            recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
-        return [RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error) for spec in specs]
+        return _failed_to_start(specs, recorder, exc)
     return SeedGroup(runs).execute()
+
+
+def _failed_to_start(specs: list[RunSpec], recorder: Recorder, exc: Exception) -> list[RunOutcome]:
+    """Runs that could not be built (a missing dataset file, say), recorded as failed."""
+    error = f"{type(exc).__name__}: {exc}"
+    for spec in specs:
+        recorder.started(spec.run_id, socket.gethostname())
+        recorder.finished(spec.run_id, RunState.FAILED, {}, {}, error=error)
+    return [RunOutcome(spec.run_id, RunState.FAILED, {}, {}, error) for spec in specs]

@@ -40,7 +40,6 @@ from typing import Any
 import torch
 
 from bench.algorithms.devices import rng_state, set_rng_state
-
 from bench.datasets.storage import Storage
 
 # Bump when a change to the training loops outside the digested files changes what they produce.

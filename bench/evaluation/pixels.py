@@ -32,6 +32,7 @@ import torch
 from bench.algorithms import build_algorithm, get_algorithm
 from bench.algorithms.config import config_from_json
 from bench.algorithms.config import offline_fields
+from bench.algorithms.devices import random_rows
 from bench.algorithms.latent_goals import (PROPOSER_FIELDS, REPRESENTATION_FIELDS, LatentGoalAlgorithm,
                                            separating_threshold)
 from bench.algorithms.replay import GoalNormalizer, RelabelShares, Replay, TransitionBuffer
@@ -124,10 +125,6 @@ class PixelGoalRun(Run):
         """A host array as a tensor on the run's device."""
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
-    def _draw_rows(self, high: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n rows in [0, high) from a CPU generator, on the run's device."""
-        return torch.randint(high, (n,), generator=generator).to(self.device)
-
     def _model_keys(self) -> dict[str, str]:
         """The cache keys of the representation and the proposer; the offline policy's needs eps (``_offline_key``)."""
         c, spec = self.config, self.spec
@@ -199,7 +196,7 @@ class PixelGoalRun(Run):
         losses = LossAverager()
         n = len(self.images)
         for step in range(algorithm.representation_updates, c.representation_steps):
-            rows = self._draw_rows(n, c.representation_batch_size, generator)
+            rows = random_rows(0, n, c.representation_batch_size, generator, self.device)
             losses.add(algorithm.update_representation(self.images[rows], self._initial_images(rows)))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.representation_steps:
                 self.recorder.metrics(self.spec.run_id, "train", "representation", step + 1, losses.pop())
@@ -213,7 +210,7 @@ class PixelGoalRun(Run):
                            for i in range(0, len(self.images), 512)])
         n = len(self.images)
         for step in range(algorithm.proposer_updates, c.proposer_steps):
-            rows = self._draw_rows(n, c.proposer_batch_size, generator)
+            rows = random_rows(0, n, c.proposer_batch_size, generator, self.device)
             losses.add(algorithm.update_proposer(codes[self.initial_row[rows]], codes[rows]))
             if (step + 1) % self.spec.log_every == 0 or step + 1 == c.proposer_steps:
                 self.recorder.metrics(self.spec.run_id, "train", "affordances", step + 1, losses.pop())
@@ -308,7 +305,7 @@ class PixelGoalRun(Run):
             bank = torch.stack(self.online_bank) if self.online_bank and self.online_bank[0] is not None else None
         if bank is None:
             return self.algorithm.propose(initial[episodes], self.generator)
-        pick = self._draw_rows(bank.shape[1], len(rows), self.generator)
+        pick = random_rows(0, bank.shape[1], len(rows), self.generator, self.device)
         return bank[episodes, pick]
 
     def _goal_reward(self, achieved: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -457,8 +454,9 @@ class PixelGoalRun(Run):
         fresh = self._tensor(np.asarray(self.online_images))
         for _ in range(c.finetune_steps):
             half = c.representation_batch_size // 2
-            rows = self._draw_rows(len(self.images), c.representation_batch_size - half, self.generator)
-            new = self._draw_rows(len(fresh), half, self.generator)
+            rows = random_rows(0, len(self.images), c.representation_batch_size - half, self.generator,
+                               self.device)
+            new = random_rows(0, len(fresh), half, self.generator, self.device)
             algorithm.update_representation(torch.cat([self.images[rows], fresh[new]]), None)
         latents = self._encode_all()
         steps = self.step_rows

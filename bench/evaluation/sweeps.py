@@ -98,8 +98,9 @@ def plan_sweep(registry: Registry, store: RunStore, algorithm: str, dataset_id: 
     budget.validate()
     if executor not in EXECUTORS:
         raise InvalidInput(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    device = check_device(device, executor)
-    precision = check_precision(precision, resolve_device(device) if executor != "ray" else None)
+    device = check_device_name(device)
+    here = resolve_device(device) if executor != "ray" else None  # Ray workers are other machines: they check
+    precision = check_precision(precision, here)
     resources.check(executor, device)
     if batch_seeds:
         check_batch_seeds(spec, seeds)
@@ -199,10 +200,10 @@ def check_batch_seeds(spec, seeds: list[int]) -> None:
 def check_device(device: str, executor: str) -> str:
     """The device name, refused before any run is recorded when it is malformed, or when it names a GPU this
     machine has not and the runs execute here (Ray workers are other machines: they check their own)."""
-    if executor == "ray":
-        return check_device_name(device)
-    resolve_device(device)
-    return check_device_name(device)
+    name = check_device_name(device)
+    if executor != "ray":
+        resolve_device(name)
+    return name
 
 
 # Config fields of every algorithm that only the run on states reads, with their defaults.
