@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -56,13 +56,17 @@ def _codec(spec: tuple[str, dict[str, Any]]):
     return {"blosc": BloscCodec, "zstd": ZstdCodec}[name](**config)
 
 
-def _chunks_and_codec(array: np.ndarray) -> tuple[tuple[int, ...], Any]:
-    row_shape = array.shape[1:]
-    if is_image_array(array):
+def _chunks_and_codec(rows: np.ndarray, total_rows: int | None) -> tuple[tuple[int, ...], Any]:
+    """Chunk shape and codec for an array of ``rows``' dtype and row shape; ``total_rows`` (when known)
+    caps a vector chunk at the array's length."""
+    row_shape = rows.shape[1:]
+    if is_image_array(rows):
         return (_IMAGE_CHUNK_FRAMES, *row_shape), _codec(_IMAGE_CODEC)
-    row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * array.dtype.itemsize)
-    rows = int(np.clip(_VECTOR_CHUNK_BYTES // row_bytes, 1, _MAX_VECTOR_CHUNK_ROWS))
-    return (max(1, min(rows, len(array))), *row_shape), _codec(_VECTOR_CODEC)
+    row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * rows.dtype.itemsize)
+    chunk = int(np.clip(_VECTOR_CHUNK_BYTES // row_bytes, 1, _MAX_VECTOR_CHUNK_ROWS))
+    if total_rows is not None:
+        chunk = max(1, min(chunk, total_rows))
+    return (chunk, *row_shape), _codec(_VECTOR_CODEC)
 
 
 def step_arrays(data: Trajectories) -> dict[str, np.ndarray]:
@@ -167,67 +171,169 @@ def episodes_table(data: Trajectories) -> pa.Table:
     return pa.table({key: pa.array(value) if not isinstance(value, pa.Array) else value for key, value in columns.items()})
 
 
-def write_steps(directory: Path, data: Trajectories) -> dict[str, dict[str, Any]]:
-    """Write steps.zarr and return the manifest's description of its arrays."""
-    import zarr
+class _ArrayStream:
+    """One array of steps.zarr being appended to: rows wait in ``pending`` until a whole chunk can be written."""
 
-    group = zarr.open_group(directory / STEPS, mode="w", zarr_format=3)
-    described: dict[str, dict[str, Any]] = {}
-    for path, array in step_arrays(data).items():
-        array = np.asarray(array)
-        chunks, codec = _chunks_and_codec(array)
-        zarray = group.create_array(path, shape=array.shape, dtype=array.dtype, chunks=chunks, compressors=[codec])
-        zarray[...] = array
-        described[path] = {
-            "dtype": array.dtype.name,
-            "shape": list(array.shape),
-            "rows": _row_alignment(path, len(array), data),
+    def __init__(self, group: Any, path: str, first: np.ndarray, rows: str, total_rows: int | None):
+        self.path, self.rows = path, rows
+        self.dtype, self.row_shape = first.dtype, first.shape[1:]
+        chunks, codec = _chunks_and_codec(first, total_rows)
+        self.chunk_rows = chunks[0]
+        self.zarray = group.create_array(path, shape=(0, *self.row_shape), dtype=self.dtype, chunks=chunks,
+                                         compressors=[codec])
+        self.pending: list[np.ndarray] = []
+        self.pending_rows = self.written = 0
+        self.input_digest = hashlib.sha256()  # of the rows as given, to check the read-back against
+
+    def append(self, array: np.ndarray) -> None:
+        if array.dtype != self.dtype or array.shape[1:] != self.row_shape:
+            raise InvalidInput(f"{self.path}: a later part has rows of {array.dtype} {list(array.shape[1:])}, "
+                               f"the first had {self.dtype} {list(self.row_shape)}")
+        self.input_digest.update(memoryview(array.reshape(-1)).cast("B"))
+        self.pending.append(array)
+        self.pending_rows += len(array)
+        if self.pending_rows >= self.chunk_rows:
+            block = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
+            whole = len(block) // self.chunk_rows * self.chunk_rows
+            self._write(block[:whole])
+            rest = block[whole:]
+            self.pending, self.pending_rows = ([rest.copy()] if len(rest) else []), len(rest)
+
+    def close(self) -> None:
+        if self.pending:
+            self._write(self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending))
+        self.pending, self.pending_rows = [], 0
+
+    def _write(self, block: np.ndarray) -> None:
+        # Whole chunks at chunk boundaries: zarr never reads back and rewrites a chunk written earlier.
+        start = self.written
+        self.zarray.resize((start + len(block), *self.row_shape))
+        self.zarray[start:start + len(block)] = block
+        self.written += len(block)
+
+    def read_back(self, content: Any) -> None:
+        """Decode the stored array chunk by chunk into ``content`` (the content hash); it must equal what was given."""
+        stored = hashlib.sha256()
+        header = f"{self.path}\0{np.dtype(self.dtype).str}\0{json.dumps([self.written, *self.row_shape])}\0"
+        content.update(header.encode())
+        for start in range(0, self.written, self.chunk_rows):
+            block = _little_endian(np.asarray(self.zarray[start:start + self.chunk_rows]))
+            view = memoryview(block.reshape(-1)).cast("B")
+            stored.update(view)
+            content.update(view)
+        if stored.digest() != self.input_digest.digest():
+            raise IntegrityError(f"the staged {STEPS}/{self.path} does not decode to the imported rows")
+
+
+class VersionWriter:
+    """A version written a part at a time: each part is whole episodes (a Trajectories), appended in order.
+
+    Memory stays near one part plus one chunk per array (~4 MB; 64 frames of an image array), whatever
+    the version's size: rows are written to steps.zarr as soon as they fill a chunk, the episode table
+    and the content hash are built as parts arrive, and verification decodes the stored arrays chunk
+    by chunk. ``finish`` writes episodes.parquet and the manifest (last), after checking that the stored
+    arrays decode to the rows given; the content hash equals ``content_sha256`` of all parts joined.
+    ``total_rows`` (observation and step rows, when known ahead) keeps a small version's chunks no
+    longer than its arrays, as a whole-version write has always made them.
+    """
+
+    def __init__(self, directory: Path, allow_nonfinite: bool = False, total_rows: tuple[int, int] | None = None):
+        import zarr
+
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.group = zarr.open_group(directory / STEPS, mode="w", zarr_format=3)
+        self.allow_nonfinite, self.total_rows = allow_nonfinite, total_rows
+        self.streams: dict[str, _ArrayStream] = {}
+        self.tables: list[pa.Table] = []
+        self.lengths: list[np.ndarray] = []
+        self.episodes = self.steps = 0
+        self.observation_space: Any = None
+        self.action_space: Any = None
+
+    def append(self, part: Trajectories) -> None:
+        part.validate(allow_nonfinite=self.allow_nonfinite)
+        arrays = {path: _little_endian(np.asarray(array)) for path, array in step_arrays(part).items()}
+        if not self.streams:
+            self.observation_space, self.action_space = part.observation_space, part.action_space
+            for path, array in arrays.items():
+                rows = _row_alignment(path, len(array), part)
+                total = None if self.total_rows is None else self.total_rows[rows == "steps"]
+                self.streams[path] = _ArrayStream(self.group, path, array, rows, total)
+        elif set(arrays) != set(self.streams):
+            raise InvalidInput(f"a later part has arrays {sorted(arrays)}, the first had {sorted(self.streams)}")
+        for path, array in arrays.items():
+            if _row_alignment(path, len(array), part) != self.streams[path].rows:
+                raise InvalidInput(f"{path}: a later part aligns its rows with {_row_alignment(path, len(array), part)}")
+            self.streams[path].append(array)
+        table = episodes_table(part)
+        offsets = {"episode_id": self.episodes, "obs_start": self.steps + self.episodes, "step_start": self.steps}
+        for name, offset in offsets.items():
+            table = table.set_column(table.column_names.index(name), name,
+                                     pa.array(table.column(name).to_numpy() + offset))
+        if self.tables and table.schema != self.tables[0].schema:
+            raise InvalidInput("a later part's episode attributes differ from the first part's")
+        self.tables.append(table)
+        self.lengths.append(part.lengths)
+        self.episodes += part.num_episodes
+        self.steps += part.num_steps
+
+    def finish(self, manifest_fields: dict[str, Any], media: dict[str, bytes | Path] | None = None,
+               originals: dict[str, Path] | None = None) -> dict[str, Any]:
+        """Close the arrays, verify them, write episodes.parquet, media, originals, then the manifest; return it."""
+        if not self.streams:
+            raise InvalidInput("the dataset is empty: it has no episodes with at least one step")
+        for folder, files in ((MEDIA, media or {}), (ORIGINAL, originals or {})):
+            for name, payload in files.items():
+                target = self.directory / folder / _checked_relative(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(payload, Path):
+                    shutil.copyfile(payload, target)
+                else:
+                    target.write_bytes(payload)
+        content = hashlib.sha256()
+        described: dict[str, dict[str, Any]] = {}
+        for path, stream in self.streams.items():
+            stream.close()
+            stream.read_back(content)
+            described[path] = {"dtype": stream.dtype.name, "shape": [stream.written, *stream.row_shape],
+                               "rows": stream.rows}
+        content.update(b"episodes/lengths\0")
+        content.update(np.concatenate(self.lengths).astype("<i8").tobytes())
+        pq.write_table(pa.concat_tables(self.tables), self.directory / EPISODES, compression="zstd")
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            **manifest_fields,
+            "counts": {"episodes": self.episodes, "steps": self.steps, "observations": self.steps + self.episodes},
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
+            "arrays": described,
+            "content_sha256": content.hexdigest(),
+            "files": describe_files(self.directory),
         }
-    return described
+        write_manifest(self.directory, manifest)
+        return manifest
 
 
 def write_version(
-    directory: Path, data: Trajectories, manifest_fields: dict[str, Any],
+    directory: Path, data: Trajectories | Iterable[Trajectories], manifest_fields: dict[str, Any],
     media: dict[str, bytes | Path] | None = None, originals: dict[str, Path] | None = None,
+    allow_nonfinite: bool = True,
 ) -> dict[str, Any]:
     """Write a whole version into an empty local directory; return the manifest (written last).
 
-    ``media`` files (previews, camera videos) go under ``media/``, ``originals`` (the files a
-    real-robot log was imported from, kept for download) under ``original/``; names are relative
-    paths whose segments are plain file names, so nothing lands outside the version.
+    ``data`` is one Trajectories or parts of whole episodes in order (VersionWriter). ``media`` files
+    (previews, camera videos) go under ``media/``, ``originals`` (the files a real-robot log was
+    imported from, kept for download) under ``original/``; names are relative paths whose segments
+    are plain file names, so nothing lands outside the version.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    for folder, files in ((MEDIA, media or {}), (ORIGINAL, originals or {})):
-        for name, payload in files.items():
-            target = directory / folder / _checked_relative(name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(payload, Path):
-                shutil.copyfile(payload, target)
-            else:
-                target.write_bytes(payload)
-    arrays = write_steps(directory, data)
-    pq.write_table(episodes_table(data), directory / EPISODES, compression="zstd")
-    content = content_sha256(data)
-    written = read_steps(directory, arrays, data.lengths)
-    if content_sha256(written) != content:
-        raise IntegrityError("the staged steps.zarr does not decode to the imported arrays")
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        **manifest_fields,
-        "counts": {
-            "episodes": data.num_episodes,
-            "steps": data.num_steps,
-            "observations": data.num_steps + data.num_episodes,
-        },
-        "observation_space": space_to_json(data.observation_space),
-        "action_space": space_to_json(data.action_space),
-        "arrays": arrays,
-        "content_sha256": content,
-        "files": describe_files(directory),
-    }
-    write_manifest(directory, manifest)
-    return manifest
+    whole = isinstance(data, Trajectories)
+    writer = VersionWriter(directory, allow_nonfinite,
+                           (data.num_steps + data.num_episodes, data.num_steps) if whole else None)
+    for part in ([data] if whole else data):
+        writer.append(part)
+    return writer.finish(manifest_fields, media, originals)
 
 
 _FILE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")

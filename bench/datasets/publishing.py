@@ -32,7 +32,7 @@ from bench.datasets.format import MANIFEST, file_sha256, write_version
 from bench.datasets.ids import DatasetId
 from bench.datasets.interop import SourceData, read_source
 from bench.datasets.storage import Storage
-from bench.datasets.trajectories import Trajectories
+from bench.datasets.trajectories import EpisodeParts, Trajectories
 from bench.errors import Conflict, IntegrityError, InvalidInput
 from bench.platform import db
 from bench.platform.db import DatasetRow, DatasetTagRow, VersionRow, VersionState
@@ -99,7 +99,7 @@ class Publisher:
 
     def publish(
         self,
-        data: Trajectories,
+        data: Trajectories | EpisodeParts,
         dataset_id: str,
         *,
         description: str | None = None,
@@ -113,7 +113,11 @@ class Publisher:
         tags: list[str] | None = None,
         private: bool | None = None,
     ) -> str:
-        """Publish in-memory trajectories as the next version of ``namespace/name``.
+        """Publish trajectories as the next version of ``namespace/name``.
+
+        In-memory trajectories are validated whole before anything is reserved; EpisodeParts (an input
+        larger than the import memory budget) are validated part by part as they are written to staging,
+        and a bad part removes the staging directory and row, so nothing is left either way.
 
         ``tags`` are added to the dataset's tags; ``private`` (if given) sets who may read it. Returns the
         new version's id.
@@ -122,8 +126,9 @@ class Publisher:
         target = DatasetId.parse(dataset_id)
         tags = check_tags(tags or [])
         self.check_publishable(target)
-        report("validating")
-        data.validate(allow_nonfinite=allow_nonfinite)
+        if isinstance(data, Trajectories):
+            report("validating")
+            data.validate(allow_nonfinite=allow_nonfinite)
         row_id, version = self._reserve(target)
         full_id = target.with_version(version)
         storage_path = storage_path_of(full_id)
@@ -140,7 +145,8 @@ class Publisher:
                 "license": license,
                 "env": env,
                 "provenance": provenance or {"source_format": "python", "importer": f"bench {bench.__version__}"},
-            }, media=media, originals=originals)
+            # Whole trajectories were validated above; parts are validated as they are written.
+            }, media=media, originals=originals, allow_nonfinite=allow_nonfinite or isinstance(data, Trajectories))
             manifest_path = staging / MANIFEST
             manifest_sha = file_sha256(manifest_path)
             size = sum(entry["size"] for entry in manifest["files"].values()) + manifest_path.stat().st_size
@@ -240,10 +246,10 @@ def find_version_row(session, target: DatasetId) -> VersionRow | None:
     )
 
 
-def adopt_env_spaces(data: Trajectories, env: dict[str, Any]) -> None:
+def adopt_env_spaces(data: Trajectories | EpisodeParts, env: dict[str, Any]) -> None:
     observation_space, action_space = spaces_of(env)
-    observations = data.observations
-    for name, space, sample in (("observation", observation_space, observations), ("action", action_space, data.actions)):
+    first = data.first() if isinstance(data, EpisodeParts) else data
+    for name, space, sample in (("observation", observation_space, first.observations), ("action", action_space, first.actions)):
         if isinstance(space, gym.spaces.Box) and not isinstance(sample, dict):
             if tuple(np.shape(sample)[1:]) != space.shape:
                 raise InvalidInput(f"{env['id']}'s {name} space has shape {space.shape} but the data's {name}s have "

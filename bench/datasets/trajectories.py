@@ -10,7 +10,7 @@ or with steps (T per episode, as D4RL's); the row count says which.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -168,3 +168,30 @@ def _infer_space(observations: ObservationArrays) -> gym.Space:
     if isinstance(observations, Mapping):
         return gym.spaces.Dict({key: _infer_space(value) for key, value in observations.items()})
     return infer_box(np.asarray(observations))
+
+
+class EpisodeParts:
+    """A dataset read a part at a time: whole episodes, in order, each part a Trajectories.
+
+    What an importer hands over for an input larger than its memory budget (ImportLimits.part_bytes),
+    instead of one Trajectories; format.VersionWriter writes it part by part. ``read`` opens the source
+    afresh on every iteration, so the parts can be read more than once (e.g. the first, for its shapes).
+    Spaces set here (an environment's) are given to every part.
+    """
+
+    def __init__(self, read: Callable[[], Iterator[Trajectories]]):
+        self._read = read
+        self.observation_space: gym.Space | None = None
+        self.action_space: gym.Space | None = None
+
+    def __iter__(self) -> Iterator[Trajectories]:
+        for part in self._read():
+            if self.observation_space is not None:
+                part.observation_space, part.action_space = self.observation_space, self.action_space
+            yield part
+
+    def first(self) -> Trajectories:
+        """The first part (read again from the source)."""
+        for part in self:
+            return part
+        raise InvalidInput("the dataset is empty: it has no episodes with at least one step")

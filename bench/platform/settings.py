@@ -30,6 +30,9 @@ class ImportLimits:
     max_ratio: int = 200  # decoded bytes per stored byte, once an input decodes to more than 64 MiB
     max_path_chars: int = 1024  # one path inside an archive or a directory
     max_path_depth: int = 32  # directory levels inside an archive or a directory
+    # Decoded bytes an importer holds at once: a larger input is read and written in parts of whole episodes
+    # of about this size (format.VersionWriter), so an import's memory stays near it whatever the input's size.
+    part_bytes: int = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Settings:
     import_max_array_bytes: int = ImportLimits.max_array_bytes
     import_max_files: int = ImportLimits.max_files
     import_max_ratio: int = ImportLimits.max_ratio
+    import_part_bytes: int = ImportLimits.part_bytes
     # Bytes of loaded versions the API keeps in memory for episode and frame requests, and bytes of
     # episode-range subsets kept on disk under cache/subsets (least recently used goes first).
     api_cache_bytes: int = 2 * 2**30
@@ -68,7 +72,8 @@ class Settings:
     @property
     def import_limits(self) -> ImportLimits:
         return ImportLimits(max_bytes=self.import_max_bytes, max_array_bytes=self.import_max_array_bytes,
-                            max_files=self.import_max_files, max_ratio=self.import_max_ratio)
+                            max_files=self.import_max_files, max_ratio=self.import_max_ratio,
+                            part_bytes=self.import_part_bytes)
 
     @property
     def staging_dir(self) -> Path:
@@ -102,7 +107,8 @@ class Settings:
         upload_max_bytes = _integer("upload_max_bytes", pick("upload_max_bytes", cls.upload_max_bytes))
         integers = {name: _integer(name, pick(name, default)) for name, default in (
             ("import_max_array_bytes", cls.import_max_array_bytes), ("import_max_files", cls.import_max_files),
-            ("import_max_ratio", cls.import_max_ratio), ("api_cache_bytes", cls.api_cache_bytes),
+            ("import_max_ratio", cls.import_max_ratio), ("import_part_bytes", cls.import_part_bytes),
+            ("api_cache_bytes", cls.api_cache_bytes),
             ("subset_cache_bytes", cls.subset_cache_bytes),
             ("import_max_bytes", IMPORT_BYTES_PER_UPLOAD_BYTE * upload_max_bytes))}
         return cls(

@@ -17,9 +17,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bench.datasets.interop.guards import check_hdf5, json_metadata, read_hdf5_array
+from bench.datasets.interop.guards import check_hdf5, hdf5_array, json_metadata
 from bench.datasets.interop.source import SourceData
-from bench.datasets.trajectories import Trajectories
+from bench.datasets.trajectories import EpisodeParts, Trajectories
 from bench.errors import InvalidInput
 from bench.platform.settings import ImportLimits
 
@@ -62,6 +62,8 @@ def _datasets(group: h5py.Group, prefix: str = "") -> dict[str, h5py.Dataset]:
 
 
 def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
+    """The file's episodes: in memory, or, when its arrays decode to more than ``limits.part_bytes``, as
+    EpisodeParts read a slice of rows at a time (the same episodes, cut at episode ends)."""
     name = path.name
     with _open(path) as handle:
         check_hdf5(handle, limits, name, path.stat().st_size)
@@ -69,19 +71,15 @@ def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
         if missing:
             raise InvalidInput(f"{name}: not a D4RL file, missing {', '.join(missing)}")
         try:
-            arrays = {key: read_hdf5_array(handle, key, name, max_ndim=2 if key in _PER_ROW_SCALARS else 8)
+            arrays = {key: hdf5_array(handle, key, name, max_ndim=2 if key in _PER_ROW_SCALARS else 8)
                       for key in (*_REQUIRED, "timeouts", "next_observations") if key in handle}
-            for key in _PER_ROW_SCALARS:
-                if key in arrays and arrays[key].ndim == 2:
-                    if arrays[key].shape[1] != 1:
-                        raise InvalidInput(f"{name}: {key} has shape {arrays[key].shape}; one value per row is expected")
-                    arrays[key] = arrays[key][:, 0]
             infos = {}
             if "infos" in handle:
                 if not isinstance(handle["infos"], h5py.Group):
                     raise InvalidInput(f"{name}: infos is an array; a group of per-transition arrays belongs there")
-                infos = {key: read_hdf5_array(handle["infos"], key, f"{name}: infos")
-                         for key in _datasets(handle["infos"])}
+                infos = {key: hdf5_array(handle["infos"], key, f"{name}: infos") for key in _datasets(handle["infos"])}
+            _check_shapes(name, {key: value.shape for key, value in arrays.items()},
+                          {key: value.shape for key, value in infos.items()})
             metadata = {}
             if "metadata" in handle:
                 node = handle["metadata"]
@@ -90,21 +88,102 @@ def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
                     metadata.update({k: json_metadata(ds[()] if ds.size <= 64 else ds)
                                      for k, ds in _datasets(node).items()})
             metadata.update({k: json_metadata(v) for k, v in handle.attrs.items()})
+            decoded = sum(value.size * value.dtype.itemsize for value in (*arrays.values(), *infos.values()))
+            if decoded <= limits.part_bytes:
+                source = from_flat_arrays({key: _per_row(key, value[...]) for key, value in arrays.items()},
+                                          {key: value[...] for key, value in infos.items()})
+            else:
+                source = _in_parts(path, {key: value.size * value.dtype.itemsize // max(1, len(value))
+                                          for key, value in (*arrays.items(), *infos.items())},
+                                   list(arrays), list(infos), limits.part_bytes,
+                                   _per_row("terminals", arrays["terminals"][...]),
+                                   _per_row("timeouts", arrays["timeouts"][...]) if "timeouts" in arrays else None)
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InvalidInput(f"{name}: the HDF5 file is truncated or corrupt ({type(exc).__name__})") from None
-    rows = len(arrays["actions"])
-    for key, value in {**arrays, **{f"infos/{k}": v for k, v in infos.items()}}.items():
-        if len(value) != rows:
-            raise InvalidInput(f"{name}: {key} has {len(value)} rows but actions has {rows}")
-    if arrays["observations"].ndim < 2 or arrays["actions"].ndim != 2:
-        raise InvalidInput(f"{name}: observations and actions must be (rows, dims) arrays, got shapes "
-                           f"{arrays['observations'].shape} and {arrays['actions'].shape}")
-    if "next_observations" in arrays and arrays["next_observations"].shape != arrays["observations"].shape:
-        raise InvalidInput(f"{name}: next_observations has shape {arrays['next_observations'].shape} but "
-                           f"observations has {arrays['observations'].shape}")
-    source = from_flat_arrays(arrays, infos)
     source.source_metadata = metadata
     return source
+
+
+def _per_row(key: str, value: np.ndarray) -> np.ndarray:
+    """rewards, terminals and timeouts as (rows,): D4RL writes some of them as (rows, 1)."""
+    return value[:, 0] if key in _PER_ROW_SCALARS and value.ndim == 2 else value
+
+
+def _check_shapes(name: str, arrays: dict[str, tuple], infos: dict[str, tuple]) -> None:
+    """The arrays' declared shapes agree (nothing is read)."""
+    for key in _PER_ROW_SCALARS:
+        if key in arrays and len(arrays[key]) == 2 and arrays[key][1] != 1:
+            raise InvalidInput(f"{name}: {key} has shape {arrays[key]}; one value per row is expected")
+    rows = arrays["actions"][0] if arrays["actions"] else 0
+    for key, shape in {**arrays, **{f"infos/{k}": v for k, v in infos.items()}}.items():
+        if (shape[0] if shape else 0) != rows:
+            raise InvalidInput(f"{name}: {key} has {shape[0] if shape else 0} rows but actions has {rows}")
+    if len(arrays["observations"]) < 2 or len(arrays["actions"]) != 2:
+        raise InvalidInput(f"{name}: observations and actions must be (rows, dims) arrays, got shapes "
+                           f"{arrays['observations']} and {arrays['actions']}")
+    if "next_observations" in arrays and arrays["next_observations"] != arrays["observations"]:
+        raise InvalidInput(f"{name}: next_observations has shape {arrays['next_observations']} but "
+                           f"observations has {arrays['observations']}")
+
+
+def _in_parts(path: Path, row_bytes: dict[str, int], keys: list[str], info_keys: list[str], part_bytes: int,
+              terminals: np.ndarray, timeouts: np.ndarray | None) -> SourceData:
+    """The file as EpisodeParts: rows cut after an episode's end once a part holds ``part_bytes``.
+
+    Each part is split by ``from_flat_arrays`` exactly as the whole file would be (it starts at an episode's
+    first row and ends at one's last), so the parts' episodes are the whole file's. The notes are the
+    whole file's, computed here from the (small) episode-end flags.
+    """
+    terminals = terminals.astype(bool).reshape(-1)
+    timeouts = np.zeros_like(terminals) if timeouts is None else timeouts.astype(bool).reshape(-1)
+    rows = len(terminals)
+    if rows == 0:
+        raise InvalidInput("the dataset is empty: it has no transitions")
+    ends = terminals | timeouts
+    notes = []
+    if not ends[-1]:
+        notes.append("the last episode ends at the end of the file with no terminal or timeout; stored as truncated")
+    end_rows = np.flatnonzero(ends)
+    if not len(end_rows) or end_rows[-1] != rows - 1:
+        end_rows = np.append(end_rows, rows - 1)
+    if "next_observations" not in keys:
+        notes.append("no next_observations: episodes ending in a timeout drop their last transition; "
+                     "episodes ending in a terminal repeat their last observation as the final one")
+        starts = np.concatenate([[0], end_rows[:-1] + 1])
+        dropped = int(np.sum((end_rows == starts) & ~terminals[end_rows]))
+        if dropped:
+            notes.append(f"{dropped} one-row episodes without a successor observation were dropped")
+    rows_per_part = max(1, part_bytes // max(1, sum(row_bytes.values())))
+    cuts, start = [], 0
+    for end in end_rows:
+        if end + 1 - start >= rows_per_part or end == rows - 1:
+            cuts.append((start, int(end) + 1))
+            start = int(end) + 1
+    name = path.name
+
+    def parts():
+        try:
+            with _open(path) as handle:
+                for first, stop in cuts:
+                    arrays = {key: _per_row(key, handle[key][first:stop]) for key in keys}
+                    infos = {key: handle["infos"][key][first:stop] for key in info_keys}
+                    if "next_observations" not in keys and not _has_transition(arrays, timeouts[first:stop]):
+                        continue  # only one-row episodes without a successor: all dropped (noted above)
+                    yield from_flat_arrays(arrays, infos).trajectories
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise InvalidInput(f"{name}: the HDF5 file is truncated or corrupt ({type(exc).__name__})") from None
+
+    return SourceData(EpisodeParts(parts), "d4rl", notes)
+
+
+def _has_transition(arrays: dict[str, np.ndarray], timeouts: np.ndarray) -> bool:
+    """Whether a slice without next_observations keeps any transition (an episode of 2+ rows, or a terminal)."""
+    terminals = np.asarray(arrays["terminals"]).astype(bool).reshape(-1)
+    ends = np.flatnonzero(terminals | timeouts)
+    if not len(ends) or ends[-1] != len(terminals) - 1:
+        ends = np.append(ends, len(terminals) - 1)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return bool(np.any((ends > starts) | terminals[ends]))
 
 
 def from_flat_arrays(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray]) -> SourceData:

@@ -153,8 +153,8 @@ def _dtype_name(dtype: np.dtype) -> str:
     return {"O": "object", "V": "opaque"}.get(dtype.kind, str(dtype))
 
 
-def read_hdf5_array(handle, key: str, name: str, min_ndim: int = 1, max_ndim: int = 8) -> np.ndarray:
-    """One numeric dataset of a checked file, with its rank checked before reading."""
+def hdf5_array(handle, key: str, name: str, min_ndim: int = 1, max_ndim: int = 8):
+    """One numeric dataset of a checked file, its rank and element type checked; nothing read yet (slice it)."""
     import h5py
 
     item = handle.get(key)
@@ -167,7 +167,7 @@ def read_hdf5_array(handle, key: str, name: str, min_ndim: int = 1, max_ndim: in
                            f"{min_ndim}" + (f" to {max_ndim}" if max_ndim != min_ndim else ""))
     if item.dtype.kind not in NUMERIC_KINDS:
         raise InvalidInput(f"{name}: {key} has element type {_dtype_name(item.dtype)}; expected numbers")
-    return item[...]
+    return item
 
 
 def json_metadata(value: Any) -> Any:
