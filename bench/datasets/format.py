@@ -486,13 +486,6 @@ def read_version(directory: Path, expected_manifest_sha256: str | None = None,
     return data, manifest, table
 
 
-def episode_slices(table: pa.Table, index: int) -> tuple[slice, slice]:
-    """One episode's observation rows (T+1) and step rows (T) in the concatenated arrays."""
-    row = table.slice(index, 1).select(["obs_start", "step_start", "length"]).to_pylist()[0]
-    obs_start, step_start, length = int(row["obs_start"]), int(row["step_start"]), int(row["length"])
-    return slice(obs_start, obs_start + length + 1), slice(step_start, step_start + length)
-
-
 def _group_metadata_files(arrays: dict[str, Any]) -> list[str]:
     groups = {""}
     for path in arrays:

@@ -32,7 +32,9 @@ from bench.datasets.publishing import (Publisher, apply_dataset_settings, check_
                                        storage_path_of)
 from bench.datasets.remote import RemoteRegistry
 from bench.datasets.storage import Storage
-from bench.datasets.stored import load_stored_version, read_stored_episode, read_stored_episodes, stored_version_dir
+from bench.datasets.lazy import LazyDataset, decoded_bytes
+from bench.datasets.stored import (load_stored_version, open_lazy_version, read_stored_episode, read_stored_episodes,
+                                  stored_version_dir)
 from bench.datasets.trajectories import Trajectories
 from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound, did_you_mean
 from bench.platform import db
@@ -361,11 +363,14 @@ class Registry:
         info = self.show(dataset_id)
         return stored_version_dir(self.storage, self.settings.cache_dir, info.storage_path, info.manifest_sha256)
 
-    def load(self, dataset_id: str, download: bool = True) -> Dataset:
-        """Load a version's arrays into memory. ``namespace/name`` means its latest published version.
+    def load(self, dataset_id: str, download: bool = True, in_memory: bool | None = None) -> Dataset | LazyDataset:
+        """A version: its arrays in memory (a Dataset), or read on demand (a LazyDataset, ``in_memory=False``).
+        ``namespace/name`` means its latest published version.
 
-        A version this registry does not hold is downloaded from the server it names (BENCH_SERVER), when
-        ``download``: verified file by file, kept under the cache directory and loaded from there next time.
+        By default (``in_memory=None``) a version that decodes to more than BENCH_LOAD_MAX_BYTES is read on
+        demand and any other is loaded. A version this registry does not hold is downloaded from the server it
+        names (BENCH_SERVER), when ``download``: verified file by file, kept under the cache directory and
+        loaded from there next time.
         """
         try:
             info = self.show(dataset_id)
@@ -375,6 +380,10 @@ class Registry:
             return self._load_remote(dataset_id)
         if info.yanked:
             warnings.warn(f"{info.id} is yanked: {info.yank_reason}", YankedVersionWarning, stacklevel=2)
+        if in_memory is False or (in_memory is None and
+                                  decoded_bytes(self.manifest(info.id)) > self.settings.load_max_bytes):
+            return open_lazy_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
+                                     info.manifest_sha256)
         return load_stored_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
                                    info.manifest_sha256)
 

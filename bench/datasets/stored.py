@@ -13,15 +13,13 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from bench.datasets.dataset import Dataset, Episode
-from bench.datasets.format import (EPISODES, MANIFEST, episode_slices, parse_manifest, read_manifest, read_rows,
-                                   read_version, verify_files)
-from bench.datasets.spaces import space_from_json
+from bench.datasets.format import EPISODES, MANIFEST, parse_manifest, read_manifest, read_version, verify_files
+from bench.datasets.lazy import LazyDataset
 from bench.datasets.storage import Storage
-from bench.datasets.trajectories import Trajectories, unflatten_tree
+from bench.datasets.trajectories import Trajectories
 from bench.errors import IntegrityError
 
 # Partial local copies of remote versions: just the files that single episodes needed.
@@ -80,48 +78,24 @@ def open_stored_parts(storage: Storage, cache_dir: Path, storage_path: str,
     return directory, ensure, manifest, pq.read_table(directory / EPISODES)
 
 
-_RESERVED_COLUMNS = {"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"}
-
-
-def _split_arrays(arrays: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
-    """(observations as an array or a tree, infos) from the flat paths of the steps group."""
-    observations = {path: value for path, value in arrays.items() if path.split("/")[0] == "observations"}
-    tree = (observations["observations"] if list(observations) == ["observations"] else
-            unflatten_tree({path.split("/", 1)[1]: value for path, value in observations.items()}))
-    return tree, {path[len("infos/"):]: value for path, value in arrays.items() if path.startswith("infos/")}
+def open_lazy_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,
+                      manifest_sha256: str) -> LazyDataset:
+    """A published version to read on demand (episodes, ranges, parts), by its storage location alone."""
+    directory, ensure, manifest, table = open_stored_parts(storage, cache_dir, storage_path, manifest_sha256)
+    return LazyDataset(dataset_id, directory, ensure, manifest, table)
 
 
 def read_stored_episode(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
                         index: int) -> Episode:
     """One episode of a published version by its storage location, reading only the chunks it touches."""
-    directory, ensure, manifest, table = open_stored_parts(storage, cache_dir, storage_path, manifest_sha256)
-    obs_rows, step_rows = episode_slices(table, index)
-    arrays = read_rows(directory, manifest, obs_rows, step_rows, ensure)
-    observations, infos = _split_arrays(arrays)
-    row = table.slice(index, 1).to_pylist()[0]
-    return Episode(index=index, observations=observations, actions=arrays["actions"], rewards=arrays["rewards"],
-                   terminations=arrays["terminations"], truncations=arrays["truncations"], infos=infos,
-                   attrs={name: value for name, value in row.items() if name not in _RESERVED_COLUMNS})
+    return open_lazy_version(storage, cache_dir, storage_path, storage_path, manifest_sha256).episode(index)
 
 
 def read_stored_episodes(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
                          start: int, stop: int) -> tuple[Trajectories, dict[str, Any]]:
     """Episodes ``start:stop`` as trajectories (with spaces and episode attributes), reading only their chunks."""
-    directory, ensure, manifest, table = open_stored_parts(storage, cache_dir, storage_path, manifest_sha256)
-    (first_obs, first_steps), (last_obs, last_steps) = episode_slices(table, start), episode_slices(table, stop - 1)
-    arrays = read_rows(directory, manifest, slice(first_obs.start, last_obs.stop),
-                       slice(first_steps.start, last_steps.stop), ensure)
-    observations, infos = _split_arrays(arrays)
-    part = table.slice(start, stop - start)
-    data = Trajectories(
-        observations=observations, actions=arrays["actions"], rewards=arrays["rewards"],
-        terminations=arrays["terminations"], truncations=arrays["truncations"],
-        lengths=part.column("length").to_numpy().astype(np.int64), infos=infos,
-        episode_attrs={name: part.column(name).to_numpy(zero_copy_only=False)
-                       for name in part.column_names if name not in _RESERVED_COLUMNS},
-        observation_space=space_from_json(manifest["observation_space"]),
-        action_space=space_from_json(manifest["action_space"]))
-    return data, manifest
+    version = open_lazy_version(storage, cache_dir, storage_path, storage_path, manifest_sha256)
+    return version.episode_range(start, stop), version.manifest
 
 
 def load_stored_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,

@@ -57,6 +57,8 @@ class Settings:
     import_part_bytes: int = ImportLimits.part_bytes
     # Bytes of loaded versions the API keeps in memory for episode and frame requests, and bytes of
     # episode-range subsets kept on disk under cache/subsets (least recently used goes first).
+    # Registry.load reads a version larger than this on demand (a LazyDataset) instead of into memory.
+    load_max_bytes: int = 4 * 2**30
     api_cache_bytes: int = 2 * 2**30
     subset_cache_bytes: int = 10 * 2**30
     # Client side: a bench server to talk to instead of the local registry, and the token to send.
@@ -108,7 +110,7 @@ class Settings:
         integers = {name: _integer(name, pick(name, default)) for name, default in (
             ("import_max_array_bytes", cls.import_max_array_bytes), ("import_max_files", cls.import_max_files),
             ("import_max_ratio", cls.import_max_ratio), ("import_part_bytes", cls.import_part_bytes),
-            ("api_cache_bytes", cls.api_cache_bytes),
+            ("api_cache_bytes", cls.api_cache_bytes), ("load_max_bytes", cls.load_max_bytes),
             ("subset_cache_bytes", cls.subset_cache_bytes),
             ("import_max_bytes", IMPORT_BYTES_PER_UPLOAD_BYTE * upload_max_bytes))}
         return cls(
