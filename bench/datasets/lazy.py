@@ -45,6 +45,18 @@ def split_arrays(arrays: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarr
     return tree, {path[len("infos/"):]: value for path, value in arrays.items() if path.startswith("infos/")}
 
 
+def join_transitions(pieces: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any]:
+    """Transitions read in pieces (each: the positions it fills in the batch, its transitions dict) as one batch."""
+    order = np.argsort(np.concatenate([positions for positions, _ in pieces]), kind="stable")
+
+    def join(values: list[Any]) -> Any:
+        if isinstance(values[0], dict):
+            return {key: join([value[key] for value in values]) for key in values[0]}
+        return np.concatenate(values)[order]
+
+    return {key: join([batch[key] for _, batch in pieces]) for key in pieces[0][1]}
+
+
 class LazyDataset:
     """One published version, read on demand; see the module docstring."""
 
@@ -172,14 +184,7 @@ class LazyDataset:
             if len(wanted):
                 part = self._in_memory(start, stop)
                 pieces.append((wanted, part.transitions(step_indices[wanted] - self.step_starts[start])))
-        order = np.argsort(np.concatenate([wanted for wanted, _ in pieces]))
-
-        def join(values: list[Any]) -> Any:
-            if isinstance(values[0], dict):
-                return {key: join([value[key] for value in values]) for key in values[0]}
-            return np.concatenate(values)[order]
-
-        return {key: join([batch[key] for _, batch in pieces]) for key in pieces[0][1]}
+        return join_transitions(pieces)
 
     def load(self) -> Dataset:
         """The whole version in memory."""

@@ -8,8 +8,10 @@ episode repeat its first or last row and are flagged in ``"<key>_is_pad"``. ``Ep
 map-style view over whole episodes, and ``EpisodeStream`` an iterable one that splits episodes
 between ``DataLoader`` workers.
 
-Everything reads the arrays the ``Dataset`` already holds in memory (never storage: random rows
+Everything above reads the arrays the ``Dataset`` already holds in memory (never storage: random rows
 from compressed chunks are ~1000x slower), so workers share them copy-on-write after a fork.
+``ChunkTransitions`` is for versions that do not fit (a LazyDataset): minibatches shuffled at the
+granularity of episode ranges (bench.datasets.chunk_sampling), each worker streaming its share.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
+from bench.datasets.chunk_sampling import ChunkShuffleSampler
 from bench.datasets.dataset import Dataset, Episode
+from bench.datasets.lazy import READ_BYTES, LazyDataset
 from bench.datasets.trajectories import flatten_tree, unflatten_tree
 from bench.errors import InvalidInput
 
@@ -121,3 +125,26 @@ class EpisodeStream(IterableDataset):
             order = order[worker.id::worker.num_workers]
         for index in order:
             yield episode_tensors(self.dataset.episode(int(index)))
+
+
+class ChunkTransitions(IterableDataset):
+    """Minibatches of transitions as tensors from a version read on demand, ``epochs`` times over; each
+    ``DataLoader`` worker streams every n-th block of each epoch's order, so the workers together draw every
+    transition exactly once per epoch. Load with ``DataLoader(stream, batch_size=None, num_workers=n)``:
+    the batches are made here, a block at a time (ChunkShuffleSampler)."""
+
+    def __init__(self, version: LazyDataset, batch_size: int, window: int = 4, block_bytes: int = READ_BYTES,
+                 seed: int = 0, epochs: int = 1):
+        self.version, self.batch_size, self.window = version, batch_size, window
+        self.block_bytes, self.seed, self.epochs = block_bytes, seed, epochs
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = get_worker_info()
+        share = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        sampler = ChunkShuffleSampler(self.version, self.batch_size, self.window, self.block_bytes, self.seed, share)
+        try:
+            for _ in range(self.epochs):
+                for batch in sampler.epoch():
+                    yield _tensor(batch)
+        finally:
+            sampler.close()
