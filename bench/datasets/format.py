@@ -495,8 +495,9 @@ def _group_metadata_files(arrays: dict[str, Any]) -> list[str]:
 
 
 def read_rows(directory: Path, manifest: dict[str, Any], obs_rows: slice, step_rows: slice,
-              ensure: Callable[[list[str]], None] = lambda names: None) -> dict[str, np.ndarray]:
-    """The given rows of every array, reading and verifying only the chunks they touch.
+              ensure: Callable[[list[str]], None] = lambda names: None,
+              paths: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The given rows of every array (or of ``paths``), reading and verifying only the chunks they touch.
 
     ``ensure(names)`` makes those files present under ``directory`` first (a no-op on local storage;
     a download into a partial cache for remote storage). A chunk the manifest does not list was all
@@ -506,6 +507,11 @@ def read_rows(directory: Path, manifest: dict[str, Any], obs_rows: slice, step_r
 
     arrays = manifest["arrays"]
     _check_array_paths(arrays)
+    if paths is not None:
+        unknown = sorted(set(paths) - set(arrays))
+        if unknown:
+            raise InvalidInput(f"no array {unknown[0]!r} in this version")
+        arrays = {path: arrays[path] for path in paths}
     metadata = [name for name in _group_metadata_files(arrays) if name in manifest["files"]]
     metadata += [f"{STEPS}/{path}/zarr.json" for path in arrays]
     ensure(metadata)

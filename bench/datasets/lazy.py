@@ -119,13 +119,21 @@ class LazyDataset:
         lengths = self.lengths[start:stop]
         return lengths * self._row_bytes["steps"] + (lengths + 1) * self._row_bytes["observations"]
 
-    def episode_range(self, start: int, stop: int) -> Trajectories:
-        """Episodes ``start:stop`` as trajectories (spaces and episode attributes included), from their chunks."""
+    def array_bytes(self, paths: list[str] | None = None) -> int:
+        """Decoded bytes of the given arrays (all by default)."""
+        arrays = self.manifest["arrays"]
+        return decoded_bytes({"arrays": {path: arrays[path] for path in (paths if paths is not None else arrays)}})
+
+    def episode_range(self, start: int, stop: int, paths: list[str] | None = None) -> Trajectories:
+        """Episodes ``start:stop`` as trajectories (spaces and episode attributes included), from their chunks;
+        ``paths`` reads only those arrays (actions, rewards, terminations and truncations always)."""
         if not 0 <= start < stop <= self.num_episodes:
             raise IndexError(f"episode range {start}:{stop} is outside 0:{self.num_episodes}")
         obs = slice(int(self.obs_starts[start]), int(self.obs_starts[stop - 1] + self.lengths[stop - 1] + 1))
         steps = slice(int(self.step_starts[start]), int(self.step_starts[stop - 1] + self.lengths[stop - 1]))
-        arrays = read_rows(self._directory, self.manifest, obs, steps, self._ensure)
+        if paths is not None:
+            paths = sorted(set(paths) | {"actions", "rewards", "terminations", "truncations"})
+        arrays = read_rows(self._directory, self.manifest, obs, steps, self._ensure, paths)
         observations, infos = split_arrays(arrays)
         return Trajectories(
             observations=observations, actions=arrays["actions"], rewards=arrays["rewards"],
@@ -186,11 +194,11 @@ class LazyDataset:
                 pieces.append((wanted, part.transitions(step_indices[wanted] - self.step_starts[start])))
         return join_transitions(pieces)
 
-    def load(self) -> Dataset:
-        """The whole version in memory."""
-        return self._in_memory(0, self.num_episodes)
+    def load(self, paths: list[str] | None = None) -> Dataset:
+        """The whole version in memory, or only the arrays in ``paths`` (what a run reads of a larger version)."""
+        return self._in_memory(0, self.num_episodes, paths)
 
-    def _in_memory(self, start: int, stop: int) -> Dataset:
+    def _in_memory(self, start: int, stop: int, paths: list[str] | None = None) -> Dataset:
         """Episodes ``start:stop`` as an in-memory Dataset (its episode and step rows counted from ``start``)."""
-        return Dataset(self.id, self.episode_range(start, stop), self.manifest,
+        return Dataset(self.id, self.episode_range(start, stop, paths), self.manifest,
                        self.episode_table.slice(start, stop - start))

@@ -27,10 +27,11 @@ import torch
 
 from bench.algorithms.devices import check_precision, resolve_device, rng_state, runtime_of, set_rng_state
 from bench.datasets.storage import Storage
-from bench.datasets.stored import load_stored_version
+from bench.datasets.stored import load_stored_version, open_lazy_version
 from bench.evaluation.specs import ProgressCallback, RunOutcome, RunSpec, checkpoint_path
 from bench.evaluation.store import Recorder
 from bench.platform.db import RunState
+from bench.errors import InvalidInput
 from bench.platform.settings import Settings
 
 
@@ -101,8 +102,35 @@ class Run:
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         self._clock = time.perf_counter()  # the start of the time being charged to the current phase
-        self.dataset = dataset if dataset is not None else load_stored_version(
-            self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path, spec.manifest_sha256)
+        self.dataset = dataset if dataset is not None else self.open_dataset(settings)
+
+    # Whether this kind of run can train from the arrays it reads of a version too large to load whole
+    # (``narrow_dataset``); a kind that cannot loads the version whole.
+    reads_part_of_a_version: bool = False
+
+    def open_dataset(self, settings: Settings):
+        """The run's dataset in memory; a version larger than BENCH_LOAD_MAX_BYTES stays on demand (a LazyDataset)
+        for a kind of run that then loads only the arrays it reads (``narrow_dataset``)."""
+        spec = self.spec
+        lazy = open_lazy_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
+                                 spec.manifest_sha256)
+        if lazy.decoded_bytes <= settings.load_max_bytes or not self.reads_part_of_a_version:
+            return load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
+                                       spec.manifest_sha256)
+        self.load_max_bytes = settings.load_max_bytes
+        return lazy
+
+    def narrow_dataset(self, paths: list[str]) -> None:
+        """A version opened on demand becomes the in-memory Dataset of the arrays in ``paths`` (and the steps'
+        actions, rewards and ends): the same rows, so the run is the one it would be on the whole version."""
+        if not getattr(self.dataset, "lazy", False):
+            return
+        needed = self.dataset.array_bytes(sorted(set(paths) | {"actions", "rewards", "terminations", "truncations"}))
+        if needed > self.load_max_bytes:
+            raise InvalidInput(
+                f"{self.dataset.id}: the arrays this run reads decode to {needed / 2**30:.1f} GiB, more than "
+                f"BENCH_LOAD_MAX_BYTES ({self.load_max_bytes / 2**30:.1f} GiB); raise it if the machine has the memory")
+        self.dataset = self.dataset.load(paths)
 
     def place(self, algorithm):
         """The algorithm on the run's device, computing its losses in the run's precision."""

@@ -72,6 +72,17 @@ class ObservationLayout:
         return self.goal_mode != "none"
 
     # -- observations -----------------------------------------------------------------------------
+    def array_paths(self, arrays: dict[str, Any]) -> list[str]:
+        """The observation arrays of a version (its manifest's ``arrays``) that the learner reads: the state
+        part's (chosen) leaves and, for goal envs, the achieved and desired goals."""
+        if self.goal_mode == "dict":
+            state, extra = "observations/observation", ["observations/achieved_goal", "observations/desired_goal"]
+        else:
+            state, extra = "observations", []
+        chosen = [f"{state}/{key}" for key in self.keys] if self.keys else [state]
+        return sorted(path for path in arrays if path in extra or
+                      any(path == prefix or path.startswith(prefix + "/") for prefix in chosen))
+
     def _leaves(self, observation: Any) -> list[Any]:
         """The arrays the learner reads, in a fixed order: the (chosen keys of the) state part's leaves."""
         if self.goal_mode == "dict":

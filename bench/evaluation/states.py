@@ -107,6 +107,8 @@ class StateRun(Run):
             controller = controller_for(self.config, env_name)
         # Residual RL (ch. 5-6): the policy's actions are residuals around the controller's.
         self.residual = ResidualComposition(controller, self.env.action_space) if controller is not None else None
+        if getattr(self.dataset, "lazy", False):
+            self.narrow_dataset(self._arrays_read())
         self._build_offline_buffer(algorithm_spec)
         goal_dim = 0 if self.offline.goal is None else self.offline.goal.shape[1]
         self.algorithm = self.place(build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
@@ -131,6 +133,18 @@ class StateRun(Run):
         self.phase, self.step = "offline", 0
 
     # -- data ------------------------------------------------------------------------------------
+    reads_part_of_a_version = True
+
+    def _arrays_read(self) -> list[str]:
+        """The arrays of the version this run reads: its layout's (a controller reads whole observations), and the
+        simulator states that resets to demonstration states need."""
+        arrays = self.dataset.manifest["arrays"]
+        paths = (self.layout.array_paths(arrays) if self.residual is None else
+                 [path for path in arrays if path.split("/")[0] == "observations"])
+        if self.config.demonstration_start_share() > 0 and "infos/sim_state" in arrays:
+            paths.append("infos/sim_state")
+        return paths
+
     def _build_offline_buffer(self, algorithm_spec) -> None:
         data, layout = self.dataset.data, self.layout
         obs_rows = self.dataset.obs_row_of_step
