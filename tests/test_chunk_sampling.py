@@ -66,3 +66,12 @@ def test_a_dataloader_with_workers_streams_every_transition_once(lazy):
     batches = list(DataLoader(stream, batch_size=None, num_workers=2))
     assert isinstance(batches[0]["action"], torch.Tensor) and isinstance(batches[0]["obs"], dict)
     assert sorted(torch.cat([batch["step"] for batch in batches]).tolist()) == list(range(lazy.num_steps))
+
+
+def test_tiny_windows_and_large_batches_still_draw_whole_batches(lazy):
+    """A batch larger than what the window's blocks have left takes more blocks in (the window grows for it)."""
+    sampler = ChunkShuffleSampler(lazy, batch_size=200, window=1, block_bytes=300, seed=0)
+    batches = list(sampler.epoch())
+    assert sorted(drawn_steps(batches)) == list(range(lazy.num_steps))
+    assert all(len(batch["step"]) == 200 for batch in batches[:-1])
+    sampler.close()

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from bench.datasets.dataset import Dataset
-from bench.datasets.lazy import READ_BYTES, LazyDataset, join_transitions
+from bench.datasets.lazy import READ_BYTES, LazyDataset
 from bench.errors import InvalidInput
 
 
@@ -59,63 +59,77 @@ class ChunkShuffleSampler:
         order = self.block_order(epoch)
         pending: list[Future] = [self._loader.submit(self._decode, block) for block in order[:self.window + 1]]
         next_block = len(pending)
-        loaded: dict[int, Dataset] = {}  # block -> its episodes in memory
-        remaining: dict[int, int] = {}  # block -> rows not yet drawn
-        pool = np.empty(0, np.int64)  # global step rows not yet drawn, of the blocks in the window
-        block_starts = np.array([self.version.step_starts[start] for start, _ in self.blocks] +
-                                [self.version.num_steps], np.int64)
-
+        # The window: ``slots`` blocks' transitions, laid out as one array per field of (slots x capacity) rows,
+        # so a minibatch is one fancy index per field. A pool entry is slot * capacity + row in its block.
+        capacity = max(int(self.version.lengths[start:stop].sum()) for start, stop in self.blocks)
+        slots = self.window + 1  # a top-up of a nearly drained pool takes a block more
+        window: dict[str, Any] | None = None
+        slot_start = np.zeros(slots, np.int64)  # the global step row of each slot's first row
+        remaining = np.zeros(slots, np.int64)  # rows of each slot not yet drawn
+        pool = np.empty(0, np.int64)
         size = 0  # pool[:size] are the rows not yet drawn
 
         def admit() -> None:
-            nonlocal pool, size, next_block
-            block, data = pending.pop(0).result()
-            loaded[block] = data
-            remaining[block] = data.num_steps
-            pool = np.concatenate([pool[:size], block_starts[block] + np.arange(data.num_steps, dtype=np.int64)])
+            nonlocal pool, size, next_block, window, slot_start, remaining
+            block, transitions = pending.pop(0).result()
+            rows = len(transitions["action"])
+            if window is None:
+                window = _map(lambda a: np.empty((slots * capacity, *a.shape[1:]), a.dtype), transitions)
+            if not (remaining == 0).any():  # every slot still has rows (a top-up): one slot more
+                window = _map(lambda a: np.concatenate([a, np.empty((capacity, *a.shape[1:]), a.dtype)]), window)
+                slot_start, remaining = np.append(slot_start, 0), np.append(remaining, 0)
+            slot = int(np.flatnonzero(remaining == 0)[0])
+            _fill(window, transitions, slot * capacity)
+            slot_start[slot] = self.version.step_starts[self.blocks[block][0]]
+            remaining[slot] = rows
+            pool = np.concatenate([pool[:size], slot * capacity + np.arange(rows, dtype=np.int64)])
             size = len(pool)
             if next_block < len(order):  # keep one block decoding ahead of need
                 pending.append(self._loader.submit(self._decode, order[next_block]))
                 next_block += 1
 
-        while pending and len(loaded) < self.window:
+        while pending and np.count_nonzero(remaining) < self.window:
             admit()
         while size:
             while size < self.batch_size and pending:  # a nearly drained window: top it up, batches stay whole
                 admit()
             take = min(self.batch_size, size)
             positions = rng.choice(size, size=take, replace=False)
-            steps = pool[positions]
+            keys = pool[positions]
             # Remove the drawn rows in O(batch): the undrawn rows of the pool's last `take` slots fill the
             # holes the draw left before them.
-            tail = np.arange(size - take, size)
+            drawn_in_tail = np.zeros(take, bool)
+            drawn_in_tail[positions[positions >= size - take] - (size - take)] = True
             holes = positions[positions < size - take]
-            pool[holes] = pool[tail[~np.isin(tail, positions)]]
+            pool[holes] = pool[size - take + np.flatnonzero(~drawn_in_tail)]
             size -= take
-            yield self._transitions(steps, loaded, block_starts)
-            blocks_of = np.searchsorted(block_starts, steps, side="right") - 1
-            for block, count in zip(*np.unique(blocks_of, return_counts=True)):
-                remaining[int(block)] -= int(count)
-                if remaining[int(block)] == 0:
-                    del loaded[int(block)], remaining[int(block)]
-                    if pending:
-                        admit()
+            batch = _map(lambda a: a.take(keys, axis=0), window)  # take: ~2x fancy indexing on rows
+            slot, row = np.divmod(keys, capacity)
+            batch["step"] = slot_start[slot] + row
+            yield batch
+            np.subtract.at(remaining, slot, 1)
+            while pending and np.count_nonzero(remaining) < self.window:  # drained blocks leave, the next enter
+                admit()
         self.epochs_done += 1
 
-    def _decode(self, block: int) -> tuple[int, Dataset]:
+    def _decode(self, block: int) -> tuple[int, dict[str, Any]]:
+        """A block's transitions (Dataset.transitions of all its steps), decoded from its chunks."""
         start, stop = self.blocks[block]
-        return block, Dataset(self.version.id, self.version.episode_range(start, stop), self.version.manifest,
-                              self.version.episode_table.slice(start, stop - start))
-
-    def _transitions(self, steps: np.ndarray, loaded: dict[int, Dataset], block_starts: np.ndarray) -> dict[str, Any]:
-        blocks_of = np.searchsorted(block_starts, steps, side="right") - 1
-        pieces = []
-        for block in np.unique(blocks_of):
-            rows = np.flatnonzero(blocks_of == block)
-            pieces.append((rows, loaded[int(block)].transitions(steps[rows] - block_starts[block])))
-        batch = join_transitions(pieces)
-        batch["step"] = steps
-        return batch
+        part = Dataset(self.version.id, self.version.episode_range(start, stop), self.version.manifest,
+                       self.version.episode_table.slice(start, stop - start))
+        return block, part.transitions(np.arange(part.num_steps))
 
     def close(self) -> None:
         self._loader.shutdown(wait=True, cancel_futures=True)
+
+
+def _map(fn, transitions: dict[str, Any]) -> dict[str, Any]:
+    return {key: _map(fn, value) if isinstance(value, dict) else fn(value) for key, value in transitions.items()}
+
+
+def _fill(window: dict[str, Any], transitions: dict[str, Any], offset: int) -> None:
+    for key, value in transitions.items():
+        if isinstance(value, dict):
+            _fill(window[key], value, offset)
+        else:
+            window[key][offset:offset + len(value)] = value

@@ -102,21 +102,23 @@ class Dataset:
     # -- sampling --------------------------------------------------------------------------------
     def transitions(self, step_indices: np.ndarray) -> dict[str, Any]:
         """Transitions at the given step rows: obs, action, reward, next_obs, terminated, truncated."""
-        obs_rows = self.obs_row_of_step[step_indices]
+        # ndarray.take gathers rows about twice as fast as fancy indexing.
+        step_indices = np.asarray(step_indices)
+        obs_rows = self.obs_row_of_step.take(step_indices)
         next_rows = obs_rows + 1
         if len(self._flat_observations) == 1 and "" in self._flat_observations:
             observations = self._flat_observations[""]
-            obs, next_obs = observations[obs_rows], observations[next_rows]
+            obs, next_obs = observations.take(obs_rows, axis=0), observations.take(next_rows, axis=0)
         else:
-            obs = unflatten_tree({k: v[obs_rows] for k, v in self._flat_observations.items()})
-            next_obs = unflatten_tree({k: v[next_rows] for k, v in self._flat_observations.items()})
+            obs = unflatten_tree({k: v.take(obs_rows, axis=0) for k, v in self._flat_observations.items()})
+            next_obs = unflatten_tree({k: v.take(next_rows, axis=0) for k, v in self._flat_observations.items()})
         return {
             "obs": obs,
-            "action": self.data.actions[step_indices],
-            "reward": self.data.rewards[step_indices],
+            "action": self.data.actions.take(step_indices, axis=0),
+            "reward": self.data.rewards.take(step_indices, axis=0),
             "next_obs": next_obs,
-            "terminated": self.data.terminations[step_indices],
-            "truncated": self.data.truncations[step_indices],
+            "terminated": self.data.terminations.take(step_indices, axis=0),
+            "truncated": self.data.truncations.take(step_indices, axis=0),
         }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
