@@ -105,6 +105,7 @@ CHILD = textwrap.dedent("""
     out["offline_updates_per_second"] = outcome.timings.get("offline_updates_per_second")
     out["rss_peak_bytes"] = rss()
     out["version_decoded_bytes"] = registry.load(dataset_id).decoded_bytes
+    out["version_stored_bytes"] = registry.show(dataset_id).size_bytes
     print(json.dumps(out))
 """)
 

@@ -9,6 +9,7 @@ follow the budget rather than the file (measured in a subprocess).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -183,3 +184,58 @@ def test_malformed_d4rl_files_fail_the_same_way_in_parts(tmp_path, variant):
             return "refused", type(exc).__name__
 
     assert outcome(64) == outcome(256 << 20)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_recipe_built_in_parts_equals_the_whole_build(tmp_path, workers):
+    from bench.datasets.recipes.build import build
+
+    whole, streamed = streaming_registry(tmp_path, 256 << 20), streaming_registry(tmp_path, 3000)
+    try:
+        options = dict(episodes=6, reference_episodes=2, previews=False)
+        a = build(whole, "pointmaze/umaze/navigate", workers=1, **options).id
+        b = build(streamed, "pointmaze/umaze/navigate", workers=workers, **options).id
+        manifest_a, manifest_b = whole.manifest(a), streamed.manifest(b)
+        assert manifest_b["content_sha256"] == manifest_a["content_sha256"]
+        assert manifest_b["provenance"]["notes"] == manifest_a["provenance"]["notes"]
+        assert manifest_b["provenance"]["notes"][0].startswith("success rate in the data")
+        # Streamed: chunks sized for an unknown length (more rows than a whole write would give them).
+        assert manifest_b["files"] != manifest_a["files"]
+    finally:
+        whole.close()
+        streamed.close()
+
+
+def test_a_bench_version_copy_imports_in_parts_and_a_corrupt_one_leaves_nothing(tmp_path, rng):
+    source = streaming_registry(tmp_path, 256 << 20)
+    try:
+        dataset_id = source.publish(random_trajectories(rng, episodes=30, dict_obs=True), "t/copy").id
+        copy = tmp_path / "copy"
+        shutil.copytree(source.local_dir(dataset_id), copy)
+        expected = source.manifest(dataset_id)["content_sha256"]
+    finally:
+        source.close()
+    streamed = streaming_registry(tmp_path, 1500)
+    try:
+        assert isinstance(fmt_read_as(copy, "bench", 1500).trajectories, EpisodeParts)
+        imported = streamed.import_path(copy, "t/copied").id
+        assert streamed.manifest(imported)["content_sha256"] == expected
+        # A copy whose arrays were changed and re-described in its manifest (sha256 of the files updated, the
+        # content hash not): the parts write fine, the content check refuses it, and nothing is left.
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["content_sha256"] = "0" * 64
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(InvalidInput, match="content_sha256"):
+            streamed.import_path(copy, "t/corrupt")
+        assert [info.id for info in streamed.list()] == [imported]
+        staging = streamed.settings.staging_dir
+        assert not staging.exists() or not any(staging.iterdir())
+    finally:
+        streamed.close()
+
+
+def fmt_read_as(path, format, part_bytes):
+    from bench.datasets.interop import read_source
+    from bench.platform.settings import ImportLimits
+
+    return read_source(path, format, limits=ImportLimits(part_bytes=part_bytes))

@@ -147,6 +147,9 @@ class Publisher:
                 "provenance": provenance or {"source_format": "python", "importer": f"bench {bench.__version__}"},
             # Whole trajectories were validated above; parts are validated as they are written.
             }, media=media, originals=originals, allow_nonfinite=allow_nonfinite or isinstance(data, Trajectories))
+            expected = getattr(data, "expected_content_sha256", None)
+            if expected is not None and manifest["content_sha256"] != expected:
+                raise InvalidInput("the arrays do not match the source manifest's content_sha256; the copy is corrupt")
             manifest_path = staging / MANIFEST
             manifest_sha = file_sha256(manifest_path)
             size = sum(entry["size"] for entry in manifest["files"].values()) + manifest_path.stat().st_size

@@ -183,6 +183,8 @@ class EpisodeParts:
         self._read = read
         self.observation_space: gym.Space | None = None
         self.action_space: gym.Space | None = None
+        # What the source says the parts' content hashes to (a bench version's manifest); checked once written.
+        self.expected_content_sha256: str | None = None
 
     def __iter__(self) -> Iterator[Trajectories]:
         for part in self._read():

@@ -6,9 +6,14 @@ it up in the catalogue; so this module sits above both the recipe definitions an
 
 from __future__ import annotations
 
+import collections
+import functools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from typing import Iterator
+
+import numpy as np
 
 from bench.datasets.recipes import get_recipe
 from bench.datasets.recipes.base import EpisodeRecord, Policy, Recipe, episode_seeds, rollout
@@ -44,6 +49,50 @@ def worker_pool(workers: int | None = None) -> ProcessPoolExecutor:
     """Processes for collection; reuse one across calls, since each worker imports the simulators once."""
     workers = max(1, workers or os.cpu_count() or 1)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def record_bytes(record: EpisodeRecord) -> int:
+    observations = record.observations.values() if isinstance(record.observations, dict) else [record.observations]
+    arrays = [*observations, record.actions, record.rewards, record.success,
+              *([record.states] if record.states is not None else [])]
+    return sum(np.asarray(array).nbytes for array in arrays)
+
+
+def collect_in_parts(recipe: Recipe, episodes: int, seed: int, pool: ProcessPoolExecutor | None,
+                     part_bytes: int) -> Iterator[list[EpisodeRecord]]:
+    """Episodes 0..n-1 in order, in lists of about ``part_bytes``: the episodes ``collect_episodes`` gives,
+    never all in memory at once. With a pool, at most two chunks per worker are collected ahead of the
+    consumer (the version writer), so finished episodes wait in bounded memory."""
+    chunk = 16
+    starts = list(range(0, episodes, chunk))
+    collect = functools.partial(_collect, recipe.name, seed, total=episodes, kind=None)
+    if pool is None:
+        results: Iterator[list[EpisodeRecord]] = (collect(list(range(s, min(s + chunk, episodes)))) for s in starts)
+    else:
+        results = _bounded(pool, collect, [list(range(s, min(s + chunk, episodes))) for s in starts],
+                           ahead=2 * pool._max_workers)
+    part: list[EpisodeRecord] = []
+    filled = 0
+    for records in results:
+        for record in records:
+            part.append(record)
+            filled += record_bytes(record)
+            if filled >= part_bytes:
+                yield part
+                part, filled = [], 0
+    if part:
+        yield part
+
+
+def _bounded(pool: ProcessPoolExecutor, fn, jobs: list, ahead: int) -> Iterator:
+    """``fn`` over ``jobs`` on the pool, results in order, with at most ``ahead`` jobs submitted and not yet consumed."""
+    waiting: collections.deque = collections.deque()
+    for job in jobs:
+        waiting.append(pool.submit(fn, job))
+        if len(waiting) >= ahead:
+            yield waiting.popleft().result()
+    while waiting:
+        yield waiting.popleft().result()
 
 
 def collect_episodes(recipe: Recipe, episodes: int, seed: int, pool: ProcessPoolExecutor | None = None,
