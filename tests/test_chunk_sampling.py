@@ -75,3 +75,26 @@ def test_tiny_windows_and_large_batches_still_draw_whole_batches(lazy):
     assert sorted(drawn_steps(batches)) == list(range(lazy.num_steps))
     assert all(len(batch["step"]) == 200 for batch in batches[:-1])
     sampler.close()
+
+
+def test_video_cameras_are_decoded_on_the_fly_with_each_block(local_registry, tmp_path):
+    """A robot log keeps its camera as mp4 (media/); blocks of its episodes come with each observation's frame."""
+    from bench.testing.data import write_robot_folder
+
+    written = write_robot_folder(tmp_path / "session", lengths=(6, 8, 5), size=(24, 32))
+    lazy = local_registry.load(local_registry.import_path(tmp_path / "session", "lab/wipe").id, in_memory=False)
+    assert set(lazy.video_cameras) == {"front"}
+    part = lazy.episode_range(0, 3, videos=True)
+    frames = part.observations["images"]["front"]
+    assert frames.shape == (6 + 8 + 5, 24, 32, 3) and frames.dtype == np.uint8
+    for index, (obs_rows, _) in enumerate(part.iter_episode_slices()):  # lossy video: within a few levels
+        assert np.abs(frames[obs_rows].astype(int) - written["frames"][index].astype(int)).mean() < 4.0
+    sampler = ChunkShuffleSampler(lazy, batch_size=4, window=2, block_bytes=1, seed=0)  # one episode a block
+    batches = list(sampler.epoch())
+    assert sorted(drawn_steps(batches)) == list(range(lazy.num_steps))
+    for batch in batches:
+        # Step s of episode e has observation row s + e (each earlier episode has one observation more).
+        rows = batch["step"] + np.searchsorted(lazy.step_starts, batch["step"], "right") - 1
+        np.testing.assert_array_equal(batch["obs"]["images"]["front"], frames[rows])
+        np.testing.assert_array_equal(batch["next_obs"]["images"]["front"], frames[rows + 1])
+    sampler.close()

@@ -32,14 +32,16 @@ class ChunkShuffleSampler:
     """Minibatches of transitions (Dataset.transitions' dict plus ``"step"``, the rows' step indices)."""
 
     def __init__(self, version: LazyDataset, batch_size: int, window: int = 4, block_bytes: int = READ_BYTES,
-                 seed: int = 0, share: tuple[int, int] = (0, 1)):
-        """``share`` = (i, n): only every n-th block from the i-th of each epoch's order (DataLoader workers)."""
+                 seed: int = 0, share: tuple[int, int] = (0, 1), videos: bool = True):
+        """``share`` = (i, n): only every n-th block from the i-th of each epoch's order (DataLoader workers).
+        ``videos``: a robot log's video cameras are decoded with each block (``obs["images"][camera]``)."""
         if batch_size < 1 or window < 1:
             raise InvalidInput(f"batch_size and window must be >= 1, got {batch_size} and {window}")
         if not 0 <= share[0] < share[1]:
             raise InvalidInput(f"share must be (i, n) with 0 <= i < n, got {share}")
         self.version, self.batch_size, self.window, self.seed, self.share = version, batch_size, window, seed, share
-        self.blocks = version.ranges(block_bytes)
+        self.videos = videos and bool(version.video_cameras)
+        self.blocks = version.ranges(block_bytes, videos=self.videos)
         self.epochs_done = 0
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-sampler")
 
@@ -115,7 +117,7 @@ class ChunkShuffleSampler:
     def _decode(self, block: int) -> tuple[int, dict[str, Any]]:
         """A block's transitions (Dataset.transitions of all its steps), decoded from its chunks."""
         start, stop = self.blocks[block]
-        part = Dataset(self.version.id, self.version.episode_range(start, stop), self.version.manifest,
+        part = Dataset(self.version.id, self.version.episode_range(start, stop, videos=self.videos), self.version.manifest,
                        self.version.episode_table.slice(start, stop - start))
         return block, part.transitions(np.arange(part.num_steps))
 

@@ -19,9 +19,12 @@ import numpy as np
 import pyarrow as pa
 
 from bench.datasets.dataset import Dataset, Episode
-from bench.datasets.format import read_rows
+from bench.datasets.format import read_rows, verify_files
+from bench.datasets.robot_logs import robot_cameras, video_file
 from bench.datasets.spaces import space_from_json
 from bench.datasets.trajectories import Trajectories, unflatten_tree
+from bench.datasets.video import decode_mp4
+from bench.errors import IntegrityError
 from bench.platform.environments import make_env
 
 # Rows decoded at once when episodes are read in sequence (``episodes``, ``transitions``).
@@ -114,26 +117,42 @@ class LazyDataset:
         return f"LazyDataset({self.id!r}, episodes={self.num_episodes}, steps={self.num_steps})"
 
     # -- reading -----------------------------------------------------------------------------------
-    def episode_bytes(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Decoded bytes of each episode in ``start:stop``."""
+    @property
+    def video_cameras(self) -> dict[str, dict[str, Any]]:
+        """A real-robot log's cameras stored as video (media/, one mp4 per episode), by name."""
+        return {name: camera for name, camera in robot_cameras(self.manifest).items() if camera.get("storage") == "video"}
+
+    def episode_bytes(self, start: int = 0, stop: int | None = None, videos: bool = False) -> np.ndarray:
+        """Decoded bytes of each episode in ``start:stop`` (with its video frames when ``videos``)."""
         lengths = self.lengths[start:stop]
-        return lengths * self._row_bytes["steps"] + (lengths + 1) * self._row_bytes["observations"]
+        per_observation = self._row_bytes["observations"]
+        if videos:
+            per_observation += sum(3 * int(c["height"]) * int(c["width"]) for c in self.video_cameras.values())
+        return lengths * self._row_bytes["steps"] + (lengths + 1) * per_observation
 
     def array_bytes(self, paths: list[str] | None = None) -> int:
         """Decoded bytes of the given arrays (all by default)."""
         arrays = self.manifest["arrays"]
         return decoded_bytes({"arrays": {path: arrays[path] for path in (paths if paths is not None else arrays)}})
 
-    def episode_range(self, start: int, stop: int, paths: list[str] | None = None) -> Trajectories:
+    def episode_range(self, start: int, stop: int, paths: list[str] | None = None, videos: bool = False) -> Trajectories:
         """Episodes ``start:stop`` as trajectories (spaces and episode attributes included), from their chunks;
-        ``paths`` reads only those arrays (actions, rewards, terminations and truncations always)."""
+        ``paths`` reads only those arrays (actions, rewards, terminations and truncations always). With
+        ``videos``, a robot log's video cameras are decoded too, each observation's frame as
+        ``observations["images"][camera]`` (uint8, H x W x 3), as if the log had stored images."""
         if not 0 <= start < stop <= self.num_episodes:
             raise IndexError(f"episode range {start}:{stop} is outside 0:{self.num_episodes}")
         obs = slice(int(self.obs_starts[start]), int(self.obs_starts[stop - 1] + self.lengths[stop - 1] + 1))
         steps = slice(int(self.step_starts[start]), int(self.step_starts[stop - 1] + self.lengths[stop - 1]))
         if paths is not None:
             paths = sorted(set(paths) | {"actions", "rewards", "terminations", "truncations"})
+        cameras = self.video_cameras if videos else {}
+        if paths is not None:
+            paths = sorted(set(paths) | {f"observations/frame/{camera}" for camera in cameras})
         arrays = read_rows(self._directory, self.manifest, obs, steps, self._ensure, paths)
+        for camera in cameras:
+            arrays[f"observations/images/{camera}"] = self._video_frames(
+                camera, start, stop, arrays[f"observations/frame/{camera}"])
         observations, infos = split_arrays(arrays)
         return Trajectories(
             observations=observations, actions=arrays["actions"], rewards=arrays["rewards"],
@@ -142,11 +161,31 @@ class LazyDataset:
             episode_attrs={name: column[start:stop] for name, column in self._attrs.items()},
             observation_space=self.observation_space, action_space=self.action_space)
 
-    def ranges(self, part_bytes: int | None = None) -> list[tuple[int, int]]:
+    def _video_frames(self, camera: str, start: int, stop: int, frame_rows: np.ndarray) -> np.ndarray:
+        """Each observation's frame of ``camera`` for episodes ``start:stop``, decoded from their mp4 files (each
+        checked against the manifest first); ``frame_rows`` is observations/frame/<camera> over those episodes."""
+        described = self.video_cameras[camera]
+        frames, offset = [], 0
+        for index in range(start, stop):
+            name = video_file(camera, index)
+            self._ensure([name])
+            verify_files(self._directory, self.manifest, [name])
+            observations = int(self.lengths[index]) + 1
+            limit = 3 * int(described["height"]) * int(described["width"]) * max(observations, 1) * 2
+            video = decode_mp4(self._directory / name, size=(int(described["height"]), int(described["width"])),
+                               max_bytes=limit)
+            wanted = np.asarray(frame_rows[offset:offset + observations], np.int64)
+            if len(wanted) and (wanted.min() < 0 or wanted.max() >= len(video)):
+                raise IntegrityError(f"{name}: observations/frame/{camera} points past the video's {len(video)} frames")
+            frames.append(video[wanted])
+            offset += observations
+        return np.concatenate(frames)
+
+    def ranges(self, part_bytes: int | None = None, videos: bool = False) -> list[tuple[int, int]]:
         """Consecutive episode ranges (start, stop) of about ``part_bytes`` (READ_BYTES) decoded each, at least
         one episode each."""
         part_bytes = READ_BYTES if part_bytes is None else part_bytes
-        sizes = self.episode_bytes()
+        sizes = self.episode_bytes(videos=videos)
         out, start, filled = [], 0, 0
         for index, size in enumerate(sizes):
             filled += int(size)

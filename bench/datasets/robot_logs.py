@@ -35,6 +35,20 @@ from bench.errors import InvalidInput
 ROBOT_TAG = "real-robot"
 
 
+def robot_cameras(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A real-robot log's cameras (docs/robot-logs.md), from its manifest; {} for other datasets."""
+    robot = ((manifest.get("provenance") or {}).get("source_metadata") or {}).get("robot") or {}
+    return robot.get("cameras") or {}
+
+
+VIDEO_FILES = "media/{camera}/episode_{index:06d}.mp4"  # a video camera's file per episode
+
+
+def video_file(camera: str, index: int) -> str:
+    """Where a log's episode ``index`` of ``camera`` is kept, when the camera is stored as video."""
+    return VIDEO_FILES.format(camera=camera, index=index)
+
+
 @dataclass
 class RobotEpisode:
     state: np.ndarray  # (N, d) proprioception at each frame
@@ -103,10 +117,10 @@ def to_source(episodes: list[RobotEpisode], *, source_format: str, robot: str | 
             if len(frames) != n:
                 raise InvalidInput(f"{where}: camera {camera!r} has {len(frames)} frames for {n} synchronized frames")
             described = cameras.setdefault(camera, {"storage": "video", "height": frames.shape[1],
-                                                    "width": frames.shape[2], "files": "media/" + camera + "/episode_{index:06d}.mp4"})
+                                                    "width": frames.shape[2], "files": VIDEO_FILES.replace("{camera}", camera)})
             if described["storage"] != "video":
                 raise InvalidInput(f"{where}: camera {camera!r} is a video here but images in another episode")
-            media[f"{camera}/episode_{index:06d}.mp4"] = video
+            media[video_file(camera, index)[len("media/"):]] = video
         for camera, images in episode.images.items():
             if images.dtype != np.uint8 or images.ndim != 4 or len(images) != n:
                 raise InvalidInput(f"{where}: camera {camera!r} images must be uint8 ({n}, H, W, C), got "

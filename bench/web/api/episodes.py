@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from bench.datasets.dataset import Episode
 from bench.datasets.format import is_image_array, summarize_episodes
 from bench.datasets.rendering import episode_scene
+from bench.datasets.robot_logs import robot_cameras, video_file
 from bench.datasets.trajectories import flatten_tree
 from bench.datasets.video import decode_mp4
 from bench.errors import IntegrityError, InvalidInput, NotFound
@@ -59,17 +60,11 @@ def _episode(svc: Services, version_id: str, index: int) -> ShownEpisode:
     return svc.episodes.get(("episode", version_id, index), read, lambda shown: shown.nbytes)
 
 
-def robot_cameras(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A real-robot log's cameras (docs/robot-logs.md), from its manifest; {} for other datasets."""
-    robot = ((manifest.get("provenance") or {}).get("source_metadata") or {}).get("robot") or {}
-    return robot.get("cameras") or {}
-
-
 def _video_frames(svc: Services, version_id: str, storage_path: str, camera: str, index: int,
                   described: dict[str, Any]) -> np.ndarray:
     """One episode's video from media/, checked against the manifest, decoded once and kept (bounded by bytes)."""
     def decode() -> np.ndarray:
-        name = f"media/{camera}/episode_{index:06d}.mp4"
+        name = video_file(camera, index)
         entry = svc.registry.manifest(version_id)["files"].get(name)
         raw = svc.registry.storage.read_bytes(f"{storage_path}/{name}")
         if entry is None or hashlib.sha256(raw).hexdigest() != entry.get("sha256"):
