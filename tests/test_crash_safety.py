@@ -39,11 +39,15 @@ def _check_invariants(settings) -> list[str]:
         registry.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite-local", "postgres-s3"])
-def test_sigkill_at_random_points_never_exposes_partial_versions(request, tmp_path, backend):
+@pytest.mark.parametrize("backend,reading", [("sqlite-local", "whole"), ("postgres-s3", "whole"),
+                                             ("sqlite-local", "in-parts")])
+def test_sigkill_at_random_points_never_exposes_partial_versions(request, tmp_path, backend, reading):
+    """``in-parts``: the import reads and writes the file in ~200 kB parts (an input larger than memory)."""
     settings = make_settings(request, tmp_path, backend)
     Registry.open(settings).close()
     env = settings_env(settings)
+    if reading == "in-parts":
+        env["BENCH_IMPORT_PART_BYTES"] = "200000"
     path = _big_file(tmp_path)
     command = BENCH + ["datasets", "import", str(path), "--id", "crash/big"]
     started = time.monotonic()
