@@ -74,3 +74,27 @@ def test_versions_larger_than_the_load_limit_are_read_on_demand(tmp_path, rng):
         assert registry.load(dataset_id).decoded_bytes > 1000
     finally:
         registry.close()
+
+
+@pytest.mark.parametrize("format", ["d4rl", "minari"])
+def test_exports_of_a_lazy_version_equal_the_in_memory_exports(local_registry, rng, tmp_path, format, monkeypatch):
+    import h5py
+
+    from bench.datasets.format import content_sha256
+    from bench.datasets.interop import read_source, write_export
+
+    data = random_trajectories(rng, episodes=12, min_len=2, max_len=20, dict_obs=format == "minari")
+    data.infos = {"per_obs": rng.normal(size=(data.num_steps + data.num_episodes, 2))}
+    data.episode_attrs = {"seed": np.arange(12)}
+    dataset_id = local_registry.publish(data, "t/export").id
+    monkeypatch.setattr("bench.datasets.lazy.READ_BYTES", 1500)  # several ranges
+    name = "x.hdf5" if format == "d4rl" else "x-v1"
+    whole_out, lazy_out = tmp_path / "whole" / name, tmp_path / "lazy" / name
+    lazy = local_registry.load(dataset_id, in_memory=False)
+    assert len(lazy.ranges()) > 2
+    assert write_export(local_registry.load(dataset_id), format, whole_out) == write_export(lazy, format, lazy_out)
+    if format == "d4rl":
+        with h5py.File(whole_out) as a, h5py.File(lazy_out) as b:
+            for key in ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts", "infos/per_obs"):
+                np.testing.assert_array_equal(a[key][...], b[key][...])
+    assert content_sha256(read_source(whole_out).trajectories) == content_sha256(read_source(lazy_out).trajectories)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import h5py
 import numpy as np
 
@@ -262,27 +263,30 @@ def _exported_metadata(dataset) -> dict[str, Any]:
 
 
 def write(dataset, out: Path) -> list[str]:
-    """Write D4RL's layout, always with next_observations so nothing is lost."""
-    data = dataset.data
-    if isinstance(data.observations, dict):
+    """Write D4RL's layout, always with next_observations so nothing is lost. A version read on demand is
+    written a range of episodes at a time (LazyDataset.parts), never whole in memory."""
+    if isinstance(dataset.observation_space, gym.spaces.Dict):
         raise InvalidInput("D4RL's layout has flat observations; this dataset's are a Dict (export to minari instead)")
     if out.exists():
         raise InvalidInput(f"{out} already exists; choose a new file")
-    obs_rows = dataset.obs_row_of_step
-    notes = []
+    notes: list[str] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
+    parts = dataset.parts() if getattr(dataset, "lazy", False) else [dataset.data]
     with h5py.File(tmp, "w") as handle:
-        handle["observations"] = data.observations[obs_rows]
-        handle["next_observations"] = data.observations[obs_rows + 1]
-        handle["actions"] = data.actions
-        handle["rewards"] = data.rewards
-        handle["terminals"] = data.terminations
-        handle["timeouts"] = data.truncations
-        for key, value in data.infos.items():
-            handle[f"infos/{key}"] = value if len(value) == data.num_steps else value[obs_rows]
-            if len(value) != data.num_steps:
-                notes.append(f"infos/{key}: per-observation rows written per transition (final rows dropped)")
+        for part in parts:
+            # Step i of episode e has observation row i + e; its next observation is the row after.
+            obs_rows = np.arange(part.num_steps) + np.repeat(np.arange(part.num_episodes), part.lengths)
+            columns = {"observations": part.observations[obs_rows], "next_observations": part.observations[obs_rows + 1],
+                       "actions": part.actions, "rewards": part.rewards, "terminals": part.terminations,
+                       "timeouts": part.truncations}
+            for key, value in part.infos.items():
+                columns[f"infos/{key}"] = value if len(value) == part.num_steps else value[obs_rows]
+                note = f"infos/{key}: per-observation rows written per transition (final rows dropped)"
+                if len(value) != part.num_steps and note not in notes:
+                    notes.append(note)
+            for key, value in columns.items():
+                _append(handle, key, np.asarray(value))
         metadata = handle.create_group("metadata")
         for key, value in _exported_metadata(dataset).items():
             metadata[key] = value
@@ -291,3 +295,14 @@ def write(dataset, out: Path) -> list[str]:
     tmp.rename(out)
     return notes
 
+
+
+def _append(handle: h5py.File, key: str, rows: np.ndarray) -> None:
+    """Rows appended to a growable dataset (created by the first part)."""
+    if key not in handle:
+        handle.create_dataset(key, data=rows, maxshape=(None, *rows.shape[1:]), chunks=True)
+        return
+    dataset = handle[key]
+    start = dataset.shape[0]
+    dataset.resize(start + len(rows), axis=0)
+    dataset[start:] = rows

@@ -170,22 +170,23 @@ def write(dataset, out: Path) -> list[str]:
         raise InvalidInput(f"{out}: a Minari dataset directory is named name-vN (its Minari id), e.g. hopper-random-v1")
     if out.exists():
         raise InvalidInput(f"{out} already exists; choose a new directory")
-    data = dataset.data
     notes = []
-    step_infos = [key for key, value in data.infos.items() if len(value) == data.num_steps]
+    # Infos aligned with steps (the manifest says so for a version read on demand, which may not fit in memory).
+    step_infos = [path[len("infos/"):] for path, described in dataset.manifest["arrays"].items()
+                  if path.startswith("infos/") and described.get("rows") != "observations"]
     if step_infos:
         notes.append(f"per-step infos not written (Minari's infos are per observation): {', '.join(step_infos)}")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    storage = MinariStorage.new(partial / "data", observation_space=data.observation_space,
-                                action_space=data.action_space, data_format="hdf5", jpeg_encoding=False)
-    seeds = data.episode_attrs.get("seed")
+    storage = MinariStorage.new(partial / "data", observation_space=dataset.observation_space,
+                                action_space=dataset.action_space, data_format="hdf5", jpeg_encoding=False)
 
     def buffers():
-        for episode in dataset.episodes():
+        for episode in dataset.episodes():  # one range of episodes in memory at a time for a lazy version
             infos = {key: value for key, value in episode.infos.items() if key not in step_infos}
-            seed = None if seeds is None or int(seeds[episode.index]) < 0 else int(seeds[episode.index])
+            seed = episode.attrs.get("seed")
+            seed = None if seed is None or int(seed) < 0 else int(seed)
             yield EpisodeBuffer(
                 id=episode.index, seed=seed,
                 observations=map_tree(np.asarray, episode.observations), actions=episode.actions,
