@@ -239,3 +239,22 @@ def fmt_read_as(path, format, part_bytes):
     from bench.platform.settings import ImportLimits
 
     return read_source(path, format, limits=ImportLimits(part_bytes=part_bytes))
+
+
+@pytest.mark.parametrize("data_format", ["hdf5", "arrow"])
+def test_a_minari_dataset_imports_in_parts_as_it_does_whole(tmp_path, rng, data_format):
+    from bench.testing.data import write_minari_dir
+
+    data = random_trajectories(rng, episodes=25, dict_obs=True, min_len=3, max_len=15).validate()
+    rows = data.num_steps + data.num_episodes
+    path = write_minari_dir(tmp_path / "minari", data, data_format=data_format,
+                            infos={"energy": rng.normal(size=(rows, 2)).astype(np.float32)})
+    assert isinstance(fmt_read_as(path, "minari", 500).trajectories, EpisodeParts)
+    whole, streamed = streaming_registry(tmp_path, 256 << 20), streaming_registry(tmp_path, 500)
+    try:
+        a, b = whole.import_path(path, "t/m").id, streamed.import_path(path, "t/m").id
+        assert streamed.manifest(b)["content_sha256"] == whole.manifest(a)["content_sha256"]
+        assert streamed.episode_table(b).equals(whole.episode_table(a))
+    finally:
+        whole.close()
+        streamed.close()

@@ -21,7 +21,7 @@ import h5py
 
 from bench.datasets.interop.guards import check_hdf5, json_text
 from bench.datasets.interop.source import SourceData
-from bench.datasets.trajectories import Trajectories, flatten_tree, map_tree, unflatten_tree
+from bench.datasets.trajectories import EpisodeParts, Trajectories, flatten_tree, map_tree, unflatten_tree
 from bench.errors import InvalidInput
 from bench.platform.environments import import_registering_module
 from bench.platform.settings import ImportLimits
@@ -69,6 +69,8 @@ def _check_files(path: Path, data_dir: Path, limits: ImportLimits) -> dict[str, 
 
 
 def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
+    """The dataset's episodes: in memory, or, when its steps decode to more than ``limits.part_bytes`` (from the
+    spaces and metadata's step count), as EpisodeParts of consecutive episodes read one range at a time."""
     from minari.dataset.minari_storage import MinariStorage
 
     data_dir = _data_dir(path)
@@ -76,36 +78,28 @@ def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
     try:
         storage = MinariStorage.read(data_dir)
         total = int(metadata.get("total_episodes", storage.total_episodes))
-        episodes = list(storage.get_episodes(range(total)))
-        episode_metadata = list(storage.get_episode_metadata(range(total)))
+        row_bytes = _space_bytes(storage.observation_space) + _space_bytes(storage.action_space) + 10
+        decoded = int(storage.total_steps) * row_bytes
+        if total and decoded > limits.part_bytes:
+            per_part = max(1, int(limits.part_bytes // max(1, decoded // total)))
+            # Infos kept are those every episode has: one pass over the episodes, a range at a time, to learn them.
+            info_keys, seeded = None, False
+            for start in range(0, total, per_part):
+                indices = range(start, min(start + per_part, total))
+                for episode in storage.get_episodes(indices):
+                    keys = set(flatten_tree(episode["infos"])) if episode.get("infos") else set()
+                    info_keys = keys if info_keys is None else info_keys & keys
+                seeded = seeded or any(meta.get("seed") is not None for meta in storage.get_episode_metadata(indices))
+            data: Trajectories | EpisodeParts = EpisodeParts(
+                lambda: _parts(path, storage, total, per_part, (info_keys, seeded)))
+            data.observation_space, data.action_space = storage.observation_space, storage.action_space
+        else:
+            data = _episodes_to_trajectories(path, storage, range(total))
     except InvalidInput:
         raise
     except Exception as exc:  # Minari raises assorted errors for broken files; name the dataset
         raise InvalidInput(f"{path}: not a readable Minari dataset ({type(exc).__name__}: {exc})") from exc
-    if not episodes:
-        raise InvalidInput(f"{path}: the dataset is empty")
-    lengths = np.array([len(ep["rewards"]) for ep in episodes], dtype=np.int64)
-    info_parts = [flatten_tree(ep["infos"]) if ep.get("infos") else {} for ep in episodes]
-    info_keys = set(info_parts[0])
-    infos = {key: np.concatenate([part[key] for part in info_parts]) for key in sorted(info_keys)
-             if all(key in part for part in info_parts)}
-    attrs: dict[str, Any] = {}
-    seeds = [meta.get("seed") for meta in episode_metadata]
-    if any(seed is not None for seed in seeds):
-        attrs["seed"] = np.array([-1 if seed is None else int(seed) for seed in seeds], dtype=np.int64)
-    data = Trajectories(
-        observations=_concat([ep["observations"] for ep in episodes]),
-        actions=_concat([ep["actions"] for ep in episodes]),
-        rewards=np.concatenate([ep["rewards"] for ep in episodes]),
-        terminations=np.concatenate([ep["terminations"] for ep in episodes]),
-        truncations=np.concatenate([ep["truncations"] for ep in episodes]),
-        lengths=lengths,
-        infos=infos,
-        episode_attrs=attrs,
-        observation_space=storage.observation_space,
-        action_space=storage.action_space,
-    )
-    if isinstance(data.actions, dict):
+    if isinstance(storage.action_space, gym.spaces.Dict):
         raise InvalidInput(f"{path}: Dict action spaces are not supported yet")
     env = None
     if metadata.get("env_spec"):
@@ -117,6 +111,55 @@ def read(path: Path, limits: ImportLimits = ImportLimits()) -> SourceData:
     source_metadata = {key: metadata[key] for key in PASSED_THROUGH if metadata.get(key) is not None}
     return SourceData(data, "minari", [], env=env, description=metadata.get("description"),
                       source_metadata=source_metadata)
+
+
+def _space_bytes(space: gym.Space) -> int:
+    """Bytes of one value of a (possibly nested Dict) space."""
+    if isinstance(space, gym.spaces.Dict):
+        return sum(_space_bytes(sub) for sub in space.spaces.values())
+    return int(np.prod(space.shape or (1,), dtype=np.int64)) * np.dtype(space.dtype or np.float32).itemsize
+
+
+def _parts(path: Path, storage, total: int, per_part: int, whole: tuple[set[str], bool]):
+    try:
+        for start in range(0, total, per_part):
+            yield _episodes_to_trajectories(path, storage, range(start, min(start + per_part, total)), whole)
+    except InvalidInput:
+        raise
+    except Exception as exc:
+        raise InvalidInput(f"{path}: not a readable Minari dataset ({type(exc).__name__}: {exc})") from exc
+
+
+def _episodes_to_trajectories(path: Path, storage, indices: range,
+                              whole: tuple[set[str], bool] | None = None) -> Trajectories:
+    """Episodes ``indices`` as trajectories: the infos every episode has, and a seed column where any episode
+    has a seed. ``whole`` (the info keys, whether any seed) says so for the whole dataset when ``indices``
+    are one part of it."""
+    episodes = list(storage.get_episodes(indices))
+    episode_metadata = list(storage.get_episode_metadata(indices))
+    if not episodes:
+        raise InvalidInput(f"{path}: the dataset is empty")
+    lengths = np.array([len(ep["rewards"]) for ep in episodes], dtype=np.int64)
+    info_parts = [flatten_tree(ep["infos"]) if ep.get("infos") else {} for ep in episodes]
+    keys = set(info_parts[0]) if whole is None else whole[0]
+    infos = {key: np.concatenate([part[key] for part in info_parts]) for key in sorted(keys)
+             if all(key in part for part in info_parts)}
+    attrs: dict[str, Any] = {}
+    seeds = [meta.get("seed") for meta in episode_metadata]
+    if any(seed is not None for seed in seeds) if whole is None else whole[1]:
+        attrs["seed"] = np.array([-1 if seed is None else int(seed) for seed in seeds], dtype=np.int64)
+    return Trajectories(
+        observations=_concat([ep["observations"] for ep in episodes]),
+        actions=_concat([ep["actions"] for ep in episodes]),
+        rewards=np.concatenate([ep["rewards"] for ep in episodes]),
+        terminations=np.concatenate([ep["terminations"] for ep in episodes]),
+        truncations=np.concatenate([ep["truncations"] for ep in episodes]),
+        lengths=lengths,
+        infos=infos,
+        episode_attrs=attrs,
+        observation_space=storage.observation_space,
+        action_space=storage.action_space,
+    )
 
 
 _MINARI_NAME = re.compile(r"^[A-Za-z0-9_.\-]+-v\d+$")
