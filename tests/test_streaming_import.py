@@ -258,3 +258,37 @@ def test_a_minari_dataset_imports_in_parts_as_it_does_whole(tmp_path, rng, data_
     finally:
         whole.close()
         streamed.close()
+
+
+@pytest.mark.parametrize("with_qpos", [True, False])
+def test_an_ogbench_file_imports_in_parts_as_it_does_whole(tmp_path, rng, with_qpos):
+    from bench.testing.data import write_ogbench_npz
+
+    data = random_trajectories(rng, episodes=30, min_len=2, max_len=20).validate()
+    path = write_ogbench_npz(tmp_path / "maze-stitch-v0.npz", data, with_qpos=with_qpos)
+    assert isinstance(fmt_read_as(path, "ogbench", 700).trajectories, EpisodeParts)
+    whole, streamed = streaming_registry(tmp_path, 256 << 20), streaming_registry(tmp_path, 700)
+    try:
+        a, b = whole.import_path(path, "t/o").id, streamed.import_path(path, "t/o").id
+        manifest_a, manifest_b = whole.manifest(a), streamed.manifest(b)
+        assert manifest_b["content_sha256"] == manifest_a["content_sha256"]
+        assert manifest_b["provenance"]["notes"] == manifest_a["provenance"]["notes"]
+    finally:
+        whole.close()
+        streamed.close()
+
+
+def test_malformed_npz_files_fail_the_same_way_in_parts(tmp_path):
+    """Every malformed .npz the security suite uploads is refused (a BenchError, never a crash) when read in parts."""
+    for variant, path in hostile.npz_variants(lambda name: tmp_path / f"{name}.npz").items():
+        def outcome(part_bytes):
+            try:
+                source = fmt_read_as(path, "ogbench", part_bytes)
+                parts = list(source.trajectories) if isinstance(source.trajectories, EpisodeParts) else [source.trajectories]
+                written = fmt.write_version(tmp_path / f"{variant}-{part_bytes}", parts, {"id": "t/x-v1"},
+                                            allow_nonfinite=False)
+                return "ok", written["content_sha256"]
+            except BenchError as exc:
+                return "refused", type(exc).__name__
+
+        assert outcome(64) == outcome(256 << 20), variant
