@@ -7,6 +7,9 @@ big      a D4RL HDF5 file of ``--gigabytes`` (17-d states, 6-d actions and a 64x
          a few hundred offline updates, through the harness) by a child process whose address space is
          limited to its size after imports + ``--budget-gigabytes`` (RLIMIT_AS), with BENCH_IMPORT_PART_BYTES
          and BENCH_LOAD_MAX_BYTES set from the budget. Reported: peak resident memory, import MB/s, seconds.
+         Then the same file through a `bench serve api` process (importing in parts with the same settings):
+         uploaded with `bench datasets upload`, downloaded back with `bench datasets download`; the server's
+         peak resident memory (VmHWM) is reported.
 sampler  on a version that fits (1M transitions, 17-d): minibatches of 256 per second from the chunk-shuffled
          sampler (window 4 blocks of 8 MB) against uniform draws from the version in memory, alone and in a
          training loop (each batch to tensors + one IQL 2x256 update); how fast blocks decode (verified chunks
@@ -125,7 +128,53 @@ def measure_big(gigabytes: float, budget_gigabytes: float, work: Path) -> dict:
     size = source.stat().st_size
     report.update(source_bytes=size, rows=rows, source_written_seconds=written, budget_bytes=budget,
                   source_over_budget=size / budget, import_mb_per_second=size / 2**20 / report["import_seconds"])
+    shutil.rmtree(work / "home", ignore_errors=True)  # disk for the server's copies
+    report["through_the_api"] = measure_api(source, budget, work)
     return report
+
+
+def _bench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(f"bench {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def _peak_rss(pid: int) -> int:
+    """A live process's peak resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_api(source: Path, budget: int, work: Path) -> dict:
+    """The same file uploaded to a `bench serve api` process (which imports it in parts) and downloaded back."""
+    sys.path.insert(0, str(ROOT))
+    from bench.testing.services import ApiServer
+
+    server_home = work / "server"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BENCH_")}
+    env.update(BENCH_HOME=str(server_home), BENCH_IMPORT_PART_BYTES=str(budget // 10),
+               BENCH_LOAD_MAX_BYTES=str(budget // 4), MALLOC_ARENA_MAX="2", PYTHONPATH=str(ROOT))
+    _bench(env, "users", "create", "lab")
+    token = _bench(env, "tokens", "create", "lab", "--name", "benchmark").stdout.strip()
+    server = ApiServer(env).start()
+    client = {**{k: v for k, v in env.items() if k != "BENCH_HOME"}, "BENCH_HOME": str(work / "client"),
+              "BENCH_SERVER": server.url, "BENCH_TOKEN": token}
+    try:
+        started = time.perf_counter()
+        _bench(client, "datasets", "upload", str(source), "--id", "lab/big", "--env", "HalfCheetah-v5")
+        upload_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        _bench(client, "datasets", "download", "lab/big", "--out", str(work / "downloaded"))
+        download_seconds = time.perf_counter() - started
+        downloaded = sum(f.stat().st_size for f in (work / "downloaded").rglob("*") if f.is_file())
+        server_peak = _peak_rss(server.process.pid)
+    finally:
+        server.stop()
+    return {"upload_and_import_seconds": upload_seconds, "download_seconds": download_seconds,
+            "downloaded_bytes": downloaded, "server_peak_rss_bytes": server_peak}
 
 
 def measure_sampler(work: Path) -> dict:

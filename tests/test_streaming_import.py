@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -292,3 +293,33 @@ def test_malformed_npz_files_fail_the_same_way_in_parts(tmp_path):
                 return "refused", type(exc).__name__
 
         assert outcome(64) == outcome(256 << 20), variant
+
+
+def test_a_video_clip_decodes_by_seeking_and_equals_the_same_frames_of_the_whole_video():
+    from bench.datasets.video import decode_mp4, encode_mp4
+
+    frames = np.zeros((300, 16, 24, 3), np.uint8)
+    frames[..., 0] = (np.arange(300) % 256)[:, None, None]
+    frames[..., 1] = (np.arange(300) // 256 * 120)[:, None, None]
+    mp4 = encode_mp4(frames, fps=30)
+    whole = decode_mp4(mp4)
+    for start, count in ((0, 7), (120, 40), (291, 9), (295, 20)):
+        np.testing.assert_array_equal(decode_mp4(mp4, start=start, count=count), whole[start:start + count])
+
+
+def test_a_lerobot_import_decodes_episode_by_episode_and_leaves_no_scratch(local_registry, tmp_path):
+    import glob
+    import tempfile
+
+    from bench.testing.data import write_lerobot_dir
+
+    pattern = str(Path(tempfile.gettempdir()) / "bench-lerobot-*")
+    before = set(glob.glob(pattern))
+    write_lerobot_dir(tmp_path / "lerobot")
+    info = local_registry.import_path(tmp_path / "lerobot", "lab/lerobot")
+    assert info.episodes >= 2 and set(glob.glob(pattern)) == before
+    for video in (tmp_path / "lerobot").rglob("*.mp4"):  # found missing after the scratch directory was made
+        video.unlink()
+    with pytest.raises(InvalidInput, match="is missing"):  # a failed import removes its scratch too
+        local_registry.import_path(tmp_path / "lerobot", "lab/lerobot")
+    assert set(glob.glob(pattern)) == before

@@ -37,6 +37,8 @@ class Episode:
 class Dataset:
     """One published version in memory. ``sample`` draws transitions uniformly over all steps."""
 
+    lazy = False  # a LazyDataset (bench.datasets.lazy) reads its arrays on demand instead
+
     def __init__(self, dataset_id: str, data: Trajectories, manifest: dict[str, Any], episodes: pa.Table):
         self.id = dataset_id
         self.data = data

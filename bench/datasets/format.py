@@ -42,6 +42,8 @@ _IMAGE_CHUNK_FRAMES = 64
 _VECTOR_CODEC = ("blosc", {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"})
 _IMAGE_CODEC = ("zstd", {"level": 3})
 _HASH_BLOCK = 1 << 22
+# The columns episodes.parquet always has; any other column is an episode attribute.
+EPISODE_COLUMNS = frozenset({"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"})
 
 
 def is_image_array(array: np.ndarray) -> bool:
@@ -478,7 +480,7 @@ def read_version(directory: Path, expected_manifest_sha256: str | None = None,
     attrs = {
         name: table.column(name).to_numpy(zero_copy_only=False)
         for name in table.column_names
-        if name not in {"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"}
+        if name not in EPISODE_COLUMNS
     }
     data.episode_attrs = attrs
     data.observation_space = space_from_json(manifest["observation_space"])

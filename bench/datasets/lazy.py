@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench.datasets.dataset import Dataset, Episode
-from bench.datasets.format import read_rows, verify_files
+from bench.datasets.format import EPISODE_COLUMNS, read_rows, verify_files
 from bench.datasets.robot_logs import robot_cameras, video_file
 from bench.datasets.spaces import space_from_json
 from bench.datasets.trajectories import Trajectories, unflatten_tree
@@ -29,7 +29,6 @@ from bench.platform.environments import make_env
 
 # Rows decoded at once when episodes are read in sequence (``episodes``, ``transitions``).
 READ_BYTES = 64 << 20
-_RESERVED_COLUMNS = {"episode_id", "obs_start", "step_start", "length", "return", "terminated", "truncated"}
 
 
 def decoded_bytes(manifest: dict[str, Any]) -> int:
@@ -75,7 +74,7 @@ class LazyDataset:
         self.obs_starts = episodes.column("obs_start").to_numpy().astype(np.int64)
         self.step_starts = episodes.column("step_start").to_numpy().astype(np.int64)
         self._attrs = {name: episodes.column(name).to_numpy(zero_copy_only=False)
-                       for name in episodes.column_names if name not in _RESERVED_COLUMNS}
+                       for name in episodes.column_names if name not in EPISODE_COLUMNS}
         # Bytes of one step row and one observation row over all arrays: how big a range of episodes is.
         self._row_bytes = {"steps": 0, "observations": 0}
         for described in manifest["arrays"].values():

@@ -72,6 +72,17 @@ class Publisher:
         self.check_publishable(target)
         report(f"reading {Path(path).name}")
         source = read_source(Path(path), format, source_options, self.settings.import_limits)
+        try:
+            return self._publish_source(source, target, Path(path), env_id, env_kwargs, description, license,
+                                        allow_nonfinite, progress, tags, private)
+        finally:
+            if source.scratch is not None:
+                shutil.rmtree(source.scratch, ignore_errors=True)
+
+    def _publish_source(self, source: SourceData, target: DatasetId, path: Path, env_id: str | None,
+                        env_kwargs: dict[str, Any] | None, description: str | None, license: str | None,
+                        allow_nonfinite: bool, progress: Callable[[str], None] | None, tags: list[str] | None,
+                        private: bool | None) -> str:
         env = tie_to_catalogue(source.env)
         if env_id:
             env = resolve_environment(env_id, env_kwargs)
@@ -88,7 +99,7 @@ class Publisher:
             description=description or source.description,
             license=license,
             env=env,
-            provenance=provenance_of(source, Path(path)),
+            provenance=provenance_of(source, path),
             allow_nonfinite=allow_nonfinite,
             progress=progress,
             tags=sorted(set(tags or []) | set(source.tags)),

@@ -41,8 +41,11 @@ MAX_DECODED_BYTES = 8 << 30
 MAX_FRAME_PIXELS = 4096 * 4096
 
 
-def decode_mp4(source: Path | bytes, size: tuple[int, int] | None = None, max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray:
-    """Every frame of a video as uint8 (N, H, W, 3), cropped to ``size`` (height, width) when given.
+def decode_mp4(source: Path | bytes, size: tuple[int, int] | None = None, max_bytes: int = MAX_DECODED_BYTES,
+               start: int = 0, count: int | None = None) -> np.ndarray:
+    """Every frame of a video as uint8 (N, H, W, 3), cropped to ``size`` (height, width) when given; or only
+    frames ``start`` to ``start + count`` (counted at the stream's frame rate from its first frame), reached by
+    seeking to the keyframe before them, so that a clip of a long video costs the clip, not the video.
 
     The bytes are demuxed as mp4 and nothing else, from memory: FFmpeg left to probe a file could
     take it for a playlist (HLS, concat) and open the other files or URLs it names, and an mp4's own
@@ -51,16 +54,28 @@ def decode_mp4(source: Path | bytes, size: tuple[int, int] | None = None, max_by
     import av
 
     name = "video" if isinstance(source, (bytes, bytearray)) else Path(source).name
-    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    # A file is read through a Python file object, as bytes are: never by FFmpeg's own file protocol.
+    handle = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     frames, decoded = [], 0
     try:
-        with av.open(io.BytesIO(data), format="mp4", options={"enable_drefs": "0"}) as container:
+        with handle, av.open(handle, format="mp4", options={"enable_drefs": "0"}) as container:
             stream = container.streams.video[0]
             declared = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
             if declared > MAX_FRAME_PIXELS:
                 raise InvalidInput(f"{name}: frames of {stream.codec_context.width}x{stream.codec_context.height} "
                                    f"pixels are larger than {MAX_FRAME_PIXELS} pixels")
+            rate = stream.average_rate or stream.guessed_rate
+            first_pts = stream.start_time or 0
+            if start > 0 and rate and stream.time_base:
+                container.seek(first_pts + int(start / rate / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
+                if start > 0 or count is not None:
+                    index = (int(round((frame.pts - first_pts) * stream.time_base * rate)) if frame.pts is not None
+                             and rate else start + len(frames))
+                    if index < start:
+                        continue
+                    if count is not None and index >= start + count:
+                        break
                 if frame.width * frame.height > MAX_FRAME_PIXELS:
                     raise InvalidInput(f"{name}: frames of {frame.width}x{frame.height} pixels are larger than "
                                        f"{MAX_FRAME_PIXELS} pixels")

@@ -123,7 +123,7 @@ class Run:
     def narrow_dataset(self, paths: list[str]) -> None:
         """A version opened on demand becomes the in-memory Dataset of the arrays in ``paths`` (and the steps'
         actions, rewards and ends): the same rows, so the run is the one it would be on the whole version."""
-        if not getattr(self.dataset, "lazy", False):
+        if not self.dataset.lazy:
             return
         needed = self.dataset.array_bytes(sorted(set(paths) | {"actions", "rewards", "terminations", "truncations"}))
         if needed > self.load_max_bytes:

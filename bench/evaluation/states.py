@@ -107,7 +107,7 @@ class StateRun(Run):
             controller = controller_for(self.config, env_name)
         # Residual RL (ch. 5-6): the policy's actions are residuals around the controller's.
         self.residual = ResidualComposition(controller, self.env.action_space) if controller is not None else None
-        if getattr(self.dataset, "lazy", False):
+        if self.dataset.lazy:
             self.narrow_dataset(self._arrays_read())
         self._build_offline_buffer(algorithm_spec)
         goal_dim = 0 if self.offline.goal is None else self.offline.goal.shape[1]

@@ -272,7 +272,7 @@ def write(dataset, out: Path) -> list[str]:
     notes: list[str] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    parts = dataset.parts() if getattr(dataset, "lazy", False) else [dataset.data]
+    parts = dataset.parts() if dataset.lazy else [dataset.data]
     with h5py.File(tmp, "w") as handle:
         for part in parts:
             # Step i of episode e has observation row i + e; its next observation is the row after.

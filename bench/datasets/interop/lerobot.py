@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -104,35 +106,44 @@ def read(path: Path, robot: str | None = None, task: str | None = None, lab: str
         text_column = "task" if "task" in tasks_table.column_names else "__index_level_0__"
         if text_column in tasks_table.column_names:
             tasks_text = dict(zip(tasks_table.column("task_index").to_pylist(), tasks_table.column(text_column).to_pylist()))
-    decoded: dict[Path, np.ndarray] = {}
+    # Each episode's clip is decoded alone (seeking in the camera's file) and re-encoded to a file of its own in
+    # a scratch directory, removed when the import ends: one episode's frames in memory at a time.
+    scratch = Path(tempfile.mkdtemp(prefix="bench-lerobot-"))
     episodes = []
-    for meta in sorted(episodes_meta, key=lambda m: m["episode_index"]):
-        index = meta["episode_index"]
-        rows = np.flatnonzero(episode_of == index)
-        where = f"episode {index}"
-        if len(rows) != meta["length"]:
-            raise InvalidInput(f"{where}: meta says {meta['length']} frames, data has {len(rows)}")
-        videos = {}
-        for camera in cameras:
-            video_path = inside(path, _fill_template(info.get("video_path"), video_key=camera,
-                                                     chunk_index=meta[f"videos/{camera}/chunk_index"],
-                                                     file_index=meta[f"videos/{camera}/file_index"]), INFO)
-            if not video_path.is_file():
-                raise InvalidInput(f"{where}: video {video_path.relative_to(path)} is missing")
-            if video_path not in decoded:
-                decoded[video_path] = decode_mp4(video_path)
-            first = int(round(meta[f"videos/{camera}/from_timestamp"] * fps))
-            clip = decoded[video_path][first:first + len(rows)]
-            if len(clip) != len(rows):
-                raise InvalidInput(f"{where}: {video_path.name} has {len(clip)} frames for the episode's {len(rows)}")
-            videos[camera.removeprefix("observation.images.")] = encode_mp4(clip, fps)
-        episode_tasks = meta.get("tasks") or []
-        episodes.append(RobotEpisode(
-            state=state[rows], actions=actions[rows], timestamps=timestamps[rows], videos=videos,
-            success=parse_success(success[rows[-1]], where) if success is not None else None,
-            task=episode_tasks[0] if episode_tasks else tasks_text.get(0), source=f"episode {index}"))
-    ignored = sorted(set(features) - {"observation.state", "action", "timestamp", "frame_index", "episode_index",
-                                      "index", "task_index", "next.success", *cameras})
-    return to_source(episodes, source_format="lerobot", robot=robot or info.get("robot_type"), lab=lab, task=task,
-                     fps=fps, clock=f"LeRobot frames at {fps:g} fps", originals=original_files(path),
-                     notes=[f"LeRobot features not carried: {', '.join(ignored)}"] if ignored else [])
+    try:
+        for meta in sorted(episodes_meta, key=lambda m: m["episode_index"]):
+            index = meta["episode_index"]
+            rows = np.flatnonzero(episode_of == index)
+            where = f"episode {index}"
+            if len(rows) != meta["length"]:
+                raise InvalidInput(f"{where}: meta says {meta['length']} frames, data has {len(rows)}")
+            videos = {}
+            for camera in cameras:
+                video_path = inside(path, _fill_template(info.get("video_path"), video_key=camera,
+                                                         chunk_index=meta[f"videos/{camera}/chunk_index"],
+                                                         file_index=meta[f"videos/{camera}/file_index"]), INFO)
+                if not video_path.is_file():
+                    raise InvalidInput(f"{where}: video {video_path.relative_to(path)} is missing")
+                first = int(round(meta[f"videos/{camera}/from_timestamp"] * fps))
+                clip = decode_mp4(video_path, start=first, count=len(rows))
+                if len(clip) != len(rows):
+                    raise InvalidInput(f"{where}: {video_path.name} has {len(clip)} frames for the episode's {len(rows)}")
+                name = camera.removeprefix("observation.images.")
+                spooled = scratch / f"{len(episodes)}-{len(videos)}.mp4"
+                spooled.write_bytes(encode_mp4(clip, fps))
+                videos[name] = spooled
+            episode_tasks = meta.get("tasks") or []
+            episodes.append(RobotEpisode(
+                state=state[rows], actions=actions[rows], timestamps=timestamps[rows], videos=videos,
+                success=parse_success(success[rows[-1]], where) if success is not None else None,
+                task=episode_tasks[0] if episode_tasks else tasks_text.get(0), source=f"episode {index}"))
+        ignored = sorted(set(features) - {"observation.state", "action", "timestamp", "frame_index", "episode_index",
+                                          "index", "task_index", "next.success", *cameras})
+        source = to_source(episodes, source_format="lerobot", robot=robot or info.get("robot_type"), lab=lab, task=task,
+                           fps=fps, clock=f"LeRobot frames at {fps:g} fps", originals=original_files(path),
+                           notes=[f"LeRobot features not carried: {', '.join(ignored)}"] if ignored else [])
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    source.scratch = scratch
+    return source

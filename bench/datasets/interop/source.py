@@ -29,3 +29,5 @@ class SourceData:
     media: dict[str, bytes | Path] = field(default_factory=dict)
     originals: dict[str, Path] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    # Files the importer made for this import only (e.g. re-encoded video clips); removed when the import ends.
+    scratch: Path | None = None

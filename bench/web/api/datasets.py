@@ -8,6 +8,7 @@ Dataset ids contain slashes, so routes that act on a dataset put their verb afte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from bench.datasets.cards import dataset_card
 from bench.datasets.format import MANIFEST, file_sha256
 from bench.datasets.ids import DatasetId
 from bench.datasets.registry import VersionInfo
-from bench.errors import InvalidInput, NotFound
+from bench.errors import IntegrityError, InvalidInput, NotFound
 from bench.platform.accounts import Principal
 from bench.web.api.services import Services, fast_json, principal, services
 from bench.web.api.streaming import file_response, tar_size, tar_stream
@@ -65,7 +66,20 @@ def search(svc: ServicesDep, caller: CallerDep,
 
 
 def _manifest(svc: Services, info: VersionInfo) -> dict[str, Any]:
-    return json.loads(svc.registry.storage.read_bytes(f"{info.storage_path}/{MANIFEST}"))
+    return _stored_manifest(svc, info)[0]
+
+
+def _stored_manifest(svc: Services, info: VersionInfo) -> tuple[dict[str, Any], int]:
+    """The version's manifest and its size in bytes, checked against the registry's sha256 and kept by that sha256
+    (immutable): a download of a version of N files asks for it N times."""
+    def load() -> tuple[dict[str, Any], int]:
+        raw = svc.registry.storage.read_bytes(f"{info.storage_path}/{MANIFEST}")
+        if hashlib.sha256(raw).hexdigest() != info.manifest_sha256:
+            raise IntegrityError(f"{info.id} {MANIFEST}: sha256 differs from the registry's record; the stored "
+                                 "version was changed")
+        return json.loads(raw), len(raw)
+
+    return svc.episodes.get(("manifest", info.manifest_sha256), load, lambda loaded: 4 * loaded[1])
 
 
 def _file_list(manifest: dict[str, Any], manifest_size: int, manifest_sha256: str) -> list[dict[str, Any]]:
@@ -89,8 +103,8 @@ def manifest(dataset_id: str, svc: ServicesDep, caller: CallerDep) -> dict[str, 
 @router.get("/{dataset_id:path}/-/files", summary="The version's files with sizes and sha256 (manifest last)")
 def files(dataset_id: str, svc: ServicesDep, caller: CallerDep) -> list[dict[str, Any]]:
     info = readable(svc, caller, dataset_id)
-    size = svc.registry.storage.sizes(info.storage_path).get(MANIFEST, 0)
-    return _file_list(_manifest(svc, info), size, info.manifest_sha256)
+    manifest, size = _stored_manifest(svc, info)
+    return _file_list(manifest, size, info.manifest_sha256)
 
 
 @router.get("/{dataset_id:path}/-/files/{name:path}", summary="One file of the version (HTTP Range supported)",
@@ -98,10 +112,12 @@ def files(dataset_id: str, svc: ServicesDep, caller: CallerDep) -> list[dict[str
 def file(dataset_id: str, name: str, svc: ServicesDep, caller: CallerDep,
          range: Annotated[str | None, Header()] = None) -> StreamingResponse:
     info = readable(svc, caller, dataset_id)
-    listed = {entry["name"]: entry for entry in files(dataset_id, svc, caller)}
-    if name not in listed:  # only names the manifest lists: nothing from the request reaches a path
+    manifest, size = _stored_manifest(svc, info)
+    # Only names the manifest lists: nothing from the request reaches a path. Looked up, not listed: a version
+    # of many files is downloaded one request per file.
+    entry = {"size": size, "sha256": info.manifest_sha256} if name == MANIFEST else manifest["files"].get(name)
+    if not isinstance(entry, dict):
         raise NotFound(f"{info.id} has no file {name!r}")
-    entry = listed[name]
     storage, path = svc.registry.storage, f"{info.storage_path}/{name}"
     return file_response(lambda: storage.open(path), entry["size"], entry["sha256"], range, Path(name).name)
 
