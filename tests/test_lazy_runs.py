@@ -52,12 +52,46 @@ def test_a_run_on_a_version_read_on_demand_equals_the_in_memory_run(tmp_path, al
         narrow.close()
 
 
-def test_a_run_whose_arrays_do_not_fit_is_refused_in_one_line(tmp_path):
-    registry, dataset_id = registry_with_camera(tmp_path, "tiny", 1000)
+def test_a_run_whose_arrays_do_not_fit_streams_them_deterministically_and_resumes(tmp_path):
+    """load_max_bytes below even the states: the offline rows stream through the chunk sampler; a seed's run is
+    repeatable, another seed's differs, and a run interrupted and resumed ends where the uninterrupted one does."""
+    from bench.evaluation.sweeps import spec_for_resume
+
+    registry, dataset_id = registry_with_camera(tmp_path, "tiny", 4000)
+    budget = Budget(offline_steps=120, online_steps=20, eval_every=60, eval_episodes=1, log_every=20)
     try:
         store = RunStore(registry.engine)
-        specs = plan_sweep(registry, store, "iql", dataset_id, [0], BUDGET, SMALL)
+
+        def sweep(seed, progress=None):
+            specs = plan_sweep(registry, store, "iql", dataset_id, [seed], budget, SMALL)
+            (outcome,) = execute_sweep(specs, registry.settings, store, progress=progress)
+            return specs[0], outcome
+
+        _, first = sweep(0)
+        assert first.status == "completed", first.error
+        assert sweep(0)[1].results["offline"] == first.results["offline"]
+        assert sweep(1)[1].results["offline"] != first.results["offline"]
+
+        def interrupt_at_100(run_id, phase, step, total):  # progress is reported every 50 steps
+            if phase == "offline" and step == 100:
+                raise KeyboardInterrupt
+
+        spec, interrupted = sweep(0, interrupt_at_100)
+        assert interrupted.status == "interrupted"
+        (resumed,) = execute_sweep([spec_for_resume(store, spec.run_id)], registry.settings, store, resume=True)
+        assert resumed.status == "completed"
+        assert resumed.results["offline"] == first.results["offline"] and resumed.results["online"] == first.results["online"]
+    finally:
+        registry.close()
+
+
+def test_a_streamed_run_refuses_what_a_stream_cannot_serve_in_one_line(tmp_path):
+    registry, dataset_id = registry_with_camera(tmp_path, "tiny", 4000)
+    try:
+        store = RunStore(registry.engine)
+        specs = plan_sweep(registry, store, "bc-10%", dataset_id, [0], BUDGET, SMALL)
         (outcome,) = execute_sweep(specs, registry.settings, store)
-        assert "the arrays this run reads decode to" in outcome.error and "BENCH_LOAD_MAX_BYTES" in outcome.error
+        assert "a streamed run cannot have a subset of episodes" in outcome.error
+        assert "BENCH_LOAD_MAX_BYTES" in outcome.error and "\n" not in outcome.error
     finally:
         registry.close()

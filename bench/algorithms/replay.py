@@ -204,6 +204,10 @@ class Replay:
                        for f in ("obs", "action", "reward", "next_obs", "done", "demo")))
 
     def _sample_from(self, buffer: TransitionBuffer, n: int) -> Batch:
+        if getattr(buffer, "streamed", False):  # offline rows streamed from a version too large to load
+            batch = buffer.draw(n)
+            batch.reward = self._transformed(batch.reward)
+            return batch
         idx = random_rows(0, buffer.size, n, self.generator, self.device)
         state = buffer.state.index_select(0, idx)
         next_state = buffer.next_state.index_select(0, idx)
@@ -214,10 +218,14 @@ class Replay:
             goal = self.goal_normalizer(goal) if self.goal_normalizer is not None else goal
             state = torch.cat([state, goal], dim=1)
             next_state = torch.cat([next_state, goal], dim=1)
-        if self.reward_scale != 1.0 or self.reward_shift != 0.0:
-            reward = reward * self.reward_scale + self.reward_shift
+        reward = self._transformed(reward)
         demo = torch.full((n,), 1.0 if buffer is self.offline else 0.0, device=self.device)
         return Batch(state, buffer.action.index_select(0, idx), reward, next_state, done, demo)
+
+    def _transformed(self, reward: torch.Tensor) -> torch.Tensor:
+        if self.reward_scale != 1.0 or self.reward_shift != 0.0:
+            return reward * self.reward_scale + self.reward_shift
+        return reward
 
     def _relabel(self, buffer: TransitionBuffer, idx: torch.Tensor, reward: torch.Tensor,
                  done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -193,10 +193,11 @@ class LazyDataset:
                 start, filled = index + 1, 0
         return out
 
-    def parts(self, part_bytes: int | None = None) -> Iterator[Trajectories]:
-        """The whole version as consecutive parts of about ``part_bytes``: how exports and samplers stream it."""
+    def parts(self, part_bytes: int | None = None, paths: list[str] | None = None) -> Iterator[Trajectories]:
+        """The whole version (or its arrays in ``paths``) as consecutive parts of about ``part_bytes``: how exports,
+        imports of bench copies and statistics passes stream it."""
         for start, stop in self.ranges(part_bytes):
-            yield self.episode_range(start, stop)
+            yield self.episode_range(start, stop, paths)
 
     def episode(self, index: int) -> Episode:
         if not -self.num_episodes <= index < self.num_episodes:

@@ -9,11 +9,14 @@ renamed to ``OUT``: a download is either complete and verified, or not there.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
+import tarfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 import httpx
@@ -23,6 +26,7 @@ from bench.errors import (BenchError, Conflict, Forbidden, IntegrityError, Inval
                           RateLimited, Unauthorized)
 
 RETRIES = 5
+TAR_ABOVE_FILES = 64  # a fresh download of a version with more files than this comes as one tar stream
 ERRORS = {400: InvalidInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
           416: InvalidInput, 422: InvalidInput, 429: RateLimited}
 
@@ -99,6 +103,10 @@ class RemoteRegistry:
             file_url, params = f"{base}/episodes/files", {"start": start, "stop": stop}
         partial = out.with_name(out.name + ".partial")
         total, done = sum(f["size"] for f in files), 0
+        if episodes is None and not partial.exists() and len(files) > TAR_ABOVE_FILES:
+            # Many files (a large version's chunks): one tar stream instead of a request per file. Whatever it
+            # does not bring whole (a broken connection) the loop below fetches file by file.
+            self._fetch_tar(f"{base}/download", partial, files, lambda n: report("downloading", n, total))
         for entry in files:
             target = partial / entry["name"]
             if partial.resolve() not in target.resolve().parents:
@@ -123,12 +131,44 @@ class RemoteRegistry:
         os.rename(partial, out)
         return info
 
+    def _fetch_tar(self, url: str, partial: Path, files: list[dict[str, Any]], report: Callable[[int], None]) -> None:
+        """The version's files from its tar stream into ``partial``: every member must be a file the version lists,
+        of the listed size, and lands only at that name (sha256 checked afterwards, file by file)."""
+        listed = {entry["name"]: entry for entry in files}
+        done = 0
+        try:
+            with self.http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    checked(response)
+                with tarfile.open(fileobj=io.BufferedReader(_Chunks(response.iter_bytes(1 << 20))), mode="r|") as archive:
+                    for member in archive:
+                        name = member.name.partition("/")[2]
+                        entry = listed.get(name)
+                        if not member.isfile() or entry is None or member.size != entry["size"]:
+                            raise IntegrityError(f"the server's archive holds {member.name[:100]!r}, which the "
+                                                 "version does not list")
+                        target = partial / name
+                        if partial.resolve() not in target.resolve().parents:
+                            raise IntegrityError(f"the server listed a file outside the version: {name!r}")
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with archive.extractfile(member) as source, open(target, "wb") as handle:
+                            shutil.copyfileobj(source, handle, 1 << 20)
+                        done += member.size
+                        report(done)
+        except (httpx.TransportError, tarfile.ReadError):
+            pass  # what arrived is kept; the file-by-file loop fetches the rest
+
     def _fetch(self, url: str, params: dict[str, Any], target: Path, have: int, size: int,
                report: Callable[[int], None]) -> None:
         for attempt in range(RETRIES):
             headers = {"Range": f"bytes={have}-"} if have else {}
             try:
                 with self.http.stream("GET", url, params=params, headers=headers) as response:
+                    if response.status_code == 429 and attempt + 1 < RETRIES:  # the server's rate limit: wait
+                        response.read()
+                        time.sleep(min(60.0, float(response.headers.get("Retry-After", "1"))))
+                        continue
                     if response.status_code >= 400:
                         response.read()
                         checked(response)
@@ -147,6 +187,26 @@ class RemoteRegistry:
                                      "run the same command again to resume") from None
                 time.sleep(0.5 * 2 ** attempt)
                 have = target.stat().st_size if target.exists() else 0
+
+
+class _Chunks(io.RawIOBase):
+    """An iterator of byte strings as a readable file (what tarfile's stream mode reads)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self.chunks, self.left = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.left:
+            self.left = next(self.chunks, None)
+            if self.left is None:
+                self.left = b""
+                return 0
+        n = min(len(buffer), len(self.left))
+        buffer[:n], self.left = self.left[:n], self.left[n:]
+        return n
 
 
 def checked(response: httpx.Response) -> httpx.Response:

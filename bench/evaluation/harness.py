@@ -78,6 +78,9 @@ class FixedGoal:
         pass
 
 
+STEP_ARRAYS = {"actions", "rewards", "terminations", "truncations"}
+
+
 class Run:
     """What every kind of run shares: records, phases bookkeeping, evaluation points, checkpoints, ``execute``."""
 
@@ -120,13 +123,17 @@ class Run:
         self.load_max_bytes = settings.load_max_bytes
         return lazy
 
+    def arrays_fit(self, paths: list[str]) -> bool:
+        """Whether the arrays in ``paths`` (and the steps') of a version opened on demand fit BENCH_LOAD_MAX_BYTES."""
+        return self.dataset.array_bytes(sorted(set(paths) | STEP_ARRAYS)) <= self.load_max_bytes
+
     def narrow_dataset(self, paths: list[str]) -> None:
         """A version opened on demand becomes the in-memory Dataset of the arrays in ``paths`` (and the steps'
         actions, rewards and ends): the same rows, so the run is the one it would be on the whole version."""
         if not self.dataset.lazy:
             return
-        needed = self.dataset.array_bytes(sorted(set(paths) | {"actions", "rewards", "terminations", "truncations"}))
-        if needed > self.load_max_bytes:
+        if not self.arrays_fit(paths):
+            needed = self.dataset.array_bytes(sorted(set(paths) | STEP_ARRAYS))
             raise InvalidInput(
                 f"{self.dataset.id}: the arrays this run reads decode to {needed / 2**30:.1f} GiB, more than "
                 f"BENCH_LOAD_MAX_BYTES ({self.load_max_bytes / 2**30:.1f} GiB); raise it if the machine has the memory")

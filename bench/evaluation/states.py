@@ -27,6 +27,7 @@ from bench.evaluation.harness import ActionScaler, FixedGoal, LossAverager, Phas
 from bench.evaluation.layouts import ObservationLayout, evaluation_seed, observation_at, success_of
 from bench.evaluation.specs import ProgressCallback, RunSpec
 from bench.evaluation.store import Recorder
+from bench.evaluation.streamed import StreamedOffline, state_statistics
 from bench.errors import InvalidInput
 from bench.platform.settings import Settings
 
@@ -107,12 +108,19 @@ class StateRun(Run):
             controller = controller_for(self.config, env_name)
         # Residual RL (ch. 5-6): the policy's actions are residuals around the controller's.
         self.residual = ResidualComposition(controller, self.env.action_space) if controller is not None else None
-        if self.dataset.lazy:
-            self.narrow_dataset(self._arrays_read())
-        self._build_offline_buffer(algorithm_spec)
+        # A version too large to load: the arrays the run reads are loaded alone, or, when even they do not
+        # fit, streamed (bench.evaluation.streamed).
+        self.streamed = self.dataset.lazy and not self.arrays_fit(self._arrays_read())
+        if self.streamed:
+            self._build_streamed_offline(algorithm_spec)
+        else:
+            if self.dataset.lazy:
+                self.narrow_dataset(self._arrays_read())
+            self._build_offline_buffer(algorithm_spec)
         goal_dim = 0 if self.offline.goal is None else self.offline.goal.shape[1]
+        action_dim = self.offline.action_dim if self.streamed else self.offline.action.shape[1]
         self.algorithm = self.place(build_algorithm(spec.algorithm, self.config, self.state_mean.shape[0] + goal_dim,
-                                                    self.offline.action.shape[1]))
+                                                    action_dim))
         if self.residual is not None:
             self.algorithm.start_near_zero()  # learning starts from the controller (ch. 5.3)
         self.learns_online = self.algorithm.learns_online and spec.online_steps > 0
@@ -120,7 +128,7 @@ class StateRun(Run):
                                               if self.learns_online else 0)
         if self.config.compile == "on" or (self.config.compile == "auto" and total_updates >= COMPILE_AUTO_UPDATES):
             self.algorithm.compile_losses()
-        self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], self.offline.action.shape[1],
+        self.online = (TransitionBuffer(spec.online_steps, self.state_mean.shape[0], action_dim,
                                         goal_dim, self.device) if self.learns_online else None)
         self.replay = Replay(self.offline, self.online, self.config.replay_batch()[1], self.relabel,
                              self.layout.goal_reward(self.env), self.goal_normalizer, self.reward_scale,
@@ -144,6 +152,49 @@ class StateRun(Run):
         if self.config.demonstration_start_share() > 0 and "infos/sim_state" in arrays:
             paths.append("infos/sim_state")
         return paths
+
+    def _build_streamed_offline(self, algorithm_spec) -> None:
+        """The offline data as a chunk-shuffled stream (bench.evaluation.streamed), for a plain state run."""
+        version, paths, c = self.dataset, self._arrays_read(), self.config
+        returns = version.episode_table.column("return").to_numpy().astype(np.float64)
+        unsupported = [why for why, applies in (
+            ("goals", self.layout.goal_conditioned), ("a controller", self.residual is not None),
+            ("resets to demonstration states", c.demonstration_start_share() > 0),
+            ("a subset of episodes", algorithm_spec.algorithm_class.select_episodes(c, returns) is not None)) if applies]
+        if unsupported:
+            raise InvalidInput(
+                f"{version.id}: the arrays this run reads decode to {version.array_bytes(paths) / 2**30:.1f} GiB, more "
+                f"than BENCH_LOAD_MAX_BYTES ({self.load_max_bytes / 2**30:.1f} GiB), and a streamed run cannot have "
+                f"{' or '.join(unsupported)}; raise BENCH_LOAD_MAX_BYTES if the machine has the memory")
+
+        def state_of(observations):
+            return self.layout.state(observations, batched=True)
+
+        width = version.episode_range(0, 1, paths)
+        pixels = self.layout.pixel_columns(width.observations)
+        if c.normalize_observations:
+            mean, std = state_statistics(version, paths, state_of, max(1, self.load_max_bytes // 16))
+            self.state_mean, self.state_std = mean.astype(np.float32), (std + 1e-3).astype(np.float32)
+        else:
+            self.state_mean = np.zeros(len(pixels), np.float32)
+            self.state_std = np.ones(len(pixels), np.float32)
+        self.state_mean[pixels], self.state_std[pixels] = 0.0, 255.0
+        self.offline = StreamedOffline(version, paths, state_of, self.normalize, self.actions.to_unit, self.device,
+                                       self.spec.seed, self.load_max_bytes)
+        self.relabel, self.goal_normalizer = RelabelShares(), None
+        self._set_reward_transform(returns)
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"offline_stream": self.offline.state_dict()} if self.streamed else {}
+
+    def restore_extras(self, state: dict[str, Any]) -> None:
+        if self.streamed and state.get("offline_stream") is not None:
+            self.offline.load_state_dict(state["offline_stream"])
+
+    def close(self) -> None:
+        super().close()
+        if self.streamed:
+            self.offline.close()
 
     def _build_offline_buffer(self, algorithm_spec) -> None:
         data, layout = self.dataset.data, self.layout
@@ -188,9 +239,14 @@ class StateRun(Run):
         elif layout.goal_mode == "observation":
             self.goal_normalizer = GoalNormalizer(torch.as_tensor(self.state_mean, device=self.device),
                                                   torch.as_tensor(self.state_std, device=self.device))
+        self._set_reward_transform(kept_returns)
+
+    def _set_reward_transform(self, returns: np.ndarray) -> None:
+        """reward_scale and reward_shift from the config and the returns of the episodes trained on."""
+        c = self.config
         self.reward_scale, self.reward_shift = 1.0, 0.0
-        if c.reward_transform == "returns" and len(kept_returns) > 1 and np.ptp(kept_returns) > 0:
-            self.reward_scale = float(1000.0 / np.ptp(kept_returns))
+        if c.reward_transform == "returns" and len(returns) > 1 and np.ptp(returns) > 0:
+            self.reward_scale = float(1000.0 / np.ptp(returns))
         elif c.reward_transform == "minus_one":
             self.reward_shift = -1.0
         self.reward_scale, self.reward_shift = self.reward_scale * c.reward_scale, self.reward_shift * c.reward_scale
