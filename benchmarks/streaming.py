@@ -85,7 +85,10 @@ CHILD = textwrap.dedent("""
     with open("/proc/self/statm") as f:
         virtual = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (virtual + budget, virtual + budget))
-    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def rss(field="VmHWM"):  # this process's peak (VmHWM) or current (VmRSS) resident memory; ru_maxrss would
+        # carry the parent's peak across fork and exec
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
     out = {"address_space_limit_bytes": virtual + budget, "rss_before_bytes": rss()}
     settings = Settings.load(home=home, database_url=f"sqlite:///{home}/bench.db", storage_url=home + "/datasets",
                              import_part_bytes=budget // 10, load_max_bytes=budget // 4)
