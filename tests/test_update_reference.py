@@ -62,8 +62,24 @@ def assert_same(module: nn.Module, reference: nn.Module) -> None:
         torch.testing.assert_close(ours.detach(), theirs.detach(), atol=2e-5, rtol=1e-4, msg=name)
 
 
-def twin(critic) -> tuple[nn.Sequential, nn.Sequential]:
-    return member_mlp(critic.net, 0), member_mlp(critic.net, 1)
+class PlainTwin:
+    """Bench's twin critic as two plain MLPs, each with its own target copy."""
+
+    def __init__(self, critic):
+        self.q1, self.q2 = member_mlp(critic.net, 0), member_mlp(critic.net, 1)
+        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [*self.q1.parameters(), *self.q2.parameters()]
+
+    def soft_update(self, tau: float) -> None:
+        soft_update(self.q1_target, self.q1, tau)
+        soft_update(self.q2_target, self.q2, tau)
+
+    def assert_matches(self, algo) -> None:
+        for member, (q, q_target) in enumerate([(self.q1, self.q1_target), (self.q2, self.q2_target)]):
+            assert_member_equal(algo.critic.net, member, q)
+            assert_member_equal(algo.target_critic.net, member, q_target)
 
 
 def q_of(net: nn.Sequential, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -113,12 +129,12 @@ def test_bc_equals_plain_mse_regression():
 def test_iql_equals_plain_implementation(compiled):
     algo = build("iql", compiled=compiled)
     c = algo.config
-    q1, q2 = twin(algo.critic)
-    q1_target, q2_target = copy.deepcopy(q1), copy.deepcopy(q2)
+    critics = PlainTwin(algo.critic)
+    q1, q2, q1_target, q2_target = critics.q1, critics.q2, critics.q1_target, critics.q2_target
     value = copy.deepcopy(algo.value.net)
     policy, log_std = copy.deepcopy(algo.policy.net), nn.Parameter(algo.policy.log_std.detach().clone())
     opt_v = torch.optim.Adam(value.parameters(), lr=c.learning_rate)
-    opt_q = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=c.learning_rate)
+    opt_q = torch.optim.Adam(critics.parameters(), lr=c.learning_rate)
     opt_pi = torch.optim.Adam([*policy.parameters(), log_std], lr=c.learning_rate)
 
     for batch in batches():
@@ -138,25 +154,22 @@ def test_iql_equals_plain_implementation(compiled):
         step(opt_v, value_loss)
         step(opt_q, critic_loss)
         step(opt_pi, policy_loss)
-        soft_update(q1_target, q1, c.polyak)
-        soft_update(q2_target, q2, c.polyak)
+        critics.soft_update(c.polyak)
 
     assert_same(algo.value.net, value)
     assert_same(algo.policy.net, policy)
     torch.testing.assert_close(algo.policy.log_std.detach(), log_std.detach(), atol=2e-5, rtol=1e-4)
-    for member, (q, q_target) in enumerate([(q1, q1_target), (q2, q2_target)]):
-        assert_member_equal(algo.critic.net, member, q)
-        assert_member_equal(algo.target_critic.net, member, q_target)
+    critics.assert_matches(algo)
 
 
 # -- AWAC -------------------------------------------------------------------------------------------
 def test_awac_equals_plain_implementation():
     algo = build("awac")
     c = algo.config
-    q1, q2 = twin(algo.critic)
-    q1_target, q2_target = copy.deepcopy(q1), copy.deepcopy(q2)
+    critics = PlainTwin(algo.critic)
+    q1, q2, q1_target, q2_target = critics.q1, critics.q2, critics.q1_target, critics.q2_target
     policy, log_std = copy.deepcopy(algo.policy.net), nn.Parameter(algo.policy.log_std.detach().clone())
-    opt_q = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=c.critic_learning_rate)
+    opt_q = torch.optim.Adam(critics.parameters(), lr=c.critic_learning_rate)
     opt_pi = torch.optim.Adam([*policy.parameters(), log_std], lr=c.actor_learning_rate)
 
     def sample(obs):  # the policy's stochastic action, clipped to the action box
@@ -180,13 +193,10 @@ def test_awac_equals_plain_implementation():
         policy_loss = -(weight * gaussian_log_prob(torch.tanh(policy(batch.obs)), log_std, batch.action)).mean()
         step(opt_q, critic_loss)
         step(opt_pi, policy_loss)
-        soft_update(q1_target, q1, c.polyak)
-        soft_update(q2_target, q2, c.polyak)
+        critics.soft_update(c.polyak)
 
     assert_same(algo.policy.net, policy)
-    for member, (q, q_target) in enumerate([(q1, q1_target), (q2, q2_target)]):
-        assert_member_equal(algo.critic.net, member, q)
-        assert_member_equal(algo.target_critic.net, member, q_target)
+    critics.assert_matches(algo)
 
 
 # -- CQL --------------------------------------------------------------------------------------------
@@ -194,12 +204,12 @@ def test_awac_equals_plain_implementation():
 def test_cql_equals_plain_implementation(lagrange):
     algo = build("cql", lagrange=lagrange, hidden_dims=HIDDEN)
     c, n = algo.config, algo.config.num_sampled_actions
-    q1, q2 = twin(algo.critic)
-    q1_target, q2_target = copy.deepcopy(q1), copy.deepcopy(q2)
+    critics = PlainTwin(algo.critic)
+    q1, q2, q1_target, q2_target = critics.q1, critics.q2, critics.q1_target, critics.q2_target
     policy = copy.deepcopy(algo.policy.net)
     log_alpha, log_alpha_prime = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
     opt_pi = torch.optim.Adam(policy.parameters(), lr=c.actor_learning_rate)
-    opt_q = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=c.critic_learning_rate)
+    opt_q = torch.optim.Adam(critics.parameters(), lr=c.critic_learning_rate)
     opt_alpha = torch.optim.Adam([log_alpha], lr=c.alpha_learning_rate)
     opt_alpha_prime = torch.optim.Adam([log_alpha_prime], lr=c.critic_learning_rate)
 
@@ -250,12 +260,9 @@ def test_cql_equals_plain_implementation(lagrange):
         step(opt_pi, policy_loss)
         step(opt_alpha, alpha_loss)
         step(opt_q, critic_loss)
-        soft_update(q1_target, q1, c.polyak)
-        soft_update(q2_target, q2, c.polyak)
+        critics.soft_update(c.polyak)
 
     assert_same(algo.policy.net, policy)
     torch.testing.assert_close(algo.log_alpha.detach(), log_alpha.detach(), atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(algo.log_alpha_prime.detach(), log_alpha_prime.detach(), atol=2e-5, rtol=1e-4)
-    for member, (q, q_target) in enumerate([(q1, q1_target), (q2, q2_target)]):
-        assert_member_equal(algo.critic.net, member, q)
-        assert_member_equal(algo.target_critic.net, member, q_target)
+    critics.assert_matches(algo)
