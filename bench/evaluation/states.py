@@ -170,8 +170,7 @@ class StateRun(Run):
         def state_of(observations):
             return self.layout.state(observations, batched=True)
 
-        width = version.episode_range(0, 1, paths)
-        pixels = self.layout.pixel_columns(width.observations)
+        pixels = self.layout.pixel_columns(version.episode_range(0, 1, paths).observations)
         if c.normalize_observations:
             mean, std = state_statistics(version, paths, state_of, max(1, self.load_max_bytes // 16))
             self.state_mean, self.state_std = mean.astype(np.float32), (std + 1e-3).astype(np.float32)
