@@ -98,3 +98,21 @@ def test_exports_of_a_lazy_version_equal_the_in_memory_exports(local_registry, r
             for key in ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts", "infos/per_obs"):
                 np.testing.assert_array_equal(a[key][...], b[key][...])
     assert content_sha256(read_source(whole_out).trajectories) == content_sha256(read_source(lazy_out).trajectories)
+
+
+def test_a_card_reads_the_episode_table_and_a_logs_timestamps_only(tmp_path):
+    """A version larger than the load limit still gets its card (a robot log's durations from its timestamps)."""
+    from bench.datasets.cards import dataset_card
+    from bench.testing.data import write_robot_folder
+
+    home = tmp_path / "home"
+    registry = Registry.open(Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
+                                           storage_url=str(home / "datasets"), load_max_bytes=100))
+    try:
+        write_robot_folder(tmp_path / "session", lengths=(6, 8))
+        info = registry.import_path(tmp_path / "session", "lab/wipe")
+        assert registry.load(info.id).lazy
+        card = dataset_card(registry, info.id)
+        assert "## Robot log" in card and "- duration: 1.2 s in all" in card
+    finally:
+        registry.close()

@@ -22,12 +22,13 @@ def _histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]
             for i, c in enumerate(counts)]
 
 
-def _robot_lines(robot: dict[str, Any], table, dataset) -> list[str]:
-    """Who recorded what, for how long, with which cameras, and how the episodes are labelled."""
-    timestamps = dataset.data.infos.get("timestamp")
+def _robot_lines(robot: dict[str, Any], table, timed) -> list[str]:
+    """Who recorded what, for how long, with which cameras, and how the episodes are labelled (``timed``: the log's
+    timestamps in memory, or None)."""
+    timestamps = timed.data.infos.get("timestamp") if timed is not None else None
     durations = []
     if timestamps is not None:
-        for start, length in zip(dataset.data.obs_starts, dataset.data.lengths):
+        for start, length in zip(timed.data.obs_starts, timed.data.lengths):
             durations.append(float(timestamps[start + length] - timestamps[start]))
     cameras = robot.get("cameras") or {}
     lines = [f"- robot: {robot.get('robot') or 'not stated'}; lab: {robot.get('lab') or 'not stated'}; "
@@ -51,8 +52,7 @@ def _robot_lines(robot: dict[str, Any], table, dataset) -> list[str]:
 def dataset_card(registry, dataset_id: str) -> str:
     info = registry.show(dataset_id)
     manifest = registry.manifest(info.id)
-    dataset = registry.load(info.id)
-    table = dataset.episode_table
+    table = registry.episode_table(info.id)  # a card reads the episode table, never the arrays
     returns = table.column("return").to_numpy()
     lengths = table.column("length").to_numpy()
     provenance: dict[str, Any] = manifest.get("provenance") or {}
@@ -77,7 +77,10 @@ def dataset_card(registry, dataset_id: str) -> str:
         lines.append(f"| packages | {', '.join(f'{k} {v}' for k, v in env.get('packages', {}).items())} |")
     robot = (provenance.get("source_metadata") or {}).get("robot")
     if robot:  # a real-robot log: rewards are zeros, so what describes it is time, cameras and labels
-        lines += ["", "## Robot log", "", *_robot_lines(robot, table, dataset)]
+        # Only the timestamps of a log are read (a version read on demand, narrowed to them), not its camera arrays.
+        timestamps = (registry.load(info.id, in_memory=False).load(["infos/timestamp"])
+                      if "infos/timestamp" in manifest["arrays"] else None)
+        lines += ["", "## Robot log", "", *_robot_lines(robot, table, timestamps)]
     else:
         lines += ["", "## Returns and lengths", "", f"- return: {_stats(returns)}", f"- length: {_stats(lengths)}"]
     if "success" in table.column_names:
