@@ -95,3 +95,16 @@ def test_a_streamed_run_refuses_what_a_stream_cannot_serve_in_one_line(tmp_path)
         assert "BENCH_LOAD_MAX_BYTES" in outcome.error and "\n" not in outcome.error
     finally:
         registry.close()
+
+
+@pytest.mark.parametrize("load_max_bytes", [200_000, 4000], ids=["narrowed", "streamed"])
+def test_seeds_batched_together_share_a_version_read_on_demand(tmp_path, load_max_bytes):
+    registry, dataset_id = registry_with_camera(tmp_path, "group", load_max_bytes)
+    try:
+        store = RunStore(registry.engine)
+        budget = Budget(offline_steps=40, online_steps=0, eval_every=40, eval_episodes=1)
+        specs = plan_sweep(registry, store, "iql", dataset_id, [0, 1], budget, SMALL, batch_seeds=True)
+        outcomes = execute_sweep(specs, registry.settings, store)
+        assert [o.status for o in outcomes] == ["completed", "completed"], [o.error for o in outcomes]
+    finally:
+        registry.close()

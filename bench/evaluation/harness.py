@@ -105,6 +105,7 @@ class Run:
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         self._clock = time.perf_counter()  # the start of the time being charged to the current phase
+        self.load_max_bytes = settings.load_max_bytes  # what of a version may be held in memory
         self.dataset = dataset if dataset is not None else self.open_dataset(settings)
 
     # Whether this kind of run can train from the arrays it reads of a version too large to load whole
@@ -120,7 +121,6 @@ class Run:
         if lazy.decoded_bytes <= settings.load_max_bytes or not self.reads_part_of_a_version:
             return load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
                                        spec.manifest_sha256)
-        self.load_max_bytes = settings.load_max_bytes
         return lazy
 
     def arrays_fit(self, paths: list[str]) -> bool:
