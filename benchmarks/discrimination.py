@@ -38,7 +38,6 @@ from bench.evaluation.store import RunStore  # noqa: E402
 from bench.evaluation.sweeps import Budget, plan_sweep  # noqa: E402
 from bench.leaderboards.statistics import bootstrap_mean  # noqa: E402
 from bench.leaderboards.suites import shipped_suites  # noqa: E402
-from bench.platform.settings import Settings  # noqa: E402
 
 ALGORITHMS = scores.ALGORITHMS
 EPISODES = {"ogbench/cube-single/play": 40}  # recipe -> episodes where the default is beyond a CPU session
@@ -116,11 +115,7 @@ def main() -> None:
     parser.add_argument("--executor", default="process")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the completed runs")
     args = parser.parse_args()
-    home = Path(args.home)
-    settings = Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
-                             storage_url=str(home / "datasets"))
-    registry = Registry.open(settings)
-    store = RunStore(registry.engine)
+    settings, registry, store = scores.open_home(Path(args.home))
     metrics = datasets_of(args.suites.split(","))
     if args.datasets:
         chosen = args.datasets.split(",")

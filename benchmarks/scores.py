@@ -49,6 +49,13 @@ BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
 BOARD_BEGIN, BOARD_END = "<!-- leaderboard:begin -->", "<!-- leaderboard:end -->"
 
 
+def open_home(home: Path) -> tuple[Settings, Registry, RunStore]:
+    """The benchmark's own bench home (SQLite and local files under ``home``): settings, registry and run store."""
+    settings = Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}", storage_url=str(home / "datasets"))
+    registry = Registry.open(settings)
+    return settings, registry, RunStore(registry.engine)
+
+
 def ensure_datasets(registry: Registry) -> dict[str, str]:
     ids = {}
     for recipe, episodes in DATASETS.items():
@@ -151,11 +158,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/results.md alone")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the completed runs")
     args = parser.parse_args()
-    home = Path(args.home)
-    settings = Settings.load(home=home, database_url=f"sqlite:///{home / 'bench.db'}",
-                             storage_url=str(home / "datasets"))
-    registry = Registry.open(settings)
-    store = RunStore(registry.engine)
+    settings, registry, store = open_home(Path(args.home))
     ids = ensure_datasets(registry)
     budget = Budget(args.offline_steps, args.online_steps, args.eval_every, args.eval_episodes, log_every=1000)
     started = time.perf_counter()
