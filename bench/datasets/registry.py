@@ -33,8 +33,7 @@ from bench.datasets.publishing import (Publisher, apply_dataset_settings, check_
 from bench.datasets.remote import RemoteRegistry
 from bench.datasets.storage import Storage
 from bench.datasets.lazy import LazyDataset, decoded_bytes
-from bench.datasets.stored import (load_stored_version, open_lazy_version, read_stored_episode, read_stored_episodes,
-                                  stored_version_dir)
+from bench.datasets.stored import load_stored_version, open_lazy_version, stored_version_dir
 from bench.datasets.trajectories import Trajectories
 from bench.errors import BenchError, Conflict, IntegrityError, InvalidInput, NotFound, did_you_mean
 from bench.platform import db
@@ -331,8 +330,9 @@ class Registry:
         if (target / MANIFEST).is_file():
             os.utime(target)  # recently used: evicted last
             return target
-        data, manifest = read_stored_episodes(self.storage, self.settings.cache_dir, info.storage_path,
-                                              info.manifest_sha256, start, stop)
+        version = open_lazy_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
+                                    info.manifest_sha256)
+        data, manifest = version.episode_range(start, stop), version.manifest
         partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             write_version(partial, data, {
@@ -414,7 +414,8 @@ class Registry:
         info = self.show(dataset_id)
         if not 0 <= index < (info.episodes or 0):
             raise NotFound(f"{info.id} has episodes 0 to {(info.episodes or 0) - 1}, not {index}")
-        return read_stored_episode(self.storage, self.settings.cache_dir, info.storage_path, info.manifest_sha256, index)
+        return open_lazy_version(self.storage, self.settings.cache_dir, info.id, info.storage_path,
+                                 info.manifest_sha256).episode(index)
 
     def verify(self, dataset_id: str) -> list[str]:
         """Re-hash every stored file against the manifest; return one line per problem (empty: intact)."""

@@ -15,11 +15,10 @@ from typing import Any, Callable
 
 import pyarrow.parquet as pq
 
-from bench.datasets.dataset import Dataset, Episode
+from bench.datasets.dataset import Dataset
 from bench.datasets.format import EPISODES, MANIFEST, parse_manifest, read_manifest, read_version, verify_files
 from bench.datasets.lazy import LazyDataset
 from bench.datasets.storage import Storage
-from bench.datasets.trajectories import Trajectories
 from bench.errors import IntegrityError
 
 # Partial local copies of remote versions: just the files that single episodes needed.
@@ -83,19 +82,6 @@ def open_lazy_version(storage: Storage, cache_dir: Path, dataset_id: str, storag
     """A published version to read on demand (episodes, ranges, parts), by its storage location alone."""
     directory, ensure, manifest, table = open_stored_parts(storage, cache_dir, storage_path, manifest_sha256)
     return LazyDataset(dataset_id, directory, ensure, manifest, table)
-
-
-def read_stored_episode(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
-                        index: int) -> Episode:
-    """One episode of a published version by its storage location, reading only the chunks it touches."""
-    return open_lazy_version(storage, cache_dir, storage_path, storage_path, manifest_sha256).episode(index)
-
-
-def read_stored_episodes(storage: Storage, cache_dir: Path, storage_path: str, manifest_sha256: str,
-                         start: int, stop: int) -> tuple[Trajectories, dict[str, Any]]:
-    """Episodes ``start:stop`` as trajectories (with spaces and episode attributes), reading only their chunks."""
-    version = open_lazy_version(storage, cache_dir, storage_path, storage_path, manifest_sha256)
-    return version.episode_range(start, stop), version.manifest
 
 
 def load_stored_version(storage: Storage, cache_dir: Path, dataset_id: str, storage_path: str,

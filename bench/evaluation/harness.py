@@ -116,9 +116,9 @@ class Run:
         """The run's dataset in memory; a version larger than BENCH_LOAD_MAX_BYTES stays on demand (a LazyDataset)
         for a kind of run that then loads only the arrays it reads (``narrow_dataset``)."""
         spec = self.spec
-        lazy = open_lazy_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
-                                 spec.manifest_sha256)
-        if lazy.decoded_bytes <= settings.load_max_bytes or not self.reads_part_of_a_version:
+        lazy = (open_lazy_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
+                                  spec.manifest_sha256) if self.reads_part_of_a_version else None)
+        if lazy is None or lazy.decoded_bytes <= settings.load_max_bytes:
             return load_stored_version(self.storage, settings.cache_dir, spec.dataset_id, spec.storage_path,
                                        spec.manifest_sha256)
         return lazy
