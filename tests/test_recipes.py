@@ -205,3 +205,58 @@ def test_pointmaze_normalized_scores_of_reference_policies(local_registry):
     random = collect_episodes(recipe, 4, seed=99, kind="random", evaluate=True)
     assert 90 <= normalized_score(env, np.mean([r.rewards.sum() for r in controller])) <= 110
     assert -5 <= normalized_score(env, np.mean([r.rewards.sum() for r in random])) <= 5
+
+
+def test_single_task_pointmaze_hides_the_goal_and_ends_on_arrival(local_registry):
+    recipe = get_recipe("pointmaze/medium-single/play")
+    env = recipe.env.make()
+    task = env.unwrapped
+    starts = []
+    for seed in range(3):
+        state, info = env.reset(seed=seed)
+        assert state.shape == (4,) and not info["success"]
+        starts.append(state[:2].copy())
+        # The goal is the goal cell's centre, whatever the reset's noise.
+        assert np.allclose(task.goal, task.maze.cell_rowcol_to_xy(np.array(task.goal_cell)))
+    assert not np.allclose(starts[0], starts[1])  # the start is jittered, so evaluation episodes differ
+    assert env.spec.max_episode_steps == 300
+    env.close()
+    calibrate(local_registry, recipe, episodes=3)
+    random, expert, source = local_registry.environments.get("pointmaze/medium-single").reference_pair()
+    assert (random, expert, source) == (0.0, 1.0, "bench")  # the controller always arrives in time, random never
+    controller = collect_episodes(recipe, 2, seed=99, kind="controller", evaluate=True)
+    for record in controller:  # reward 1 on the arriving step only, which ends the episode
+        assert record.terminations[-1] and record.rewards.tolist() == [0.0] * (len(record.rewards) - 1) + [1.0]
+        assert len(record.actions) < 300
+
+
+def test_single_task_data_never_aims_at_the_goal():
+    from bench.datasets.recipes.pointmaze import EVALUATION_CELLS
+
+    start, goal = EVALUATION_CELLS["medium"]
+    env = get_recipe("pointmaze/medium-single/stitch").env.make()
+    maze = env.unwrapped.maze
+    stitch = _data("pointmaze/medium-single/stitch", 40, seed=0)
+    play = _data("pointmaze/medium-single/play", 4, seed=0)
+    for data in (stitch, play):
+        assert data.observations.shape[1] == 4  # no goal in the observation
+        # Reward 1 only where an episode ends on arriving at the goal.
+        assert np.array_equal(data.rewards > 0, data.terminations)
+    for obs_slice, _ in stitch.iter_episode_slices():
+        cells = {tuple(int(v) for v in maze.cell_xy_to_rowcol(p)) for p in stitch.observations[obs_slice, :2]}
+        assert not (start in cells and goal in cells)
+    assert stitch.lengths.max() <= 100 and play.lengths.max() <= 1000
+    # Play starts from random cells, not the evaluation start.
+    first_cells = {tuple(int(v) for v in maze.cell_xy_to_rowcol(stitch.observations[s.start, :2]))
+                   for s, _ in stitch.iter_episode_slices()}
+    assert len(first_cells) > 5
+    env.close()
+
+
+def test_misaimed_expert_misses_and_expert_misaimed_is_a_tenth_expert():
+    misaimed = collect_episodes(get_recipe("metaworld/push/expert-misaimed"), 3, seed=0, kind="misaimed")
+    assert not any(record.attrs["success"] for record in misaimed)
+    data = _data("metaworld/push/expert-misaimed", 20, seed=0)
+    assert list(data.episode_attrs["policy"]) == ["expert"] * 2 + ["misaimed"] * 18
+    # Old recipes are unchanged (their content hashes are published): door-open has no misaimed data.
+    assert "metaworld/door-open/expert-misaimed" not in {recipe.name for recipe in all_recipes()}

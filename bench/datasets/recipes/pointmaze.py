@@ -14,11 +14,24 @@ Evaluation (the environment reference): a fixed start and goal cell per maze mar
 map, continuing_task=True with reset_target=False, so the return counts the steps spent at the
 goal (sparse: reward 1 within 0.45 of it; dense: exp(-distance)), Gymnasium-Robotics' episode
 lengths (umaze 300, medium 600, large 800 steps), as D4RL's maze2d scores it.
+
+Single-task recipes (``pointmaze/<maze>-single/...``, D4RL AntMaze's setting, dissertation ch. 8;
+the environment is ``bench.platform.envs.pointmaze_single``): one start cell and one goal cell,
+the goal not in the observation, reward 1 and the episode's end on arriving within 0.45 of the
+goal's centre, and a time limit of about 1.5 times the controller's path (umaze 180, medium 300,
+large 450 steps), within which the data's wandering, run from the start, arrives in 19% (medium)
+and 5% (large) of episodes (benchmarks/maze_wandering.py). The data never aims at the goal:
+  play      AntMaze "diverse"-style: from a random cell, the controller (+ N(0, 0.1^2)) drives to
+            random cells one after another for up to 1,000 steps (ending early if it happens
+            onto the goal)
+  stitch    OGBench-style segments, as above, in the single-task environment: at most 3 cells /
+            100 steps, never containing both the start and the goal cell
+Cloning either reproduces wandering; a value function can carry the goal's reward back through
+the pieces of paths the data contains.
 """
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from typing import Any, Callable
 
@@ -26,22 +39,18 @@ import gymnasium as gym
 import numpy as np
 
 from bench.datasets.recipes.base import EnvironmentSpec, EpisodeRecord, Recipe, rollout
+from bench.platform.envs.pointmaze_single import EVALUATION_CELLS, GOAL_RADIUS, MAZES
 from bench.platform.environments import import_environment_module
+from bench.platform.envs.pointmaze_single import base_map as _base_map
 
-MAZES = {"umaze": "UMaze", "medium": "Medium", "large": "Large"}
-# Evaluation start and goal cells (row, column): far corners of each maze.
-EVALUATION_CELLS = {"umaze": ((3, 1), (1, 1)), "medium": ((1, 1), (6, 6)), "large": ((1, 1), (7, 10))}
 NAVIGATE_STEPS, STITCH_MAX_STEPS, STITCH_MAX_CELLS = 1000, 100, 3
 NOISE, KP, KD = 0.1, 10.0, 1.0
 DEFAULT_EPISODES = {"navigate": {"umaze": 100, "medium": 200, "large": 300},
-                    "stitch": {"umaze": 1000, "medium": 2000, "large": 3000}}
-
-
-def _base_map(maze: str) -> list[list[Any]]:
-    import_environment_module("gymnasium_robotics")
-    from gymnasium_robotics.envs.maze import maps
-
-    return copy.deepcopy({"umaze": maps.U_MAZE, "medium": maps.MEDIUM_MAZE, "large": maps.LARGE_MAZE}[maze])
+                    "stitch": {"umaze": 1000, "medium": 2000, "large": 3000},
+                    "play": {"umaze": 100, "medium": 200, "large": 300}}
+# The single-task time limits: about 1.5 times the noiseless controller's path from start to goal
+# (measured: 120, 197 and 299 steps), where Gymnasium-Robotics allows 300, 600 and 800.
+SINGLE_TASK_STEPS = {"umaze": 180, "medium": 300, "large": 450}
 
 
 def evaluation_map(maze: str) -> list[list[Any]]:
@@ -92,25 +101,34 @@ def shortest_path(grid: list[list[Any]], start: tuple[int, int], goal: tuple[int
     return path[::-1]
 
 
+def cell_of(maze, position: np.ndarray) -> tuple[int, int]:
+    return tuple(int(v) for v in maze.cell_xy_to_rowcol(position))
+
+
+def waypoint_action(maze, position: np.ndarray, velocity: np.ndarray, goal: np.ndarray, noise: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """PD control toward the next cell centre on the shortest path to ``goal`` (a point), or the goal itself
+    in the goal's cell."""
+    grid = maze.maze_map
+    here, there = cell_of(maze, position), cell_of(maze, goal)
+    path = shortest_path(grid, here, there) if grid[here[0]][here[1]] != 1 else [there]
+    waypoint = goal if len(path) <= 1 else maze.cell_rowcol_to_xy(np.array(path[1]))
+    action = KP * (waypoint - position) - KD * velocity
+    if noise:
+        action = action + rng.normal(0.0, noise, 2)
+    return np.clip(action, -1.0, 1.0)
+
+
 class WaypointController:
-    """PD control toward the next cell centre on the shortest path to the observation's goal."""
+    """The waypoint controller aimed at the observation's goal (goal-conditioned PointMaze)."""
 
     def __init__(self, env: gym.Env, noise: float):
         self.maze = env.unwrapped.maze
-        self.grid = self.maze.maze_map
         self.noise = noise
 
     def __call__(self, observation: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-        position, velocity = observation["achieved_goal"], observation["observation"][2:4]
-        goal = observation["desired_goal"]
-        here = tuple(int(v) for v in self.maze.cell_xy_to_rowcol(position))
-        there = tuple(int(v) for v in self.maze.cell_xy_to_rowcol(goal))
-        path = shortest_path(self.grid, here, there) if self.grid[here[0]][here[1]] != 1 else [there]
-        waypoint = goal if len(path) <= 1 else self.maze.cell_rowcol_to_xy(np.array(path[1]))
-        action = KP * (waypoint - position) - KD * velocity
-        if self.noise:
-            action = action + rng.normal(0.0, self.noise, 2)
-        return np.clip(action, -1.0, 1.0)
+        return waypoint_action(self.maze, observation["achieved_goal"], observation["observation"][2:4],
+                               observation["desired_goal"], self.noise, rng)
 
 
 def make_policy(kind: str, env: gym.Env):
@@ -118,6 +136,89 @@ def make_policy(kind: str, env: gym.Env):
     if kind == "random":
         return lambda observation, rng: rng.uniform(-1.0, 1.0, 2)
     return WaypointController(env, noise=NOISE if kind == "navigate" else 0.0)
+
+
+# -- single task --------------------------------------------------------------------------------------
+class Wanderer:
+    """Play data's behaviour (single task): the controller + noise driving to one random cell after another,
+    a new one drawn on entering the current one's cell."""
+
+    def __init__(self, env: gym.Env):
+        self.maze = env.unwrapped.maze
+        self.cells = free_cells(self.maze.maze_map)
+        self.target: tuple[int, int] | None = None
+
+    def __call__(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.target is None or cell_of(self.maze, state[:2]) == self.target:
+            self.target = self.cells[rng.integers(len(self.cells))]
+        aim = self.maze.cell_rowcol_to_xy(np.array(self.target))
+        return waypoint_action(self.maze, state[:2], state[2:4], aim, NOISE, rng)
+
+
+class _CellSegment(gym.Wrapper):
+    """A stitch segment in the single-task environment: it ends (truncated) on arriving within the goal
+    radius of its target cell's centre, and the controller drives there without noise."""
+
+    def __init__(self, env: gym.Env, cell: tuple[int, int]):
+        super().__init__(env)
+        self.aim = env.unwrapped.maze.cell_rowcol_to_xy(np.array(cell))
+
+    def step(self, action):
+        state, reward, terminated, truncated, info = self.env.step(action)
+        arrived = bool(np.linalg.norm(state[:2] - self.aim) <= GOAL_RADIUS)
+        return state, reward, terminated, truncated or arrived, info
+
+    def policy(self, state: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return waypoint_action(self.env.unwrapped.maze, state[:2], state[2:4], self.aim, 0.0, rng)
+
+
+def make_single_task_policy(kind: str, env: gym.Env):
+    """random: uniform actions; play: the wanderer; the reference expert ("controller"): the controller
+    aimed at the task's goal."""
+    if kind == "random":
+        return lambda state, rng: rng.uniform(-1.0, 1.0, 2)
+    if kind == "play":
+        return Wanderer(env)
+    task = env.unwrapped
+    return lambda state, rng: waypoint_action(task.maze, state[:2], state[2:4], task.goal, 0.0, rng)
+
+
+def single_task_environment(maze: str) -> EnvironmentSpec:
+    (start, goal), steps = EVALUATION_CELLS[maze], SINGLE_TASK_STEPS[maze]
+    return EnvironmentSpec(
+        name=f"pointmaze/{maze}-single",
+        gym_id="bench/PointMazeSingleTask-v0",
+        kwargs={"maze": maze, "max_episode_steps": steps},
+        family="pointmaze",
+        packages=("gymnasium-robotics", "mujoco"),
+        description=f"PointMaze {MAZES[maze]} as one task (AntMaze's setting): from cell {start} to cell {goal}, "
+                    f"goal not observed, reward 1 and the end on arrival, {steps} steps",
+    )
+
+
+def _single_task_collection_env(maze: str, kind: str):
+    def make(**render: Any) -> gym.Env:
+        from bench.platform.environments import import_registering_module
+
+        import_registering_module(None)
+        return gym.make("bench/PointMazeSingleTask-v0", maze=maze,
+                        max_episode_steps=NAVIGATE_STEPS if kind == "play" else STITCH_MAX_STEPS, **render)
+
+    return make
+
+
+def _single_task_collector(maze: str):
+    def collect(env: gym.Env, kind: str, reset_seed: int, rng: np.random.Generator,
+                on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
+        if kind == "play":
+            cells = free_cells(_base_map(maze))
+            start = cells[rng.integers(len(cells))]
+            return rollout(env, Wanderer(env), reset_seed, rng, options={"reset_cell": start}, on_step=on_step)
+        start, goal = _stitch_cells(maze, rng)
+        segment = _CellSegment(env, goal)
+        return rollout(segment, segment.policy, reset_seed, rng, options={"reset_cell": start}, on_step=on_step)
+
+    return collect
 
 
 def _collection_env(maze: str, dense: bool, kind: str):
@@ -178,4 +279,24 @@ def recipes() -> list[Recipe]:
                     make_collection_env=_collection_env(maze, dense, kind),
                     collect_episode=_collector(maze),
                 ))
+    for maze in MAZES:
+        env = single_task_environment(maze)
+        for kind, policy in {
+            "play": f"waypoint controller + N(0, {NOISE}^2) wandering from a random cell to random cells, up to "
+                    f"{NAVIGATE_STEPS} steps",
+            "stitch": f"waypoint controller, segments of at most {STITCH_MAX_CELLS} cells / {STITCH_MAX_STEPS} steps "
+                      "from random cells, never containing both the start and the goal cell",
+        }.items():
+            out.append(Recipe(
+                name=f"{env.name}/{kind}",
+                env=env,
+                policy=policy,
+                default_episodes=DEFAULT_EPISODES[kind][maze],
+                make_policy=make_single_task_policy,
+                episode_kind=lambda index, total, kind=kind: kind,
+                description=f"PointMaze {maze} as one task (AntMaze's setting), {kind} data that never aims at the goal",
+                reference_policies={"random": "random", "expert": "controller"},
+                make_collection_env=_single_task_collection_env(maze, kind),
+                collect_episode=_single_task_collector(maze),
+            ))
     return out

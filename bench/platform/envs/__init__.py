@@ -30,6 +30,9 @@ def register_all() -> None:
     # Connector insertion (ch. 6.3); 30 steps, counted by the environment.
     gym.register(id="bench/ConnectorInsertion-v0",
                  entry_point="bench.platform.envs.connector_insertion:ConnectorInsertionEnv")
+    # PointMaze as one task (AntMaze's setting, ch. 8): fixed start and goal, the goal not observed; the time
+    # limit is the task's, given as max_episode_steps in its environment reference.
+    gym.register(id="bench/PointMazeSingleTask-v0", entry_point="bench.platform.envs.pointmaze_single:SingleTaskPointMaze")
     _REGISTERED = True
 
 
