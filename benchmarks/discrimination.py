@@ -1,7 +1,7 @@
 """Which shipped datasets tell BC, AWAC, IQL and CQL apart: per dataset, do the methods' 95% intervals separate? JSON.
 
     .venv/bin/python benchmarks/discrimination.py [--suites families,pointmaze,...] [--datasets A,B] [--seeds 3]
-        [--offline-steps 20000] [--eval-episodes 10] [--home benchmarks/.scores-home] [--report-only]
+        [--offline-steps 20000] [--eval-episodes 10] [--home benchmarks/.scores-home] [--report-only] [--markdown]
 
 The acceptance instrument of issue 24. For every dataset of the chosen shipped suites (default: all of
 them), it runs the four offline methods x ``--seeds`` seeds through the harness (offline only: the
@@ -115,6 +115,26 @@ def report(store: RunStore, run_ids: dict[tuple[str, str], list[str]], metrics: 
     return out
 
 
+def markdown(datasets: dict) -> str:
+    """One row per dataset: each method's metric, mean over seeds [95% interval] (success rates in %), the
+    separated pairs and the ceiling/floor flags."""
+    def cell(stats: dict | None, metric: str) -> str:
+        if stats is None:
+            return "-"
+        scale = 100.0 if metric == "success_rate" else 1.0
+        interval = "" if stats["ci95"] is None else f" [{stats['ci95'][0] * scale:.0f}, {stats['ci95'][1] * scale:.0f}]"
+        return f"{stats['mean'] * scale:.0f}{interval}" + ("" if stats["seeds"] >= 3 else f" (n={stats['seeds']})")
+
+    lines = ["| dataset | metric | BC | AWAC | IQL | CQL | separated | flag |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in datasets.items():
+        metric = row["metric"]
+        flag = "ceiling" if row["ceiling"] else "floor" if row["floor"] else ""
+        lines.append(f"| {name} | {metric.replace('_', ' ').replace('success rate', 'success %')} | "
+                     + " | ".join(cell(row["methods"].get(m), metric) for m in ALGORITHMS)
+                     + f" | {', '.join(row['separated']) or 'none'} | {flag} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", default=",".join(sorted(shipped_suites())))
@@ -125,6 +145,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--executor", default="process")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the completed runs")
+    parser.add_argument("--markdown", action="store_true", help="print the table of docs/results.md, not JSON")
     args = parser.parse_args()
     settings, registry, store = scores.open_home(Path(args.home))
     metrics = datasets_of(args.suites.split(","))
@@ -158,6 +179,9 @@ def main() -> None:
         execute_sweep(specs, settings, store, args.executor)
     datasets = report(store, run_ids, metrics)
     registry.close()
+    if args.markdown:
+        print(markdown(datasets))
+        return
     print(json.dumps({
         "command": "python benchmarks/discrimination.py" + "".join(
             f" --{name.replace('_', '-')} {getattr(args, name)}" for name in ("suites", "datasets", "seeds",

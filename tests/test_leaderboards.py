@@ -15,7 +15,7 @@ from bench.evaluation.store import RunInfo
 
 
 def make_run(run_id, algorithm, dataset, seed, offline, online, metric="normalized_score", config_hash="c0",
-             eval_episodes=10, status="completed"):
+             eval_episodes=10, status="completed", offline_steps=1000):
     def point(value):
         values = {"return": value, "normalized_score": None, "success_rate": None}
         values[metric] = value
@@ -23,7 +23,7 @@ def make_run(run_id, algorithm, dataset, seed, offline, online, metric="normaliz
 
     results = {"offline": point(offline), "online": point(online) if online is not None else None}
     return RunInfo(run_id, "sweep", algorithm, dataset, "sha-" + dataset, None, seed, status, {"lr": 1}, config_hash,
-                   {"eval_episodes": eval_episodes}, "code-1", "host", None, None, None, None, None, results, None, None)
+                   {"eval_episodes": eval_episodes, "offline_steps": offline_steps}, "code-1", "host", None, None, None, None, None, results, None, None)
 
 
 def test_wilson_interval_matches_the_closed_form():
@@ -50,6 +50,15 @@ def test_suite_aggregates_iqm_ignores_outlying_runs():
     assert result["iqm"]["value"] == pytest.approx(50.0)
     assert result["mean"]["value"] > 100.0  # the mean is pulled by the one outlier, the IQM is not
     assert result["profile"]["fraction"][0] == 1.0 and len(result["profile"]["tau"]) == 11
+
+
+def test_runs_of_one_config_at_different_budgets_are_different_entries():
+    spec = LeaderboardSpec.from_dict({"name": "s", "datasets": ["a/x"], "min_seeds": 2})
+    runs = [make_run(f"r{seed}", "iql", "a/x-v1", seed, 10.0 + seed, None) for seed in range(2)]
+    runs += [make_run(f"s{seed}", "iql", "a/x-v1", seed, 80.0 + seed, None, offline_steps=20_000) for seed in range(2)]
+    entries = compute_leaderboard(spec, runs)["datasets"][0]["entries"]
+    assert sorted((e["budget"]["offline_steps"], e["n"]) for e in entries) == [(1000, 2), (20_000, 2)]
+    assert entries[0]["offline"]["mean"] == 80.5  # never the mean of both budgets' seeds
 
 
 def test_shipped_suites_load_and_specs_are_validated():

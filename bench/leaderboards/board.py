@@ -1,6 +1,7 @@
 """Compute a leaderboard from completed runs: per dataset and algorithm, then across the suite.
 
-An *entry* is one algorithm with one config on one dataset version: the completed seeds of it,
+An *entry* is one algorithm with one config and one budget (offline and online steps, evaluation
+episodes) on one dataset version: the completed seeds of it,
 their mean and 95% bootstrap interval per phase, the pooled success rate with its Wilson
 interval, and links to everything that made the numbers (run ids, config, code versions, the
 dataset's content hash). Entries with fewer seeds than the suite asks for are marked, not hidden.
@@ -44,6 +45,15 @@ def _point(run: RunInfo, phase: str, point: str) -> dict[str, Any] | None:
     return summary.get(point) if summary else None
 
 
+BUDGET_FIELDS = ("offline_steps", "online_steps", "eval_episodes")
+
+
+def budget_of(run: RunInfo) -> tuple[int, ...]:
+    """What a run was given to train and be scored with: runs of one config at different budgets are not
+    seeds of one experiment."""
+    return tuple(int((run.plan or {}).get(field) or 0) for field in BUDGET_FIELDS)
+
+
 def _entry(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
     runs = sorted(runs, key=lambda r: (r.seed, r.id))
     first = runs[0]
@@ -53,6 +63,7 @@ def _entry(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
         "algorithm": first.algorithm,
         "config_hash": first.config_hash,
         "config": first.config,
+        "budget": dict(zip(BUDGET_FIELDS, budget_of(first))),
         "code_versions": sorted({r.code_version for r in runs if r.code_version}),
         "owners": sorted({r.owner for r in runs if getattr(r, "owner", None)}),
         "runs": [r.id for r in runs],
@@ -82,12 +93,12 @@ def _headline_value(entry: dict[str, Any], spec: LeaderboardSpec) -> float:
 
 
 def compute_leaderboard(spec: LeaderboardSpec, runs: list[RunInfo]) -> dict[str, Any]:
-    groups: dict[tuple[str, str, str, str], list[RunInfo]] = defaultdict(list)
+    groups: dict[tuple[Any, ...], list[RunInfo]] = defaultdict(list)
     for run in runs:
         dataset = _dataset_of(run.dataset_id, spec)
         if dataset is None or run.status != "completed" or not run.results:
             continue
-        groups[(dataset, run.dataset_id, run.algorithm, run.config_hash)].append(run)
+        groups[(dataset, run.dataset_id, run.algorithm, run.config_hash, budget_of(run))].append(run)
     per_dataset: dict[str, list[dict[str, Any]]] = {dataset: [] for dataset in spec.datasets}
     for (dataset, *_), members in groups.items():
         per_dataset[dataset].append(_entry(spec, members))
