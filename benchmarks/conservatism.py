@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scores  # noqa: E402
+from discrimination import overrides_for  # noqa: E402
 
 from bench.evaluation.states import StateRun  # noqa: E402
 from bench.evaluation.sweeps import Budget, spec_of  # noqa: E402
@@ -75,7 +76,7 @@ def main() -> None:
         dataset_id = registry.show(dataset).id
         rows = {}
         for algorithm in CRITICS:
-            done = scores.completed_runs(store, algorithm, dataset_id, scores.BUDGET_OVERRIDES[algorithm], budget,
+            done = scores.completed_runs(store, algorithm, dataset_id, overrides_for(algorithm, dataset), budget,
                                          args.seeds)
             per_seed = []
             for seed, run_id in sorted(done.items()):
