@@ -100,6 +100,18 @@ def test_an_episode_without_a_seed_is_drawn_from_its_joint_positions_where_the_o
             np.testing.assert_array_equal(scene.frame(row), live[row])
 
 
+def test_a_single_task_maze_episode_is_drawn_from_its_positions():
+    # Its data starts at random cells, so a reset from the seed does not replay it; the state (x, y, vx, vy)
+    # is the point's joint positions and velocities.
+    recipe = get_recipe("pointmaze/medium-single/stitch")
+    episode, live = random_rollout_with_frames(recipe, seed=5, steps=20)
+    episode.attrs.pop("seed")
+    with episode_scene(recipe.env.reference(), episode) as scene:
+        assert scene.method == "positions"
+        for row in [len(episode), 0, 7]:
+            np.testing.assert_array_equal(scene.frame(row), live[row])
+
+
 def test_a_runner_imported_without_seeds_integrates_the_position_its_observation_leaves_out():
     recipe = get_recipe("mujoco/hopper/random")
     episode, live = random_rollout_with_frames(recipe, seed=5, steps=30)

@@ -90,6 +90,15 @@ class SingleTaskPointMaze(gym.Env):
         state, at_goal = self._observe(observation)
         return state, float(at_goal), at_goal and self.end_on_arrival, False, {"success": at_goal}
 
+    @property
+    def model(self):
+        """The MuJoCo model and data: previews turn the model's shadows off, episode views draw from the data."""
+        return self.inner.model
+
+    @property
+    def data(self):
+        return self.inner.data
+
     def render(self):
         return self.inner.render()
 
