@@ -148,7 +148,7 @@ def leaderboard_markdown(store: RunStore, budget: Budget) -> str:
         "description": "Meta-World drawer opening (mixed), PointMaze U-maze stitching (goal-conditioned), Fetch "
                        "push demos, OGBench cube play: success rate offline, then online."}, source="shipped")
     # This benchmark's runs only: the same datasets are trained at other budgets by other benchmarks.
-    ours = (budget.offline_steps, budget.online_steps, budget.eval_episodes)
+    ours = (budget.offline_steps, budget.online_steps, budget.eval_every, budget.eval_episodes)
     runs = [run for run in store.for_datasets(list(spec.datasets)) if budget_of(run) == ours]
     board = compute_leaderboard(spec, runs)
     return ("Regenerate with `python benchmarks/scores.py` (the same runs as the table above).\n\n" + to_markdown(board).replace("### ", "#### ", 1))

@@ -58,6 +58,7 @@ def test_runs_of_one_config_at_different_budgets_are_different_entries():
     runs += [make_run(f"s{seed}", "iql", "a/x-v1", seed, 80.0 + seed, None, offline_steps=20_000) for seed in range(2)]
     entries = compute_leaderboard(spec, runs)["datasets"][0]["entries"]
     assert sorted((e["budget"]["offline_steps"], e["n"]) for e in entries) == [(1000, 2), (20_000, 2)]
+    assert entries[0]["budget"] == {"offline_steps": 20_000, "online_steps": 0, "eval_every": 0, "eval_episodes": 10}
     assert entries[0]["offline"]["mean"] == 80.5  # never the mean of both budgets' seeds
 
 

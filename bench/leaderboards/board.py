@@ -1,8 +1,7 @@
 """Compute a leaderboard from completed runs: per dataset and algorithm, then across the suite.
 
-An *entry* is one algorithm with one config and one budget (offline and online steps, evaluation
-episodes) on one dataset version: the completed seeds of it,
-their mean and 95% bootstrap interval per phase, the pooled success rate with its Wilson
+An *entry* is one algorithm with one config and one budget (offline and online steps, how often
+and on how many episodes it is evaluated) on one dataset version: the completed seeds of it, their mean and 95% bootstrap interval per phase, the pooled success rate with its Wilson
 interval, and links to everything that made the numbers (run ids, config, code versions, the
 dataset's content hash). Entries with fewer seeds than the suite asks for are marked, not hidden.
 
@@ -45,7 +44,7 @@ def _point(run: RunInfo, phase: str, point: str) -> dict[str, Any] | None:
     return summary.get(point) if summary else None
 
 
-BUDGET_FIELDS = ("offline_steps", "online_steps", "eval_episodes")
+BUDGET_FIELDS = ("offline_steps", "online_steps", "eval_every", "eval_episodes")
 
 
 def budget_of(run: RunInfo) -> tuple[int, ...]:
