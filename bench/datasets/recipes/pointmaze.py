@@ -261,6 +261,23 @@ def _collector(maze: str):
     return collect
 
 
+def _maze_recipe(env: EnvironmentSpec, maze: str, kind: str, policy: str, description: str, make_policy,
+                 make_collection_env, collect_episode) -> Recipe:
+    """A maze recipe: one kind of data for one environment, scored against random actions and the controller."""
+    return Recipe(
+        name=f"{env.name}/{kind}",
+        env=env,
+        policy=policy,
+        default_episodes=DEFAULT_EPISODES[kind][maze],
+        make_policy=make_policy,
+        episode_kind=lambda index, total: kind,
+        description=description,
+        reference_policies={"random": "random", "expert": "controller"},
+        make_collection_env=make_collection_env,
+        collect_episode=collect_episode,
+    )
+
+
 def recipes() -> list[Recipe]:
     out = []
     for maze in MAZES:
@@ -271,36 +288,19 @@ def recipes() -> list[Recipe]:
                 "stitch": f"waypoint controller, segments of at most {STITCH_MAX_CELLS} cells / {STITCH_MAX_STEPS} steps "
                           "that never contain both the evaluation start and goal",
             }.items():
-                out.append(Recipe(
-                    name=f"{env.name}/{kind}",
-                    env=env,
-                    policy=policy,
-                    default_episodes=DEFAULT_EPISODES[kind][maze],
-                    make_policy=make_policy,
-                    episode_kind=lambda index, total, kind=kind: kind,
-                    description=f"PointMaze {maze} {kind} data, {'dense' if dense else 'sparse'} reward",
-                    reference_policies={"random": "random", "expert": "controller"},
-                    make_collection_env=_collection_env(maze, dense, kind),
-                    collect_episode=_collector(maze),
-                ))
+                out.append(_maze_recipe(
+                    env, maze, kind, policy, f"PointMaze {maze} {kind} data, {'dense' if dense else 'sparse'} reward",
+                    make_policy, _collection_env(maze, dense, kind), _collector(maze)))
     for maze in MAZES:
         env = single_task_environment(maze)
         for kind, policy in {
-            "play": f"waypoint controller + N(0, {NOISE}^2) wandering from a random cell to random cells, up to "
-                    f"{NAVIGATE_STEPS} steps",
+            "play": f"waypoint controller + N(0, {NOISE}^2) wandering from a random cell to random cells, "
+                    f"{NAVIGATE_STEPS}-step episodes",
             "stitch": f"waypoint controller, segments of at most {STITCH_MAX_CELLS} cells / {STITCH_MAX_STEPS} steps "
                       "from random cells, never containing both the start and the goal cell",
         }.items():
-            out.append(Recipe(
-                name=f"{env.name}/{kind}",
-                env=env,
-                policy=policy,
-                default_episodes=DEFAULT_EPISODES[kind][maze],
-                make_policy=make_single_task_policy,
-                episode_kind=lambda index, total, kind=kind: kind,
-                description=f"PointMaze {maze} as one task (AntMaze's setting), {kind} data that never aims at the goal",
-                reference_policies={"random": "random", "expert": "controller"},
-                make_collection_env=_single_task_collection_env(maze, kind),
-                collect_episode=_single_task_collector(maze),
-            ))
+            out.append(_maze_recipe(
+                env, maze, kind, policy,
+                f"PointMaze {maze} as one task (AntMaze's setting), {kind} data that never aims at the goal",
+                make_single_task_policy, _single_task_collection_env(maze, kind), _single_task_collector(maze)))
     return out
