@@ -62,13 +62,7 @@ def overrides_for(algorithm: str, dataset: str) -> dict[str, str]:
 # Fetch, OGBench, locomotion) are measured too, but not held to separating the methods.
 HEADLINE = ("families", "pointmaze", "sawyer", "sawyer-success")
 # Datasets of headline suites kept although they do not separate the methods at the measured budget, and why.
-KEPT_ON_PURPOSE = {
-    "pointmaze/medium-single/stitch": (
-        "the OGBench-style form of the stitching question (segments of at most 3 cells that never join start and "
-        "goal); at 20k updates only IQL ever reaches the goal (100, 0, 40, 0, 0% over five seeds) and the "
-        "interval over seeds still touches 0, so IQL > BC is suggested, not shown; it stays so that the ranking "
-        "can appear as budgets grow"),
-}
+KEPT_ON_PURPOSE: dict[str, str] = {}
 
 
 def datasets_of(suites: list[str]) -> dict[str, str]:
