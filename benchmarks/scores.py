@@ -32,6 +32,7 @@ from bench.evaluation.store import RunStore, summarize
 from bench.platform.settings import Settings
 from bench.evaluation.executors import execute_sweep
 from bench.evaluation.sweeps import Budget, plan_sweep
+from bench.leaderboards.board import BUDGET_FIELDS, budget_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {  # recipe -> episodes (None: the recipe's default)
@@ -67,16 +68,18 @@ def ensure_datasets(registry: Registry) -> dict[str, str]:
     return ids
 
 
+def budget_key(budget: Budget) -> tuple[int, ...]:
+    """A budget as the leaderboards compare runs' budgets (``bench.leaderboards.board.budget_of``)."""
+    return tuple(int(getattr(budget, field)) for field in BUDGET_FIELDS)
+
+
 def completed_runs(store: RunStore, algorithm: str, dataset_id: str, overrides: dict, budget: Budget,
                    seeds: int) -> dict[int, str]:
     """seed -> run id of completed runs with this algorithm, dataset, resolved config and budget."""
     expected = config_to_json(make_config(algorithm, domain_of(dataset_id.split("/")[0]), overrides))
     found = {}
     for run in store.list(algorithm=algorithm, dataset=dataset_id, status="completed"):
-        plan = run.plan
-        same_budget = (plan["offline_steps"], plan["online_steps"], plan["eval_every"], plan["eval_episodes"]) == (
-            budget.offline_steps, budget.online_steps, budget.eval_every, budget.eval_episodes)
-        if same_budget and run.config == expected and run.seed < seeds:
+        if budget_of(run) == budget_key(budget) and run.config == expected and run.seed < seeds:
             found.setdefault(run.seed, run.id)
     return found
 
@@ -137,19 +140,17 @@ def write_results(markdown: str, begin: str = BEGIN, end: str = END) -> None:
 def leaderboard_markdown(store: RunStore, budget: Budget) -> str:
     """The four datasets above as a leaderboard suite (the shipped "families" suite until issue 24 replaced
     its datasets with ones that separate the methods), as bench leaderboard show prints it."""
-    from bench.leaderboards.board import budget_of, compute_leaderboard
+    from bench.leaderboards.board import compute_leaderboard
     from bench.leaderboards.render import to_markdown
-    from bench.leaderboards.suites import LeaderboardSpec, shipped_suites
+    from bench.leaderboards.suites import LeaderboardSpec
 
-    families = shipped_suites()["families"]
     spec = LeaderboardSpec.from_dict({
-        "name": "scores", "datasets": list(DATASETS), "metric": families.metric, "phase": families.phase,
-        "min_seeds": families.min_seeds, "title": "The four datasets of benchmarks/scores.py",
+        "name": "scores", "datasets": list(DATASETS), "metric": "success_rate", "phase": "both", "min_seeds": 3,
+        "title": "The four datasets of benchmarks/scores.py",
         "description": "Meta-World drawer opening (mixed), PointMaze U-maze stitching (goal-conditioned), Fetch "
                        "push demos, OGBench cube play: success rate offline, then online."}, source="shipped")
     # This benchmark's runs only: the same datasets are trained at other budgets by other benchmarks.
-    ours = (budget.offline_steps, budget.online_steps, budget.eval_every, budget.eval_episodes)
-    runs = [run for run in store.for_datasets(list(spec.datasets)) if budget_of(run) == ours]
+    runs = [run for run in store.for_datasets(list(spec.datasets)) if budget_of(run) == budget_key(budget)]
     board = compute_leaderboard(spec, runs)
     return ("Regenerate with `python benchmarks/scores.py` (the same runs as the table above).\n\n" + to_markdown(board).replace("### ", "#### ", 1))
 

@@ -1,8 +1,8 @@
 """Compute a leaderboard from completed runs: per dataset and algorithm, then across the suite.
 
 An *entry* is one algorithm with one config and one budget (offline and online steps, how often
-and on how many episodes it is evaluated) on one dataset version: the completed seeds of it, their mean and 95% bootstrap interval per phase, the pooled success rate with its Wilson
-interval, and links to everything that made the numbers (run ids, config, code versions, the
+and on how many episodes it is evaluated) on one dataset version: the completed seeds of it, their
+mean and 95% bootstrap interval per phase, the pooled success rate with its Wilson interval, and links to everything that made the numbers (run ids, config, code versions, the
 dataset's content hash). Entries with fewer seeds than the suite asks for are marked, not hidden.
 
 Across the suite, each algorithm is represented on each dataset by its entry with the most seeds

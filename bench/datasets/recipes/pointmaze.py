@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.datasets.recipes.base import EnvironmentSpec, EpisodeRecord, Recipe, rollout
-from bench.platform.envs.pointmaze_single import EVALUATION_CELLS, GOAL_RADIUS, MAZES
+from bench.platform.envs.pointmaze_single import EVALUATION_CELLS, GOAL_RADIUS, MAZES, evaluation_map
 from bench.platform.environments import import_environment_module
 from bench.platform.envs.pointmaze_single import base_map as _base_map
 
@@ -54,13 +54,6 @@ DEFAULT_EPISODES = {"navigate": {"umaze": 100, "medium": 200, "large": 300},
 # The single-task time limits: about 1.5 times the noiseless controller's path from start to goal
 # (measured: 120, 197 and 299 steps), where Gymnasium-Robotics allows 300, 600 and 800.
 SINGLE_TASK_STEPS = {"umaze": 180, "medium": 300, "large": 450}
-
-
-def evaluation_map(maze: str) -> list[list[Any]]:
-    grid = _base_map(maze)
-    (sr, sc), (gr, gc) = EVALUATION_CELLS[maze]
-    grid[sr][sc], grid[gr][gc] = "r", "g"
-    return grid
 
 
 def _gym_id(maze: str, dense: bool) -> str:
@@ -201,13 +194,10 @@ def single_task_environment(maze: str) -> EnvironmentSpec:
 
 def _single_task_collection_env(maze: str, kind: str):
     def make(**render: Any) -> gym.Env:
-        from bench.platform.environments import import_registering_module
-
-        import_registering_module(None)
         # The data runs through the goal (reward 1 while there) instead of ending at it, as AntMaze's does:
         # ending there would leave only paths into the goal, a sink that cloning follows.
-        return gym.make("bench/PointMazeSingleTask-v0", maze=maze, end_on_arrival=False,
-                        max_episode_steps=NAVIGATE_STEPS if kind == "play" else STITCH_MAX_STEPS, **render)
+        return single_task_environment(maze).make(
+            end_on_arrival=False, max_episode_steps=NAVIGATE_STEPS if kind == "play" else STITCH_MAX_STEPS, **render)
 
     return make
 
@@ -216,9 +206,9 @@ def _single_task_collector(maze: str):
     def collect(env: gym.Env, kind: str, reset_seed: int, rng: np.random.Generator,
                 on_step: Callable[[int], None] | None = None) -> EpisodeRecord:
         if kind == "play":
-            cells = free_cells(_base_map(maze))
-            start = cells[rng.integers(len(cells))]
-            return rollout(env, Wanderer(env), reset_seed, rng, options={"reset_cell": start}, on_step=on_step)
+            wanderer = Wanderer(env)
+            start = wanderer.cells[rng.integers(len(wanderer.cells))]
+            return rollout(env, wanderer, reset_seed, rng, options={"reset_cell": start}, on_step=on_step)
         start, goal = _stitch_cells(maze, rng)
         segment = _CellSegment(env, goal)
         return rollout(segment, segment.policy, reset_seed, rng, options={"reset_cell": start}, on_step=on_step)

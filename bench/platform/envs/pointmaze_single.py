@@ -40,6 +40,14 @@ def base_map(maze: str) -> list[list[Any]]:
     return copy.deepcopy({"umaze": maps.U_MAZE, "medium": maps.MEDIUM_MAZE, "large": maps.LARGE_MAZE}[maze])
 
 
+def evaluation_map(maze: str) -> list[list[Any]]:
+    """The maze's map with its evaluation start ``r`` and goal ``g`` marked (both forms of the task evaluate on it)."""
+    grid = base_map(maze)
+    (sr, sc), (gr, gc) = EVALUATION_CELLS[maze]
+    grid[sr][sc], grid[gr][gc] = "r", "g"
+    return grid
+
+
 class SingleTaskPointMaze(gym.Env):
     """Reach one fixed goal cell from one start cell; observation = (x, y, vx, vy); reward 1 within the goal,
     where the episode ends (unless ``end_on_arrival`` is False)."""
@@ -50,17 +58,12 @@ class SingleTaskPointMaze(gym.Env):
                  **render: Any):
         if maze not in MAZES:
             raise ValueError(f"maze must be one of {', '.join(MAZES)}, not {maze!r}")
-        from bench.platform.environments import import_environment_module
-
-        import_environment_module("gymnasium_robotics")
+        grid = evaluation_map(maze)  # imports gymnasium_robotics without its notices
         from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
         self.maze_name = maze
         self.end_on_arrival = end_on_arrival
         self.start_cell, self.goal_cell = EVALUATION_CELLS[maze]
-        grid = base_map(maze)
-        grid[self.start_cell[0]][self.start_cell[1]] = "r"
-        grid[self.goal_cell[0]][self.goal_cell[1]] = "g"
         self.inner = PointMazeEnv(maze_map=grid, render_mode=render_mode, continuing_task=True, reset_target=False,
                                   **render)
         self.maze = self.inner.maze
